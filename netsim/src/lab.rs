@@ -1,0 +1,286 @@
+//! Building a [`Lab`] from a [`Topology`]: namespaces, switches, cables, addresses and routes.
+//!
+//! Every segment is a bridge in the lab's hidden *fabric* namespace. Every host interface is a
+//! veth pair: `ethN` in the host, its peer (a bridge port) in the fabric. Nothing is created in
+//! the machine's own namespace; dropping the [`Lab`] (or killing its process) frees everything.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use ipnetwork::IpNetwork;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::netns::{Netns, write_sysctl};
+use crate::topology::{Host, Topology};
+
+/// A running lab: one network namespace per host plus the fabric that joins them.
+#[derive(Debug)]
+pub struct Lab {
+    topology: Topology,
+    fabric: Netns,
+    hosts: Vec<Netns>,
+}
+
+/// An error while building a lab, naming the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A system call failed.
+    #[error("{what}")]
+    Io {
+        /// The object and step, e.g. "host h1: create namespace".
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel refused a netlink request.
+    #[error("{what}")]
+    Netlink {
+        /// The object and step.
+        what: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// Attaches "what was being done" to I/O and netlink errors.
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, LabError>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Io {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for Result<T, rtnetlink::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, LabError> {
+        self.map_err(|source| LabError::Netlink {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl Lab {
+    /// Builds the lab. Must run inside a tokio runtime (netlink connections are tasks on it).
+    ///
+    /// On error nothing is left behind: the namespaces made so far are dropped with their links.
+    pub async fn build(topology: Topology) -> Result<Self, LabError> {
+        let fabric = Netns::new().context(|| "fabric: create namespace".into())?;
+        fabric
+            .run(|| -> io::Result<()> {
+                // Switches only forward frames: no IPv6 autoconfiguration noise from their ports.
+                write_sysctl("net/ipv6/conf/all/disable_ipv6", "1")?;
+                write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+            })
+            .and_then(|r| r)
+            .context(|| "fabric: disable IPv6".into())?;
+        let fabric_nl = fabric.netlink().context(|| "fabric: open netlink".into())?;
+        let mut bridges = Vec::new();
+        for segment in &topology.segments {
+            let what = || format!("segment {}: create bridge", segment.name);
+            fabric_nl
+                .link()
+                .add(LinkBridge::new(&segment.name).mtu(segment.mtu).up().build())
+                .execute()
+                .await
+                .context(what)?;
+            bridges.push(link_index(&fabric_nl, &segment.name).await.context(what)?);
+        }
+
+        let mut hosts = Vec::new();
+        for (index, host) in topology.hosts.iter().enumerate() {
+            let netns = Netns::new().context(|| format!("host {}: create namespace", host.name))?;
+            build_host(&topology, host, index, &netns, &fabric_nl, &bridges).await?;
+            hosts.push(netns);
+        }
+        Ok(Self {
+            topology,
+            fabric,
+            hosts,
+        })
+    }
+
+    /// The topology this lab was built from (with every address and route resolved).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.topology.name
+    }
+
+    /// The namespace of host `name`.
+    pub fn host(&self, name: &str) -> Option<&Netns> {
+        let index = self.topology.hosts.iter().position(|h| h.name == name)?;
+        Some(&self.hosts[index])
+    }
+
+    /// Every host with its namespace, in topology order.
+    pub fn hosts(&self) -> impl Iterator<Item = (&Host, &Netns)> {
+        self.topology.hosts.iter().zip(&self.hosts)
+    }
+
+    /// The hidden namespace holding the segments' bridges.
+    pub fn fabric(&self) -> &Netns {
+        &self.fabric
+    }
+
+    /// Bind-mounts every namespace of the lab under `dir` (normally `/run/netns`) as
+    /// `drydock-LAB.HOST` and `drydock-LAB._fabric`, so that it outlives this process and
+    /// `ip netns exec` can enter it. Returns the mount paths; on error none are left.
+    pub fn persist(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let mut made: Vec<PathBuf> = Vec::new();
+        let namespaces = self
+            .hosts()
+            .map(|(h, ns)| (h.name.as_str(), ns))
+            .chain([(FABRIC, &self.fabric)]);
+        for (name, netns) in namespaces {
+            let path = dir.join(persisted_name(self.name(), name));
+            if let Err(e) = netns.persist(&path) {
+                for path in &made {
+                    let _ = Netns::unpersist(path.as_path());
+                }
+                return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+            }
+            made.push(path);
+        }
+        Ok(made)
+    }
+}
+
+/// Name of the fabric namespace among a persisted lab's mounts.
+pub const FABRIC: &str = "_fabric";
+
+/// File name of a persisted lab namespace: `drydock-LAB.HOST`.
+pub fn persisted_name(lab: &str, host: &str) -> String {
+    format!("drydock-{lab}.{host}")
+}
+
+async fn build_host(
+    topology: &Topology,
+    host: &Host,
+    index: usize,
+    netns: &Netns,
+    fabric_nl: &Handle,
+    bridges: &[u32],
+) -> Result<(), LabError> {
+    let name = &host.name;
+    let ipv6 = host.interfaces.iter().any(|i| i.address6.is_some());
+    netns
+        .run(|| -> io::Result<()> {
+            if !ipv6 {
+                // Interfaces made from now on start without IPv6; lo keeps ::1.
+                write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")?;
+            }
+            if host.router {
+                write_sysctl("net/ipv4/ip_forward", "1")?;
+                write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+            }
+            Ok(())
+        })
+        .and_then(|r| r)
+        .context(|| format!("host {name}: sysctls"))?;
+    let nl = netns
+        .netlink()
+        .context(|| format!("host {name}: open netlink"))?;
+    nl.link()
+        .set(LinkUnspec::new_with_name("lo").up().build())
+        .execute()
+        .await
+        .context(|| format!("host {name}: set lo up"))?;
+
+    for iface in &host.interfaces {
+        let segment = &topology.segments[iface.segment];
+        let what = || format!("host {name}: {} on segment {}", iface.name, segment.name);
+        // The fabric side is a bridge port named after the host's position and interface.
+        let port = format!("p{index}-{}", iface.name);
+        let peer = LinkUnspec::new_with_name(&iface.name)
+            .setns_by_fd(netns.as_fd().as_raw_fd())
+            .address(iface.mac.0.to_vec())
+            .mtu(segment.mtu)
+            .build();
+        let veth = LinkVeth::new(&port, &iface.name)
+            .mtu(segment.mtu)
+            .controller(bridges[iface.segment])
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        fabric_nl.link().add(veth).execute().await.context(what)?;
+
+        // (Setting the peer up in the creating request fails with ENOTCONN on 6.18: do it here.)
+        let ifindex = link_index(&nl, &iface.name).await.context(what)?;
+        nl.link()
+            .set(LinkUnspec::new_with_index(ifindex).up().build())
+            .execute()
+            .await
+            .context(what)?;
+        let address = iface.address;
+        nl.address()
+            .add(ifindex, IpAddr::V4(address.ip()), address.prefix())
+            .execute()
+            .await
+            .context(|| format!("host {name}: address {address} on {}", iface.name))?;
+        if let Some(address6) = iface.address6 {
+            let mut request =
+                nl.address()
+                    .add(ifindex, IpAddr::V6(address6.ip()), address6.prefix());
+            // Addresses are unique by construction: skip duplicate address detection's delay.
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            request
+                .execute()
+                .await
+                .context(|| format!("host {name}: address {address6} on {}", iface.name))?;
+        }
+    }
+
+    for route in &host.routes {
+        let what = || format!("host {name}: route to {} via {}", route.to, route.via);
+        let message = match (route.to, route.via) {
+            (IpNetwork::V4(to), IpAddr::V4(via)) => {
+                RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                    .destination_prefix(to.ip(), to.prefix())
+                    .gateway(via)
+                    .build()
+            }
+            (IpNetwork::V6(to), IpAddr::V6(via)) => {
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .destination_prefix(to.ip(), to.prefix())
+                    .gateway(via)
+                    .build()
+            }
+            _ => unreachable!("topology validation keeps route families consistent"),
+        };
+        nl.route().add(message).execute().await.context(what)?;
+    }
+    Ok(())
+}
+
+/// Index of the link named `name`, through `handle`'s namespace.
+pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
+    let link = handle
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await?;
+    link.map(|l| l.header.index)
+        .ok_or_else(|| rtnetlink::Error::RequestFailed)
+}

@@ -1,0 +1,176 @@
+//! Network namespaces owned by file descriptors.
+//!
+//! This is the only module that calls `setns`/`unshare(CLONE_NEWNET)`. A [`Netns`] is an open
+//! nsfs file descriptor: the namespace lives exactly as long as some descriptor (or process) holds
+//! it, so dropping a lab, a panic or SIGKILL lets the kernel destroy everything in it.
+//!
+//! Code runs inside a namespace only on a short-lived std thread that entered it ([`Netns::run`]);
+//! sockets opened there keep their namespace and can be used from anywhere, including async tasks.
+//! No thread ever has to switch back, so no error path can leave a thread in the wrong namespace.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use nix::sched::{CloneFlags, setns, unshare};
+
+/// An anonymous (or opened) network namespace, held alive by an owned file descriptor.
+#[derive(Debug, Clone)]
+pub struct Netns {
+    fd: Arc<OwnedFd>,
+}
+
+impl Netns {
+    /// Creates a new, empty network namespace (only `lo`, down) owned by the returned value.
+    pub fn new() -> io::Result<Self> {
+        std::thread::spawn(|| -> io::Result<Self> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            Self::open("/proc/thread-self/ns/net")
+        })
+        .join()
+        .map_err(|_| io::Error::other("namespace creation thread panicked"))?
+    }
+
+    /// Opens the network namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`, ...).
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::open(path.as_ref())?;
+        Ok(Self::from_fd(file.into()))
+    }
+
+    /// Wraps an already open namespace descriptor (for example one received over a unix socket).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd: Arc::new(fd) }
+    }
+
+    /// The namespace of the calling thread.
+    pub fn current() -> io::Result<Self> {
+        Self::open("/proc/thread-self/ns/net")
+    }
+
+    /// The namespace's inode number: equal inodes mean the same namespace.
+    pub fn inode(&self) -> io::Result<u64> {
+        Ok(File::from(self.fd.try_clone()?).metadata()?.ino())
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace, and returns its result.
+    ///
+    /// Everything `f` opens (sockets, netlink, AF_PACKET, TAP) stays bound to this namespace after
+    /// the thread ends. `f` must not spawn threads that outlive it expecting the namespace.
+    pub fn run<F, R>(&self, f: F) -> io::Result<R>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| -> io::Result<R> {
+                setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+                Ok(f())
+            });
+            match worker.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// An rtnetlink handle whose socket lives in this namespace.
+    ///
+    /// Must be called inside a tokio runtime: the connection task is spawned on it and ends when
+    /// the last clone of the handle is dropped.
+    pub fn netlink(&self) -> io::Result<rtnetlink::Handle> {
+        use netlink_sys::{AsyncSocket, TokioSocket};
+        let socket =
+            self.run(|| netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE))??;
+        // SAFETY: the descriptor was just released by `into_raw_fd`, so it is owned exactly once.
+        let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+        socket.socket_ref().set_ext_ack(true)?;
+        let (connection, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(connection);
+        Ok(handle)
+    }
+
+    /// A command that will run inside this namespace (entered between fork and exec).
+    ///
+    /// When `userns` is given, the child joins that user namespace first: this is how a process
+    /// outside a rootless lab's user namespace runs commands in its hosts.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, userns: Option<&Netns>) -> Command {
+        let mut command = Command::new(program);
+        let net = Arc::clone(&self.fd);
+        let user = userns.map(|u| Arc::clone(&u.fd));
+        // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(user) = &user {
+                    setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(io::Error::from)?;
+                }
+                setns(net.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+            });
+        }
+        command
+    }
+
+    /// Makes the namespace outlive this process by bind-mounting it at `path` (which is created).
+    pub fn persist(&self, path: &Path) -> io::Result<()> {
+        use nix::mount::{MsFlags, mount};
+        File::create(path)?;
+        let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        let result = mount(
+            Some(source.as_str()),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
+        if let Err(errno) = result {
+            let _ = std::fs::remove_file(path);
+            return Err(errno.into());
+        }
+        Ok(())
+    }
+
+    /// Removes a namespace bind mount made by [`Netns::persist`]; the namespace dies with its last
+    /// other reference.
+    pub fn unpersist(path: &Path) -> io::Result<()> {
+        use nix::mount::{MntFlags, umount2};
+        match umount2(path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Index of interface `name` in the calling thread's namespace (call it inside [`Netns::run`]).
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `cname` is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(cname.as_ptr()) } {
+        0 => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named {name:?}"),
+        )),
+        index => Ok(index),
+    }
+}
+
+/// Writes a sysctl of the calling thread's namespace (call it inside [`Netns::run`]); `key` is the
+/// path under `/proc/sys`, e.g. `net/ipv4/ip_forward` (slashes, since interface names hold dots).
+pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    let path = format!("/proc/sys/{key}");
+    std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}

@@ -1,0 +1,438 @@
+//! `drydock lab ...`: build, list, enter, capture and remove labs.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use drydock_netsim::capture::{Capture, Packet, PcapNgSink};
+use drydock_netsim::registry::{self, LabInfo, Registration};
+use drydock_netsim::{Lab, Topology, userns};
+
+use super::table;
+
+#[derive(Subcommand)]
+pub(crate) enum LabCommand {
+    /// Build a lab from a topology file and hold it until Ctrl-C or `lab down`.
+    Up {
+        /// Topology file (YAML).
+        file: PathBuf,
+        /// Lab name (default: the file's `name`, else its file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Keep the lab after this command exits (namespaces mounted in /run/netns; needs root).
+        #[arg(long)]
+        persist: bool,
+        /// Print the lab as one line of JSON once it is up.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a lab.
+    Down {
+        /// Lab name.
+        name: String,
+    },
+    /// List the labs that are up.
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a host of a lab; its exit code is passed through.
+    Exec {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
+        /// Command and arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Capture packets on an interface of a host, to pcapng and/or as one-line summaries.
+    Capture {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
+        /// Interface name inside the host.
+        iface: String,
+        /// Write packets to this pcapng file.
+        #[arg(short = 'w', long = "write")]
+        file: Option<PathBuf>,
+        /// Stop after this many packets.
+        #[arg(long, conflicts_with = "seconds")]
+        count: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Print a summary line per packet (the default without -w).
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+pub(crate) fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LabCommand::Up {
+            file,
+            name,
+            persist,
+            json,
+        } => up(&file, name, persist, json),
+        LabCommand::Down { name } => {
+            registry::find(&name)?.down()?;
+            println!("lab {name} is down");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Ls { json } => ls(json),
+        LabCommand::Exec {
+            name,
+            host,
+            command,
+        } => exec(&name, &host, &command),
+        LabCommand::Capture {
+            name,
+            host,
+            iface,
+            file,
+            count,
+            seconds,
+            print,
+        } => {
+            let limit = match (count, seconds) {
+                (Some(n), _) => Limit::Count(n),
+                (_, Some(s)) if s.is_finite() && s > 0.0 => {
+                    Limit::Until(Instant::now() + Duration::from_secs_f64(s))
+                }
+                (_, Some(s)) => bail!("--seconds {s}: expected a positive number"),
+                _ => Limit::Interrupt,
+            };
+            capture(&name, &host, &iface, file, limit, print)
+        }
+    }
+}
+
+fn up(
+    file: &std::path::Path,
+    name: Option<String>,
+    persist: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut topology = Topology::load(file)?;
+    if let Some(name) = name {
+        topology.name = name;
+    }
+    if persist && !userns::is_privileged() {
+        bail!(
+            "persistent labs are mounted in {} and need root; without --persist, labs work rootless",
+            registry::NETNS_DIR
+        );
+    }
+    let rootless = super::enter_rootless_if_needed()?;
+    let registration = Registration::claim(&topology.name)?;
+    let runtime = super::runtime()?;
+    let started = Instant::now();
+    let lab = runtime.block_on(Lab::build(topology))?;
+    tracing::info!("lab {} built in {:?}", lab.name(), started.elapsed());
+
+    let info = LabInfo {
+        topology: lab.topology().clone(),
+        pid: (!persist).then(std::process::id),
+        rootless,
+    };
+    let registration = if persist {
+        // From here the name is claimed by the state file that persisting writes.
+        drop(registration);
+        registry::persist(&lab)?;
+        None
+    } else {
+        Some(registration)
+    };
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        print!("{}", describe(&info));
+        if persist {
+            println!(
+                "lab {} is up and persistent: `drydock lab down {0}` or `drydock gc` removes it",
+                lab.name()
+            );
+        } else {
+            println!(
+                "lab {} is up (pid {}): Ctrl-C or `drydock lab down {0}` removes it",
+                lab.name(),
+                std::process::id()
+            );
+        }
+    }
+    std::io::stdout().flush()?;
+    match registration {
+        Some(registration) => hold(lab, registration, rootless, &runtime),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Serves the lab's registry socket until a signal or `lab down`; then the lab goes with us.
+fn hold(
+    lab: Lab,
+    registration: Registration,
+    rootless: bool,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
+    let (down_tx, down_rx) = tokio::sync::oneshot::channel();
+    let lab = std::sync::Arc::new(lab);
+    let served = std::sync::Arc::clone(&lab);
+    std::thread::spawn(move || {
+        if let Err(e) = registration.serve(&served, rootless) {
+            tracing::error!("registry socket: {e}");
+        }
+        let _ = down_tx.send(());
+    });
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+            _ = down_rx => {}
+        }
+        anyhow::Ok(())
+    })?;
+    // Exiting closes every namespace descriptor: the kernel removes the lab.
+    eprintln!("lab {} is down", lab.name());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lab as a table: one row per interface.
+fn describe(info: &LabInfo) -> String {
+    let topology = &info.topology;
+    let mut rows = vec![
+        [
+            "HOST", "ROLE", "IFACE", "SEGMENT", "ADDRESS", "MAC", "ROUTES",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for host in &topology.hosts {
+        let routes: Vec<String> = host
+            .routes
+            .iter()
+            .map(|r| {
+                let to = if r.to.prefix() == 0 {
+                    "default".to_string()
+                } else {
+                    r.to.to_string()
+                };
+                format!("{to} via {}", r.via)
+            })
+            .collect();
+        for (i, iface) in host.interfaces.iter().enumerate() {
+            let mut address = iface.address.to_string();
+            if let Some(v6) = iface.address6 {
+                address.push_str(&format!(" {v6}"));
+            }
+            let first = i == 0;
+            rows.push(vec![
+                if first {
+                    host.name.clone()
+                } else {
+                    String::new()
+                },
+                if !first {
+                    String::new()
+                } else if host.router {
+                    "router".into()
+                } else {
+                    "host".into()
+                },
+                iface.name.clone(),
+                topology.segments[iface.segment].name.clone(),
+                address,
+                iface.mac.to_string(),
+                if first {
+                    routes.join(", ")
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+    }
+    table::render(&rows)
+}
+
+fn ls(json: bool) -> anyhow::Result<ExitCode> {
+    let mut labs = Vec::new();
+    for entry in registry::list()? {
+        match entry.describe() {
+            Ok(info) => labs.push(info),
+            // Another user's lab, or one going down while we ask.
+            Err(e) => eprintln!("lab {}: {e}", entry.name()),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&labs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![
+        ["NAME", "HOSTS", "HELD BY", "MODE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for info in &labs {
+        let hosts: Vec<&str> = info
+            .topology
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        rows.push(vec![
+            info.topology.name.clone(),
+            hosts.join(","),
+            info.pid
+                .map_or("(persistent)".into(), |pid| format!("pid {pid}")),
+            if info.rootless {
+                "rootless".into()
+            } else {
+                "root".into()
+            },
+        ]);
+    }
+    print!("{}", table::render(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::ExitStatusExt;
+    let target = registry::find(name)?.host(host)?;
+    let userns = target
+        .userns
+        .map(|f| drydock_netsim::Netns::from_fd(f.into()));
+    let status = target
+        .netns
+        .command(&command[0], userns.as_ref())
+        .args(&command[1..])
+        .status()
+        .with_context(|| format!("cannot run {:?} in {name}/{host}", command[0]))?;
+    // A command killed by a signal exits like a shell reports it: 128 + the signal number.
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// When a capture stops.
+enum Limit {
+    Count(usize),
+    Until(Instant),
+    Interrupt,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn capture(
+    name: &str,
+    host: &str,
+    iface: &str,
+    file: Option<PathBuf>,
+    limit: Limit,
+    print: bool,
+) -> anyhow::Result<ExitCode> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let target = registry::find(name)?.host(host)?;
+    if let Some(user) = &target.userns {
+        // Still single-threaded here, as joining a user namespace requires.
+        userns::join(user)?;
+    }
+    let action = SigAction::new(
+        SigHandler::Handler(on_interrupt),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+
+    let label = format!("{host}/{iface}");
+    let sink = match &file {
+        Some(path) => {
+            let out =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut sink = PcapNgSink::new(BufWriter::new(out))?;
+            let id = sink.add_interface(&label)?;
+            Some((sink, id))
+        }
+        None => None,
+    };
+    let print = print || file.is_none();
+    let capture = Capture::start(&target.netns, iface, &label)
+        .with_context(|| format!("cannot capture on {name}/{label}"))?;
+    eprintln!("capturing on {name}/{label}");
+
+    let mut recorder = Recorder {
+        label: &label,
+        print,
+        sink,
+        count: 0,
+    };
+    loop {
+        let done = match limit {
+            Limit::Count(n) => recorder.count >= n,
+            Limit::Until(deadline) => Instant::now() >= deadline,
+            Limit::Interrupt => false,
+        };
+        if done || INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(packet) = capture.recv_timeout(Duration::from_millis(100)) {
+            recorder.record(packet)?;
+        }
+    }
+    let rest = capture.stop()?;
+    if !matches!(limit, Limit::Count(_)) {
+        for packet in rest {
+            recorder.record(packet)?;
+        }
+    }
+    let count = recorder.count;
+    if let Some((sink, _)) = recorder.sink {
+        sink.finish()?.flush()?;
+    }
+    let written = file
+        .map(|f| format!(", written to {}", f.display()))
+        .unwrap_or_default();
+    eprintln!("{count} packets captured on {name}/{label}{written}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where captured packets go: summaries on stdout and/or a pcapng file.
+struct Recorder<'a> {
+    label: &'a str,
+    print: bool,
+    sink: Option<(PcapNgSink<BufWriter<File>>, u32)>,
+    count: usize,
+}
+
+impl Recorder<'_> {
+    fn record(&mut self, packet: Packet) -> anyhow::Result<()> {
+        if self.print {
+            println!("{}", packet.summary(self.label));
+        }
+        if let Some((sink, id)) = &mut self.sink {
+            sink.write(*id, &packet)?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Command-line interface: argument parsing and dispatch.
+//!
+//! Commands that create namespaces enter a user namespace first when run without privileges;
+//! the kernel allows that only while the process has one thread, so it happens here, before any
+//! runtime starts.
+
+mod doctor;
+mod lab;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use drydock_netsim::{registry, userns};
+
+/// Docker's container networking, rebuilt in Rust and proven.
+#[derive(Parser)]
+#[command(name = "drydock", version, about)]
+struct Cli {
+    /// More logs (-v: info, -vv: debug); DRYDOCK_LOG=filter overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Labs of simulated hosts made of network namespaces.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+    /// What this kernel supports, and what drydock uses where it does not.
+    Doctor {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove persistent labs and anything a crashed run left behind.
+    Gc,
+}
+
+/// Parses the command line, runs the command, and turns errors into a message and exit code 1.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("drydock: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Lab(command) => lab::run(command),
+        Command::Doctor { json } => {
+            enter_rootless_if_needed()?;
+            doctor::run(json)
+        }
+        Command::Gc => {
+            let removed = registry::gc()?;
+            if removed.is_empty() {
+                println!("nothing to remove");
+            }
+            for item in removed {
+                println!("removed {item}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("DRYDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+/// Without CAP_NET_ADMIN and CAP_SYS_ADMIN, enters a user namespace where this user is root.
+/// Returns true when it did (the work is rootless). Call before any thread starts.
+fn enter_rootless_if_needed() -> anyhow::Result<bool> {
+    if userns::is_privileged() {
+        return Ok(false);
+    }
+    userns::enter_new()?;
+    tracing::info!("running rootless, in a user namespace of our own");
+    Ok(true)
+}
+
+/// A runtime for the async parts (netlink). One thread: labs are built sequentially.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

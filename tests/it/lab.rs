@@ -1,0 +1,323 @@
+//! `drydock lab up|ls|exec|capture|down` and `drydock gc`, as separate processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::{HeldLab, drydock, ip, machine_lock, privileged};
+
+/// Starts `lab capture` and returns once it is capturing.
+fn start_capture(
+    lab: &HeldLab,
+    host: &str,
+    iface: &str,
+    file: &std::path::Path,
+) -> std::process::Child {
+    let mut capture = drydock(lab.as_nobody)
+        .args(["lab", "capture", &lab.name, host, iface, "-w"])
+        .arg(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(capture.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("capturing on"),
+        "capture did not start: {line}"
+    );
+    capture
+}
+
+/// Interrupts a capture like Ctrl-C does and waits for it to write its file.
+fn interrupt(mut capture: std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(capture.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(capture.wait().unwrap().success());
+}
+
+/// ICMP types tshark decodes from a pcapng file, one per packet.
+fn tshark_icmp_types(file: &std::path::Path) -> Vec<String> {
+    let output = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(file)
+        .args([
+            "-Y",
+            "icmp",
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "icmp.type",
+        ])
+        .output()
+        .expect("tshark runs");
+    assert!(
+        output.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The README's tour: up, exec a ping across the router, capture it on the router, down.
+fn tour(as_nobody: bool, name: &str) {
+    let lab = HeldLab::up("three-hosts.yaml", name, as_nobody);
+    let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
+    assert!(listed.lines().any(|l| l.starts_with(name)), "{listed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    // nobody must be able to write the capture file.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let file = dir.path().join("r1.pcapng");
+    let capture = start_capture(&lab, "r1", "eth0", &file);
+    assert_eq!(
+        lab.exec("h1", &["ping", "-c", "1", "-W", "2", "10.0.2.10"]),
+        0,
+        "h1 pings h3 across r1"
+    );
+    interrupt(capture);
+    assert_eq!(
+        tshark_icmp_types(&file),
+        ["r1/eth0\t8", "r1/eth0\t0"],
+        "echo request and reply on r1/eth0"
+    );
+
+    let down = lab.lab(&["down", name]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
+    assert!(!listed.contains(name), "{listed}");
+}
+
+#[test]
+fn up_exec_capture_down() {
+    if !privileged() {
+        return;
+    }
+    tour(false, "cli-tour");
+}
+
+#[test]
+fn rootless_as_nobody() {
+    // Switching to nobody needs root; what runs afterwards has no privileges at all.
+    if !privileged() {
+        return;
+    }
+    tour(true, "cli-rootless");
+}
+
+#[test]
+fn exec_passes_the_exit_code_through() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("one-host.yaml", "cli-exit", false);
+    assert_eq!(lab.exec("h1", &["sh", "-c", "exit 7"]), 7);
+    assert_eq!(lab.exec("h1", &["sh", "-c", "kill -9 $$"]), 128 + 9);
+    let output = lab.lab(&["exec", "cli-exit", "nohost", "--", "true"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("has no host \"nohost\"; its hosts are [\"h1\"]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigkill_of_the_holder_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let _machine = machine_lock();
+    let (netns_before, links_before) = (ip(&["netns", "list"]), ip(&["-br", "link"]));
+    let mut lab = HeldLab::up("three-hosts.yaml", "cli-sigkill", false);
+    assert_eq!(
+        ip(&["-br", "link"]),
+        links_before,
+        "the lab lives in its own namespaces"
+    );
+    lab.child.kill().unwrap(); // SIGKILL: no destructor runs
+    lab.child.wait().unwrap();
+
+    assert_eq!(ip(&["netns", "list"]), netns_before);
+    assert_eq!(ip(&["-br", "link"]), links_before);
+    let sockets = std::fs::read_to_string("/proc/net/unix").unwrap();
+    assert!(
+        !sockets.contains("drydock-lab/cli-sigkill"),
+        "the registry entry died with its process"
+    );
+    let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
+    assert!(!listed.contains("cli-sigkill"), "{listed}");
+}
+
+#[test]
+fn a_name_in_use_is_refused_and_the_first_lab_is_untouched() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("one-host.yaml", "cli-twice", false);
+    let file = format!(
+        "{}/scenarios/labs/two-hosts.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let second = drydock(false)
+        .args(["lab", "up", &file, "--name", "cli-twice"])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("a lab named \"cli-twice\" is already up"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lab.exec("h1", &["ping", "-c", "1", "-W", "1", "10.0.0.10"]),
+        0
+    );
+}
+
+#[test]
+fn a_malformed_topology_is_located_and_builds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "segments:\n  lan: {subnet: 10.0.0.0/24}\nhosts:\n  h1:\n    interfaces:\n      - segment: lam\n").unwrap();
+    let output = drydock(false)
+        .args(["lab", "up"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let located = format!(
+        "{}:6:18: unknown segment \"lam\": expected one of [\"lan\"]",
+        file.display()
+    );
+    assert!(stderr.contains(&located), "{stderr}");
+}
+
+#[test]
+fn persistent_labs_outlive_their_process_until_gc() {
+    if !privileged() {
+        return;
+    }
+    let _machine = machine_lock();
+    let netns_before = ip(&["netns", "list"]);
+    let file = format!(
+        "{}/scenarios/labs/two-hosts.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let up = drydock(false)
+        .args(["lab", "up", &file, "--name", "cli-persist", "--persist"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // The process is gone; the lab answers to iproute2 and to drydock.
+    let namespaces = ip(&["netns", "list"]);
+    for host in [
+        "drydock-cli-persist.h1",
+        "drydock-cli-persist.h2",
+        "drydock-cli-persist._fabric",
+    ] {
+        assert!(namespaces.contains(host), "{namespaces}");
+    }
+    let ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "drydock-cli-persist.h1",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "10.0.1.20",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ip netns exec reaches the persistent lab"
+    );
+    let exec = drydock(false)
+        .args([
+            "lab",
+            "exec",
+            "cli-persist",
+            "h2",
+            "--",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "fd00:1::10",
+        ])
+        .output()
+        .unwrap()
+        .status;
+    assert!(exec.success(), "lab exec enters a persistent lab");
+    let listed =
+        String::from_utf8(drydock(false).args(["lab", "ls"]).output().unwrap().stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("cli-persist") && l.contains("(persistent)")),
+        "{listed}"
+    );
+
+    let down = drydock(false)
+        .args(["lab", "down", "cli-persist"])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(ip(&["netns", "list"]), netns_before);
+
+    // A run that crashed between mounting and recording leaves mounts only: gc finds them.
+    let up = drydock(false)
+        .args(["lab", "up", &file, "--name", "cli-crashed", "--persist"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    std::fs::remove_file("/run/drydock/labs/cli-crashed.json").unwrap();
+    let gc = drydock(false).arg("gc").output().unwrap();
+    let removed = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        removed.contains("removed namespace mount /run/netns/drydock-cli-crashed.h1"),
+        "{removed}"
+    );
+    assert_eq!(ip(&["netns", "list"]), netns_before);
+    let gc_again = drydock(false).arg("gc").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&gc_again.stdout),
+        "nothing to remove\n"
+    );
+}

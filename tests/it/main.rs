@@ -1,0 +1,101 @@
+//! The `drydock` command, driven as users drive it: separate processes, real namespaces.
+
+mod doctor;
+mod lab;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+
+/// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
+fn privileged() -> bool {
+    drydock_netsim::userns::privileged_or_skip()
+}
+
+/// The `drydock` binary under test, optionally run as the unprivileged user `nobody`.
+fn drydock(as_nobody: bool) -> Command {
+    let binary = env!("CARGO_BIN_EXE_drydock");
+    if as_nobody {
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            binary,
+        ]);
+        command
+    } else {
+        Command::new(binary)
+    }
+}
+
+/// Serializes tests that change or compare machine-wide state (`/run/netns`, the machine's links).
+fn machine_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A `drydock lab up` process holding a lab; killed (SIGKILL) when dropped.
+struct HeldLab {
+    child: Child,
+    name: String,
+    as_nobody: bool,
+}
+
+impl HeldLab {
+    /// Starts `lab up` on an example topology and waits until the lab is up.
+    fn up(example: &str, name: &str, as_nobody: bool) -> Self {
+        let file = format!("{}/scenarios/labs/{example}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = drydock(as_nobody)
+            .args(["lab", "up", &file, "--json", "--name", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("drydock starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.is_empty() {
+            let output = child.wait_with_output().unwrap();
+            panic!("lab up failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let info: serde_json::Value = serde_json::from_str(&line).expect("lab up prints JSON");
+        assert_eq!(info["topology"]["name"], name);
+        Self {
+            child,
+            name: name.to_string(),
+            as_nobody,
+        }
+    }
+
+    /// Runs `drydock lab ARGS...` against this lab (as the same user that holds it).
+    fn lab(&self, args: &[&str]) -> std::process::Output {
+        drydock(self.as_nobody)
+            .arg("lab")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs CMD in HOST; returns its exit code.
+    fn exec(&self, host: &str, command: &[&str]) -> i32 {
+        let mut args = vec!["exec", &self.name, host, "--"];
+        args.extend(command);
+        let output = self.lab(&args);
+        output.status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for HeldLab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ip ARGS` output: a witness of the machine's own namespace.
+fn ip(args: &[&str]) -> String {
+    let output = Command::new("ip").args(args).output().expect("ip runs");
+    String::from_utf8(output.stdout).unwrap()
+}
