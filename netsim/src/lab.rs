@@ -99,12 +99,27 @@ impl Lab {
             bridges.push(link_index(&fabric_nl, &segment.name).await.context(what)?);
         }
 
+        tracing::debug!("lab {}: fabric with {} segments", topology.name, bridges.len());
         let mut hosts = Vec::new();
+        let mut handles = Vec::new();
         for (index, host) in topology.hosts.iter().enumerate() {
             let netns = Netns::new().context(|| format!("host {}: create namespace", host.name))?;
-            build_host(&topology, host, index, &netns, &fabric_nl, &bridges).await?;
+            handles.push(build_host(&topology, host, index, &netns, &fabric_nl, &bridges).await?);
             hosts.push(netns);
+            tracing::debug!("lab {}: host {} configured", topology.name, host.name);
         }
+        // Until the kernel reports a link up it drops what is sent on it: wait, so that the
+        // first packet a user sends is not lost.
+        for ((index, host), nl) in topology.hosts.iter().enumerate().zip(&handles) {
+            for iface in &host.interfaces {
+                let what = || format!("host {}: {} carrier", host.name, iface.name);
+                wait_until_up(nl, &iface.name).await.context(what)?;
+                wait_until_up(&fabric_nl, &port_name(index, &iface.name))
+                    .await
+                    .context(what)?;
+            }
+        }
+        tracing::debug!("lab {}: every link is up", topology.name);
         Ok(Self {
             topology,
             fabric,
@@ -170,6 +185,12 @@ pub fn persisted_name(lab: &str, host: &str) -> String {
     format!("drydock-{lab}.{host}")
 }
 
+/// Name of the fabric-side (bridge port) end of a host interface: its host's position and name.
+fn port_name(host_index: usize, ifname: &str) -> String {
+    format!("p{host_index}-{ifname}")
+}
+
+/// Builds one host in `netns`; returns its netlink handle.
 async fn build_host(
     topology: &Topology,
     host: &Host,
@@ -177,7 +198,7 @@ async fn build_host(
     netns: &Netns,
     fabric_nl: &Handle,
     bridges: &[u32],
-) -> Result<(), LabError> {
+) -> Result<Handle, LabError> {
     let name = &host.name;
     let ipv6 = host.interfaces.iter().any(|i| i.address6.is_some());
     netns
@@ -206,8 +227,7 @@ async fn build_host(
     for iface in &host.interfaces {
         let segment = &topology.segments[iface.segment];
         let what = || format!("host {name}: {} on segment {}", iface.name, segment.name);
-        // The fabric side is a bridge port named after the host's position and interface.
-        let port = format!("p{index}-{}", iface.name);
+        let port = port_name(index, &iface.name);
         let peer = LinkUnspec::new_with_name(&iface.name)
             .setns_by_fd(netns.as_fd().as_raw_fd())
             .address(iface.mac.0.to_vec())
@@ -269,7 +289,35 @@ async fn build_host(
         };
         nl.route().add(message).execute().await.context(what)?;
     }
-    Ok(())
+    Ok(nl)
+}
+
+/// Waits (up to 5 s) until link `name` reports operational state UP.
+async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
+    use netlink_packet_route::link::{LinkAttribute, State};
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let link = handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_next()
+            .await;
+        let up = link
+            .map_err(io::Error::other)?
+            .is_some_and(|l| l.attributes.contains(&LinkAttribute::OperState(State::Up)));
+        if up {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{name} is not up after 5 s"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
 /// Index of the link named `name`, through `handle`'s namespace.
@@ -282,5 +330,5 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::E
         .try_next()
         .await?;
     link.map(|l| l.header.index)
-        .ok_or_else(|| rtnetlink::Error::RequestFailed)
+        .ok_or(rtnetlink::Error::RequestFailed)
 }

@@ -246,20 +246,19 @@ impl Entry {
     pub fn host(&self, host: &str) -> io::Result<HostNs> {
         match self {
             Entry::Held(name) => {
-                let (_, mut fds) = request(
+                let (_, fds) = request(
                     name,
                     &Request::Netns {
                         host: host.to_string(),
                     },
                 )?;
+                let mut fds = fds.into_iter();
                 let netns = fds
-                    .first()
-                    .is_some()
-                    .then(|| fds.remove(0))
+                    .next()
                     .ok_or_else(|| io::Error::other("the lab sent no namespace"))?;
                 Ok(HostNs {
                     netns: Netns::from_fd(netns),
-                    userns: fds.pop().map(File::from),
+                    userns: fds.next().map(File::from),
                 })
             }
             Entry::Persistent(name) => {

@@ -114,6 +114,9 @@ impl Capture {
     }
 
     /// Stops, drains everything the socket still holds, returns every packet not yet received.
+    ///
+    /// Fails only if the reader hit an unexpected socket error (the interface going down or
+    /// away is not one); the packets are then lost.
     pub fn stop(mut self) -> io::Result<Vec<Packet>> {
         let result = self.halt();
         let packets = self.packets.lock().unwrap_or_else(PoisonError::into_inner);

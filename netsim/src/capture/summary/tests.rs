@@ -449,7 +449,7 @@ fn truncated_frames_never_panic() {
 fn corrupted_frames_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let samples = sample_frames();
-    for _ in 0..3_000_000 {
+    for _ in 0..20_000 {
         let mut frame = samples[rng.below(samples.len())].clone();
         for _ in 0..=rng.below(8) {
             let at = rng.below(frame.len());
@@ -464,7 +464,7 @@ fn corrupted_frames_never_panic() {
 #[test]
 fn random_bytes_never_panic() {
     let mut rng = Rng(42);
-    for _ in 0..3_000_000 {
+    for _ in 0..20_000 {
         let len = rng.below(160);
         let mut frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Steer a share of inputs past the Ethernet layer.
