@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::netns::{Netns, write_sysctl};
@@ -99,7 +99,11 @@ impl Lab {
             bridges.push(link_index(&fabric_nl, &segment.name).await.context(what)?);
         }
 
-        tracing::debug!("lab {}: fabric with {} segments", topology.name, bridges.len());
+        tracing::debug!(
+            "lab {}: fabric with {} segments",
+            topology.name,
+            bridges.len()
+        );
         let mut hosts = Vec::new();
         let mut handles = Vec::new();
         for (index, host) in topology.hosts.iter().enumerate() {
@@ -297,17 +301,11 @@ async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
     use netlink_packet_route::link::{LinkAttribute, State};
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let link = handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute()
-            .try_next()
-            .await;
-        let up = link
-            .map_err(io::Error::other)?
-            .is_some_and(|l| l.attributes.contains(&LinkAttribute::OperState(State::Up)));
-        if up {
+        let link = find_link(handle, name).await.map_err(io::Error::other)?;
+        if link
+            .attributes
+            .contains(&LinkAttribute::OperState(State::Up))
+        {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
@@ -322,13 +320,14 @@ async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
 
 /// Index of the link named `name`, through `handle`'s namespace.
 pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
-    let link = handle
-        .link()
-        .get()
-        .match_name(name.to_string())
-        .execute()
+    Ok(find_link(handle, name).await?.header.index)
+}
+
+/// The link named `name` (the kernel answers ENODEV when there is none).
+async fn find_link(handle: &Handle, name: &str) -> Result<LinkMessage, rtnetlink::Error> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    links
         .try_next()
-        .await?;
-    link.map(|l| l.header.index)
+        .await?
         .ok_or(rtnetlink::Error::RequestFailed)
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use crate::{HeldLab, drydock, ip, machine_lock, privileged};
+use crate::{HeldLab, drydock, drydock_ok, example, ip, machine_lock, privileged};
 
 /// Starts `lab capture` and returns once it is capturing.
 fn start_capture(
@@ -172,10 +172,7 @@ fn a_name_in_use_is_refused_and_the_first_lab_is_untouched() {
         return;
     }
     let lab = HeldLab::up("one-host.yaml", "cli-twice", false);
-    let file = format!(
-        "{}/scenarios/labs/two-hosts.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let file = example("two-hosts.yaml");
     let second = drydock(false)
         .args(["lab", "up", &file, "--name", "cli-twice"])
         .output()
@@ -218,19 +215,8 @@ fn persistent_labs_outlive_their_process_until_gc() {
     }
     let _machine = machine_lock();
     let netns_before = ip(&["netns", "list"]);
-    let file = format!(
-        "{}/scenarios/labs/two-hosts.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let up = drydock(false)
-        .args(["lab", "up", &file, "--name", "cli-persist", "--persist"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let file = example("two-hosts.yaml");
+    drydock_ok(&["lab", "up", &file, "--name", "cli-persist", "--persist"]);
 
     // The process is gone; the lab answers to iproute2 and to drydock.
     let namespaces = ip(&["netns", "list"]);
@@ -259,26 +245,21 @@ fn persistent_labs_outlive_their_process_until_gc() {
         ping.status.success(),
         "ip netns exec reaches the persistent lab"
     );
-    let exec = drydock(false)
-        .args([
-            "lab",
-            "exec",
-            "cli-persist",
-            "h2",
-            "--",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "fd00:1::10",
-        ])
-        .output()
-        .unwrap()
-        .status;
-    assert!(exec.success(), "lab exec enters a persistent lab");
-    let listed =
-        String::from_utf8(drydock(false).args(["lab", "ls"]).output().unwrap().stdout).unwrap();
+    // lab exec enters a persistent lab.
+    drydock_ok(&[
+        "lab",
+        "exec",
+        "cli-persist",
+        "h2",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "fd00:1::10",
+    ]);
+    let listed = drydock_ok(&["lab", "ls"]);
     assert!(
         listed
             .lines()
@@ -286,38 +267,21 @@ fn persistent_labs_outlive_their_process_until_gc() {
         "{listed}"
     );
 
-    let down = drydock(false)
-        .args(["lab", "down", "cli-persist"])
-        .output()
-        .unwrap();
-    assert!(
-        down.status.success(),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+    drydock_ok(&["lab", "down", "cli-persist"]);
     assert_eq!(ip(&["netns", "list"]), netns_before);
 
     // A run that crashed between mounting and recording leaves mounts only: gc finds them.
-    let up = drydock(false)
-        .args(["lab", "up", &file, "--name", "cli-crashed", "--persist"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    drydock_ok(&["lab", "up", &file, "--name", "cli-crashed", "--persist"]);
     std::fs::remove_file("/run/drydock/labs/cli-crashed.json").unwrap();
-    let gc = drydock(false).arg("gc").output().unwrap();
-    let removed = String::from_utf8_lossy(&gc.stdout);
+    let removed = drydock_ok(&["gc"]);
     assert!(
         removed.contains("removed namespace mount /run/netns/drydock-cli-crashed.h1"),
         "{removed}"
     );
     assert_eq!(ip(&["netns", "list"]), netns_before);
-    let gc_again = drydock(false).arg("gc").output().unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&gc_again.stdout),
-        "nothing to remove\n"
+        drydock_ok(&["gc"]),
+        "nothing to remove
+"
     );
 }

@@ -29,6 +29,19 @@ fn drydock(as_nobody: bool) -> Command {
     }
 }
 
+/// Path of an example topology in `scenarios/labs/`.
+fn example(file: &str) -> String {
+    format!("{}/scenarios/labs/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `drydock ARGS` as root, asserts that it succeeds, and returns its stdout.
+fn drydock_ok(args: &[&str]) -> String {
+    let output = drydock(false).args(args).output().expect("drydock runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "drydock {args:?} failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Serializes tests that change or compare machine-wide state (`/run/netns`, the machine's links).
 fn machine_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -45,7 +58,7 @@ struct HeldLab {
 impl HeldLab {
     /// Starts `lab up` on an example topology and waits until the lab is up.
     fn up(example: &str, name: &str, as_nobody: bool) -> Self {
-        let file = format!("{}/scenarios/labs/{example}", env!("CARGO_MANIFEST_DIR"));
+        let file = crate::example(example);
         let mut child = drydock(as_nobody)
             .args(["lab", "up", &file, "--json", "--name", name])
             .stdout(Stdio::piped())
