@@ -402,8 +402,9 @@ fn describe_netlink_error(error: &rtnetlink::Error) -> String {
 }
 
 fn describe_errno(errno: i32) -> String {
-    let errno = nix::errno::Errno::from_raw(errno);
-    format!("{errno:?}: {}", errno.desc())
+    let message = io::Error::from_raw_os_error(errno).to_string();
+    let message = message.split(" (os error").next().unwrap_or_default();
+    format!("{:?}: {message}", nix::errno::Errno::from_raw(errno))
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use nix::sched::{CloneFlags, setns, unshare};
 
+use crate::userns::Userns;
+
 /// An anonymous (or opened) network namespace, held alive by an owned file descriptor.
 #[derive(Debug, Clone)]
 pub struct Netns {
@@ -99,10 +101,14 @@ impl Netns {
     ///
     /// When `userns` is given, the child joins that user namespace first: this is how a process
     /// outside a rootless lab's user namespace runs commands in its hosts.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, userns: Option<&Netns>) -> Command {
+    pub fn command(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        userns: Option<&Userns>,
+    ) -> Command {
         let mut command = Command::new(program);
         let net = Arc::clone(&self.fd);
-        let user = userns.map(|u| Arc::clone(&u.fd));
+        let user = userns.cloned();
         // SAFETY: the closure only calls setns(2), which is async-signal-safe.
         unsafe {
             command.pre_exec(move || {

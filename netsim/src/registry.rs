@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::lab::{Lab, persisted_name};
 use crate::netns::Netns;
 use crate::topology::Topology;
+use crate::userns::Userns;
 
 /// Where persistent labs keep their descriptions.
 pub const PERSISTENT_DIR: &str = "/run/drydock/labs";
@@ -47,7 +48,7 @@ pub struct HostNs {
     /// The host's network namespace.
     pub netns: Netns,
     /// The user namespace owning it, to join first, for rootless labs.
-    pub userns: Option<File>,
+    pub userns: Option<Userns>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,7 +108,7 @@ impl Registration {
             rootless,
         };
         let userns = if rootless {
-            Some(File::open("/proc/self/ns/user")?)
+            Some(Userns::current()?)
         } else {
             None
         };
@@ -128,7 +129,7 @@ fn serve_one(
     stream: UnixStream,
     lab: &Lab,
     info: &LabInfo,
-    userns: Option<&File>,
+    userns: Option<&Userns>,
 ) -> io::Result<bool> {
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
@@ -153,7 +154,7 @@ fn serve_one(
         Request::Netns { host } => match lab.host(&host) {
             Some(netns) => {
                 let mut fds = vec![netns.as_fd().as_raw_fd()];
-                fds.extend(userns.map(|u| u.as_raw_fd()));
+                fds.extend(userns.map(|u| u.as_fd().as_raw_fd()));
                 reply(
                     &stream,
                     &Reply {
@@ -258,7 +259,7 @@ impl Entry {
                     .ok_or_else(|| io::Error::other("the lab sent no namespace"))?;
                 Ok(HostNs {
                     netns: Netns::from_fd(netns),
-                    userns: fds.next().map(File::from),
+                    userns: fds.next().map(Userns::from_fd),
                 })
             }
             Entry::Persistent(name) => {

@@ -275,6 +275,9 @@ impl Validator<'_> {
         let mut segments = Vec::new();
         for (key, seg) in &file.segments.0 {
             let name = check_name(key, "segment", 15).map_err(|m| self.err(key, m))?;
+            if is_reserved_in_fabric(&name) {
+                return Err(self.err(key, format!("segment name {name:?} is reserved: it names a link of the lab's fabric (lo, or a port like p0-eth0)")));
+            }
             let subnet = parse_net4(&seg.subnet.value).map_err(|m| self.err(&seg.subnet, m))?;
             if subnet.prefix() > 30 {
                 return Err(self.err(
@@ -582,6 +585,15 @@ fn default_routes(host: &Host, hosts: &[Host]) -> Vec<Route> {
         });
     }
     routes
+}
+
+/// Names the fabric namespace already uses for other links: `lo`, and bridge ports `pN-...`.
+fn is_reserved_in_fabric(name: &str) -> bool {
+    let port = name
+        .strip_prefix('p')
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(index, _)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()));
+    name == "lo" || port
 }
 
 /// Checks a name used for labs, hosts and segments: letters, digits, `-` and `_`, starting

@@ -6,7 +6,8 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{getegid, geteuid};
@@ -48,16 +49,39 @@ pub fn enter_new() -> io::Result<()> {
     Ok(())
 }
 
-/// Joins the user namespace open at `userns` (e.g. `/proc/PID/ns/user` of a rootless lab).
-///
-/// Must be called while the process is single-threaded.
-pub fn join(userns: &File) -> io::Result<()> {
-    setns(userns.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| {
-        io::Error::new(
-            io::Error::from(e).kind(),
-            format!("cannot join the lab's user namespace: {e}"),
-        )
-    })
+/// A user namespace held by an owned file descriptor, such as a rootless lab's.
+#[derive(Debug, Clone)]
+pub struct Userns {
+    fd: Arc<OwnedFd>,
+}
+
+impl Userns {
+    /// The user namespace of the calling process (`/proc/self/ns/user`).
+    pub fn current() -> io::Result<Self> {
+        Ok(Self::from_fd(File::open("/proc/self/ns/user")?.into()))
+    }
+
+    /// Wraps an open user namespace descriptor (for example one received over a unix socket).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd: Arc::new(fd) }
+    }
+
+    /// Makes the calling process join this namespace. Must be called while the process is
+    /// single-threaded (the kernel refuses otherwise).
+    pub fn join(&self) -> io::Result<()> {
+        setns(self.fd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("cannot join the lab's user namespace: {e}"),
+            )
+        })
+    }
+}
+
+impl AsFd for Userns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// True when the calling process is in the machine's initial user namespace.

@@ -51,6 +51,9 @@ pub(crate) fn run(json: bool) -> anyhow::Result<ExitCode> {
         ]];
         cells.extend(rows.map(|(name, _, kernel, uses)| vec![name.to_string(), kernel, uses]));
         print!("{}", table::render(&cells));
+        println!(
+            "note: no network driver uses this table yet; drivers arrive with the runtime (ARCHITECTURE.md)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

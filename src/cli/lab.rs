@@ -310,12 +310,9 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
 fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
     let target = registry::find(name)?.host(host)?;
-    let userns = target
-        .userns
-        .map(|f| drydock_netsim::Netns::from_fd(f.into()));
     let status = target
         .netns
-        .command(&command[0], userns.as_ref())
+        .command(&command[0], target.userns.as_ref())
         .args(&command[1..])
         .status()
         .with_context(|| format!("cannot run {:?} in {name}/{host}", command[0]))?;
@@ -352,7 +349,7 @@ fn capture(
     let target = registry::find(name)?.host(host)?;
     if let Some(user) = &target.userns {
         // Still single-threaded here, as joining a user namespace requires.
-        userns::join(user)?;
+        user.join()?;
     }
     let action = SigAction::new(
         SigHandler::Handler(on_interrupt),

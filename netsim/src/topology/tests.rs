@@ -177,6 +177,11 @@ fn explicit_routes_override_the_automatic_default() {
     "lab.yaml:2:33:",
     "invalid u32"
 )]
+#[case::reserved_segment_name(
+    "segments:\n  p0-eth0: {subnet: 10.0.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: p0-eth0}]}\n",
+    "lab.yaml:2:3:",
+    "segment name \"p0-eth0\" is reserved"
+)]
 #[case::no_hosts("hosts: {}\n", "lab.yaml:1:8:", "at least one host")]
 fn malformed_files_are_located(#[case] text: &str, #[case] at: &str, #[case] message: &str) {
     let error = parse(text).expect_err("the file is malformed").to_string();
