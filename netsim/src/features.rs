@@ -87,7 +87,9 @@ impl Feature {
             Feature::Vlan8021q => {
                 Fallback::Userspace("TAP sub-interface eth0.N with 802.1Q tag/untag over AF_PACKET")
             }
-            Feature::Dummy => Fallback::Userspace("an unpeered veth end"),
+            Feature::Dummy => {
+                Fallback::Userspace("a veth end whose peer stays in a hidden namespace")
+            }
             Feature::Tun => Fallback::None("userspace datapaths that need TAP are unavailable"),
             Feature::Nftables => {
                 Fallback::None("firewall rules (isolation, NAT, published ports) are unavailable")
@@ -166,13 +168,6 @@ impl KernelFeatures {
     /// Every feature's status, in [`Feature::ALL`] order.
     pub fn statuses(&self) -> &[Status] {
         &self.statuses
-    }
-
-    /// True when drydock should use the kernel's implementation of `feature`.
-    pub fn uses_kernel(&self, feature: Feature) -> bool {
-        self.statuses
-            .iter()
-            .any(|s| s.feature == feature && s.uses_kernel())
     }
 }
 

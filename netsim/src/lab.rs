@@ -152,11 +152,6 @@ impl Lab {
         self.topology.hosts.iter().zip(&self.hosts)
     }
 
-    /// The hidden namespace holding the segments' bridges.
-    pub fn fabric(&self) -> &Netns {
-        &self.fabric
-    }
-
     /// Bind-mounts every namespace of the lab under `dir` (normally `/run/netns`) as
     /// `drydock-LAB.HOST` and `drydock-LAB._fabric`, so that it outlives this process and
     /// `ip netns exec` can enter it. Returns the mount paths; on error none are left.
@@ -173,7 +168,16 @@ impl Lab {
                 for path in &made {
                     let _ = Netns::unpersist(path.as_path());
                 }
-                return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+                let hint = match e.kind() {
+                    io::ErrorKind::AlreadyExists => {
+                        " (left by a crashed run? `drydock gc` removes it)"
+                    }
+                    _ => "",
+                };
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}{hint}", path.display()),
+                ));
             }
             made.push(path);
         }

@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -41,23 +40,15 @@ impl Netns {
 
     /// Opens the network namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`, ...).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let file = File::open(path.as_ref())?;
+        let path = path.as_ref();
+        let file = File::open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(Self::from_fd(file.into()))
     }
 
     /// Wraps an already open namespace descriptor (for example one received over a unix socket).
     pub fn from_fd(fd: OwnedFd) -> Self {
         Self { fd: Arc::new(fd) }
-    }
-
-    /// The namespace of the calling thread.
-    pub fn current() -> io::Result<Self> {
-        Self::open("/proc/thread-self/ns/net")
-    }
-
-    /// The namespace's inode number: equal inodes mean the same namespace.
-    pub fn inode(&self) -> io::Result<u64> {
-        Ok(File::from(self.fd.try_clone()?).metadata()?.ino())
     }
 
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
@@ -99,8 +90,11 @@ impl Netns {
 
     /// A command that will run inside this namespace (entered between fork and exec).
     ///
-    /// When `userns` is given, the child joins that user namespace first: this is how a process
-    /// outside a rootless lab's user namespace runs commands in its hosts.
+    /// Like `ip netns exec`, the child also gets a mount namespace of its own with a fresh
+    /// `/sys`, so that `/sys/class/net` shows this namespace's interfaces (best effort: where
+    /// sysfs cannot be mounted, the child still runs, seeing the old `/sys`). When `userns` is
+    /// given, the child joins that user namespace first: this is how a process outside a
+    /// rootless lab's user namespace runs commands in its hosts.
     pub fn command(
         &self,
         program: impl AsRef<std::ffi::OsStr>,
@@ -109,22 +103,29 @@ impl Netns {
         let mut command = Command::new(program);
         let net = Arc::clone(&self.fd);
         let user = userns.cloned();
-        // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+        // SAFETY: the closure only makes system calls (setns, unshare, mount), which are
+        // async-signal-safe, with static strings: it allocates nothing.
         unsafe {
             command.pre_exec(move || {
                 if let Some(user) = &user {
                     setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(io::Error::from)?;
                 }
-                setns(net.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+                setns(net.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+                remount_sysfs();
+                Ok(())
             });
         }
         command
     }
 
-    /// Makes the namespace outlive this process by bind-mounting it at `path` (which is created).
+    /// Makes the namespace outlive this process by bind-mounting it at `path`, which must not
+    /// exist yet.
     pub fn persist(&self, path: &Path) -> io::Result<()> {
         use nix::mount::{MsFlags, mount};
-        File::create(path)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
         let result = mount(
             Some(source.as_str()),
@@ -158,6 +159,38 @@ impl Netns {
 impl AsFd for Netns {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// In a mount namespace of its own, replaces `/sys` with a sysfs of the current network
+/// namespace, as `ip netns exec` does. Best effort; for a child between fork and exec.
+fn remount_sysfs() {
+    // SAFETY: plain system calls with static NUL-terminated strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return;
+        }
+        // Keep our mounts from propagating back to the machine's mount namespace.
+        let root = c"/".as_ptr();
+        if libc::mount(
+            std::ptr::null(),
+            root,
+            std::ptr::null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
+        {
+            return;
+        }
+        let sys = c"/sys".as_ptr();
+        libc::umount2(sys, libc::MNT_DETACH);
+        libc::mount(
+            c"sysfs".as_ptr(),
+            sys,
+            c"sysfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        );
     }
 }
 

@@ -99,13 +99,19 @@ impl Topology {
         let file: File =
             serde_saphyr::from_str(text).map_err(|e| TopologyError::from_yaml(&e, text, path))?;
         let error = |at: &Location, message: String| TopologyError::at(at, message, text, path);
-        let default_name = std::path::Path::new(path)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "lab".into());
         let name = match &file.name {
-            Some(name) => check_name(name, "lab", 40).map_err(|m| error(&name.referenced, m))?,
-            None => default_name,
+            Some(name) => check_name(&name.value, "lab", MAX_LAB_NAME)
+                .map_err(|m| error(&name.referenced, m))?,
+            None => {
+                let stem = std::path::Path::new(path).file_stem().unwrap_or_default();
+                let stem = stem.to_string_lossy();
+                check_name(&stem, "lab", MAX_LAB_NAME).map_err(|m| {
+                    let message = format!(
+                        "the file name gives the lab its name, but {m}; add a `name:` field"
+                    );
+                    TopologyError::new(1, 1, message, text, path)
+                })?
+            }
         };
         Validator { error: &error }.topology(name, file)
     }
@@ -127,6 +133,23 @@ impl Topology {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }
+
+    /// The error message for a host this lab does not have.
+    pub fn unknown_host(&self, host: &str) -> String {
+        let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        format!(
+            "lab {:?} has no host {host:?}; its hosts are {known:?}",
+            self.name
+        )
+    }
+}
+
+/// Longest lab name: it becomes part of socket and namespace mount names.
+const MAX_LAB_NAME: usize = 40;
+
+/// Checks a lab name given outside a topology file (e.g. `--name`).
+pub fn check_lab_name(name: &str) -> Result<(), String> {
+    check_name(name, "lab", MAX_LAB_NAME).map(drop)
 }
 
 /// An error in a topology file, located at `path:line:column`.
@@ -176,6 +199,10 @@ impl TopologyError {
         let message = serde_saphyr::DefaultMessageFormatter
             .format_message(error.without_snippet())
             .escape_debug()
+            .to_string();
+        // The parser's advice is for programmers using it, not for people writing topologies.
+        let message = message
+            .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
             .to_string();
         let (line, column) = error
             .location()
@@ -274,7 +301,7 @@ impl Validator<'_> {
     fn topology(&self, name: String, file: File) -> Result<Topology, TopologyError> {
         let mut segments = Vec::new();
         for (key, seg) in &file.segments.0 {
-            let name = check_name(key, "segment", 15).map_err(|m| self.err(key, m))?;
+            let name = check_name(&key.value, "segment", 15).map_err(|m| self.err(key, m))?;
             if is_reserved_in_fabric(&name) {
                 return Err(self.err(key, format!("segment name {name:?} is reserved: it names a link of the lab's fabric (lo, or a port like p0-eth0)")));
             }
@@ -299,6 +326,17 @@ impl Validator<'_> {
                     ))
                 }
             })?;
+            if let (Some(_), Some(m)) = (&subnet6, &seg.mtu)
+                && m.value < 1280
+            {
+                return Err(self.err(
+                    m,
+                    format!(
+                        "MTU {} is too small for IPv6 (subnet6): expected 1280 or more",
+                        m.value
+                    ),
+                ));
+            }
             for other in &segments {
                 let other: &Segment = other;
                 if other.subnet.overlaps(subnet) {
@@ -331,7 +369,7 @@ impl Validator<'_> {
         let mut taken: Vec<Taken> = segments.iter().map(|_| Taken::default()).collect();
         let mut hosts = Vec::new();
         for (key, host) in &file.hosts.value.0 {
-            let host_name = check_name(key, "host", 40).map_err(|m| self.err(key, m))?;
+            let host_name = check_name(&key.value, "host", 40).map_err(|m| self.err(key, m))?;
             if host.interfaces.value.is_empty() {
                 return Err(self.err(
                     &host.interfaces,
@@ -378,7 +416,16 @@ impl Validator<'_> {
                 if let (Some(subnet6), Some(addr6)) = (seg.subnet6, &mut iface.address6)
                     && addr6.ip().is_unspecified()
                 {
-                    let ip = free_v6(subnet6, &used.v6);
+                    let ip = free_v6(subnet6, &used.v6).ok_or_else(|| {
+                        let at = &file_iface.value.segment;
+                        self.err(
+                            at,
+                            format!(
+                                "segment {:?} ({subnet6}) has no free IPv6 address left for {}/{}",
+                                seg.name, host.name, iface.name
+                            ),
+                        )
+                    })?;
                     used.v6.insert(ip);
                     *addr6 =
                         Ipv6Network::new(ip, subnet6.prefix()).expect("prefix of a valid subnet");
@@ -516,6 +563,16 @@ impl Validator<'_> {
                     self.err(&route.to, format!("{text:?} is not a destination: expected \"default\" or a subnet like 10.0.3.0/24"))
                 })?,
             };
+            if to.ip() != to.network() {
+                return Err(self.err(
+                    &route.to,
+                    format!(
+                        "{to} has host bits set: did you mean {}/{}?",
+                        to.network(),
+                        to.prefix()
+                    ),
+                ));
+            }
             if to.is_ipv4() != via.is_ipv4() {
                 return Err(self.err(
                     &route.via,
@@ -526,6 +583,22 @@ impl Validator<'_> {
                 IpAddr::V4(v) => segments[i.segment].subnet.contains(v),
                 IpAddr::V6(v) => segments[i.segment].subnet6.is_some_and(|s| s.contains(v)),
             });
+            let unusable = host.interfaces.iter().any(|i| match via {
+                IpAddr::V4(v) => {
+                    v == i.address.ip()
+                        || v == segments[i.segment].subnet.network()
+                        || v == segments[i.segment].subnet.broadcast()
+                }
+                IpAddr::V6(v) => {
+                    i.address6.is_some_and(|a| a.ip() == v)
+                        || segments[i.segment]
+                            .subnet6
+                            .is_some_and(|s| s.network() == v)
+                }
+            });
+            if unusable {
+                return Err(self.err(&route.via, format!("next hop {via} is host {:?}'s own address or its subnet's network or broadcast address", host.name)));
+            }
             if !connected {
                 return Err(self.err(
                     &route.via,
@@ -598,8 +671,7 @@ fn is_reserved_in_fabric(name: &str) -> bool {
 
 /// Checks a name used for labs, hosts and segments: letters, digits, `-` and `_`, starting
 /// with a letter or digit; `max` characters at most (segments become interface names).
-fn check_name(name: &Spanned<String>, what: &str, max: usize) -> Result<String, String> {
-    let value = &name.value;
+fn check_name(value: &str, what: &str, max: usize) -> Result<String, String> {
     let valid = !value.is_empty()
         && value.len() <= max
         && value.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -607,7 +679,7 @@ fn check_name(name: &Spanned<String>, what: &str, max: usize) -> Result<String, 
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
-        Ok(value.clone())
+        Ok(value.to_string())
     } else {
         Err(format!(
             "invalid {what} name {value:?}: expected 1 to {max} letters, digits, '-' or '_', starting with a letter or digit"
@@ -671,13 +743,12 @@ fn free_v4(subnet: Ipv4Network, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
         .find(|ip| !used.contains(ip))
 }
 
-fn free_v6(subnet: Ipv6Network, used: &BTreeSet<Ipv6Addr>) -> Ipv6Addr {
+fn free_v6(subnet: Ipv6Network, used: &BTreeSet<Ipv6Addr>) -> Option<Ipv6Addr> {
     let first = u128::from(subnet.network()) + 1;
-    // A /126 or larger subnet has more addresses than a lab has interfaces.
-    (first..)
+    let last = u128::from(subnet.broadcast());
+    (first..=last)
         .map(Ipv6Addr::from)
         .find(|ip| !used.contains(ip))
-        .expect("IPv6 subnets are large")
 }
 
 /// `02:d0:` + the IPv4 address: locally administered, stable, and readable in captures.

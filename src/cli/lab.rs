@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use drydock_netsim::capture::{Capture, Packet, PcapNgSink};
-use drydock_netsim::registry::{self, LabInfo, Registration};
+use drydock_netsim::registry::{self, LabInfo, Registration, persistent};
+use drydock_netsim::topology::check_lab_name;
 use drydock_netsim::{Lab, Topology, userns};
 
 use super::table;
@@ -105,10 +106,16 @@ pub(crate) fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
         } => {
             let limit = match (count, seconds) {
                 (Some(n), _) => Limit::Count(n),
-                (_, Some(s)) if s.is_finite() && s > 0.0 => {
-                    Limit::Until(Instant::now() + Duration::from_secs_f64(s))
+                (_, Some(s)) => {
+                    let deadline = Duration::try_from_secs_f64(s)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .and_then(|d| Instant::now().checked_add(d));
+                    match deadline {
+                        Some(deadline) => Limit::Until(deadline),
+                        None => bail!("--seconds {s}: expected a positive number of seconds"),
+                    }
                 }
-                (_, Some(s)) => bail!("--seconds {s}: expected a positive number"),
                 _ => Limit::Interrupt,
             };
             capture(&name, &host, &iface, file, limit, print)
@@ -124,73 +131,67 @@ fn up(
 ) -> anyhow::Result<ExitCode> {
     let mut topology = Topology::load(file)?;
     if let Some(name) = name {
+        check_lab_name(&name).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
         topology.name = name;
     }
     if persist && !userns::is_privileged() {
         bail!(
             "persistent labs are mounted in {} and need root; without --persist, labs work rootless",
-            registry::NETNS_DIR
+            persistent::NETNS_DIR
         );
     }
-    let rootless = super::enter_rootless_if_needed()?;
+    super::enter_rootless_if_needed()?;
     let registration = Registration::claim(&topology.name)?;
     let runtime = super::runtime()?;
     let started = Instant::now();
     let lab = runtime.block_on(Lab::build(topology))?;
     tracing::info!("lab {} built in {:?}", lab.name(), started.elapsed());
 
-    let info = LabInfo {
-        topology: lab.topology().clone(),
-        pid: (!persist).then(std::process::id),
-        rootless,
-    };
-    let registration = if persist {
-        // From here the name is claimed by the state file that persisting writes.
-        drop(registration);
-        registry::persist(&lab)?;
-        None
+    let info = if persist {
+        // The registration keeps the name until the state file claims it.
+        persistent::persist(&lab)?;
+        LabInfo::persistent(&lab)
     } else {
-        Some(registration)
+        LabInfo::held(&lab)
     };
     if json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
         print!("{}", describe(&info));
-        if persist {
-            println!(
+        match info.pid {
+            None => println!(
                 "lab {} is up and persistent: `drydock lab down {0}` or `drydock gc` removes it",
                 lab.name()
-            );
-        } else {
-            println!(
-                "lab {} is up (pid {}): Ctrl-C or `drydock lab down {0}` removes it",
-                lab.name(),
-                std::process::id()
-            );
+            ),
+            Some(pid) => println!(
+                "lab {} is up (pid {pid}): Ctrl-C or `drydock lab down {0}` removes it",
+                lab.name()
+            ),
         }
     }
     std::io::stdout().flush()?;
-    match registration {
-        Some(registration) => hold(lab, registration, rootless, &runtime),
-        None => Ok(ExitCode::SUCCESS),
+    if persist {
+        return Ok(ExitCode::SUCCESS);
     }
+    hold(lab, registration, &runtime)
 }
 
 /// Serves the lab's registry socket until a signal or `lab down`; then the lab goes with us.
 fn hold(
     lab: Lab,
     registration: Registration,
-    rootless: bool,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
-    let (down_tx, down_rx) = tokio::sync::oneshot::channel();
+    let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel();
     let lab = std::sync::Arc::new(lab);
     let served = std::sync::Arc::clone(&lab);
     std::thread::spawn(move || {
-        if let Err(e) = registration.serve(&served, rootless) {
+        let on_down = move || {
+            let _ = down_tx.send(());
+        };
+        if let Err(e) = registration.serve(&served, &on_down) {
             tracing::error!("registry socket: {e}");
         }
-        let _ = down_tx.send(());
     });
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
@@ -200,7 +201,7 @@ fn hold(
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
             _ = hangup.recv() => {}
-            _ = down_rx => {}
+            _ = down_rx.recv() => {}
         }
         anyhow::Ok(())
     })?;
@@ -268,42 +269,43 @@ fn describe(info: &LabInfo) -> String {
 
 fn ls(json: bool) -> anyhow::Result<ExitCode> {
     let mut labs = Vec::new();
-    for entry in registry::list()? {
-        match entry.describe() {
-            Ok(info) => labs.push(info),
-            // Another user's lab, or one going down while we ask.
-            Err(e) => eprintln!("lab {}: {e}", entry.name()),
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&labs)?);
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut rows = vec![
         ["NAME", "HOSTS", "HELD BY", "MODE"]
             .map(String::from)
             .to_vec(),
     ];
-    for info in &labs {
-        let hosts: Vec<&str> = info
-            .topology
-            .hosts
-            .iter()
-            .map(|h| h.name.as_str())
-            .collect();
-        rows.push(vec![
-            info.topology.name.clone(),
-            hosts.join(","),
-            info.pid
-                .map_or("(persistent)".into(), |pid| format!("pid {pid}")),
-            if info.rootless {
-                "rootless".into()
-            } else {
-                "root".into()
-            },
-        ]);
+    for entry in registry::list()? {
+        match entry.describe() {
+            Ok(info) => {
+                let hosts: Vec<&str> = info
+                    .topology
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect();
+                rows.push(vec![
+                    info.topology.name.clone(),
+                    hosts.join(","),
+                    info.pid
+                        .map_or("(persistent)".into(), |pid| format!("pid {pid}")),
+                    if info.rootless { "rootless" } else { "root" }.into(),
+                ]);
+                labs.push(info);
+            }
+            // Another user's lab, or one going down while we ask: listed, with the reason.
+            Err(e) => rows.push(vec![
+                entry.name().to_string(),
+                "-".into(),
+                "-".into(),
+                e.to_string(),
+            ]),
+        }
     }
-    print!("{}", table::render(&rows));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&labs)?);
+    } else {
+        print!("{}", table::render(&rows));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -362,6 +364,9 @@ fn capture(
     }
 
     let label = format!("{host}/{iface}");
+    let capture =
+        Capture::start(&target.netns, iface, &label).with_context(|| format!("lab {name}"))?;
+    // The file is made only once capturing works, so a failed start leaves none behind.
     let sink = match &file {
         Some(path) => {
             let out =
@@ -373,8 +378,6 @@ fn capture(
         None => None,
     };
     let print = print || file.is_none();
-    let capture = Capture::start(&target.netns, iface, &label)
-        .with_context(|| format!("cannot capture on {name}/{label}"))?;
     eprintln!("capturing on {name}/{label}");
 
     let mut recorder = Recorder {
@@ -390,6 +393,10 @@ fn capture(
             Limit::Interrupt => false,
         };
         if done || INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
+        if capture.interface_gone() {
+            eprintln!("{name}/{label} was deleted (is the lab down?): capture ends");
             break;
         }
         if let Some(packet) = capture.recv_timeout(Duration::from_millis(100)) {

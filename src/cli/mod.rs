@@ -60,14 +60,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             doctor::run(json)
         }
         Command::Gc => {
-            let removed = registry::gc()?;
-            if removed.is_empty() {
+            let report = registry::gc()?;
+            if report.removed.is_empty() && report.errors.is_empty() {
                 println!("nothing to remove");
             }
-            for item in removed {
+            for item in &report.removed {
                 println!("removed {item}");
             }
-            Ok(ExitCode::SUCCESS)
+            for error in &report.errors {
+                eprintln!("drydock: error: gc: {error}");
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -89,14 +96,13 @@ fn init_logging(verbose: u8) {
 }
 
 /// Without CAP_NET_ADMIN and CAP_SYS_ADMIN, enters a user namespace where this user is root.
-/// Returns true when it did (the work is rootless). Call before any thread starts.
-fn enter_rootless_if_needed() -> anyhow::Result<bool> {
-    if userns::is_privileged() {
-        return Ok(false);
+/// Call before any thread starts.
+fn enter_rootless_if_needed() -> anyhow::Result<()> {
+    if !userns::is_privileged() {
+        userns::enter_new()?;
+        tracing::info!("running rootless, in a user namespace of our own");
     }
-    userns::enter_new()?;
-    tracing::info!("running rootless, in a user namespace of our own");
-    Ok(true)
+    Ok(())
 }
 
 /// A runtime for the async parts (netlink). One thread: labs are built sequentially.

@@ -152,9 +152,33 @@ fn sigkill_of_the_holder_leaves_nothing() {
         links_before,
         "the lab lives in its own namespaces"
     );
+    let h1 = String::from_utf8(
+        lab.lab(&[
+            "exec",
+            "cli-sigkill",
+            "h1",
+            "--",
+            "readlink",
+            "/proc/self/ns/net",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let h1 = h1.trim().to_string();
+    assert!(h1.starts_with("net:["), "{h1}");
+    assert!(
+        !namespace_holders(&h1).is_empty(),
+        "while up, the holder keeps {h1}"
+    );
+
     lab.child.kill().unwrap(); // SIGKILL: no destructor runs
     lab.child.wait().unwrap();
 
+    assert_eq!(
+        namespace_holders(&h1),
+        Vec::<String>::new(),
+        "nothing keeps {h1} alive: the kernel frees it"
+    );
     assert_eq!(ip(&["netns", "list"]), netns_before);
     assert_eq!(ip(&["-br", "link"]), links_before);
     let sockets = std::fs::read_to_string("/proc/net/unix").unwrap();
@@ -164,6 +188,116 @@ fn sigkill_of_the_holder_leaves_nothing() {
     );
     let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
     assert!(!listed.contains("cli-sigkill"), "{listed}");
+}
+
+/// Every `/proc/PID/ns/net` and `/proc/PID/fd/N` that refers to `namespace` (like `net:[4026532]`).
+fn namespace_holders(namespace: &str) -> Vec<String> {
+    let mut holders = Vec::new();
+    for process in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = process.path();
+        let fds = std::fs::read_dir(path.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|fd| fd.path());
+        for link in fds.chain([path.join("ns/net")]) {
+            if std::fs::read_link(&link).is_ok_and(|target| target.to_string_lossy() == namespace) {
+                holders.push(link.display().to_string());
+            }
+        }
+    }
+    holders
+}
+
+#[test]
+fn exec_sees_the_hosts_own_sys() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("one-host.yaml", "cli-sysfs", false);
+    let listed = lab.lab(&["exec", "cli-sysfs", "h1", "--", "ls", "/sys/class/net"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "eth0\nlo\n");
+}
+
+#[test]
+fn a_capture_ends_when_its_lab_goes_down() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("one-host.yaml", "cli-capture-end", false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut capture = start_capture(&lab, "h1", "eth0", &dir.path().join("h1.pcapng"));
+    drydock_ok(&["lab", "down", "cli-capture-end"]);
+    let status = capture.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(capture.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("h1/eth0 was deleted (is the lab down?): capture ends"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn names_that_could_not_be_found_again_are_refused() {
+    let output = drydock(false)
+        .args(["lab", "up", &example("one-host.yaml"), "--name", "a b"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--name: invalid lab name \"a b\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_lab_of_another_user_is_not_trusted() {
+    if !privileged() {
+        return;
+    }
+    // Anyone can bind an abstract name: here nobody holds a lab under a name root asks for.
+    let _lab = HeldLab::up("one-host.yaml", "cli-other-user", true);
+    let exec = drydock(false)
+        .args(["lab", "exec", "cli-other-user", "h1", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&exec.stderr);
+    assert_eq!(exec.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lab \"cli-other-user\" is held by another user (uid 65534)"),
+        "{stderr}"
+    );
+    let listed = drydock_ok(&["lab", "ls"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("cli-other-user") && l.contains("held by another user")),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_silent_client_does_not_stall_the_lab() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("one-host.yaml", "cli-silent", false);
+    // Connects and sends nothing: the lab must keep answering others meanwhile.
+    let silent = std::os::unix::net::UnixStream::connect_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name("drydock-lab/cli-silent").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(lab.exec("h1", &["true"]), 0);
+    let listed = drydock_ok(&["lab", "ls"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("cli-silent") && l.contains("pid")),
+        "{listed}"
+    );
+    drop(silent);
 }
 
 #[test]
@@ -216,6 +350,13 @@ fn persistent_labs_outlive_their_process_until_gc() {
     let _machine = machine_lock();
     let netns_before = ip(&["netns", "list"]);
     let file = example("two-hosts.yaml");
+    // Should an assertion fail, the labs still go (a leftover would fail every later run).
+    let _cleanup = Cleanup(|| {
+        for lab in ["cli-persist", "cli-crashed"] {
+            let _ = drydock(false).args(["lab", "down", lab]).output();
+        }
+        let _ = drydock(false).arg("gc").output();
+    });
     drydock_ok(&["lab", "up", &file, "--name", "cli-persist", "--persist"]);
 
     // The process is gone; the lab answers to iproute2 and to drydock.
@@ -284,4 +425,13 @@ fn persistent_labs_outlive_their_process_until_gc() {
         "nothing to remove
 "
     );
+}
+
+/// Runs its closure when dropped, even when a test panics.
+struct Cleanup<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Cleanup<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

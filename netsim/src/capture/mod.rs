@@ -17,6 +17,7 @@ mod summary;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -26,7 +27,7 @@ pub use pcapng::{PcapNgSink, write_pcapng};
 pub use summary::summarize;
 
 use crate::Netns;
-use socket::PacketSocket;
+use socket::{LinkWatch, PacketSocket};
 
 /// Which way a frame crossed the interface, seen from the namespace that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +69,7 @@ pub struct Capture {
     label: String,
     packets: Mutex<Receiver<Packet>>,
     stop: Arc<OwnedFd>,
+    interface_gone: Arc<AtomicBool>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -80,31 +82,51 @@ impl Capture {
     pub fn start(netns: &Netns, ifname: &str, label: impl Into<String>) -> io::Result<Capture> {
         let label = label.into();
         let context = |e: io::Error| io::Error::new(e.kind(), format!("capture on {label}: {e}"));
-        let socket = netns
-            .run(|| PacketSocket::open(ifname))
+        // The link watch first: the interface cannot vanish unnoticed between the two.
+        let (watch, socket) = netns
+            .run(|| -> io::Result<_> {
+                let watch = LinkWatch::open(ifname)?;
+                Ok((watch, PacketSocket::open(ifname)?))
+            })
             .and_then(|opened| opened)
             .map_err(context)?;
         let stop = Arc::new(eventfd().map_err(context)?);
+        let interface_gone = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("capture {label}"))
             .spawn({
                 let stop = Arc::clone(&stop);
+                let gone = Arc::clone(&interface_gone);
                 let label = label.clone();
-                move || read_until_stopped(&socket, &stop, &sender, &label)
+                move || {
+                    let reader = Reader {
+                        socket: &socket,
+                        watch: &watch,
+                        stop: &stop,
+                        sender: &sender,
+                        label: &label,
+                    };
+                    let result = reader.run();
+                    if matches!(result, Ok(Ended::InterfaceGone)) {
+                        gone.store(true, Ordering::SeqCst);
+                    }
+                    result.map(drop)
+                }
             })
             .map_err(context)?;
         Ok(Capture {
             label,
             packets: Mutex::new(receiver),
             stop,
+            interface_gone,
             thread: Some(thread),
         })
     }
 
-    /// The label given to [`Capture::start`].
-    pub fn label(&self) -> &str {
-        &self.label
+    /// True once the interface has been deleted (its lab went down, say): no packet will come.
+    pub fn interface_gone(&self) -> bool {
+        self.interface_gone.load(Ordering::SeqCst)
     }
 
     /// Next packet, waiting up to `timeout`.
@@ -166,44 +188,56 @@ fn eventfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// The reader thread: forwards frames until `stop` is signalled, then drains the socket.
-fn read_until_stopped(
-    socket: &PacketSocket,
-    stop: &OwnedFd,
-    sender: &Sender<Packet>,
-    label: &str,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; socket::SNAPLEN];
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: socket.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a live array of two pollfd, as the length says.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
+/// Why a reader ended.
+enum Ended {
+    Stopped,
+    InterfaceGone,
+}
+
+/// The reader thread's state: forwards frames until stopped or until the interface is deleted,
+/// then drains the socket.
+struct Reader<'a> {
+    socket: &'a PacketSocket,
+    watch: &'a LinkWatch,
+    stop: &'a OwnedFd,
+    sender: &'a Sender<Packet>,
+    label: &'a str,
+}
+
+impl Reader<'_> {
+    fn run(&self) -> io::Result<Ended> {
+        let mut buf = vec![0u8; socket::SNAPLEN];
+        loop {
+            let mut fds = [self.socket.as_fd(), self.stop.as_fd(), self.watch.as_fd()].map(|fd| {
+                libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }
+            });
+            // SAFETY: `fds` is a live array of pollfd, as the length says.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
-        if fds[0].revents & libc::POLLNVAL != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-        if fds[0].revents != 0 {
-            drain(socket, &mut buf, sender, label)?;
-        }
-        if fds[1].revents != 0 {
-            return drain(socket, &mut buf, sender, label);
+            if fds[0].revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            if fds[0].revents != 0 {
+                drain(self.socket, &mut buf, self.sender, self.label)?;
+            }
+            if fds[1].revents != 0 {
+                drain(self.socket, &mut buf, self.sender, self.label)?;
+                return Ok(Ended::Stopped);
+            }
+            if fds[2].revents != 0 && self.watch.interface_deleted()? {
+                drain(self.socket, &mut buf, self.sender, self.label)?;
+                return Ok(Ended::InterfaceGone);
+            }
         }
     }
 }

@@ -192,6 +192,71 @@ impl AsFd for PacketSocket {
     }
 }
 
+/// A netlink socket that learns when one interface is deleted (RTM_DELLINK), so that a capture
+/// on it can end instead of waiting forever.
+#[derive(Debug)]
+pub(crate) struct LinkWatch {
+    socket: netlink_sys::Socket,
+    ifindex: u32,
+}
+
+impl LinkWatch {
+    /// Watches `ifname` of the calling thread's namespace (call it inside [`Netns::run`]).
+    ///
+    /// [`Netns::run`]: crate::Netns::run
+    pub(crate) fn open(ifname: &str) -> io::Result<Self> {
+        const RTMGRP_LINK: u32 = 1;
+        let mut socket = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
+        socket.bind(&netlink_sys::SocketAddr::new(0, RTMGRP_LINK))?;
+        socket.set_non_blocking(true)?;
+        let ifindex = crate::netns::ifindex(ifname)?;
+        Ok(Self { socket, ifindex })
+    }
+
+    /// Reads the pending link notifications; true when one says the interface was deleted.
+    pub(crate) fn interface_deleted(&self) -> io::Result<bool> {
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::RouteNetlinkMessage;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        loop {
+            buf.clear();
+            match self.socket.recv(&mut buf, 0) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                // Notifications were lost (a burst of link changes): keep watching for the next.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            let mut rest = &buf[..];
+            while !rest.is_empty() {
+                let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest) else {
+                    break;
+                };
+                let length = message.header.length as usize;
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) =
+                    message.payload
+                    && link.header.index == self.ifindex
+                {
+                    return Ok(true);
+                }
+                // Messages in a datagram are aligned to 4 bytes.
+                let next = length.next_multiple_of(4);
+                if length == 0 || next > rest.len() {
+                    break;
+                }
+                rest = &rest[next..];
+            }
+        }
+    }
+}
+
+impl AsFd for LinkWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the socket's descriptor lives as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.socket.as_raw_fd()) }
+    }
+}
+
 /// Puts back the 802.1Q tag the kernel moved out of an Ethernet frame into `PACKET_AUXDATA`,
 /// as libpcap does: when the TCI is non-zero or `TP_STATUS_VLAN_VALID` is set, a 4-byte tag
 /// (TPID, then TCI) is inserted after the two MAC addresses. The TPID is the reported one when

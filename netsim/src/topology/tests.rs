@@ -182,6 +182,36 @@ fn explicit_routes_override_the_automatic_default() {
     "lab.yaml:2:3:",
     "segment name \"p0-eth0\" is reserved"
 )]
+#[case::route_host_bits(
+    "segments:\n  a: {subnet: 10.0.0.0/24}\nhosts:\n  h1:\n    interfaces: [{segment: a}]\n    routes: [{to: 10.9.9.9/24, via: 10.0.0.9}]\n",
+    "lab.yaml:6:19:",
+    "did you mean 10.9.9.0/24?"
+)]
+#[case::via_own_address(
+    "segments:\n  a: {subnet: 10.0.0.0/24}\nhosts:\n  h1:\n    interfaces: [{segment: a}]\n    routes: [{to: default, via: 10.0.0.1}]\n",
+    "lab.yaml:6:33:",
+    "own address"
+)]
+#[case::via_network_address(
+    "segments:\n  a: {subnet: 10.0.0.0/24}\nhosts:\n  h1:\n    interfaces: [{segment: a}]\n    routes: [{to: default, via: 10.0.0.0}]\n",
+    "lab.yaml:6:33:",
+    "network or broadcast address"
+)]
+#[case::ipv6_small_mtu(
+    "segments:\n  a: {subnet: 10.0.0.0/24, subnet6: 'fd00::/64', mtu: 1000}\nhosts:\n  h1: {interfaces: [{segment: a}]}\n",
+    "lab.yaml:2:55:",
+    "too small for IPv6"
+)]
+#[case::ipv6_subnet_full(
+    "segments:\n  a: {subnet: 10.0.0.0/24, subnet6: 'fd00::/127'}\nhosts:\n  h1: {interfaces: [{segment: a}]}\n  h2: {interfaces: [{segment: a}]}\n",
+    "lab.yaml:2:37:",
+    "leaves no room for hosts"
+)]
+#[case::ipv6_subnet_exhausted(
+    "segments:\n  a: {subnet: 10.0.0.0/24, subnet6: 'fd00::/126'}\nhosts:\n  h1: {interfaces: [{segment: a}]}\n  h2: {interfaces: [{segment: a}]}\n  h3: {interfaces: [{segment: a}]}\n  h4: {interfaces: [{segment: a}]}\n",
+    "lab.yaml:7:31:",
+    "no free IPv6 address left for h4/eth0"
+)]
 #[case::no_hosts("hosts: {}\n", "lab.yaml:1:8:", "at least one host")]
 fn malformed_files_are_located(#[case] text: &str, #[case] at: &str, #[case] message: &str) {
     let error = parse(text).expect_err("the file is malformed").to_string();
@@ -196,4 +226,19 @@ fn errors_show_the_offending_line_with_a_caret() {
     )
     .unwrap_err();
     insta::assert_snapshot!(error.to_string());
+}
+
+#[test]
+fn the_file_name_must_make_a_valid_lab_name_without_a_name_field() {
+    let text =
+        "segments:\n  a: {subnet: 10.0.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: a}]}\n";
+    let error = Topology::parse(text, "dir/my.lab.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("dir/my.lab.yaml:1:1: the file name gives the lab its name, but invalid lab name \"my.lab\""), "{error}");
+    assert_eq!(
+        Topology::parse(text, "dir/my-lab.yaml").unwrap().name,
+        "my-lab"
+    );
+    assert!(check_lab_name("a b").is_err());
 }

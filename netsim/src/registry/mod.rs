@@ -1,0 +1,128 @@
+//! Finding labs from other processes, without leaving anything behind on a crash.
+//!
+//! A lab held by a process (`drydock lab up`) answers on an abstract unix socket ([`held`]); the
+//! kernel removes it with its last holder, so a killed process leaves no entry to clean up. A
+//! *persistent* lab (`lab up --persist`) has no process: its namespaces are bind mounts under
+//! `/run/netns` and its description a JSON file ([`persistent`]).
+
+pub mod held;
+pub mod persistent;
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lab::Lab;
+use crate::netns::Netns;
+use crate::topology::Topology;
+use crate::userns::{self, Userns};
+
+pub use held::Registration;
+pub use persistent::{GcReport, gc};
+
+/// What a lab says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabInfo {
+    /// The topology with every address and route resolved.
+    pub topology: Topology,
+    /// The holding process, or `None` for a persistent lab.
+    pub pid: Option<u32>,
+    /// Built inside a user namespace, by a user without privileges on the machine.
+    pub rootless: bool,
+}
+
+impl LabInfo {
+    /// A lab held by this process.
+    pub fn held(lab: &Lab) -> Self {
+        Self {
+            topology: lab.topology().clone(),
+            pid: Some(std::process::id()),
+            rootless: !userns::in_initial().unwrap_or(true),
+        }
+    }
+
+    /// A persistent lab (which needs root, so is never rootless).
+    pub fn persistent(lab: &Lab) -> Self {
+        Self {
+            topology: lab.topology().clone(),
+            pid: None,
+            rootless: false,
+        }
+    }
+}
+
+/// A host's namespace, ready to enter.
+#[derive(Debug)]
+pub struct HostNs {
+    /// The host's network namespace.
+    pub netns: Netns,
+    /// The user namespace owning it, to join first, for rootless labs.
+    pub userns: Option<Userns>,
+}
+
+/// A lab as found by [`list`] or [`find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Held by a running process, reached through its socket.
+    Held(String),
+    /// Persistent: namespaces mounted under [`persistent::NETNS_DIR`].
+    Persistent(String),
+}
+
+impl Entry {
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Held(name) | Entry::Persistent(name) => name,
+        }
+    }
+
+    /// The lab's description.
+    pub fn describe(&self) -> io::Result<LabInfo> {
+        match self {
+            Entry::Held(name) => held::describe(name),
+            Entry::Persistent(name) => persistent::read(name),
+        }
+    }
+
+    /// The namespace of `host`, with the user namespace to join for rootless labs.
+    pub fn host(&self, host: &str) -> io::Result<HostNs> {
+        match self {
+            Entry::Held(name) => held::host(name, host),
+            Entry::Persistent(name) => persistent::host(name, host),
+        }
+    }
+
+    /// Removes the lab: asks its process to stop and waits until it has, or unmounts a
+    /// persistent one.
+    pub fn down(&self) -> io::Result<()> {
+        match self {
+            Entry::Held(name) => held::down(name),
+            Entry::Persistent(name) => persistent::remove(name),
+        }
+    }
+}
+
+/// Every lab that is up, held or persistent, sorted by name.
+pub fn list() -> io::Result<Vec<Entry>> {
+    let mut entries: Vec<Entry> = held::names()?.into_iter().map(Entry::Held).collect();
+    entries.extend(persistent::names()?.into_iter().map(Entry::Persistent));
+    entries.sort_by(|a, b| a.name().cmp(b.name()));
+    entries.dedup();
+    Ok(entries)
+}
+
+/// The lab named `name`.
+pub fn find(name: &str) -> io::Result<Entry> {
+    list()?
+        .into_iter()
+        .find(|e| e.name() == name)
+        .ok_or_else(|| not_up(name))
+}
+
+fn not_up(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no lab named {name:?} is up (see `drydock lab ls`)"),
+    )
+}
