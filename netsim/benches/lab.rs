@@ -1,7 +1,6 @@
-//! How long labs take to build and to capture from. Needs root (or run it in a user namespace:
-//! `unshare -Urn` is not enough, a lab needs its own namespaces; run as root).
+//! The cost of namespaces, small labs and captures. Needs root.
 //!
-//! `cargo bench -p drydock-netsim --bench lab`
+//! `cargo bench -p drydock-netsim --bench lab` (scaling to 200 hosts: the `scale` bench).
 
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use drydock_netsim::capture::Capture;
 use drydock_netsim::{Lab, Netns, Topology};
 
-fn topology(file: &str) -> Topology {
+fn example(file: &str) -> Topology {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios/labs")
         .join(file);
@@ -30,7 +29,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("lab/build");
     for file in ["one-host.yaml", "three-hosts.yaml"] {
-        let topology = topology(file);
+        let topology = example(file);
         // Build and drop: dropping frees the namespaces; the kernel finishes teardown in the background.
         group.bench_function(file, |b| {
             b.to_async(&runtime).iter(|| Lab::build(topology.clone()))
@@ -39,7 +38,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let lab = runtime
-        .block_on(Lab::build(topology("three-hosts.yaml")))
+        .block_on(Lab::build(example("three-hosts.yaml")))
         .unwrap();
     let r1 = lab.host("r1").unwrap();
     c.bench_function("capture/start+stop", |b| {

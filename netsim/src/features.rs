@@ -162,6 +162,7 @@ impl KernelFeatures {
                 forced_absent: forced.contains(&feature),
             });
         }
+        nl.close().await;
         Ok(Self { statuses })
     }
 

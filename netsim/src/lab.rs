@@ -15,7 +15,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::netns::{Netns, write_sysctl};
+use crate::netns::{Netlink, Netns, write_sysctl};
 use crate::topology::{Host, Topology};
 
 /// A running lab: one network namespace per host plus the fabric that joins them.
@@ -124,6 +124,11 @@ impl Lab {
             }
         }
         tracing::debug!("lab {}: every link is up", topology.name);
+        // Close our netlink sockets now: they would keep the namespaces alive after a drop.
+        for nl in handles {
+            nl.close().await;
+        }
+        fabric_nl.close().await;
         Ok(Self {
             topology,
             fabric,
@@ -150,6 +155,11 @@ impl Lab {
     /// Every host with its namespace, in topology order.
     pub fn hosts(&self) -> impl Iterator<Item = (&Host, &Netns)> {
         self.topology.hosts.iter().zip(&self.hosts)
+    }
+
+    /// Every namespace of the lab: the hosts', then the hidden fabric's.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Netns> {
+        self.hosts.iter().chain([&self.fabric])
     }
 
     /// Bind-mounts every namespace of the lab under `dir` (normally `/run/netns`) as
@@ -206,7 +216,7 @@ async fn build_host(
     netns: &Netns,
     fabric_nl: &Handle,
     bridges: &[u32],
-) -> Result<Handle, LabError> {
+) -> Result<Netlink, LabError> {
     let name = &host.name;
     let ipv6 = host.interfaces.iter().any(|i| i.address6.is_some());
     netns

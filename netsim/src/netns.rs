@@ -74,9 +74,10 @@ impl Netns {
 
     /// An rtnetlink handle whose socket lives in this namespace.
     ///
-    /// Must be called inside a tokio runtime: the connection task is spawned on it and ends when
-    /// the last clone of the handle is dropped.
-    pub fn netlink(&self) -> io::Result<rtnetlink::Handle> {
+    /// Must be called inside a tokio runtime: the connection is a task on it. The socket (which
+    /// keeps the namespace alive) closes once every clone of the handle is gone and the runtime
+    /// next runs the task; [`Netlink::close`] waits for that.
+    pub fn netlink(&self) -> io::Result<Netlink> {
         use netlink_sys::{AsyncSocket, TokioSocket};
         let socket =
             self.run(|| netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE))??;
@@ -84,8 +85,10 @@ impl Netns {
         let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
         socket.socket_ref().set_ext_ack(true)?;
         let (connection, handle, _) = rtnetlink::from_socket(socket);
-        tokio::spawn(connection);
-        Ok(handle)
+        Ok(Netlink {
+            handle,
+            connection: tokio::spawn(connection),
+        })
     }
 
     /// A command that will run inside this namespace (entered between fork and exec).
@@ -159,6 +162,30 @@ impl Netns {
 impl AsFd for Netns {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// An rtnetlink handle (it derefs to [`rtnetlink::Handle`]) and its connection task.
+#[derive(Debug)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Netlink {
+    /// Drops the handle and waits until the connection has closed its socket, so that nothing
+    /// of ours keeps the namespace alive any more.
+    pub async fn close(self) {
+        drop(self.handle);
+        // The task ends by itself once its handles are gone; it cannot panic.
+        let _ = self.connection.await;
+    }
+}
+
+impl std::ops::Deref for Netlink {
+    type Target = rtnetlink::Handle;
+    fn deref(&self) -> &rtnetlink::Handle {
+        &self.handle
     }
 }
 
