@@ -341,7 +341,10 @@ fn a_malformed_topology_is_located_and_builds_nothing() {
     );
     assert!(stderr.contains(&located), "{stderr}");
     let sockets = std::fs::read_to_string("/proc/net/unix").unwrap();
-    assert!(!sockets.contains("drydock-lab/bad"), "nothing was claimed or built");
+    assert!(
+        !sockets.contains("drydock-lab/bad"),
+        "nothing was claimed or built"
+    );
 }
 
 #[test]
