@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod features;
 pub mod lab;
+pub mod located;
 pub mod netns;
 pub mod registry;
 pub mod topology;
@@ -14,5 +15,6 @@ pub mod userns;
 
 pub use features::KernelFeatures;
 pub use lab::{Lab, LabError};
+pub use located::LocatedError;
 pub use netns::Netns;
 pub use topology::{Topology, TopologyError};

@@ -23,13 +23,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
+
+use crate::located::{Entries, LocatedError};
 
 /// A validated lab topology, ready to build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +97,8 @@ impl Topology {
     /// file stem names the lab when the file has no `name`.
     pub fn parse(text: &str, path: &str) -> Result<Self, TopologyError> {
         let file: File =
-            serde_saphyr::from_str(text).map_err(|e| TopologyError::from_yaml(&e, text, path))?;
-        let error = |at: &Location, message: String| TopologyError::at(at, message, text, path);
+            serde_saphyr::from_str(text).map_err(|e| LocatedError::from_yaml(&e, text, path))?;
+        let error = |at: &Location, message: String| LocatedError::at(at, message, text, path);
         let name = match &file.name {
             Some(name) => check_name(&name.value, "lab", MAX_LAB_NAME)
                 .map_err(|m| error(&name.referenced, m))?,
@@ -109,7 +109,7 @@ impl Topology {
                     let message = format!(
                         "the file name gives the lab its name, but {m}; add a `name:` field"
                     );
-                    TopologyError::new(1, 1, message, text, path)
+                    LocatedError::new(1, 1, message, text, path)
                 })?
             }
         };
@@ -119,13 +119,8 @@ impl Topology {
     /// Reads and parses a topology file.
     pub fn load(path: &std::path::Path) -> Result<Self, TopologyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TopologyError {
-            path: shown.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read topology file: {e}"),
-            snippet: String::new(),
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LocatedError::unreadable(&shown, &e))?;
         Self::parse(&text, &shown)
     }
 
@@ -153,63 +148,7 @@ pub fn check_lab_name(name: &str) -> Result<(), String> {
 }
 
 /// An error in a topology file, located at `path:line:column`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}:{column}: {message}{snippet}")]
-pub struct TopologyError {
-    /// File path as given.
-    pub path: String,
-    /// 1-based line (0 when the file could not be read).
-    pub line: u64,
-    /// 1-based column.
-    pub column: u64,
-    /// What is wrong and what was expected.
-    pub message: String,
-    /// The offending line with a caret under the column (empty when unknown).
-    pub snippet: String,
-}
-
-impl TopologyError {
-    fn at(at: &Location, message: String, text: &str, path: &str) -> Self {
-        Self::new(at.line(), at.column(), message, text, path)
-    }
-
-    fn new(line: u64, column: u64, message: String, text: &str, path: &str) -> Self {
-        let snippet = match text.lines().nth(line.saturating_sub(1) as usize) {
-            Some(source) if line > 0 => {
-                let gutter = line.to_string().len();
-                let pad = " ".repeat(column.saturating_sub(1) as usize);
-                format!(
-                    "\n {line} | {source}\n {blank} | {pad}^",
-                    blank = " ".repeat(gutter)
-                )
-            }
-            _ => String::new(),
-        };
-        Self {
-            path: path.to_string(),
-            line,
-            column,
-            message,
-            snippet,
-        }
-    }
-
-    fn from_yaml(error: &serde_saphyr::Error, text: &str, path: &str) -> Self {
-        use serde_saphyr::MessageFormatter;
-        let message = serde_saphyr::DefaultMessageFormatter
-            .format_message(error.without_snippet())
-            .escape_debug()
-            .to_string();
-        // The parser's advice is for programmers using it, not for people writing topologies.
-        let message = message
-            .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
-            .to_string();
-        let (line, column) = error
-            .location()
-            .map_or((1, 1), |at| (at.line().max(1), at.column().max(1)));
-        Self::new(line, column, message, text, path)
-    }
-}
+pub type TopologyError = LocatedError;
 
 // ---- The file as written (serde), before validation ----
 
@@ -253,35 +192,6 @@ struct InterfaceFile {
 struct RouteFile {
     to: Spanned<String>,
     via: Spanned<String>,
-}
-
-/// A YAML mapping kept in file order, with the location of every key.
-struct Entries<V>(Vec<(Spanned<String>, V)>);
-
-impl<V> Default for Entries<V> {
-    fn default() -> Self {
-        Self(Vec::new())
-    }
-}
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor<V>(PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
-            type Value = Entries<V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of names to definitions")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-        deserializer.deserialize_map(EntriesVisitor(PhantomData))
-    }
 }
 
 // ---- Validation ----
