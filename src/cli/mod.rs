@@ -4,6 +4,7 @@
 //! the kernel allows that only while the process has one thread, so it happens here, before any
 //! runtime starts.
 
+mod conform;
 mod doctor;
 mod lab;
 mod table;
@@ -29,6 +30,8 @@ enum Command {
     /// Labs of simulated hosts made of network namespaces.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Run conformance scenarios against an engine, and report.
+    Conform(conform::ConformArgs),
     /// What this kernel supports, and what drydock uses where it does not.
     Doctor {
         /// Print JSON instead of a table.
@@ -55,12 +58,17 @@ pub(crate) fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Lab(command) => lab::run(command),
+        Command::Conform(args) => conform::run(args),
         Command::Doctor { json } => {
             enter_rootless_if_needed()?;
             doctor::run(json)
         }
         Command::Gc => {
-            let report = registry::gc()?;
+            let mut report = registry::gc()?;
+            match drydock_conformance::target::docker::gc_leftovers() {
+                Ok(removed) => report.removed.extend(removed),
+                Err(e) => report.errors.push(format!("docker target leftovers: {e}")),
+            }
             if report.removed.is_empty() && report.errors.is_empty() {
                 println!("nothing to remove");
             }

@@ -1,5 +1,6 @@
 //! The `drydock` command, driven as users drive it: separate processes, real namespaces.
 
+mod conform;
 mod doctor;
 mod lab;
 

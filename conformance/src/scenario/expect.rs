@@ -1,0 +1,539 @@
+//! Expectations: what must hold once a scenario's steps have run, one line each.
+//!
+//! ```text
+//! A reaches B:PORT[/tcp|/udp]                     A cannot-reach B:PORT[/proto] [refused|timeout|unreachable]
+//! A pings B                                       A cannot-ping B
+//! A resolves NAME [to X[,X...]]                   A does-not-resolve NAME
+//! A gets http://B:PORT[/PATH] [STATUS]
+//! network NET [on HOST] has PATH = VALUE          (also: NET subnet|gateway|driver|scope|internal|ipv6 is VALUE)
+//! container C has PATH = VALUE                    (also: C ip|ip6|mac|gateway on NET is VALUE)
+//! ... has PATH ~ REGEX                            (the value matches a regular expression)
+//! container C file PATH contains|lacks TEXT       container C interfaces are NAME[,NAME...]
+//! container C mtu of IFACE is N
+//! ```
+//! `A` is a container or a lab host; `B` a container (`web`, or `web@NET` to pick its address on
+//! network NET), a lab host (its underlay address), or an IP address. `PORT` is a number, or
+//! `C->N`: the host port Docker published for container C's port N (`ext reaches h1:web->80`). `PATH` is a dotted path into
+//! the engine's inspect JSON (Docker's shape), e.g. `IPAM.Config.0.Subnet`.
+
+use std::net::IpAddr;
+
+use super::words::Word;
+use crate::probe::Proto;
+
+/// Something a probe reaches: a container, a lab host, or an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// A container or lab host name, or an IP address as written.
+    pub name: String,
+    /// `web@NET`: the container's address on network NET.
+    pub network: Option<String>,
+}
+
+impl Endpoint {
+    fn parse(text: &str) -> Self {
+        match text.split_once('@') {
+            Some((name, network)) => Endpoint {
+                name: name.to_string(),
+                network: Some(network.to_string()),
+            },
+            None => Endpoint {
+                name: text.to_string(),
+                network: None,
+            },
+        }
+    }
+
+    /// The address itself, when the endpoint is written as one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.name.parse().ok()
+    }
+}
+
+/// A destination port: a number, or the host port Docker published for a container's port
+/// (written `web->80`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Port {
+    /// This port.
+    Number(u16),
+    /// The host port published for `container`'s port `port` (same protocol).
+    Published {
+        /// Container name.
+        container: String,
+        /// Container port.
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Number(n) => write!(f, "{n}"),
+            Port::Published { container, port } => write!(f, "{container}->{port}"),
+        }
+    }
+}
+
+/// How a reach is expected to fail, when a scenario says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Connection refused (RST, or ICMP port unreachable for UDP).
+    Refused,
+    /// No answer at all: dropped.
+    Timeout,
+    /// No route, or an ICMP unreachable.
+    Unreachable,
+}
+
+/// One expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    /// `A reaches B:PORT/proto` (`fails: None`), or `A cannot-reach ...` (`fails: Some(..)`;
+    /// the inner `None` accepts any failure).
+    Reach {
+        /// Where the probe runs.
+        from: String,
+        /// What it connects to.
+        to: Endpoint,
+        /// Destination port.
+        port: Port,
+        /// TCP or UDP.
+        proto: Proto,
+        /// Expected failure, if it must fail.
+        fails: Option<Option<Failure>>,
+    },
+    /// `A pings B` / `A cannot-ping B`.
+    Ping {
+        /// Where the ping runs.
+        from: String,
+        /// What it pings.
+        to: Endpoint,
+        /// True for `pings`.
+        succeeds: bool,
+    },
+    /// `A resolves NAME [to X,...]` / `A does-not-resolve NAME`.
+    Resolve {
+        /// Where the query is asked (through that namespace's resolver).
+        from: String,
+        /// The name asked for.
+        name: String,
+        /// The exact answers expected, when given.
+        answers: Option<Vec<Endpoint>>,
+        /// True for `resolves`.
+        succeeds: bool,
+    },
+    /// `A gets http://B:PORT/PATH [STATUS]`.
+    Http {
+        /// Where the request is made.
+        from: String,
+        /// The server.
+        to: Endpoint,
+        /// Its port.
+        port: Port,
+        /// The path requested.
+        path: String,
+        /// Expected status (200 unless given).
+        status: u16,
+    },
+    /// `network NET [on HOST] has PATH = VALUE`.
+    Network {
+        /// Network name.
+        network: String,
+        /// Docker host, when not the first.
+        host: Option<String>,
+        /// Dotted path into the network's inspect JSON.
+        path: String,
+        /// Expected value.
+        value: Value,
+    },
+    /// `container C has PATH = VALUE`.
+    Container {
+        /// Container name.
+        container: String,
+        /// Dotted path into the container's inspect JSON.
+        path: String,
+        /// Expected value.
+        value: Value,
+    },
+    /// `container C file PATH contains|lacks TEXT`.
+    File {
+        /// Container name.
+        container: String,
+        /// File as the container sees it.
+        path: String,
+        /// Text that must (or must not) appear.
+        text: String,
+        /// True for `contains`.
+        contains: bool,
+    },
+    /// `container C interfaces are NAME,...`: exactly these, in any order.
+    Interfaces {
+        /// Container name.
+        container: String,
+        /// Interface names.
+        names: Vec<String>,
+    },
+    /// `container C mtu of IFACE is N`.
+    Mtu {
+        /// Container name.
+        container: String,
+        /// Interface name.
+        iface: String,
+        /// Expected MTU.
+        mtu: u32,
+    },
+}
+
+/// What an inspect value must be: equal to a text (`= VALUE`), or match a regex (`~ REGEX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Equal to this text.
+    Equals(String),
+    /// Matching this regular expression.
+    Matches(String),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Equals(v) => write!(f, "= {v}"),
+            Value::Matches(r) => write!(f, "~ {r}"),
+        }
+    }
+}
+
+/// Why an expectation line is not understood, and the index of the word at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectError {
+    /// Index of the offending word (the line's length for "something is missing at the end").
+    pub word: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+fn error(word: usize, message: impl Into<String>) -> ExpectError {
+    ExpectError {
+        word,
+        message: message.into(),
+    }
+}
+
+const FORMS: &str = "expected `A reaches|cannot-reach B:PORT`, `A pings|cannot-ping B`, `A resolves|does-not-resolve NAME`, `A gets http://B:PORT/`, `network NET ...` or `container C ...`";
+
+/// Parses the words of an expectation line.
+pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
+    let w: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let at = |i: usize| -> Result<&str, ExpectError> {
+        w.get(i)
+            .copied()
+            .ok_or_else(|| error(w.len(), "the line ends too early"))
+    };
+    let no_more = |n: usize| expect_end(&w, n);
+    match (at(0)?, at(1)?) {
+        ("network", network) => network_fact(&w, network),
+        ("container", container) => container_fact(&w, container),
+        (from, verb @ ("reaches" | "cannot-reach")) => {
+            let (to, port, proto) = target_port(at(2)?).map_err(|m| error(2, m))?;
+            let fails = if verb == "reaches" {
+                no_more(3)?;
+                None
+            } else {
+                let how = match w.get(3) {
+                    None => None,
+                    Some(&"refused") => Some(Failure::Refused),
+                    Some(&"timeout") => Some(Failure::Timeout),
+                    Some(&"unreachable") => Some(Failure::Unreachable),
+                    Some(other) => {
+                        return Err(error(
+                            3,
+                            format!("{other:?}: expected refused, timeout or unreachable"),
+                        ));
+                    }
+                };
+                no_more(4)?;
+                Some(how)
+            };
+            Ok(Expectation::Reach {
+                from: from.into(),
+                to,
+                port,
+                proto,
+                fails,
+            })
+        }
+        (from, verb @ ("pings" | "cannot-ping")) => {
+            let to = Endpoint::parse(at(2)?);
+            no_more(3)?;
+            Ok(Expectation::Ping {
+                from: from.into(),
+                to,
+                succeeds: verb == "pings",
+            })
+        }
+        (from, "resolves") => {
+            let name = at(2)?.to_string();
+            let answers = match w.get(3) {
+                None => None,
+                Some(&"to") => Some(at(4)?.split(',').map(Endpoint::parse).collect()),
+                Some(other) => {
+                    return Err(error(
+                        3,
+                        format!("{other:?}: expected `to ADDRESS[,ADDRESS...]` or nothing"),
+                    ));
+                }
+            };
+            no_more(if answers.is_some() { 5 } else { 3 })?;
+            Ok(Expectation::Resolve {
+                from: from.into(),
+                name,
+                answers,
+                succeeds: true,
+            })
+        }
+        (from, "does-not-resolve") => {
+            let name = at(2)?.to_string();
+            no_more(3)?;
+            Ok(Expectation::Resolve {
+                from: from.into(),
+                name,
+                answers: None,
+                succeeds: false,
+            })
+        }
+        (from, "gets") => {
+            let (to, port, path) = http_url(at(2)?).map_err(|m| error(2, m))?;
+            let status = match w.get(3) {
+                None => 200,
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| error(3, format!("{s:?} is not an HTTP status")))?,
+            };
+            no_more(4)?;
+            Ok(Expectation::Http {
+                from: from.into(),
+                to,
+                port,
+                path,
+                status,
+            })
+        }
+        (_, other) => Err(error(1, format!("{other:?} is not a verb here: {FORMS}"))),
+    }
+}
+
+/// `B:PORT[/tcp|/udp]`.
+fn target_port(text: &str) -> Result<(Endpoint, Port, Proto), String> {
+    let expected =
+        || format!("{text:?}: expected TARGET:PORT[/tcp|/udp], e.g. web:80/tcp or h1:web->80/tcp");
+    let (rest, proto) = match text.rsplit_once('/') {
+        Some((rest, "tcp")) => (rest, Proto::Tcp),
+        Some((rest, "udp")) => (rest, Proto::Udp),
+        Some(_) => return Err(expected()),
+        None => (text, Proto::Tcp),
+    };
+    let (host, port) = split_port(rest).ok_or_else(expected)?;
+    Ok((Endpoint::parse(host), port, proto))
+}
+
+/// `HOST:PORT`, where HOST may be a bracketed IPv6 address and PORT `CONTAINER->PORT`.
+fn split_port(text: &str) -> Option<(&str, Port)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = match port.split_once("->") {
+        Some((container, port)) if !container.is_empty() => Port::Published {
+            container: container.to_string(),
+            port: port.parse().ok()?,
+        },
+        Some(_) => return None,
+        None => Port::Number(port.parse().ok()?),
+    };
+    Some((host, port))
+}
+
+/// `http://B:PORT[/PATH]`.
+fn http_url(text: &str) -> Result<(Endpoint, Port, String), String> {
+    let expected = || format!("{text:?}: expected http://TARGET:PORT/PATH");
+    let rest = text.strip_prefix("http://").ok_or_else(expected)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = split_port(authority).ok_or_else(expected)?;
+    Ok((Endpoint::parse(host), port, path))
+}
+
+fn network_fact(w: &[&str], network: &str) -> Result<Expectation, ExpectError> {
+    let (host, rest) = match w.get(2) {
+        Some(&"on") => (
+            Some(
+                w.get(3)
+                    .ok_or_else(|| error(3, "expected a host name after `on`"))?
+                    .to_string(),
+            ),
+            4,
+        ),
+        _ => (None, 2),
+    };
+    let (path, value) = fact(w, rest, |name| match name {
+        "subnet" => Some("IPAM.Config.0.Subnet".into()),
+        "gateway" => Some("IPAM.Config.0.Gateway".into()),
+        "driver" => Some("Driver".into()),
+        "scope" => Some("Scope".into()),
+        "internal" => Some("Internal".into()),
+        "ipv6" => Some("EnableIPv6".into()),
+        _ => None,
+    })?;
+    Ok(Expectation::Network {
+        network: network.into(),
+        host,
+        path,
+        value,
+    })
+}
+
+fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectError> {
+    let c = container.to_string();
+    match w.get(2).copied() {
+        Some("file") => {
+            let path = w
+                .get(3)
+                .ok_or_else(|| error(3, "expected a file path"))?
+                .to_string();
+            let contains = match w.get(4) {
+                Some(&"contains") => true,
+                Some(&"lacks") => false,
+                _ => return Err(error(4, "expected `contains TEXT` or `lacks TEXT`")),
+            };
+            let text = w
+                .get(5)
+                .ok_or_else(|| error(5, "expected the text (quote it if it has spaces)"))?
+                .to_string();
+            expect_end(w, 6)?;
+            Ok(Expectation::File {
+                container: c,
+                path,
+                text,
+                contains,
+            })
+        }
+        Some("interfaces") => {
+            if w.get(3) != Some(&"are") {
+                return Err(error(3, "expected `are NAME[,NAME...]`"));
+            }
+            let names = w
+                .get(4)
+                .ok_or_else(|| error(4, "expected interface names"))?;
+            expect_end(w, 5)?;
+            Ok(Expectation::Interfaces {
+                container: c,
+                names: names.split(',').map(String::from).collect(),
+            })
+        }
+        Some("mtu") => {
+            if w.get(3) != Some(&"of") || w.get(5) != Some(&"is") {
+                return Err(error(3, "expected `mtu of IFACE is N`"));
+            }
+            let iface = w
+                .get(4)
+                .ok_or_else(|| error(4, "expected an interface name"))?
+                .to_string();
+            let mtu = w
+                .get(6)
+                .and_then(|m| m.parse().ok())
+                .ok_or_else(|| error(6, "expected an MTU number"))?;
+            expect_end(w, 7)?;
+            Ok(Expectation::Mtu {
+                container: c,
+                iface,
+                mtu,
+            })
+        }
+        Some(field @ ("ip" | "ip6" | "mac" | "gateway")) => {
+            if w.get(3) != Some(&"on") || w.get(5) != Some(&"is") {
+                return Err(error(3, format!("expected `{field} on NETWORK is VALUE`")));
+            }
+            let network = w
+                .get(4)
+                .ok_or_else(|| error(4, "expected a network name"))?;
+            let value = w
+                .get(6)
+                .ok_or_else(|| error(6, "expected the value"))?
+                .to_string();
+            expect_end(w, 7)?;
+            let key = match field {
+                "ip" => "IPAddress",
+                "ip6" => "GlobalIPv6Address",
+                "mac" => "MacAddress",
+                _ => "Gateway",
+            };
+            Ok(Expectation::Container {
+                container: c,
+                path: format!("NetworkSettings.Networks.{network}.{key}"),
+                value: Value::Equals(value),
+            })
+        }
+        _ => {
+            let (path, value) = fact(w, 2, |_| None)?;
+            Ok(Expectation::Container {
+                container: c,
+                path,
+                value,
+            })
+        }
+    }
+}
+
+/// `has PATH = VALUE`, `has PATH ~ REGEX`, or `NAME is VALUE` for the names `alias` knows;
+/// from word `i` on.
+fn fact(
+    w: &[&str],
+    i: usize,
+    alias: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Value), ExpectError> {
+    match (w.get(i).copied(), w.get(i + 2).copied()) {
+        (Some("has"), Some(op @ ("=" | "~"))) => {
+            let path = w
+                .get(i + 1)
+                .ok_or_else(|| error(i + 1, "expected a JSON path"))?
+                .to_string();
+            let value = w
+                .get(i + 3)
+                .ok_or_else(|| error(i + 3, "expected the value"))?
+                .to_string();
+            expect_end(w, i + 4)?;
+            if op == "~" {
+                regex::Regex::new(&value)
+                    .map_err(|e| error(i + 3, format!("not a regular expression: {e}")))?;
+                return Ok((path, Value::Matches(value)));
+            }
+            Ok((path, Value::Equals(value)))
+        }
+        (Some(name), Some(value)) if w.get(i + 1) == Some(&"is") => match alias(name) {
+            Some(path) => {
+                expect_end(w, i + 3)?;
+                Ok((path, Value::Equals(value.to_string())))
+            }
+            None => Err(error(
+                i,
+                format!("{name:?} is not a known field: use `has JSON.PATH = VALUE`"),
+            )),
+        },
+        _ => Err(error(
+            i,
+            "expected `has JSON.PATH = VALUE`, `has JSON.PATH ~ REGEX` or `FIELD is VALUE`",
+        )),
+    }
+}
+
+fn expect_end(w: &[&str], n: usize) -> Result<(), ExpectError> {
+    match w.get(n) {
+        Some(extra) => Err(error(n, format!("unexpected {extra:?} at the end"))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

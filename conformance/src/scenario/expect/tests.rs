@@ -1,0 +1,56 @@
+use rstest::rstest;
+
+use super::*;
+use crate::scenario::words::split;
+
+fn parse_line(line: &str) -> Result<Expectation, ExpectError> {
+    parse(&split(line).unwrap())
+}
+
+fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
+    Endpoint {
+        name: name.into(),
+        network: network.map(String::from),
+    }
+}
+
+#[rstest]
+#[case("db reaches web:80/tcp", Expectation::Reach { from: "db".into(), to: endpoint("web", None), port: Port::Number(80), proto: Proto::Tcp, fails: None })]
+#[case("db cannot-reach web@net2:53/udp refused", Expectation::Reach { from: "db".into(), to: endpoint("web", Some("net2")), port: Port::Number(53), proto: Proto::Udp, fails: Some(Some(Failure::Refused)) })]
+#[case("h1 cannot-reach [fd00::2]:80", Expectation::Reach { from: "h1".into(), to: endpoint("fd00::2", None), port: Port::Number(80), proto: Proto::Tcp, fails: Some(None) })]
+#[case("a pings b", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true })]
+#[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]), succeeds: true })]
+#[case("a does-not-resolve web", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: None, succeeds: false })]
+#[case("ext gets http://h1:8080/x 404", Expectation::Http { from: "ext".into(), to: endpoint("h1", None), port: Port::Number(8080), path: "/x".into(), status: 404 })]
+#[case("network my-net subnet is 172.18.0.0/16", Expectation::Network { network: "my-net".into(), host: None, path: "IPAM.Config.0.Subnet".into(), value: Value::Equals("172.18.0.0/16".into()) })]
+#[case("network n on h2 has Options.x = y", Expectation::Network { network: "n".into(), host: Some("h2".into()), path: "Options.x".into(), value: Value::Equals("y".into()) })]
+#[case("container web ip on my-net is 172.18.0.2", Expectation::Container { container: "web".into(), path: "NetworkSettings.Networks.my-net.IPAddress".into(), value: Value::Equals("172.18.0.2".into()) })]
+#[case("container web file /etc/resolv.conf contains 'nameserver 127.0.0.11'", Expectation::File { container: "web".into(), path: "/etc/resolv.conf".into(), text: "nameserver 127.0.0.11".into(), contains: true })]
+#[case("container web interfaces are lo,eth0", Expectation::Interfaces { container: "web".into(), names: vec!["lo".into(), "eth0".into()] })]
+#[case("container web mtu of eth0 is 1450", Expectation::Mtu { container: "web".into(), iface: "eth0".into(), mtu: 1450 })]
+#[case("ext reaches h1:web->80/udp", Expectation::Reach { from: "ext".into(), to: endpoint("h1", None), port: Port::Published { container: "web".into(), port: 80 }, proto: Proto::Udp, fails: None })]
+#[case("container web has NetworkSettings.Ports.80/tcp.0.HostPort ~ ^[0-9]{5}$", Expectation::Container { container: "web".into(), path: "NetworkSettings.Ports.80/tcp.0.HostPort".into(), value: Value::Matches("^[0-9]{5}$".into()) })]
+fn lines_parse(#[case] line: &str, #[case] expected: Expectation) {
+    assert_eq!(parse_line(line).unwrap(), expected);
+}
+
+#[rstest]
+#[case("db connects web:80", 1, "is not a verb here")]
+#[case("db reaches web", 2, "expected TARGET:PORT[/tcp|/udp]")]
+#[case("db reaches web:80/sctp", 2, "expected TARGET:PORT")]
+#[case(
+    "db cannot-reach web:80 dropped",
+    3,
+    "expected refused, timeout or unreachable"
+)]
+#[case("db reaches web:80 now", 3, "unexpected \"now\" at the end")]
+#[case("db", 1, "the line ends too early")]
+#[case("network n colour is blue", 2, "\"colour\" is not a known field")]
+#[case("container c mtu of eth0 is big", 6, "expected an MTU number")]
+#[case("container c has X ~ (", 5, "not a regular expression")]
+#[case("a reaches h1:->80", 2, "expected TARGET:PORT")]
+fn bad_lines_point_at_their_word(#[case] line: &str, #[case] word: usize, #[case] message: &str) {
+    let error = parse_line(line).unwrap_err();
+    assert!(error.message.contains(message), "{error:?}");
+    assert_eq!(error.word, word, "{error:?}");
+}

@@ -1,0 +1,588 @@
+//! Scenario files: what to do (docker CLI lines), what must then hold, what to capture.
+//!
+//! ```yaml
+//! name: user-defined bridge resolves names, default bridge does not
+//! checks: containers on a user-defined network reach each other by name; on the default one not
+//! source: https://docs.docker.com/engine/network/drivers/bridge/
+//! hosts: [h1]                 # docker hosts (default [h1]); `external: [ext]` adds plain hosts
+//! steps:
+//!   - docker network create my-net
+//!   - docker run -d --name web --network my-net --listen tcp/80 busybox
+//!   - run: docker network create my-net
+//!     fails: network with name my-net already exists
+//! expect:
+//!   - web resolves web
+//!   - expect: lonely cannot-reach web:80/tcp timeout
+//!     docker: ">=20.10"       # holds for these Docker releases only
+//! capture:
+//!   - on: h1/eth0
+//!     filter: udp port 53
+//!     expect: [none: udp port 53]
+//! ```
+//! Every error names `file:line:column` and what was expected.
+
+pub mod command;
+pub mod expect;
+pub mod filter;
+pub mod words;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::Path;
+
+use drydock_netsim::LocatedError;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+pub use command::Command;
+pub use expect::{Endpoint, Expectation};
+pub use filter::Filter;
+
+use crate::version::Range;
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// File it came from, as given.
+    pub path: String,
+    /// One-line title.
+    pub name: String,
+    /// What it checks, for reports.
+    pub checks: String,
+    /// Where the behavior is documented (docs URL, moby test, "observed on Docker Engine 20.10").
+    pub source: String,
+    /// Docker releases the whole scenario holds for.
+    pub docker: Option<Range>,
+    /// Docker hosts (engines), in order; the first is the default for steps and facts.
+    pub hosts: Vec<String>,
+    /// Plain lab hosts without an engine, standing for external machines.
+    pub external: Vec<String>,
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// Expectations, in order.
+    pub expectations: Vec<Expect>,
+    /// Captures taken while the expectations run.
+    pub captures: Vec<Capture>,
+}
+
+/// A step: a docker CLI line on a docker host, expected to succeed or to fail with a message.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The line as written.
+    pub line: String,
+    /// The line, understood.
+    pub command: Command,
+    /// Docker host it runs on.
+    pub host: String,
+    /// `Some(text)`: the step must fail, with an error containing `text`.
+    pub fails: Option<String>,
+    /// `file:line` for reports.
+    pub at: String,
+}
+
+/// An expectation and the releases it holds for.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    /// The line as written.
+    pub line: String,
+    /// The line, understood.
+    pub expectation: Expectation,
+    /// Docker releases it holds for (others skip it).
+    pub docker: Option<Range>,
+    /// `file:line` for reports.
+    pub at: String,
+}
+
+/// Where a capture listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapturePoint {
+    /// An interface of a lab host (`h1/eth0`) or of a container (`web/eth0`).
+    Interface {
+        /// Host or container name.
+        owner: String,
+        /// Interface name.
+        iface: String,
+    },
+    /// The bridge of a docker network on a docker host (`h1/network:my-net`).
+    Network {
+        /// Docker host.
+        host: String,
+        /// Network name.
+        network: String,
+    },
+}
+
+impl fmt::Display for CapturePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapturePoint::Interface { owner, iface } => write!(f, "{owner}/{iface}"),
+            CapturePoint::Network { host, network } => write!(f, "{host}/network:{network}"),
+        }
+    }
+}
+
+/// A capture: where, which packets to keep, and what must hold of them.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// Where.
+    pub on: CapturePoint,
+    /// Packets kept (all when `None`).
+    pub filter: Option<Filter>,
+    /// Each check: `(quantifier, filter)`.
+    pub checks: Vec<(Quantifier, Filter)>,
+    /// `file:line` for reports.
+    pub at: String,
+}
+
+/// How many captured packets must match a check's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    /// Not one.
+    None,
+    /// Every one (and at least one).
+    Only,
+    /// At least one.
+    Some,
+}
+
+impl fmt::Display for Quantifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Quantifier::None => "none",
+            Quantifier::Only => "only",
+            Quantifier::Some => "some",
+        })
+    }
+}
+
+// ---- The file as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    // Required, but checked here rather than by serde: its "missing field" errors point at the
+    // end of the file instead of its start.
+    name: Option<String>,
+    checks: Option<String>,
+    source: Option<String>,
+    docker: Option<Spanned<String>>,
+    hosts: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    external: Vec<Spanned<String>>,
+    #[serde(default)]
+    steps: Vec<Spanned<LineOr<StepFile>>>,
+    #[serde(default)]
+    expect: Vec<Spanned<LineOr<ExpectFile>>>,
+    #[serde(default)]
+    capture: Vec<Spanned<CaptureFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    run: Spanned<String>,
+    fails: Option<String>,
+    on: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFile {
+    expect: Spanned<String>,
+    docker: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureFile {
+    on: Spanned<String>,
+    filter: Option<Spanned<String>>,
+    #[serde(default)]
+    expect: Vec<Spanned<CheckFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    none: Option<String>,
+    only: Option<String>,
+    some: Option<String>,
+}
+
+/// A list item written either as one line (a string) or as a mapping with more keys.
+enum LineOr<T> {
+    Line(String),
+    Map(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for LineOr<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LineOrVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for LineOrVisitor<T> {
+            type Value = LineOr<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a line, or a mapping")
+            }
+            fn visit_str<E: de::Error>(self, line: &str) -> Result<Self::Value, E> {
+                Ok(LineOr::Line(line.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(LineOr::Map)
+            }
+        }
+        deserializer.deserialize_any(LineOrVisitor(PhantomData))
+    }
+}
+
+// ---- Parsing and validation ----
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Self, LocatedError> {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LocatedError::unreadable(&shown, &e))?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates a scenario's text; `path` is used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Self, LocatedError> {
+        let file: File =
+            serde_saphyr::from_str(text).map_err(|e| LocatedError::from_yaml(&e, text, path))?;
+        Parser { text, path }.scenario(file)
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    path: &'a str,
+}
+
+impl Parser<'_> {
+    fn error(&self, at: &Location, message: String) -> LocatedError {
+        LocatedError::at(at, message, self.text, self.path)
+    }
+
+    fn at(&self, location: &Location) -> String {
+        format!("{}:{}", self.path, location.line())
+    }
+
+    /// An error at `word` of a line whose scalar starts at `at`.
+    fn word_error(
+        &self,
+        at: &Location,
+        words: &[words::Word],
+        word: usize,
+        message: String,
+    ) -> LocatedError {
+        // A quoted scalar's text starts one column after its location.
+        let quoted = at
+            .span()
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok())
+            .and_then(|o| self.text.get(o..o + 1))
+            .is_some_and(|c| c == "\"" || c == "'");
+        let offset = match words.get(word) {
+            Some(w) => w.offset,
+            None => words.last().map_or(0, |w| w.offset + w.text.len() + 1),
+        };
+        let column = at.column() + u64::from(quoted) + offset as u64;
+        LocatedError::new(at.line(), column, message, self.text, self.path)
+    }
+
+    fn words(&self, line: &str, at: &Location) -> Result<Vec<words::Word>, LocatedError> {
+        words::split(line).map_err(|(offset, message)| {
+            let word = [words::Word {
+                text: String::new(),
+                offset,
+            }];
+            self.word_error(at, &word, 0, message)
+        })
+    }
+
+    fn range(&self, text: &Spanned<String>) -> Result<Range, LocatedError> {
+        Range::parse(&text.value).map_err(|m| self.error(&text.referenced, m))
+    }
+
+    fn scenario(&self, file: File) -> Result<Scenario, LocatedError> {
+        let required = |value: Option<String>, field: &str, why: &str| {
+            value.ok_or_else(|| {
+                LocatedError::new(
+                    1,
+                    1,
+                    format!("missing field `{field}`: {why}"),
+                    self.text,
+                    self.path,
+                )
+            })
+        };
+        let name = required(file.name, "name", "a one-line title")?;
+        let checks = required(
+            file.checks,
+            "checks",
+            "what the scenario checks, for reports",
+        )?;
+        let source = required(
+            file.source,
+            "source",
+            "where Docker documents the behavior (a docs URL, a moby test, or \"observed on Docker Engine 20.10\")",
+        )?;
+        let docker = file.docker.as_ref().map(|d| self.range(d)).transpose()?;
+        let hosts = match &file.hosts {
+            Some(hosts) if hosts.is_empty() => {
+                return Err(LocatedError::new(
+                    1,
+                    1,
+                    "`hosts` is empty: a scenario needs at least one docker host".into(),
+                    self.text,
+                    self.path,
+                ));
+            }
+            Some(hosts) => hosts.clone(),
+            None => vec![Spanned::new(
+                "h1".to_string(),
+                Location::UNKNOWN,
+                Location::UNKNOWN,
+            )],
+        };
+        let mut names = BTreeSet::new();
+        for host in hosts.iter().chain(&file.external) {
+            drydock_netsim::topology::check_lab_name(&host.value)
+                .map_err(|m| self.error(&host.referenced, m.replace("lab name", "host name")))?;
+            if !names.insert(host.value.clone()) {
+                return Err(self.error(
+                    &host.referenced,
+                    format!("host {:?} is listed twice", host.value),
+                ));
+            }
+        }
+        let hosts: Vec<String> = hosts.into_iter().map(|h| h.value).collect();
+        let external: Vec<String> = file.external.into_iter().map(|h| h.value).collect();
+
+        let mut steps = Vec::new();
+        let mut containers = BTreeSet::new();
+        for item in &file.steps {
+            let step = self.step(item, &hosts)?;
+            if let Command::Listen { host, .. } = &step.command
+                && !names.contains(host)
+            {
+                let at = match &item.value {
+                    LineOr::Map(s) => s.run.referenced,
+                    LineOr::Line(_) => item.referenced,
+                };
+                return Err(self.error(
+                    &at,
+                    format!("{host:?} is not a host of this scenario: expected one of {names:?}"),
+                ));
+            }
+            if let Command::Run { spec, .. } = &step.command
+                && step.fails.is_none()
+            {
+                containers.insert(spec.name.clone());
+            }
+            steps.push(step);
+        }
+        if steps.is_empty() {
+            return Err(LocatedError::new(
+                1,
+                1,
+                "no `steps`: a scenario does something first".into(),
+                self.text,
+                self.path,
+            ));
+        }
+        let known = |name: &str| containers.contains(name) || names.contains(name);
+
+        let mut expectations = Vec::new();
+        for item in &file.expect {
+            let (line, at, range) = match &item.value {
+                LineOr::Line(line) => (line.clone(), item.referenced, None),
+                LineOr::Map(e) => (
+                    e.expect.value.clone(),
+                    e.expect.referenced,
+                    e.docker.as_ref().map(|d| self.range(d)).transpose()?,
+                ),
+            };
+            let words = self.words(&line, &at)?;
+            let expectation = expect::parse(&words)
+                .map_err(|e| self.word_error(&at, &words, e.word, e.message))?;
+            if let Some(subject) = subject(&expectation)
+                && !known(subject)
+            {
+                let message = format!(
+                    "{subject:?} is neither a container this scenario runs nor one of its hosts"
+                );
+                return Err(self.word_error(&at, &words, 0, message));
+            }
+            expectations.push(Expect {
+                line,
+                expectation,
+                docker: range,
+                at: self.at(&at),
+            });
+        }
+
+        let mut captures = Vec::new();
+        for capture in &file.capture {
+            captures.push(self.capture(&capture.value, &capture.referenced, &hosts, &known)?);
+        }
+        Ok(Scenario {
+            path: self.path.to_string(),
+            name,
+            checks,
+            source,
+            docker,
+            hosts,
+            external,
+            steps,
+            expectations,
+            captures,
+        })
+    }
+
+    fn step(
+        &self,
+        item: &Spanned<LineOr<StepFile>>,
+        hosts: &[String],
+    ) -> Result<Step, LocatedError> {
+        let (line, at, fails, host) = match &item.value {
+            LineOr::Line(line) => (line.clone(), item.referenced, None, None),
+            LineOr::Map(s) => (
+                s.run.value.clone(),
+                s.run.referenced,
+                s.fails.clone(),
+                s.on.as_ref(),
+            ),
+        };
+        let host = match host {
+            Some(on) if hosts.contains(&on.value) => on.value.clone(),
+            Some(on) => {
+                return Err(self.error(
+                    &on.referenced,
+                    format!(
+                        "{:?} is not a docker host of this scenario: expected one of {hosts:?}",
+                        on.value
+                    ),
+                ));
+            }
+            None => hosts[0].clone(),
+        };
+        let words = self.words(&line, &at)?;
+        let command =
+            command::parse(&words).map_err(|e| self.word_error(&at, &words, e.word, e.message))?;
+        Ok(Step {
+            line,
+            command,
+            host,
+            fails,
+            at: self.at(&at),
+        })
+    }
+
+    fn capture(
+        &self,
+        file: &CaptureFile,
+        at: &Location,
+        hosts: &[String],
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<Capture, LocatedError> {
+        let on = &file.on;
+        let expected = || {
+            format!(
+                "{:?}: expected HOST/IFACE, CONTAINER/IFACE or HOST/network:NAME",
+                on.value
+            )
+        };
+        let (owner, iface) = on
+            .value
+            .split_once('/')
+            .ok_or_else(|| self.error(&on.referenced, expected()))?;
+        let point =
+            match iface.strip_prefix("network:") {
+                Some(network) if hosts.iter().any(|h| h == owner) => CapturePoint::Network {
+                    host: owner.into(),
+                    network: network.into(),
+                },
+                Some(_) => return Err(self.error(
+                    &on.referenced,
+                    format!(
+                        "{owner:?} is not a docker host of this scenario: expected one of {hosts:?}"
+                    ),
+                )),
+                None if known(owner) && !iface.is_empty() => CapturePoint::Interface {
+                    owner: owner.into(),
+                    iface: iface.into(),
+                },
+                None => return Err(self.error(&on.referenced, expected())),
+            };
+        let filter = file
+            .filter
+            .as_ref()
+            .map(|f| Filter::parse(&f.value).map_err(|m| self.error(&f.referenced, m)))
+            .transpose()?;
+        let mut checks = Vec::new();
+        for check in &file.expect {
+            let c = &check.value;
+            let (quantifier, text) =
+                match (&c.none, &c.only, &c.some) {
+                    (Some(t), None, None) => (Quantifier::None, t),
+                    (None, Some(t), None) => (Quantifier::Only, t),
+                    (None, None, Some(t)) => (Quantifier::Some, t),
+                    _ => return Err(self.error(
+                        &check.referenced,
+                        "expected exactly one of `none: FILTER`, `only: FILTER`, `some: FILTER`"
+                            .into(),
+                    )),
+                };
+            let filter = Filter::parse(text).map_err(|m| self.error(&check.referenced, m))?;
+            checks.push((quantifier, filter));
+        }
+        Ok(Capture {
+            on: point,
+            filter,
+            checks,
+            at: self.at(at),
+        })
+    }
+}
+
+/// The container or host an expectation is about (where its probe runs, or whose facts it reads).
+fn subject(expectation: &Expectation) -> Option<&str> {
+    match expectation {
+        Expectation::Reach { from, .. }
+        | Expectation::Ping { from, .. }
+        | Expectation::Resolve { from, .. }
+        | Expectation::Http { from, .. } => Some(from),
+        Expectation::Container { container, .. }
+        | Expectation::File { container, .. }
+        | Expectation::Interfaces { container, .. }
+        | Expectation::Mtu { container, .. } => Some(container),
+        Expectation::Network { .. } => None,
+    }
+}
+
+/// Every scenario file (`*.yaml`) under `dir`, recursively, sorted by path; `labs/` folders hold
+/// lab topologies, not scenarios, and are skipped.
+pub fn find(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "labs") {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests;

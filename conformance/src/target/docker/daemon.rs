@@ -1,0 +1,643 @@
+//! One private dockerd inside a lab host's network namespace.
+//!
+//! `unshare --pid --fork --kill-child --mount-proc dockerd ...` runs in the host's namespace
+//! (entered by [`Netns::command`], which also gives it a mount namespace of its own with a fresh
+//! `/sys`). dockerd is the init of a new PID namespace, so its death takes containerd, the shims,
+//! docker-proxy and every container with it; the mount namespace it lives in dies with it, and
+//! with it every mount dockerd made (overlays, netns bind mounts). The chain holds under SIGKILL:
+//! the unshare process has `PR_SET_PDEATHSIG(SIGKILL)` towards the thread that spawned it (a
+//! std thread that lives as long as the daemon), and `--kill-child` does the same for dockerd.
+//!
+//! Before exec, the child also gets:
+//! - the machine's cgroup mounts under the fresh `/sys` (a clone made with `open_tree` before
+//!   the fork, moved into place with `move_mount`): dockerd and runc need them;
+//! - an empty tmpfs on `/run/containerd`, so that dockerd never finds (and uses) the machine's
+//!   own containerd there, and so that the shims' sockets (`/run/containerd/s/...`) vanish
+//!   with the daemon.
+//!
+//! Containers' cgroups are made under `/drydock/RUN/HOST` (`--cgroup-parent`) and removed at
+//! teardown (or by `gc_leftovers` after a crash): the kernel keeps empty cgroups of dead
+//! processes.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use drydock_netsim::Netns;
+
+use super::api::Api;
+
+/// `open_tree` flag: clone the tree instead of opening it.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// How long a killed daemon may take to go away with everything it ran.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A private dockerd on one docker host.
+#[derive(Debug)]
+pub(super) struct Daemon {
+    /// The lab host it runs on.
+    pub(super) host: String,
+    /// Its directory: data root, exec root, socket, log.
+    pub(super) dir: PathBuf,
+    /// The host's network namespace.
+    pub(super) netns: Netns,
+    /// Its API.
+    pub(super) api: Api,
+    /// Containers' cgroup parent, relative to each cgroup mount (`drydock/RUN/HOST`).
+    cgroup: String,
+    /// The unshare process (our child).
+    unshare: Process,
+    /// dockerd, once found.
+    dockerd: Option<Process>,
+    /// How the unshare process ended, once it has.
+    exit: Arc<Mutex<Option<String>>>,
+    /// The thread that spawned the unshare process and waits for it.
+    supervisor: Option<JoinHandle<()>>,
+}
+
+/// A process held by a pidfd, so that signals never reach a recycled pid.
+#[derive(Debug)]
+struct Process {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl Process {
+    fn open(pid: i32) -> io::Result<Self> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the descriptor was just returned by the kernel and is owned by nobody else.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        Ok(Self { pid, pidfd })
+    }
+
+    /// SIGKILL; a process already gone is not an error.
+    fn kill(&self) {
+        // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo, no flags.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if result != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::ESRCH) {
+                tracing::warn!("killing pid {}: {error}", self.pid);
+            }
+        }
+    }
+
+    /// True once the process has exited (waiting at most `timeout`).
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut poll, 1, millis) > 0 }
+    }
+}
+
+impl Daemon {
+    /// Starts dockerd on `host` with its files under `dir` (created here); returns once the
+    /// unshare process runs. [`Daemon::wait_ready`] then waits for the API.
+    pub(super) async fn spawn(
+        host: &str,
+        netns: &Netns,
+        dir: PathBuf,
+        cgroup: String,
+    ) -> Result<Self, String> {
+        let context = |what: &str, e: io::Error| format!("host {host}: {what}: {e}");
+        std::fs::create_dir(&dir).map_err(|e| context(&format!("{}", dir.display()), e))?;
+        // An empty configuration: the machine's /etc/docker/daemon.json must not change
+        // Docker's defaults, which are the spec.
+        std::fs::write(dir.join("daemon.json"), "{}\n").map_err(|e| context("daemon.json", e))?;
+        let log = File::create(dir.join("dockerd.log")).map_err(|e| context("dockerd.log", e))?;
+        let log2 = log.try_clone().map_err(|e| context("dockerd.log", e))?;
+        let socket = dir.join("docker.sock");
+
+        let mut command = netns.command("unshare", None);
+        command
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", "dockerd"])
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            // Nothing listens on 127.0.0.1:53 in a lab host: the embedded DNS can never
+            // forward a query off the machine.
+            .args(["--dns", "127.0.0.1", "--log-level", "warn"])
+            .arg("--cgroup-parent")
+            .arg(format!("/{cgroup}"))
+            .env_clear()
+            .env("PATH", search_path())
+            .env("HOME", "/root")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+
+        let exit = Arc::new(Mutex::new(None));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let exit_in_thread = Arc::clone(&exit);
+        let supervisor = std::thread::Builder::new()
+            .name(format!("dockerd-{host}"))
+            .spawn(move || supervise(command, started_tx, exit_in_thread))
+            .map_err(|e| context("supervisor thread", e))?;
+        let unshare = match started_rx.await {
+            Ok(Ok(process)) => process,
+            Ok(Err(e)) => {
+                let _ = supervisor.join();
+                return Err(context(
+                    "starting unshare/dockerd (private mount namespace, cgroup mounts, /run/containerd)",
+                    e,
+                ));
+            }
+            Err(_) => return Err(format!("host {host}: the dockerd supervisor thread died")),
+        };
+        tracing::debug!(
+            "host {host}: unshare/dockerd started as pid {}",
+            unshare.pid
+        );
+        Ok(Self {
+            host: host.to_string(),
+            api: Api::new(&socket),
+            dir,
+            netns: netns.clone(),
+            cgroup,
+            unshare,
+            dockerd: None,
+            exit,
+            supervisor: Some(supervisor),
+        })
+    }
+
+    /// Waits until the API answers `/_ping`; fails with the log's tail if dockerd exits first
+    /// or `timeout` passes.
+    pub(super) async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        let socket = self.dir.join("docker.sock");
+        loop {
+            if let Some(exit) = self.exited() {
+                return Err(format!(
+                    "host {}: dockerd exited ({exit}) before answering; {}",
+                    self.host,
+                    self.log_excerpt()
+                ));
+            }
+            if socket.exists() {
+                let ping = self.api.request("GET", "/_ping", None);
+                if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(2), ping).await
+                    && reply.status == 200
+                {
+                    break;
+                }
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "host {}: dockerd did not answer within {} s; {}",
+                    self.host,
+                    timeout.as_secs(),
+                    self.log_excerpt()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dockerd = self
+            .find_dockerd()
+            .map_err(|e| format!("host {}: finding dockerd's pid: {e}", self.host))?;
+        tracing::debug!(
+            "host {}: dockerd (pid {}) ready after {:?}",
+            self.host,
+            dockerd.pid,
+            started.elapsed()
+        );
+        self.dockerd = Some(dockerd);
+        Ok(())
+    }
+
+    /// dockerd's pid as this process sees it (for `/proc/PID/root`).
+    pub(super) fn dockerd_pid(&self) -> Option<i32> {
+        self.dockerd.as_ref().map(|d| d.pid)
+    }
+
+    /// How the unshare process ended, if it has.
+    fn exited(&self) -> Option<String> {
+        self.exit.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    /// dockerd: the only child of the unshare process.
+    fn find_dockerd(&self) -> io::Result<Process> {
+        let pid = self.unshare.pid;
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+        let child = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i32>().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unshare has no child"))?;
+        let process = Process::open(child)?;
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() != "dockerd" {
+            return Err(io::Error::other(format!(
+                "the child of unshare is {:?}, not dockerd",
+                comm.trim()
+            )));
+        }
+        Ok(process)
+    }
+
+    /// The last `lines` lines of dockerd's log.
+    pub(super) fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn log_excerpt(&self) -> String {
+        format!(
+            "the end of {}:\n{}",
+            self.dir.join("dockerd.log").display(),
+            self.log_tail(30)
+        )
+    }
+
+    /// Kills dockerd, the init of its PID namespace, which takes every process of the namespace
+    /// with it. Without a known dockerd, kills the unshare process (whose death kills dockerd).
+    pub(super) fn kill(&mut self) {
+        if self.dockerd.is_none() {
+            self.dockerd = self.find_dockerd().ok();
+        }
+        match &self.dockerd {
+            Some(dockerd) => dockerd.kill(),
+            None => self.unshare.kill(),
+        }
+    }
+
+    /// After [`Daemon::kill`]: waits until everything is gone, removes the containers' cgroups
+    /// and the daemon's directory. Returns what could not be done.
+    pub(super) fn reap(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // unshare exits once it has reaped dockerd, which the kernel lets happen only after
+        // every other process of the PID namespace is gone.
+        if let Some(supervisor) = self.supervisor.take() {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while !supervisor.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !supervisor.is_finished() {
+                problems.push(format!(
+                    "host {}: unshare (pid {}) still runs {} s after dockerd was killed; killing it",
+                    self.host,
+                    self.unshare.pid,
+                    STOP_TIMEOUT.as_secs()
+                ));
+                self.unshare.kill();
+            }
+            let _ = supervisor.join();
+        }
+        if let Some(dockerd) = &self.dockerd
+            && !dockerd.wait_exit(Duration::from_secs(5))
+        {
+            problems.push(format!(
+                "host {}: dockerd (pid {}) still runs",
+                self.host, dockerd.pid
+            ));
+        }
+        if let Err(e) = remove_cgroups(&self.cgroup) {
+            problems.push(format!("host {}: {e}", self.host));
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            problems.push(format!(
+                "host {}: removing {}: {e}",
+                self.host,
+                self.dir.display()
+            ));
+        }
+        problems
+    }
+}
+
+/// The supervisor thread: spawns the unshare process (so that its parent-death signal is tied
+/// to this thread), reports it, waits for it and records how it ended.
+fn supervise(
+    mut command: Command,
+    started: tokio::sync::oneshot::Sender<io::Result<Process>>,
+    exit: Arc<Mutex<Option<String>>>,
+) {
+    let spawned = (|| -> io::Result<(Child, Process)> {
+        let isolation = Isolation::prepare()?;
+        isolation.install(&mut command);
+        let mut child = command.spawn()?;
+        drop(isolation);
+        match Process::open(child.id() as i32) {
+            Ok(process) => Ok((child, process)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    })();
+    let (mut child, process) = match spawned {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    if started.send(Ok(process)).is_err() {
+        // Nobody waits for this daemon any more.
+        let _ = child.kill();
+    }
+    let status = match child.wait() {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    };
+    if let Ok(mut exit) = exit.lock() {
+        *exit = Some(status);
+    }
+}
+
+/// What the child needs before exec, prepared in the parent (the child may not allocate).
+struct Isolation {
+    /// A detached clone of the machine's `/sys/fs/cgroup` tree, if it has one.
+    cgroups: Option<OwnedFd>,
+    /// Inode of the parent's mount namespace: the child must not be in it.
+    parent_mnt_ns: u64,
+    /// Our pid: the child's parent.
+    parent: libc::pid_t,
+}
+
+impl Isolation {
+    fn prepare() -> io::Result<Self> {
+        let parent_mnt_ns = std::fs::metadata("/proc/self/ns/mnt")?.ino();
+        let cgroups = if cgroup_mounts().is_empty() {
+            None
+        } else {
+            Some(clone_tree(c"/sys/fs/cgroup").map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("open_tree(/sys/fs/cgroup) (Linux 5.2 or later is needed): {e}"),
+                )
+            })?)
+        };
+        Ok(Self {
+            cgroups,
+            parent_mnt_ns,
+            parent: std::process::id() as libc::pid_t,
+        })
+    }
+
+    /// Adds the pre-exec step (after [`Netns::command`]'s, which made the mount namespace).
+    fn install(&self, command: &mut Command) {
+        let tree = self.cgroups.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        let (parent_mnt_ns, parent) = (self.parent_mnt_ns, self.parent);
+        // SAFETY: `isolate` only makes system calls with values captured by copy and static
+        // strings; it allocates nothing, as is required between fork and exec.
+        unsafe {
+            command.pre_exec(move || isolate(tree, parent_mnt_ns, parent));
+        }
+    }
+}
+
+/// The child's side of [`Isolation`]. Async-signal-safe: system calls only.
+fn isolate(tree: RawFd, parent_mnt_ns: u64, parent: libc::pid_t) -> io::Result<()> {
+    let fail = || Err(io::Error::last_os_error());
+    // SAFETY: plain system calls with static NUL-terminated strings and a local stat buffer.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return fail();
+        }
+        if libc::getppid() != parent {
+            // The spawning thread is already gone: its death signal was missed.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::stat(c"/proc/self/ns/mnt".as_ptr(), &mut stat) != 0 {
+            return fail();
+        }
+        if stat.st_ino == parent_mnt_ns {
+            // Netns::command could not make a private mount namespace: mount nothing.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        // Nothing mounted below may propagate back to the machine.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail();
+        }
+        if tree >= 0
+            && libc::syscall(
+                libc::SYS_move_mount,
+                tree,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                c"/sys/fs/cgroup".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            ) != 0
+        {
+            return fail();
+        }
+        libc::mkdir(c"/run/containerd".as_ptr(), 0o711);
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/run/containerd".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=711".as_ptr().cast(),
+        ) != 0
+        {
+            return fail();
+        }
+    }
+    Ok(())
+}
+
+/// A detached, recursive clone of the mount tree at `path`.
+fn clone_tree(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: open_tree with a valid NUL-terminated path; returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `PATH` for dockerd: ours, plus the sbin directories where dockerd, containerd, runc,
+/// docker-proxy and iptables live.
+fn search_path() -> String {
+    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        if !path.split(':').any(|p| p == dir) {
+            path.push(':');
+            path.push_str(dir);
+        }
+    }
+    path
+}
+
+/// Checks, before anything is started, that this process may do what the daemons need and
+/// that their programs are installed.
+pub(super) fn check_prerequisites() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the docker target needs root (it runs dockerd inside the lab's hosts)".into());
+    }
+    let path = search_path();
+    let missing: Vec<&str> = ["unshare", "dockerd", "containerd", "runc", "iptables"]
+        .into_iter()
+        .filter(|program| {
+            !path
+                .split(':')
+                .any(|dir| Path::new(dir).join(program).is_file())
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} not found in {path}: the docker target needs Debian's docker.io and util-linux",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// Mount points of the cgroup file systems (v1 hierarchies and v2) in our mount namespace.
+pub(super) fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape(mount_point)))
+        })
+        .collect()
+}
+
+/// Mount points as /proc/self/mountinfo writes them (`\040` for a space...).
+pub(super) fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            out.push(
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
+            );
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes the cgroup `relative` (and everything below it) from every cgroup hierarchy.
+pub(super) fn remove_cgroups(relative: &str) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for mount in cgroup_mounts() {
+        let path = mount.join(relative);
+        if path.is_dir()
+            && let Err(e) = remove_cgroup(&path)
+        {
+            problems.push(format!("removing cgroup {}: {e}", path.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// rmdir, depth first (a cgroup holds only control files besides its children). A cgroup whose
+/// last task is still exiting is busy for a moment: retried for up to a second.
+fn remove_cgroup(path: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_cgroup(&entry.path())?;
+        }
+    }
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape("/sys/fs/cgroup"), "/sys/fs/cgroup");
+        assert_eq!(unescape("/tmp/a\\040b"), "/tmp/a b");
+        assert_eq!(unescape("/x\\"), "/x\\");
+    }
+
+    #[test]
+    fn the_search_path_has_the_sbin_directories() {
+        let path = search_path();
+        for dir in ["/usr/sbin", "/sbin"] {
+            assert!(path.split(':').any(|p| p == dir), "{path}");
+        }
+    }
+}
