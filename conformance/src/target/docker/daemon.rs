@@ -13,7 +13,10 @@
 //!   the fork, moved into place with `move_mount`): dockerd and runc need them;
 //! - an empty tmpfs on `/run/containerd`, so that dockerd never finds (and uses) the machine's
 //!   own containerd there, and so that the shims' sockets (`/run/containerd/s/...`) vanish
-//!   with the daemon.
+//!   with the daemon;
+//! - an empty tmpfs on `/etc/docker`, so that the machine's Docker configuration cannot change
+//!   the daemon and the daemon's `key.json` does not land on the machine. (Where either folder
+//!   is missing, it is created empty: the only trace a run leaves on the machine's disk.)
 //!
 //! Containers' cgroups are made under `/drydock/RUN/HOST` (`--cgroup-parent`) and removed at
 //! teardown (or by `gc_leftovers` after a crash): the kernel keeps empty cgroups of dead
@@ -475,16 +478,18 @@ fn isolate(tree: RawFd, parent_mnt_ns: u64, parent: libc::pid_t) -> io::Result<(
         {
             return fail();
         }
-        libc::mkdir(c"/run/containerd".as_ptr(), 0o711);
-        if libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/run/containerd".as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=711".as_ptr().cast(),
-        ) != 0
-        {
-            return fail();
+        for dir in [c"/run/containerd", c"/etc/docker"] {
+            libc::mkdir(dir.as_ptr(), 0o711);
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"mode=711".as_ptr().cast(),
+            ) != 0
+            {
+                return fail();
+            }
         }
     }
     Ok(())
