@@ -71,6 +71,15 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let started = Instant::now();
     let total = scenarios.len();
+    // A bar on a terminal; a line per scenario in CI logs and pipes.
+    let bar = (std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()).then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    });
     let done = std::sync::atomic::AtomicUsize::new(0);
     let progress = |outcome: &Outcome| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -79,15 +88,20 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
             Verdict::Fail => "FAIL",
             Verdict::Skip(_) => "skip",
         };
-        if std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
-            eprintln!(
-                "[{n}/{total}] {verdict} {:.1}s {}",
-                outcome.seconds, outcome.name
-            );
+        let line = format!("{verdict} {:.1}s {}", outcome.seconds, outcome.name);
+        match &bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(line);
+            }
+            None => eprintln!("[{n}/{total}] {line}"),
         }
     };
     let backend = DockerBackend::new();
     let outcomes = runtime.block_on(run::run(&backend, &scenarios, &options, &progress));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let report = Report {
         target: backend.describe(),
         run_id: options.run_id.clone(),
