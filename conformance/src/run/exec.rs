@@ -213,6 +213,16 @@ impl<'a, T: Target> Execution<'a, T> {
     // ---- Steps ----
 
     async fn step(&mut self, step: &Step) -> Status {
+        if let Some(range) = &step.docker
+            && !range.contains(self.target.version())
+        {
+            return Status::Skip {
+                reason: format!(
+                    "runs on Docker {range}; the target is {}",
+                    self.target.describe()
+                ),
+            };
+        }
         let result = self.perform(&step.host, &step.command).await;
         match (&step.fails, result) {
             (None, Ok(())) => Status::Pass,
@@ -383,13 +393,15 @@ impl<'a, T: Target> Execution<'a, T> {
                     probe::reach(&netns, SocketAddr::new(ip, number), *proto, timeout).await;
                 let observed = format!("{ip}:{number}/{proto}: {outcome}");
                 match (fails, &outcome) {
-                    (None, Reach::Reached { banner }) => match self.expected_banner(to, port) {
-                        Some(want) if banner.as_deref() != Some(want.as_str()) => Err((
-                            format!("to reach the listener answering {want:?}"),
-                            observed,
-                        )),
-                        _ => Ok(()),
-                    },
+                    (None, Reach::Reached { banner }) => {
+                        match self.answerer(from, to, port, kind_of(*proto)).await {
+                            Some(want) if banner.as_deref() != Some(want.as_str()) => Err((
+                                format!("to reach the listener answering {want:?}"),
+                                observed,
+                            )),
+                            _ => Ok(()),
+                        }
+                    }
                     (None, _) => Err(("reached".into(), observed)),
                     (Some(_), Reach::Reached { .. }) => Err(("no connection".into(), observed)),
                     (Some(None), _) => Ok(()),
@@ -480,12 +492,21 @@ impl<'a, T: Target> Execution<'a, T> {
                 let outcome =
                     probe::http_get(&netns, SocketAddr::new(ip, number), &to.name, path, timeout)
                         .await;
-                match &outcome {
-                    probe::Http::Response { status: got, .. } if got == status => Ok(()),
-                    _ => Err((
-                        format!("HTTP {status}"),
-                        format!("GET http://{ip}:{number}{path}: {outcome}"),
-                    )),
+                let want = self.answerer(from, to, port, ListenKind::Http).await;
+                let observed = format!("GET http://{ip}:{number}{path}: {outcome}");
+                match (&outcome, want) {
+                    (probe::Http::Response { status: got, body }, Some(want)) if got == status => {
+                        if body.trim_end() == want {
+                            Ok(())
+                        } else {
+                            Err((
+                                format!("HTTP {status} from the listener answering {want:?}"),
+                                observed,
+                            ))
+                        }
+                    }
+                    (probe::Http::Response { status: got, .. }, None) if got == status => Ok(()),
+                    _ => Err((format!("HTTP {status}"), observed)),
                 }
             }
             Expectation::Network {
@@ -539,7 +560,11 @@ impl<'a, T: Target> Execution<'a, T> {
                     Err((expected, file))
                 }
             }
-            Expectation::Interfaces { container, names } => {
+            Expectation::Interfaces {
+                container,
+                names,
+                exact,
+            } => {
                 let netns = self.netns(container).await.map_err(setup)?;
                 let mut got: Vec<String> = links(&netns)
                     .await
@@ -550,10 +575,20 @@ impl<'a, T: Target> Execution<'a, T> {
                 let mut want = names.clone();
                 got.sort();
                 want.sort();
-                if got == want {
+                let holds = if *exact {
+                    got == want
+                } else {
+                    want.iter().all(|w| got.contains(w))
+                };
+                if holds {
                     Ok(())
                 } else {
-                    Err((want.join(","), got.join(",")))
+                    let expected = if *exact {
+                        want.join(",")
+                    } else {
+                        format!("at least {}", want.join(","))
+                    };
+                    Err((expected, got.join(",")))
                 }
             }
             Expectation::Mtu {
@@ -667,21 +702,79 @@ impl<'a, T: Target> Execution<'a, T> {
             .ok_or_else(|| format!("{from}'s /etc/resolv.conf names no nameserver:\n{conf}"))
     }
 
-    /// The banner of the listener of ours that should answer: the container's (directly, or
-    /// through a published port) or the lab host's, if there is one.
-    fn expected_banner(&self, to: &Endpoint, port: &Port) -> Option<String> {
-        let (owner, port) = match port {
-            Port::Published { container, port } => (container.as_str(), *port),
-            Port::Number(n) => (to.name.as_str(), *n),
+    /// The banner of the drydock listener that should answer a connection of `kind` to
+    /// `to:port`, when the scenario makes it knowable: the container's own listener, a lab
+    /// host's `drydock listen`, or the one container of that docker host that published the
+    /// port (or listens on it with host networking).
+    async fn answerer(
+        &self,
+        from: &str,
+        to: &Endpoint,
+        port: &Port,
+        kind: ListenKind,
+    ) -> Option<String> {
+        let listens = |c: &Container, p: u16| c.listen.iter().any(|&(k, q)| k == kind && q == p);
+        let n = match port {
+            Port::Published { container, port } => {
+                let c = self.containers.get(container)?;
+                return listens(c, *port).then(|| banner(container, *port));
+            }
+            Port::Number(n) => *n,
         };
-        let ours = match self.containers.get(owner) {
-            Some(container) => container.listen.iter().any(|&(_, p)| p == port),
-            None => self
-                .host_listeners
+        if let Some(c) = self.containers.get(&to.name) {
+            return listens(c, n).then(|| banner(&to.name, n));
+        }
+        // The lab host behind the endpoint: by name, by address, or loopback from a host.
+        let topology = self.lab.topology();
+        let host = match to.ip() {
+            None => topology.host(&to.name).map(|h| h.name.clone()),
+            Some(ip) if ip.is_loopback() => topology.host(from).map(|h| h.name.clone()),
+            Some(ip) => topology
+                .hosts
                 .iter()
-                .any(|(host, l)| host == owner && l.port() == port),
+                .find(|h| {
+                    h.interfaces
+                        .iter()
+                        .any(|i| IpAddr::V4(i.address.ip()) == ip)
+                })
+                .map(|h| h.name.clone()),
+        }?;
+        let on_host = self
+            .host_listeners
+            .iter()
+            .any(|(h, l)| *h == host && l.port() == n && l.kind() == kind);
+        if on_host {
+            return Some(banner(&host, n));
+        }
+        let proto = if kind == ListenKind::Udp {
+            "udp"
+        } else {
+            "tcp"
         };
-        ours.then(|| banner(owner, port))
+        let mut found = Vec::new();
+        for (name, c) in self.containers.iter().filter(|(_, c)| c.host == host) {
+            let Ok(json) = self.target.inspect_container(&c.host, name).await else {
+                continue;
+            };
+            if lookup(&json, "HostConfig.NetworkMode").map(text).as_deref() == Some("host") {
+                if listens(c, n) {
+                    found.push(banner(name, n));
+                }
+                continue;
+            }
+            for &(_, p) in c.listen.iter().filter(|&&(k, _)| k == kind) {
+                let bindings = lookup(&json, &format!("NetworkSettings.Ports.{p}/{proto}"))
+                    .and_then(|b| b.as_array());
+                if bindings.is_some_and(|b| {
+                    b.iter().any(|b| {
+                        b.get("HostPort").map(text).as_deref() == Some(n.to_string().as_str())
+                    })
+                }) {
+                    found.push(banner(name, p));
+                }
+            }
+        }
+        (found.len() == 1).then(|| found.remove(0))
     }
 
     /// A port number: as written, or the host port published for a container's port.
@@ -774,6 +867,15 @@ impl<'a, T: Target> Execution<'a, T> {
     }
 }
 
+/// The listener kind whose answer a reach over `proto` reads (HTTP listeners say nothing until
+/// asked, so a TCP reach expects a TCP listener's banner).
+fn kind_of(proto: Proto) -> ListenKind {
+    match proto {
+        Proto::Tcp => ListenKind::Tcp,
+        Proto::Udp => ListenKind::Udp,
+    }
+}
+
 /// The banner drydock's listeners answer with: it proves which container answered.
 fn banner(container: &str, port: u16) -> String {
     format!("drydock {container} {port}")
@@ -797,17 +899,17 @@ fn list(addresses: &[IpAddr]) -> String {
 
 fn fact(json: &serde_json::Value, path: &str, value: &Value) -> Result<(), (String, String)> {
     let expected = format!("{path} {value}");
-    let Some(found) = lookup(json, path).map(text) else {
-        return Err((expected, format!("no {path} in the inspect JSON")));
+    let found = lookup(json, path).map(text);
+    let holds = match (value, &found) {
+        (Value::Absent, found) => found.is_none(),
+        (_, None) => false,
+        (Value::Equals(v), Some(found)) => found == v,
+        (Value::Matches(r), Some(found)) => regex::Regex::new(r).is_ok_and(|r| r.is_match(found)),
     };
-    let holds = match value {
-        Value::Equals(v) => &found == v,
-        Value::Matches(r) => regex::Regex::new(r).is_ok_and(|r| r.is_match(&found)),
-    };
-    if holds {
-        Ok(())
-    } else {
-        Err((expected, format!("{path} = {found}")))
+    match (holds, found) {
+        (true, _) => Ok(()),
+        (false, Some(found)) => Err((expected, format!("{path} = {found}"))),
+        (false, None) => Err((expected, format!("no {path} in the inspect JSON"))),
     }
 }
 

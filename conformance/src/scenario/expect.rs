@@ -8,7 +8,8 @@
 //! network NET [on HOST] has PATH = VALUE          (also: NET subnet|gateway|driver|scope|internal|ipv6 is VALUE)
 //! container C has PATH = VALUE                    (also: C ip|ip6|mac|gateway on NET is VALUE)
 //! ... has PATH ~ REGEX                            (the value matches a regular expression)
-//! container C file PATH contains|lacks TEXT       container C interfaces are NAME[,NAME...]
+//! ... lacks PATH                                  (the inspect JSON has no such value)
+//! container C file PATH contains|lacks TEXT       container C interfaces are|include NAME[,NAME...]
 //! container C mtu of IFACE is N
 //! ```
 //! `A` is a container or a lab host; `B` a container (`web`, or `web@NET` to pick its address on
@@ -166,12 +167,15 @@ pub enum Expectation {
         /// True for `contains`.
         contains: bool,
     },
-    /// `container C interfaces are NAME,...`: exactly these, in any order.
+    /// `container C interfaces are NAME,...` (exactly these, in any order) or
+    /// `... include NAME,...` (at least these).
     Interfaces {
         /// Container name.
         container: String,
         /// Interface names.
         names: Vec<String>,
+        /// True for `are`, false for `include`.
+        exact: bool,
     },
     /// `container C mtu of IFACE is N`.
     Mtu {
@@ -184,13 +188,16 @@ pub enum Expectation {
     },
 }
 
-/// What an inspect value must be: equal to a text (`= VALUE`), or match a regex (`~ REGEX`).
+/// What an inspect value must be: equal to a text (`= VALUE`), match a regex (`~ REGEX`), or
+/// be missing (`lacks PATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// Equal to this text.
     Equals(String),
     /// Matching this regular expression.
     Matches(String),
+    /// Not there at all.
+    Absent,
 }
 
 impl std::fmt::Display for Value {
@@ -198,6 +205,7 @@ impl std::fmt::Display for Value {
         match self {
             Value::Equals(v) => write!(f, "= {v}"),
             Value::Matches(r) => write!(f, "~ {r}"),
+            Value::Absent => f.write_str("absent"),
         }
     }
 }
@@ -420,9 +428,16 @@ fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectErro
             })
         }
         Some("interfaces") => {
-            if w.get(3) != Some(&"are") {
-                return Err(error(3, "expected `are NAME[,NAME...]`"));
-            }
+            let exact = match w.get(3) {
+                Some(&"are") => true,
+                Some(&"include") => false,
+                _ => {
+                    return Err(error(
+                        3,
+                        "expected `are NAME[,NAME...]` or `include NAME[,NAME...]`",
+                    ));
+                }
+            };
             let names = w
                 .get(4)
                 .ok_or_else(|| error(4, "expected interface names"))?;
@@ -430,6 +445,7 @@ fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectErro
             Ok(Expectation::Interfaces {
                 container: c,
                 names: names.split(',').map(String::from).collect(),
+                exact,
             })
         }
         Some("mtu") => {
@@ -493,6 +509,14 @@ fn fact(
     i: usize,
     alias: impl Fn(&str) -> Option<String>,
 ) -> Result<(String, Value), ExpectError> {
+    if w.get(i) == Some(&"lacks") {
+        let path = w
+            .get(i + 1)
+            .ok_or_else(|| error(i + 1, "expected a JSON path"))?
+            .to_string();
+        expect_end(w, i + 2)?;
+        return Ok((path, Value::Absent));
+    }
     match (w.get(i).copied(), w.get(i + 2).copied()) {
         (Some("has"), Some(op @ ("=" | "~"))) => {
             let path = w
@@ -523,7 +547,7 @@ fn fact(
         },
         _ => Err(error(
             i,
-            "expected `has JSON.PATH = VALUE`, `has JSON.PATH ~ REGEX` or `FIELD is VALUE`",
+            "expected `has JSON.PATH = VALUE`, `has JSON.PATH ~ REGEX`, `lacks JSON.PATH` or `FIELD is VALUE`",
         )),
     }
 }

@@ -78,6 +78,8 @@ pub struct Step {
     pub host: String,
     /// `Some(text)`: the step must fail, with an error containing `text`.
     pub fails: Option<String>,
+    /// Docker releases the step runs on (others skip it).
+    pub docker: Option<Range>,
     /// `file:line` for reports.
     pub at: String,
 }
@@ -185,6 +187,7 @@ struct StepFile {
     run: Spanned<String>,
     fails: Option<String>,
     on: Option<Spanned<String>>,
+    docker: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -377,9 +380,8 @@ impl Parser<'_> {
                     format!("{host:?} is not a host of this scenario: expected one of {names:?}"),
                 ));
             }
-            if let Command::Run { spec, .. } = &step.command
-                && step.fails.is_none()
-            {
+            // A run expected to fail may still leave its container (created), as Docker does.
+            if let Command::Run { spec, .. } = &step.command {
                 containers.insert(spec.name.clone());
             }
             steps.push(step);
@@ -447,14 +449,18 @@ impl Parser<'_> {
         item: &Spanned<LineOr<StepFile>>,
         hosts: &[String],
     ) -> Result<Step, LocatedError> {
-        let (line, at, fails, host) = match &item.value {
-            LineOr::Line(line) => (line.clone(), item.referenced, None, None),
-            LineOr::Map(s) => (
-                s.run.value.clone(),
-                s.run.referenced,
-                s.fails.clone(),
-                s.on.as_ref(),
-            ),
+        let (line, at, fails, host, docker) = match &item.value {
+            LineOr::Line(line) => (line.clone(), item.referenced, None, None, None),
+            LineOr::Map(s) => {
+                let docker = s.docker.as_ref().map(|d| self.range(d)).transpose()?;
+                (
+                    s.run.value.clone(),
+                    s.run.referenced,
+                    s.fails.clone(),
+                    s.on.as_ref(),
+                    docker,
+                )
+            }
         };
         let host = match host {
             Some(on) if hosts.contains(&on.value) => on.value.clone(),
@@ -477,6 +483,7 @@ impl Parser<'_> {
             command,
             host,
             fails,
+            docker,
             at: self.at(&at),
         })
     }
