@@ -596,6 +596,16 @@ pub(super) fn remove_cgroups(relative: &str) -> Result<(), String> {
         {
             problems.push(format!("removing cgroup {}: {e}", path.display()));
         }
+        // Parents such as `drydock/` go too once empty; another run using them keeps them.
+        for parent in Path::new(relative)
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            if std::fs::remove_dir(mount.join(parent)).is_err() {
+                break;
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())
