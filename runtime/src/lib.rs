@@ -1,5 +1,8 @@
-//! drydock's reference engine: Docker's network drivers (bridge, host, none, macvlan, ipvlan,
-//! overlay, remote plugins), IPAM, published ports and embedded DNS, running on netsim hosts.
-//!
-//! Nothing is implemented yet: the engine arrives with its issues (see ARCHITECTURE.md). This
-//! crate exists so the workspace has its final shape and dependency direction from the start.
+//! drydock's reference engine: Docker's network drivers (bridge, host, none; later macvlan,
+//! ipvlan, overlay, remote plugins), IPAM, published ports and firewall rules, running in the
+//! network namespace of a netsim lab host. Knows nothing of scenarios.
+
+pub mod api;
+pub mod firewall;
+pub mod ipam;
+pub mod proxy;

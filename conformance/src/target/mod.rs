@@ -5,91 +5,11 @@
 pub mod docker;
 
 use std::future::Future;
-use std::net::IpAddr;
 
 use drydock_netsim::Netns;
+pub use drydock_runtime::api::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
 
 use crate::version::Version;
-use ipnetwork::IpNetwork;
-
-/// `docker network create` as a structure (only what scenarios use).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkSpec {
-    /// Network name.
-    pub name: String,
-    /// `--driver`; `None` means the engine's default (bridge).
-    pub driver: Option<String>,
-    /// `--subnet` (one per address family at most, in scenarios).
-    pub subnets: Vec<IpNetwork>,
-    /// `--gateway`, in the order given (Docker pairs them with subnets by family).
-    pub gateways: Vec<IpAddr>,
-    /// `--ip-range`.
-    pub ip_ranges: Vec<IpNetwork>,
-    /// `--aux-address name=ip`.
-    pub aux_addresses: Vec<(String, IpAddr)>,
-    /// `--internal`.
-    pub internal: bool,
-    /// `--attachable`.
-    pub attachable: bool,
-    /// `--ipv6`.
-    pub ipv6: bool,
-    /// `--opt key=value` (driver options, e.g. `com.docker.network.bridge.enable_icc=false`).
-    pub options: Vec<(String, String)>,
-    /// `--label key=value`.
-    pub labels: Vec<(String, String)>,
-}
-
-/// `docker run -d` as a structure (only what scenarios use).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerSpec {
-    /// `--name`.
-    pub name: String,
-    /// Image as written; every target maps `busybox` to its own small image.
-    pub image: String,
-    /// Command after the image (empty: the image's default, which keeps the container running).
-    pub command: Vec<String>,
-    /// `--network`: a network name, `host`, `none`, `container:NAME`; `None` is the default bridge.
-    pub network: Option<String>,
-    /// `--ip`.
-    pub ip: Option<IpAddr>,
-    /// `--ip6`.
-    pub ip6: Option<IpAddr>,
-    /// `--network-alias` / `--alias`.
-    pub aliases: Vec<String>,
-    /// `--publish`/`-p`, as written (`8080:80`, `127.0.0.1:8080:80/udp`, `80`, ranges).
-    pub publish: Vec<String>,
-    /// `--publish-all`/`-P`.
-    pub publish_all: bool,
-    /// `--expose`, as written (`80`, `53/udp`, `3000-3003`).
-    pub expose: Vec<String>,
-    /// `--link NAME[:ALIAS]`, as written.
-    pub links: Vec<String>,
-    /// `--dns`.
-    pub dns: Vec<IpAddr>,
-    /// `--hostname`.
-    pub hostname: Option<String>,
-    /// `--mac-address`.
-    pub mac_address: Option<String>,
-    /// `--add-host host:ip`, as written.
-    pub add_hosts: Vec<String>,
-}
-
-/// `docker network connect` as a structure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnectSpec {
-    /// Network name.
-    pub network: String,
-    /// Container name.
-    pub container: String,
-    /// `--ip`.
-    pub ip: Option<IpAddr>,
-    /// `--ip6`.
-    pub ip6: Option<IpAddr>,
-    /// `--alias`.
-    pub aliases: Vec<String>,
-    /// `--link NAME[:ALIAS]`.
-    pub links: Vec<String>,
-}
 
 /// An engine's refusal, as the docker CLI would print it after "Error response from daemon: ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

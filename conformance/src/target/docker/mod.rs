@@ -16,8 +16,6 @@
 mod api;
 mod daemon;
 mod image;
-mod ports;
-mod request;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -27,10 +25,15 @@ use std::time::Duration;
 use drydock_netsim::{Lab, Netns};
 use serde_json::{Value, json};
 
+use drydock_runtime::api::request;
+
 use self::api::encode;
 use self::daemon::Daemon;
 use crate::target::{ConnectSpec, ContainerSpec, NetworkSpec, Target, TargetError, TargetResult};
 use crate::version::Version;
+
+/// The label that marks everything a run creates.
+const RUN_LABEL: &str = "drydock.run";
 
 /// Directory under which runs keep their files.
 const RUN_ROOT: &str = "/tmp";
@@ -187,6 +190,11 @@ impl DockerTarget {
         Ok(self.daemon(host)?.dir.join("docker.sock"))
     }
 
+    /// The labels this run puts on what it creates.
+    fn run_labels(&self) -> std::collections::BTreeMap<String, String> {
+        [(RUN_LABEL.to_string(), self.run_id.clone())].into()
+    }
+
     /// Kills every daemon (and with it every container), waits until they are gone, removes
     /// their cgroups and the run's directory. Every step is tried; the error lists the ones
     /// that failed.
@@ -259,7 +267,7 @@ impl Target for DockerTarget {
 
     async fn create_network(&self, host: &str, spec: &NetworkSpec) -> TargetResult<()> {
         let daemon = self.daemon(host)?;
-        let body = request::network_create(spec, &self.run_id).map_err(TargetError::new)?;
+        let body = request::network_create(spec, &self.run_labels()).map_err(TargetError::new)?;
         daemon
             .api
             .call("POST", "/networks/create", Some(&body))
@@ -300,7 +308,7 @@ impl Target for DockerTarget {
     async fn run_container(&self, host: &str, spec: &ContainerSpec) -> TargetResult<()> {
         let daemon = self.daemon(host)?;
         // The CLI checks its flags before it looks for the image.
-        let body = request::container_create(spec, &self.run_id).map_err(TargetError::new)?;
+        let body = request::container_create(spec, &self.run_labels()).map_err(TargetError::new)?;
         image::check_name(&spec.image)?;
         let create = if spec.name.is_empty() {
             "/containers/create".to_string()

@@ -11,15 +11,15 @@ use std::net::IpAddr;
 
 /// Ports as the API wants them: `ExposedPorts` keys and `PortBindings`.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Ports {
+pub struct Ports {
     /// `"80/tcp"` → nothing (the API's set is a map to `{}`).
-    pub(super) exposed: BTreeMap<String, ()>,
+    pub exposed: BTreeMap<String, ()>,
     /// `"80/tcp"` → bindings `(HostIp, HostPort)`, in the order given.
-    pub(super) bindings: BTreeMap<String, Vec<(String, String)>>,
+    pub bindings: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Parses `-p` specs and `--expose` values, in the CLI's order (publish first).
-pub(super) fn parse(publish: &[String], expose: &[String]) -> Result<Ports, String> {
+pub fn parse(publish: &[String], expose: &[String]) -> Result<Ports, String> {
     let mut ports = Ports::default();
     for spec in publish {
         for (port, binding) in parse_port_spec(spec)? {
@@ -138,7 +138,7 @@ fn parse_port_range(ports: &str) -> Result<(u16, u16), String> {
 }
 
 /// Go's `strconv.ParseUint(text, 10, 16)`, with its error texts.
-pub(super) fn parse_uint16(text: &str) -> Result<u16, String> {
+pub fn parse_uint16(text: &str) -> Result<u16, String> {
     let syntax = || format!("strconv.ParseUint: parsing {text:?}: invalid syntax");
     if text.is_empty() {
         return Err(syntax());

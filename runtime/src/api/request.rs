@@ -14,16 +14,17 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value, json};
 
-use crate::target::{ConnectSpec, ContainerSpec, NetworkSpec};
+use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
 
-/// The label that marks everything a run creates.
-pub(super) const RUN_LABEL: &str = "drydock.run";
-
-/// `POST /networks/create` body for `docker network create`.
-pub(super) fn network_create(spec: &NetworkSpec, run_id: &str) -> Result<Value, String> {
+/// `POST /networks/create` body for `docker network create`; `labels` are added to the
+/// network's own (a test run marks what it creates with one).
+pub fn network_create(
+    spec: &NetworkSpec,
+    labels: &BTreeMap<String, String>,
+) -> Result<Value, String> {
     let configs = ipam_configs(spec)?;
-    let mut labels: BTreeMap<String, String> = spec.labels.iter().cloned().collect();
-    labels.insert(RUN_LABEL.into(), run_id.into());
+    let labels: BTreeMap<String, String> =
+        spec.labels.iter().cloned().chain(labels.clone()).collect();
     let options: BTreeMap<String, String> = spec.options.iter().cloned().collect();
     Ok(json!({
         "Name": spec.name,
@@ -157,8 +158,12 @@ fn is_builtin_mode(mode: &str) -> bool {
     matches!(mode, "default" | "bridge" | "host" | "none") || mode.starts_with("container:")
 }
 
-/// `POST /containers/create` body for `docker run -d` (the image already mapped).
-pub(super) fn container_create(spec: &ContainerSpec, run_id: &str) -> Result<Value, String> {
+/// `POST /containers/create` body for `docker run -d` (the image already mapped); `labels`
+/// become the container's labels.
+pub fn container_create(
+    spec: &ContainerSpec,
+    labels: &BTreeMap<String, String>,
+) -> Result<Value, String> {
     // Flag validators run while the command line is parsed, before everything else.
     for link in &spec.links {
         validate_link(link)
@@ -243,7 +248,7 @@ pub(super) fn container_create(spec: &ContainerSpec, run_id: &str) -> Result<Val
         "WorkingDir": "",
         "Entrypoint": null,
         "OnBuild": null,
-        "Labels": {RUN_LABEL: run_id},
+        "Labels": labels,
         "HostConfig": {
             "NetworkMode": mode,
             "PortBindings": bindings,
@@ -267,7 +272,7 @@ pub(super) fn container_create(spec: &ContainerSpec, run_id: &str) -> Result<Val
 }
 
 /// `POST /networks/{id}/connect` body for `docker network connect`.
-pub(super) fn connect(spec: &ConnectSpec) -> Result<Value, String> {
+pub fn connect(spec: &ConnectSpec) -> Result<Value, String> {
     for link in &spec.links {
         validate_link(link)
             .map_err(|e| format!("invalid argument {link:?} for \"--link\" flag: {e}"))?;
@@ -362,6 +367,10 @@ fn is_mac(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn run() -> BTreeMap<String, String> {
+        [("drydock.run".to_string(), "r1".to_string())].into()
+    }
+
     fn net(text: &str) -> IpNetwork {
         text.parse().unwrap()
     }
@@ -383,7 +392,7 @@ mod tests {
             labels: vec![("x".into(), "y".into())],
             ..NetworkSpec::default()
         };
-        let body = network_create(&spec, "r1").unwrap();
+        let body = network_create(&spec, &run()).unwrap();
         assert_eq!(body["CheckDuplicate"], true);
         assert_eq!(body["Driver"], "bridge");
         assert_eq!(
@@ -398,7 +407,7 @@ mod tests {
                 name: "n".into(),
                 ..NetworkSpec::default()
             },
-            "r1",
+            &run(),
         )
         .unwrap();
         assert_eq!(plain["IPAM"]["Config"], json!([]));
@@ -407,7 +416,7 @@ mod tests {
     #[test]
     fn ipam_mistakes_fail_with_the_cli_messages() {
         let check = |spec: NetworkSpec, message: &str| {
-            assert_eq!(network_create(&spec, "r").unwrap_err(), message);
+            assert_eq!(network_create(&spec, &run()).unwrap_err(), message);
         };
         check(
             NetworkSpec {
@@ -466,7 +475,7 @@ mod tests {
     }
 
     fn container(spec: ContainerSpec) -> Result<Value, String> {
-        container_create(&spec, "r1")
+        container_create(&spec, &run())
     }
 
     #[test]
