@@ -1,8 +1,13 @@
 //! drydock's reference engine: Docker's network drivers (bridge, host, none; later macvlan,
-//! ipvlan, overlay, remote plugins), IPAM, published ports and firewall rules, running in the
-//! network namespace of a netsim lab host. Knows nothing of scenarios.
+//! ipvlan, overlay, remote plugins), IPAM, published ports, firewall rules and the embedded
+//! DNS server, running in the network namespace of a netsim lab host. Knows nothing of
+//! scenarios.
 
 pub mod api;
+pub mod dns;
+pub mod driver;
+pub mod engine;
 pub mod firewall;
 pub mod ipam;
+mod nfnl;
 pub mod proxy;

@@ -2,6 +2,7 @@
 //! ([`spec`]), the request bodies the CLI builds from them with its client-side checks
 //! ([`request`], [`ports`]).
 
+pub mod body;
 pub mod ports;
 pub mod request;
 pub mod spec;

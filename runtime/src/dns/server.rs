@@ -1,0 +1,250 @@
+//! Serving: a resolver per sandbox on 127.0.0.11 (UDP and TCP on ports of its own, reached on
+//! port 53 through NAT rules in the sandbox), answering from the engine's latest [`Records`]
+//! and forwarding the rest as libnetwork does.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use drydock_netsim::Netns;
+use hickory_proto::op::{Message, ResponseCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+use super::answer::{Action, Transport, answer};
+use super::forward::Forwarder;
+use super::nat;
+use super::records::{Records, Upstream};
+
+/// The address every container's resolver listens on.
+pub const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
+/// Upstream servers tried per query (libnetwork's `maxExtDNS`).
+const MAX_UPSTREAMS: usize = 3;
+
+/// How long an idle TCP client connection stays open.
+const TCP_IDLE: Duration = Duration::from_secs(8);
+
+/// The embedded DNS of one engine: the records its resolvers answer from, and the forwarder
+/// for upstreams on the docker host's loopback.
+#[derive(Debug)]
+pub struct Dns {
+    records: RwLock<Arc<Records>>,
+    host: Forwarder,
+}
+
+impl Dns {
+    /// The DNS of the engine whose docker host is `host`.
+    pub fn new(host: Netns) -> Arc<Self> {
+        Arc::new(Self {
+            records: RwLock::new(Arc::new(Records::default())),
+            host: Forwarder::new(host),
+        })
+    }
+
+    /// Replaces what the resolvers know; queries from now on see it.
+    pub fn update(&self, records: Records) {
+        *self.records.write().expect("DNS records") = Arc::new(records);
+    }
+
+    fn records(&self) -> Arc<Records> {
+        self.records.read().expect("DNS records").clone()
+    }
+
+    /// Starts the resolver of the sandbox owned by container `key`, in `sandbox`: its sockets,
+    /// then the NAT rules that send port 53 to them.
+    pub async fn start_resolver(
+        self: &Arc<Self>,
+        key: &str,
+        sandbox: &Netns,
+    ) -> io::Result<Resolver> {
+        let (udp, tcp) = sandbox.run(|| -> io::Result<_> {
+            let udp = std::net::UdpSocket::bind((RESOLVER_IP, 0))?;
+            let tcp = std::net::TcpListener::bind((RESOLVER_IP, 0))?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            nat::redirect(udp.local_addr()?.port(), tcp.local_addr()?.port())?;
+            Ok((udp, tcp))
+        })??;
+        let served = Arc::new(Served {
+            dns: self.clone(),
+            key: key.to_string(),
+            forwarder: Forwarder::new(sandbox.clone()),
+        });
+        let udp = Arc::new(UdpSocket::from_std(udp)?);
+        let tcp = TcpListener::from_std(tcp)?;
+        let tasks = vec![
+            tokio::spawn(serve_udp(served.clone(), udp)),
+            tokio::spawn(serve_tcp(served, tcp)),
+        ];
+        Ok(Resolver { tasks })
+    }
+}
+
+/// A running resolver; dropping it stops it (its sockets go with the sandbox).
+#[derive(Debug)]
+pub struct Resolver {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What a resolver's tasks share.
+#[derive(Debug)]
+struct Served {
+    dns: Arc<Dns>,
+    /// The container that owns the sandbox (its view in the records).
+    key: String,
+    /// For upstreams reached from inside the sandbox.
+    forwarder: Forwarder,
+}
+
+/// What a resolver does with one query.
+enum Decision {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Ask these upstreams.
+    Forward(Vec<Upstream>),
+    /// Send nothing.
+    Silent,
+}
+
+impl Served {
+    /// Answers from the records, without waiting on anything.
+    fn decide(&self, query: &[u8], transport: Transport) -> Decision {
+        // Like libnetwork (miekg/dns), messages that do not parse get no answer.
+        let Ok(message) = Message::from_vec(query) else {
+            return Decision::Silent;
+        };
+        let records = self.dns.records();
+        let Some(view) = records.sandboxes.get(&self.key) else {
+            return Decision::Silent;
+        };
+        match answer(&records, view, &message, transport, |ips| {
+            fastrand::shuffle(ips)
+        }) {
+            Action::Reply(reply) => reply.to_vec().map_or(Decision::Silent, Decision::Reply),
+            Action::Ignore => Decision::Silent,
+            Action::Forward => {
+                Decision::Forward(view.upstreams.iter().take(MAX_UPSTREAMS).copied().collect())
+            }
+        }
+    }
+
+    /// libnetwork's forwarding loop: the first upstream that answers with success or an
+    /// authoritative NXDOMAIN wins; otherwise the last answer received (if any) is passed on.
+    async fn forward(
+        &self,
+        upstreams: &[Upstream],
+        query: &[u8],
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let mut last = None;
+        for upstream in upstreams {
+            let server = SocketAddr::new(upstream.ip, 53);
+            let forwarder = if upstream.from_host {
+                &self.dns.host
+            } else {
+                &self.forwarder
+            };
+            let answer = match transport {
+                Transport::Udp => forwarder.udp(server, query).await,
+                Transport::Tcp => forwarder.tcp(server, query).await,
+            };
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::debug!("forwarding to {server}: {e}");
+                    last = None;
+                    continue;
+                }
+            };
+            let Ok(parsed) = Message::from_vec(&answer) else {
+                last = None;
+                continue;
+            };
+            let done = match parsed.metadata.response_code {
+                ResponseCode::NoError => true,
+                ResponseCode::NXDomain => parsed.metadata.authoritative,
+                _ => false,
+            };
+            last = Some(answer);
+            if done {
+                break;
+            }
+        }
+        last
+    }
+}
+
+async fn serve_udp(served: Arc<Served>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        match served.decide(&buf[..len], Transport::Udp) {
+            Decision::Reply(reply) => {
+                let _ = socket.send_to(&reply, peer).await;
+            }
+            Decision::Silent => {}
+            Decision::Forward(upstreams) => {
+                let query = buf[..len].to_vec();
+                let (served, socket) = (served.clone(), socket.clone());
+                tokio::spawn(async move {
+                    if let Some(reply) = served.forward(&upstreams, &query, Transport::Udp).await {
+                        let _ = socket.send_to(&reply, peer).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn serve_tcp(served: Arc<Served>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(serve_connection(served.clone(), stream));
+    }
+}
+
+/// Answers the length-prefixed queries of one TCP connection until it goes idle or closes.
+async fn serve_connection(served: Arc<Served>, mut stream: TcpStream) {
+    loop {
+        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else {
+            return;
+        };
+        let mut query = vec![0; usize::from(len)];
+        if stream.read_exact(&mut query).await.is_err() {
+            return;
+        }
+        let reply = match served.decide(&query, Transport::Tcp) {
+            Decision::Reply(reply) => reply,
+            Decision::Silent => continue,
+            Decision::Forward(upstreams) => {
+                match served.forward(&upstreams, &query, Transport::Tcp).await {
+                    Some(reply) => reply,
+                    None => continue,
+                }
+            }
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            continue;
+        };
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&reply);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}

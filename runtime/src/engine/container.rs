@@ -1,0 +1,695 @@
+//! Containers: create, start (namespace, endpoints, routes, ports, files), stop, remove,
+//! connect and disconnect.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use drydock_netsim::Netns;
+use ipnetwork::IpNetwork;
+
+use super::files::{self, LinkEntry};
+use super::ids;
+use super::model::{Container, Endpoint, Sandbox, State};
+use super::{Engine, EngineError, EngineResult};
+use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
+use crate::driver::Driver;
+use crate::driver::bridge::{self, BridgeEndpoint};
+
+/// The images a reference engine has: the same tiny one every target maps `busybox` to.
+const IMAGES: [&str; 2] = ["busybox", "busybox:latest"];
+
+impl Engine {
+    /// `docker create` (the first half of `docker run -d`); returns the container's id.
+    pub fn create_container(&mut self, name: &str, body: &ContainerCreate) -> EngineResult<String> {
+        let valid = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Err(EngineError::new(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self.containers.iter().find(|c| c.name == name) {
+            return Err(EngineError::new(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        if !IMAGES.contains(&body.image.as_str()) {
+            return Err(EngineError::new(format!(
+                "image {} is not available: scenarios run busybox (no registry is reachable)",
+                body.image
+            )));
+        }
+        let mode = match body.host_config.network_mode.as_str() {
+            "" => "default",
+            mode => mode,
+        };
+        if mode == "host"
+            && body
+                .host_config
+                .links
+                .as_ref()
+                .is_some_and(|l| !l.is_empty())
+        {
+            return Err(EngineError::new(
+                "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+            ));
+        }
+        if let Some(shared) = mode.strip_prefix("container:") {
+            self.container_index(shared)?;
+        }
+        let attachments = self.attachments(mode, body)?;
+        let mut config = body.clone();
+        if !matches!(mode, "default" | "bridge" | "host" | "none")
+            && !mode.starts_with("container:")
+        {
+            // On a user-defined network, links are the endpoint's aliases, not legacy links.
+            config.host_config.links = None;
+        }
+        let id = self.ids.id();
+        let dir = self.options.state_dir.as_ref().map(|state| state.join(&id));
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::new(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let hostname = if body.hostname.is_empty() {
+            id[..12].to_string()
+        } else {
+            body.hostname.clone()
+        };
+        self.containers.push(Container {
+            id: id.clone(),
+            name: name.to_string(),
+            created: ids::now(),
+            config,
+            hostname,
+            state: State::Created,
+            attachments,
+            endpoints: BTreeMap::new(),
+            sandbox: None,
+            sandbox_id: String::new(),
+            published: Vec::new(),
+            gateway_network: None,
+            resolver: None,
+            files: BTreeMap::new(),
+            dir,
+        });
+        Ok(id)
+    }
+
+    /// The networks a new container joins, with Docker's checks of static addresses.
+    fn attachments(
+        &self,
+        mode: &str,
+        body: &ContainerCreate,
+    ) -> EngineResult<Vec<(String, EndpointSettings)>> {
+        let network = match mode {
+            "default" | "bridge" => "bridge",
+            "host" | "none" => mode,
+            m if m.starts_with("container:") => return Ok(Vec::new()),
+            m => m,
+        };
+        let endpoints = &body.networking_config.endpoints_config;
+        let settings = endpoints
+            .get(mode)
+            .or_else(|| endpoints.get(network))
+            .or_else(|| endpoints.get("default"))
+            .cloned()
+            .unwrap_or_default();
+        self.check_static_ip(network, &settings)?;
+        // 20.10 creates a container on a network that does not exist (yet); starting it fails.
+        let key = self
+            .network_index(network)
+            .map_or_else(|_| network.to_string(), |i| self.networks[i].id.clone());
+        Ok(vec![(key, settings)])
+    }
+
+    /// Docker's `--ip` rules: user-defined networks with user-configured subnets only.
+    fn check_static_ip(&self, network: &str, settings: &EndpointSettings) -> EngineResult<()> {
+        let wants_ip = settings.ipam_config.as_ref().is_some_and(|c| {
+            c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
+                || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+        });
+        if !wants_ip {
+            return Ok(());
+        }
+        if matches!(network, "bridge" | "host" | "none" | "default") {
+            return Err(EngineError::new(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if let Ok(i) = self.network_index(network)
+            && !self.networks[i].user_subnets
+        {
+            return Err(EngineError::new(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `docker start`: a namespace, its endpoints, routes, published ports and files.
+    pub async fn start_container(&mut self, name_or_id: &str) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state == State::Running {
+            return Ok(());
+        }
+        let mode = self.containers[index].mode().to_string();
+        let sandbox = match mode.as_str() {
+            "host" => Sandbox::Host,
+            m if m.starts_with("container:") => {
+                let other = self.container_index(&m["container:".len()..])?;
+                if self.containers[other].state != State::Running {
+                    return Err(EngineError::new(format!(
+                        "cannot join network of a non running container: {}",
+                        self.containers[other].id
+                    )));
+                }
+                Sandbox::Shared(self.containers[other].id.clone())
+            }
+            _ => Sandbox::Own(new_sandbox().await?),
+        };
+        self.containers[index].sandbox = Some(sandbox);
+        self.containers[index].sandbox_id = self.ids.id();
+        let attachments = self.containers[index].attachments.clone();
+        for (network, settings) in &attachments {
+            if let Err(e) = self.join(index, network, settings).await {
+                self.teardown(index).await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.route_and_publish(index).await {
+            self.teardown(index).await;
+            return Err(e);
+        }
+        if let Err(e) = self.ensure_resolver(index).await {
+            self.teardown(index).await;
+            return Err(e);
+        }
+        self.containers[index].state = State::Running;
+        self.refresh_dns();
+        self.write_files(index)?;
+        Ok(())
+    }
+
+    /// Gives the container an endpoint on `network` (an id, or a name that had no network yet).
+    async fn join(
+        &mut self,
+        index: usize,
+        network: &str,
+        settings: &EndpointSettings,
+    ) -> EngineResult<()> {
+        let n = self.network_index(network)?;
+        let network_id = self.networks[n].id.clone();
+        if self.networks[n].driver != Driver::Bridge {
+            // host and none: no endpoint to plug.
+            self.containers[index].endpoints.insert(
+                network_id.clone(),
+                Endpoint {
+                    id: self.ids.id(),
+                    network: network_id,
+                    ip4: None,
+                    ip6: None,
+                    mac: None,
+                    gateway4: None,
+                    gateway6: None,
+                    bridge: None,
+                },
+            );
+            return Ok(());
+        }
+        let wanted = |v6: bool| -> EngineResult<Option<IpAddr>> {
+            let text = settings.ipam_config.as_ref().and_then(|c| {
+                if v6 {
+                    c.ipv6_address.clone()
+                } else {
+                    c.ipv4_address.clone()
+                }
+            });
+            match text.filter(|t| !t.is_empty()) {
+                Some(t) => t
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| EngineError::new(format!("invalid IP address: {t}"))),
+                None => Ok(None),
+            }
+        };
+        let (want4, want6) = (wanted(false)?, wanted(true)?);
+        let pools = self.networks[n].pools.clone();
+        let mut addresses: Vec<(crate::ipam::PoolId, IpAddr)> = Vec::new();
+        let mut ip4 = None;
+        let mut ip6 = None;
+        let (mut gateway4, mut gateway6) = (None, None);
+        for pool in pools {
+            let (subnet, gateway) = {
+                let p = self.ipam.pool(pool);
+                (p.subnet, p.gateway)
+            };
+            let want = if subnet.is_ipv4() { want4 } else { want6 };
+            match self.ipam.request_address(pool, want) {
+                Ok(ip) => {
+                    addresses.push((pool, ip));
+                    let net =
+                        IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet");
+                    if subnet.is_ipv4() {
+                        ip4 = Some(net);
+                        gateway4 = gateway;
+                    } else {
+                        ip6 = Some(net);
+                        gateway6 = gateway;
+                    }
+                }
+                Err(e) => {
+                    for (pool, ip) in addresses {
+                        self.ipam.release_address(pool, ip);
+                    }
+                    return Err(EngineError::new(e.to_string()));
+                }
+            }
+        }
+        let mac = match (&self.containers[index].config.mac_address, ip4) {
+            (Some(mac), _) if !mac.is_empty() => parse_mac(mac)?,
+            (_, Some(IpNetwork::V4(v4))) => ids::mac_for(v4.ip()),
+            _ => [0x02, 0x42, 0, 0, 0, 0],
+        };
+        let ifname = format!("eth{}", self.next_ifindex(index));
+        let endpoint = BridgeEndpoint {
+            host_ifname: self.ids.veth(),
+            ifname,
+            mac,
+            addresses: ip4.into_iter().chain(ip6).collect(),
+            default_via: Vec::new(),
+        };
+        let network = self.networks[n]
+            .bridge
+            .clone()
+            .expect("bridge networks have a bridge");
+        let sandbox = self.sandbox_netns(index)?;
+        if let Err(e) = bridge::join(&self.host, &sandbox, &network, &endpoint).await {
+            for (pool, ip) in addresses {
+                self.ipam.release_address(pool, ip);
+            }
+            return Err(EngineError::new(e.to_string()));
+        }
+        let id = self.ids.id();
+        self.containers[index].endpoints.insert(
+            network_id.clone(),
+            Endpoint {
+                id,
+                network: network_id,
+                ip4,
+                ip6,
+                mac: Some(mac),
+                gateway4,
+                gateway6,
+                bridge: Some(endpoint),
+            },
+        );
+        Ok(())
+    }
+
+    /// The lowest `ethN` not used by the container's endpoints.
+    fn next_ifindex(&self, index: usize) -> usize {
+        let used: Vec<&str> = self.containers[index]
+            .endpoints
+            .values()
+            .filter_map(|e| e.bridge.as_ref().map(|b| b.ifname.as_str()))
+            .collect();
+        (0..)
+            .find(|i| !used.contains(&format!("eth{i}").as_str()))
+            .unwrap_or(0)
+    }
+
+    /// The network whose endpoint gives the container its default route: bridge networks,
+    /// non-internal first, then by name (Docker's endpoint order).
+    fn gateway_endpoint(&self, index: usize) -> Option<String> {
+        let endpoints = &self.containers[index].endpoints;
+        self.endpoint_order(index)
+            .into_iter()
+            .find(|n| endpoints[n].bridge.is_some())
+    }
+
+    /// The networks of a running container's endpoints in libnetwork's order: non-internal
+    /// networks first, then by name.
+    pub(super) fn endpoint_order(&self, index: usize) -> Vec<String> {
+        let mut networks: Vec<&super::model::Network> = self.containers[index]
+            .endpoints
+            .keys()
+            .filter_map(|id| self.networks.iter().find(|n| n.id == *id))
+            .collect();
+        networks.sort_by(|a, b| (a.internal, &a.name).cmp(&(b.internal, &b.name)));
+        networks.into_iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Sets the default route through the gateway endpoint and publishes ports there, when the
+    /// gateway endpoint is a new one (ports stay as they are otherwise, as in Docker).
+    async fn route_and_publish(&mut self, index: usize) -> EngineResult<()> {
+        let gateway_network = self.gateway_endpoint(index);
+        if gateway_network == self.containers[index].gateway_network {
+            return Ok(());
+        }
+        self.withdraw_all(index);
+        self.containers[index].gateway_network = gateway_network.clone();
+        let sandbox = self.sandbox_netns(index)?;
+        let Some(gateway_network) = gateway_network else {
+            return bridge::set_default_routes(&sandbox, &[])
+                .await
+                .map_err(|e| EngineError::new(e.to_string()));
+        };
+        let endpoint = &self.containers[index].endpoints[&gateway_network];
+        let gateways: Vec<IpAddr> = endpoint
+            .gateway4
+            .into_iter()
+            .chain(endpoint.gateway6)
+            .collect();
+        let target = endpoint
+            .ip4
+            .map(|a| a.ip())
+            .or(endpoint.ip6.map(|a| a.ip()));
+        let endpoint_id = endpoint.id.clone();
+        bridge::set_default_routes(&sandbox, &gateways)
+            .await
+            .map_err(|e| EngineError::new(e.to_string()))?;
+        let internal = self
+            .networks
+            .iter()
+            .any(|n| n.id == gateway_network && n.internal);
+        if let (false, Some(target)) = (internal, target) {
+            self.publish(index, target, &endpoint_id)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the container's endpoints, ports and namespace (best effort).
+    async fn teardown(&mut self, index: usize) {
+        self.withdraw_all(index);
+        self.containers[index].gateway_network = None;
+        let endpoints = std::mem::take(&mut self.containers[index].endpoints);
+        for endpoint in endpoints.into_values() {
+            self.release_endpoint(endpoint).await;
+        }
+        self.containers[index].resolver = None;
+        self.containers[index].sandbox = None;
+    }
+
+    async fn release_endpoint(&mut self, endpoint: Endpoint) {
+        if let Some(b) = &endpoint.bridge
+            && let Err(e) = bridge::leave(&self.host, b).await
+        {
+            tracing::warn!("leaving {}: {e}", b.host_ifname);
+        }
+        if let Some(n) = self.networks.iter().find(|n| n.id == endpoint.network) {
+            let pools = n.pools.clone();
+            for address in endpoint.ip4.iter().chain(endpoint.ip6.iter()) {
+                for pool in &pools {
+                    if self.ipam.pool(*pool).subnet.contains(address.ip()) {
+                        self.ipam.release_address(*pool, address.ip());
+                    }
+                }
+            }
+        }
+    }
+
+    /// `docker stop`: the namespace goes, with its endpoints and published ports.
+    pub async fn stop_container(&mut self, name_or_id: &str) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state != State::Running {
+            return Ok(());
+        }
+        self.teardown(index).await;
+        self.containers[index].state = State::Exited;
+        self.refresh_dns();
+        Ok(())
+    }
+
+    /// `docker rm [-f]`.
+    pub async fn remove_container(&mut self, name_or_id: &str, force: bool) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state == State::Running {
+            if !force {
+                return Err(EngineError::new(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    self.containers[index].id
+                )));
+            }
+            self.teardown(index).await;
+        }
+        let container = self.containers.remove(index);
+        self.refresh_dns();
+        if let Some(dir) = &container.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+
+    /// `docker network connect`.
+    pub async fn connect(&mut self, network: &str, body: &NetworkConnect) -> EngineResult<()> {
+        let index = self.container_index(&body.container)?;
+        let n = self.network_index(network)?;
+        let (net_name, net_id, driver) = (
+            self.networks[n].name.clone(),
+            self.networks[n].id.clone(),
+            self.networks[n].driver,
+        );
+        let mode = self.containers[index].mode().to_string();
+        if mode == "host" || driver == Driver::Host {
+            if mode == "host" && driver != Driver::Host {
+                return Err(EngineError::new(
+                    "container sharing network namespace with another container or host cannot be connected to any other network",
+                ));
+            }
+            return Err(EngineError::new(
+                "container cannot be disconnected from host network or connected to host network",
+            ));
+        }
+        if mode.starts_with("container:") {
+            return Err(EngineError::new(
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ));
+        }
+        if mode == "none" || driver == Driver::Null {
+            return Err(EngineError::new(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+            ));
+        }
+        let attached = self.containers[index]
+            .attachments
+            .iter()
+            .any(|(k, _)| *k == net_id || *k == net_name);
+        if attached {
+            return Err(EngineError::new(format!(
+                "endpoint with name {} already exists in network {net_name}",
+                self.containers[index].name
+            )));
+        }
+        self.check_static_ip(&net_name, &body.endpoint_config)?;
+        if self.containers[index].state == State::Running {
+            self.join(index, &net_id, &body.endpoint_config).await?;
+            let plugged = match self.route_and_publish(index).await {
+                Ok(()) => self.ensure_resolver(index).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = plugged {
+                if let Some(endpoint) = self.containers[index].endpoints.remove(&net_id) {
+                    self.release_endpoint(endpoint).await;
+                }
+                return Err(e);
+            }
+        }
+        self.containers[index]
+            .attachments
+            .push((net_id, body.endpoint_config.clone()));
+        if self.containers[index].state == State::Running {
+            self.refresh_dns();
+            self.write_files(index)?;
+        }
+        Ok(())
+    }
+
+    /// `docker network disconnect [-f]`.
+    pub async fn disconnect(
+        &mut self,
+        network: &str,
+        container: &str,
+        force: bool,
+    ) -> EngineResult<()> {
+        let index = self.container_index(container)?;
+        let (net_id, net_name, driver) = match self.network_index(network) {
+            Ok(n) => (
+                self.networks[n].id.clone(),
+                self.networks[n].name.clone(),
+                self.networks[n].driver,
+            ),
+            // `-f` also cleans up attachments to networks that are gone.
+            Err(_) if force => (network.to_string(), network.to_string(), Driver::Bridge),
+            Err(e) => return Err(e),
+        };
+        if driver == Driver::Host {
+            return Err(EngineError::new(
+                "container cannot be disconnected from host network or connected to host network",
+            ));
+        }
+        let running = self.containers[index].state == State::Running;
+        let position = self.containers[index]
+            .attachments
+            .iter()
+            .position(|(k, _)| *k == net_id || *k == net_name);
+        let Some(position) = position else {
+            let id = &self.containers[index].id;
+            let the = if running { "" } else { "the " };
+            return Err(EngineError::new(format!(
+                "container {id} is not connected to {the}network {net_name}"
+            )));
+        };
+        self.containers[index].attachments.remove(position);
+        if running {
+            if let Some(endpoint) = self.containers[index].endpoints.remove(&net_id) {
+                self.release_endpoint(endpoint).await;
+            }
+            self.refresh_dns();
+            self.route_and_publish(index).await?;
+            self.write_files(index)?;
+        }
+        Ok(())
+    }
+
+    /// The namespace of a container's sandbox (the host's for `--network host`).
+    pub(super) fn sandbox_netns(&self, index: usize) -> EngineResult<Netns> {
+        match &self.containers[index].sandbox {
+            Some(Sandbox::Own(netns)) => Ok(netns.clone()),
+            Some(Sandbox::Host) => Ok(self.host.clone()),
+            Some(Sandbox::Shared(other)) => {
+                let other = self.container_index(other)?;
+                self.sandbox_netns(other)
+            }
+            None => Err(EngineError::new(format!(
+                "container {} is not running",
+                self.containers[index].id
+            ))),
+        }
+    }
+
+    /// The network namespace of a running container.
+    pub fn container_netns(&self, name_or_id: &str) -> EngineResult<Netns> {
+        let index = self.container_index(name_or_id)?;
+        self.sandbox_netns(index)
+    }
+
+    /// A file as the container sees it: `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`.
+    pub fn container_file(&self, name_or_id: &str, path: &str) -> EngineResult<String> {
+        let index = self.container_index(name_or_id)?;
+        let container = &self.containers[index];
+        container.files.get(path).cloned().ok_or_else(|| {
+            if files::PATHS.contains(&path) {
+                EngineError::new(format!("{path}: {} has not run yet", container.name))
+            } else {
+                EngineError::new(format!(
+                    "{path}: only {} can be read",
+                    files::PATHS.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// Writes the container's hosts, resolv.conf and hostname.
+    fn write_files(&mut self, index: usize) -> EngineResult<()> {
+        let container = &self.containers[index];
+        let own: Vec<IpAddr> = container
+            .endpoints
+            .values()
+            .flat_map(|e| e.ip4.iter().chain(e.ip6.iter()).map(|a| a.ip()))
+            .collect();
+        let extra: Vec<(String, IpAddr)> = container
+            .config
+            .host_config
+            .extra_hosts
+            .iter()
+            .flatten()
+            .filter_map(|h| {
+                h.rsplit_once(':')
+                    .and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?)))
+            })
+            .collect();
+        let links = self.link_entries(index);
+        let user_network = container.endpoints.values().any(|e| {
+            self.networks
+                .iter()
+                .any(|n| n.id == e.network && n.driver == Driver::Bridge && !n.default_bridge)
+        });
+        let servers = self.nameservers(index);
+        let contents = [
+            files::hosts(&own, &container.hostname, &extra, &links),
+            files::resolv_conf(user_network, &servers),
+            format!("{}\n", container.hostname),
+        ];
+        let container = &mut self.containers[index];
+        for (path, text) in files::PATHS.into_iter().zip(contents) {
+            if let Some(dir) = &container.dir {
+                let file = dir.join(files::file_name(path));
+                std::fs::write(&file, &text)
+                    .map_err(|e| EngineError::new(format!("{}: {e}", file.display())))?;
+            }
+            container.files.insert(path, text);
+        }
+        Ok(())
+    }
+
+    /// Legacy links of a container on the default bridge, as /etc/hosts entries.
+    fn link_entries(&self, index: usize) -> Vec<LinkEntry> {
+        let container = &self.containers[index];
+        let Some(bridge) = self.networks.iter().find(|n| n.default_bridge) else {
+            return Vec::new();
+        };
+        if !container.endpoints.contains_key(&bridge.id) {
+            return Vec::new();
+        }
+        let mut entries = Vec::new();
+        for link in container.config.host_config.links.iter().flatten() {
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let name = name.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            let Some(target) = self.containers.iter().find(|c| c.name == name) else {
+                continue;
+            };
+            if let Some(ip) = target.endpoints.get(&bridge.id).and_then(|e| e.ip4) {
+                entries.push(LinkEntry {
+                    ip: ip.ip(),
+                    alias: alias.to_string(),
+                    short_id: target.id[..12].to_string(),
+                    name: target.name.clone(),
+                });
+            }
+        }
+        entries
+    }
+}
+
+/// A fresh namespace with `lo` up.
+async fn new_sandbox() -> EngineResult<Netns> {
+    let netns = Netns::new()
+        .map_err(|e| EngineError::new(format!("cannot create a network namespace: {e}")))?;
+    let nl = netns
+        .netlink()
+        .map_err(|e| EngineError::new(format!("netlink: {e}")))?;
+    nl.link()
+        .set(rtnetlink::LinkUnspec::new_with_name("lo").up().build())
+        .execute()
+        .await
+        .map_err(|e| EngineError::new(format!("set lo up: {e}")))?;
+    nl.close().await;
+    Ok(netns)
+}
+
+fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))?;
+    bytes
+        .try_into()
+        .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))
+}

@@ -1,0 +1,169 @@
+//! The engine's side of the embedded DNS: which sandboxes run a resolver, and the records the
+//! resolvers answer from, rebuilt after every change.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use super::model::{Sandbox, State};
+use super::{Engine, EngineError, EngineResult};
+use crate::dns::{Entry, NetworkRecords, Records, SandboxEndpoint, SandboxView, Upstream};
+use crate::driver::Driver;
+
+impl Engine {
+    /// Whether the network has embedded DNS: user-defined bridge networks do, the default
+    /// bridge, host and none do not.
+    pub(super) fn has_embedded_dns(&self, network_id: &str) -> bool {
+        self.networks
+            .iter()
+            .any(|n| n.id == network_id && n.driver == Driver::Bridge && !n.default_bridge)
+    }
+
+    /// Starts the resolver of a running container with a sandbox of its own, once it is on a
+    /// network with embedded DNS (libnetwork starts it at the first such join and keeps it).
+    pub(super) async fn ensure_resolver(&mut self, index: usize) -> EngineResult<()> {
+        let container = &self.containers[index];
+        let needed = container.resolver.is_none()
+            && matches!(container.sandbox, Some(Sandbox::Own(_)))
+            && container.endpoints.keys().any(|n| self.has_embedded_dns(n));
+        if !needed {
+            return Ok(());
+        }
+        let sandbox = self.sandbox_netns(index)?;
+        let key = self.containers[index].id.clone();
+        let resolver = self.dns.start_resolver(&key, &sandbox).await.map_err(|e| {
+            EngineError::new(format!(
+                "embedded DNS of {}: {e}",
+                self.containers[index].name
+            ))
+        })?;
+        self.containers[index].resolver = Some(resolver);
+        Ok(())
+    }
+
+    /// Rebuilds what the resolvers know from the running containers.
+    pub(super) fn refresh_dns(&self) {
+        let mut records = Records::default();
+        for network in self
+            .networks
+            .iter()
+            .filter(|n| self.has_embedded_dns(&n.id))
+        {
+            records.networks.insert(
+                network.id.clone(),
+                NetworkRecords {
+                    name: network.name.clone(),
+                    ipv6: network.ipv6,
+                    entries: Vec::new(),
+                },
+            );
+        }
+        for container in self.containers.iter().filter(|c| c.state == State::Running) {
+            for (network_id, settings) in &container.attachments {
+                let (Some(records), Some(endpoint)) = (
+                    records.networks.get_mut(network_id),
+                    container.endpoints.get(network_id),
+                ) else {
+                    continue;
+                };
+                records.entries.push(Entry {
+                    name: container.name.clone(),
+                    aliases: container.network_aliases(settings),
+                    ip4: endpoint.ip4.and_then(|a| match a {
+                        IpNetwork::V4(v4) => Some(v4.ip()),
+                        IpNetwork::V6(_) => None,
+                    }),
+                    ip6: endpoint.ip6.and_then(|a| match a {
+                        IpNetwork::V6(v6) => Some(v6.ip()),
+                        IpNetwork::V4(_) => None,
+                    }),
+                });
+            }
+        }
+        for (index, container) in self.containers.iter().enumerate() {
+            if container.resolver.is_none() {
+                continue;
+            }
+            let endpoints = self
+                .endpoint_order(index)
+                .into_iter()
+                .map(|network| {
+                    let links = container
+                        .attachments
+                        .iter()
+                        .find(|(n, _)| *n == network)
+                        .and_then(|(_, s)| s.links.clone())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|link| {
+                            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+                            (alias.to_string(), name.trim_start_matches('/').to_string())
+                        })
+                        .collect::<BTreeMap<_, _>>();
+                    SandboxEndpoint { network, links }
+                })
+                .collect();
+            records.sandboxes.insert(
+                container.id.clone(),
+                SandboxView {
+                    endpoints,
+                    forward: true,
+                    upstreams: self.upstreams(index),
+                    ndots_set: false,
+                },
+            );
+        }
+        self.dns.update(records);
+    }
+
+    /// The servers the embedded DNS forwards a container's unknown names to: its `--dns`,
+    /// else the daemon's, else the docker host's resolv.conf (libnetwork's `extDNS`).
+    fn upstreams(&self, index: usize) -> Vec<Upstream> {
+        match self.dns_servers(index) {
+            Some(given) => given
+                .into_iter()
+                .map(|ip| Upstream {
+                    ip,
+                    from_host: false,
+                })
+                .collect(),
+            None => self
+                .options
+                .host_resolvers
+                .iter()
+                .map(|&ip| Upstream {
+                    ip,
+                    from_host: ip.is_loopback(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The nameservers of a container without embedded DNS: its `--dns`, else the daemon's,
+    /// else the docker host's resolv.conf without its loopback servers.
+    pub(super) fn nameservers(&self, index: usize) -> Vec<IpAddr> {
+        self.dns_servers(index).unwrap_or_else(|| {
+            self.options
+                .host_resolvers
+                .iter()
+                .copied()
+                .filter(|ip| !ip.is_loopback())
+                .collect()
+        })
+    }
+
+    /// `--dns` of the container, else of the daemon.
+    fn dns_servers(&self, index: usize) -> Option<Vec<IpAddr>> {
+        let own: Vec<IpAddr> = self.containers[index]
+            .config
+            .host_config
+            .dns
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        [own, self.options.dns.clone()]
+            .into_iter()
+            .find(|servers| !servers.is_empty())
+    }
+}

@@ -1,0 +1,261 @@
+//! `docker inspect` and `docker network inspect` in Docker 20.10's JSON shape.
+
+use serde_json::{Map, Value, json};
+
+use super::model::{Container, Endpoint, State};
+use super::ports::ports_json;
+use super::{Engine, EngineResult};
+use crate::driver::Driver;
+
+fn mac_text(mac: Option<[u8; 6]>) -> String {
+    mac.map(|m| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+    .unwrap_or_default()
+}
+
+impl Engine {
+    /// `docker network inspect NAME`.
+    pub fn inspect_network(&self, name_or_id: &str) -> EngineResult<Value> {
+        let network = &self.networks[self.network_index(name_or_id)?];
+        let config: Vec<Value> = network
+            .pools
+            .iter()
+            .map(|id| {
+                let pool = self.ipam.pool(*id);
+                let mut entry = Map::new();
+                entry.insert("Subnet".into(), pool.subnet.to_string().into());
+                if let (Some(range), true) = (pool.ip_range, network.user_subnets) {
+                    entry.insert("IPRange".into(), range.to_string().into());
+                }
+                if let (Some(gateway), true) = (pool.gateway, network.show_gateway) {
+                    entry.insert("Gateway".into(), gateway.to_string().into());
+                }
+                if !pool.aux_addresses.is_empty() {
+                    let aux: Map<String, Value> = pool
+                        .aux_addresses
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string().into()))
+                        .collect();
+                    entry.insert("AuxiliaryAddresses".into(), Value::Object(aux));
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        let mut containers = Map::new();
+        for container in &self.containers {
+            if let Some(endpoint) = container.endpoints.get(&network.id)
+                && network.driver == Driver::Bridge
+            {
+                containers.insert(
+                    container.id.clone(),
+                    json!({
+                        "Name": container.name,
+                        "EndpointID": endpoint.id,
+                        "MacAddress": mac_text(endpoint.mac),
+                        "IPv4Address": endpoint.ip4.map(|a| a.to_string()).unwrap_or_default(),
+                        "IPv6Address": endpoint.ip6.map(|a| a.to_string()).unwrap_or_default(),
+                    }),
+                );
+            }
+        }
+        let ipam_options = if network.default_bridge || network.driver != Driver::Bridge {
+            Value::Null
+        } else {
+            json!({})
+        };
+        Ok(json!({
+            "Name": network.name,
+            "Id": network.id,
+            "Created": network.created,
+            "Scope": "local",
+            "Driver": network.driver.name(),
+            "EnableIPv6": network.ipv6,
+            "IPAM": {"Driver": "default", "Options": ipam_options, "Config": config},
+            "Internal": network.internal,
+            "Attachable": network.attachable,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": network.options,
+            "Labels": network.labels,
+        }))
+    }
+
+    /// `docker inspect NAME` (the parts that concern networking, in Docker's shape).
+    pub fn inspect_container(&self, name_or_id: &str) -> EngineResult<Value> {
+        let index = self.container_index(name_or_id)?;
+        let c = &self.containers[index];
+        let running = c.state == State::Running;
+        let mut networks = Map::new();
+        let mut top = json!({"EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": ""});
+        for (key, settings) in &c.attachments {
+            let network = self
+                .networks
+                .iter()
+                .find(|n| n.id == *key || n.name == *key);
+            let name = network.map_or(key.clone(), |n| n.name.clone());
+            let endpoint = network.and_then(|n| c.endpoints.get(&n.id));
+            let mut entry = endpoint_json(
+                c,
+                endpoint,
+                settings,
+                network.is_some_and(|n| n.driver == Driver::Bridge && !n.default_bridge),
+            );
+            if let Some(n) = network {
+                entry["NetworkID"] = n.id.clone().into();
+                if n.default_bridge && endpoint.is_some() {
+                    for field in [
+                        "EndpointID",
+                        "Gateway",
+                        "IPAddress",
+                        "IPPrefixLen",
+                        "MacAddress",
+                        "GlobalIPv6Address",
+                        "GlobalIPv6PrefixLen",
+                        "IPv6Gateway",
+                    ] {
+                        top[field] = entry[field].clone();
+                    }
+                }
+            }
+            networks.insert(name, entry);
+        }
+        let can_publish = c
+            .gateway_network
+            .as_ref()
+            .is_some_and(|g| self.networks.iter().any(|n| n.id == *g && !n.internal));
+        let mut settings = json!({
+            "Bridge": "",
+            "SandboxID": if running { c.sandbox_id.clone() } else { String::new() },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports_json(c, can_publish),
+            "SandboxKey": if running { format!("/var/run/docker/netns/{}", &c.sandbox_id[..12.min(c.sandbox_id.len())]) } else { String::new() },
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "Networks": networks,
+        });
+        if let (Some(settings), Some(top)) = (settings.as_object_mut(), top.as_object()) {
+            settings.extend(top.clone());
+        }
+        let cfg = &c.config;
+        let host = &cfg.host_config;
+        let exposed: Map<String, Value> = cfg
+            .exposed_ports
+            .keys()
+            .map(|k| (k.clone(), json!({})))
+            .collect();
+        let bindings: Map<String, Value> = host
+            .port_bindings
+            .iter()
+            .map(|(k, list)| {
+                let list: Vec<Value> = list
+                    .iter()
+                    .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
+                    .collect();
+                (k.clone(), Value::Array(list))
+            })
+            .collect();
+        let path = |file: &str| {
+            c.dir
+                .as_ref()
+                .map(|d| d.join(file).display().to_string())
+                .unwrap_or_default()
+        };
+        Ok(json!({
+            "Id": c.id,
+            "Created": c.created,
+            "Path": cfg.cmd.as_ref().and_then(|cmd| cmd.first().cloned()).unwrap_or_else(|| "sleep".into()),
+            "Args": cfg.cmd.as_ref().map_or_else(|| vec!["1000000000".to_string()], |cmd| cmd.iter().skip(1).cloned().collect()),
+            "State": {
+                "Status": c.state.name(),
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": 0,
+                "ExitCode": if c.state == State::Exited { 137 } else { 0 },
+                "Error": "",
+            },
+            "Image": cfg.image,
+            "ResolvConfPath": path("resolv.conf"),
+            "HostnamePath": path("hostname"),
+            "HostsPath": path("hosts"),
+            "Name": format!("/{}", c.name),
+            "HostConfig": {
+                "NetworkMode": c.mode(),
+                "PortBindings": bindings,
+                "PublishAllPorts": host.publish_all_ports,
+                "Links": host.links.as_ref().map(|links| links.iter().map(|l| legacy_link(l, &c.name)).collect::<Vec<_>>()),
+                "Dns": host.dns,
+                "ExtraHosts": host.extra_hosts,
+            },
+            "Config": {
+                "Hostname": c.hostname,
+                "Domainname": "",
+                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+                "Cmd": cfg.cmd,
+                "Image": cfg.image,
+                "Labels": cfg.labels,
+                "MacAddress": cfg.mac_address,
+            },
+            "NetworkSettings": settings,
+        }))
+    }
+}
+
+/// One entry of `NetworkSettings.Networks`.
+fn endpoint_json(
+    c: &Container,
+    endpoint: Option<&Endpoint>,
+    settings: &crate::api::body::EndpointSettings,
+    user_network: bool,
+) -> Value {
+    let aliases = if user_network && endpoint.is_some() {
+        c.network_aliases(settings)
+    } else {
+        settings.aliases.clone().unwrap_or_default()
+    };
+    let ipam = settings.ipam_config.as_ref().map(|i| {
+        let mut m = Map::new();
+        if let Some(v4) = i.ipv4_address.as_ref().filter(|a| !a.is_empty()) {
+            m.insert("IPv4Address".into(), v4.clone().into());
+        }
+        if let Some(v6) = i.ipv6_address.as_ref().filter(|a| !a.is_empty()) {
+            m.insert("IPv6Address".into(), v6.clone().into());
+        }
+        Value::Object(m)
+    });
+    json!({
+        "IPAMConfig": ipam,
+        "Links": settings.links,
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "NetworkID": "",
+        "EndpointID": endpoint.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": endpoint.and_then(|e| e.gateway4).map(|g| g.to_string()).unwrap_or_default(),
+        "IPAddress": endpoint.and_then(|e| e.ip4).map(|a| a.ip().to_string()).unwrap_or_default(),
+        "IPPrefixLen": endpoint.and_then(|e| e.ip4).map_or(0, |a| a.prefix()),
+        "IPv6Gateway": endpoint.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": endpoint.and_then(|e| e.ip6).map(|a| a.ip().to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": endpoint.and_then(|e| e.ip6).map_or(0, |a| a.prefix()),
+        "MacAddress": endpoint.map(|e| mac_text(e.mac)).unwrap_or_default(),
+        "DriverOpts": null,
+    })
+}
+
+/// `HostConfig.Links` as Docker shows them: `/target:/container/alias`.
+fn legacy_link(link: &str, container: &str) -> String {
+    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+    format!(
+        "/{}:/{container}/{}",
+        name.trim_start_matches('/'),
+        alias.rsplit('/').next().unwrap_or(alias)
+    )
+}

@@ -1,0 +1,148 @@
+//! What an engine knows: networks, containers, endpoints.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use drydock_netsim::Netns;
+use ipnetwork::IpNetwork;
+
+use crate::api::body::{ContainerCreate, EndpointSettings};
+use crate::driver::Driver;
+use crate::driver::bridge::{BridgeEndpoint, BridgeNetwork};
+use crate::ipam::PoolId;
+use crate::proxy::Proxy;
+
+/// A network.
+#[derive(Debug)]
+pub(crate) struct Network {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) driver: Driver,
+    pub(crate) created: String,
+    pub(crate) internal: bool,
+    pub(crate) attachable: bool,
+    pub(crate) ipv6: bool,
+    /// Options as given (`-o`), plus the defaults Docker reports for the default bridge.
+    pub(crate) options: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    /// IPAM pools, IPv4 first.
+    pub(crate) pools: Vec<PoolId>,
+    /// Whether the subnets were given by the user (static `--ip` needs that).
+    pub(crate) user_subnets: bool,
+    /// Inspect shows no gateway for the default bridge (as 20.10 does on a fresh daemon).
+    pub(crate) show_gateway: bool,
+    /// Bridge details, for bridge networks.
+    pub(crate) bridge: Option<BridgeNetwork>,
+    /// The default bridge (`docker0`): legacy links, no embedded DNS.
+    pub(crate) default_bridge: bool,
+}
+
+/// An endpoint: a container's attachment to a network while it runs.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) id: String,
+    pub(crate) network: String,
+    pub(crate) ip4: Option<IpNetwork>,
+    pub(crate) ip6: Option<IpNetwork>,
+    pub(crate) mac: Option<[u8; 6]>,
+    pub(crate) gateway4: Option<IpAddr>,
+    pub(crate) gateway6: Option<IpAddr>,
+    /// Bridge driver details.
+    pub(crate) bridge: Option<BridgeEndpoint>,
+}
+
+/// A container's network namespace.
+#[derive(Debug)]
+pub(crate) enum Sandbox {
+    /// Its own namespace.
+    Own(Netns),
+    /// `--network host`: the docker host's namespace.
+    Host,
+    /// `--network container:X`: X's namespace (X's id).
+    Shared(String),
+}
+
+/// A published port while the container runs.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// `"80/tcp"`.
+    pub(crate) port: String,
+    /// Host address as inspect shows it (`0.0.0.0`, `::`, or the given one).
+    pub(crate) host_ip: String,
+    /// Host port.
+    pub(crate) host_port: u16,
+    /// The userland proxy serving it.
+    pub(crate) proxy: Option<Proxy>,
+    /// The firewall binding made for it (IPv4 bindings).
+    pub(crate) binding: Option<crate::firewall::Binding>,
+}
+
+/// Whether a container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Created,
+    Running,
+    Exited,
+}
+
+impl State {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// A container.
+#[derive(Debug)]
+pub(crate) struct Container {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created: String,
+    pub(crate) config: ContainerCreate,
+    pub(crate) hostname: String,
+    pub(crate) state: State,
+    /// Networks it is attached to, in order, with their endpoint settings: kept across stops.
+    pub(crate) attachments: Vec<(String, EndpointSettings)>,
+    /// Endpoints by network id while it runs.
+    pub(crate) endpoints: BTreeMap<String, Endpoint>,
+    pub(crate) sandbox: Option<Sandbox>,
+    pub(crate) sandbox_id: String,
+    pub(crate) published: Vec<Published>,
+    /// The network whose endpoint holds the default route and the published ports.
+    pub(crate) gateway_network: Option<String>,
+    /// Its embedded DNS server, once it has been on a user-defined network while running.
+    pub(crate) resolver: Option<crate::dns::Resolver>,
+    /// Its `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, by path, once it ran.
+    pub(crate) files: BTreeMap<&'static str, String>,
+    /// Where those files are also written, when the engine has a state directory.
+    pub(crate) dir: Option<std::path::PathBuf>,
+}
+
+impl Container {
+    /// The first 12 characters of the id.
+    pub(crate) fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// Its aliases on a user-defined network it runs on: the given ones, then (as 20.10 adds
+    /// them) the short id, and the hostname when one was given.
+    pub(crate) fn network_aliases(&self, settings: &EndpointSettings) -> Vec<String> {
+        let mut aliases = settings.aliases.clone().unwrap_or_default();
+        aliases.push(self.short_id().to_string());
+        if self.hostname != self.short_id() {
+            aliases.push(self.hostname.clone());
+        }
+        aliases
+    }
+
+    /// The network mode as given (`default` when empty).
+    pub(crate) fn mode(&self) -> &str {
+        match self.config.host_config.network_mode.as_str() {
+            "" => "default",
+            mode => mode,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The engine on a lab host, observed from inside namespaces: containers on a user-defined
+//! bridge reach each other and nothing else, published ports answer from another host, a taken
+//! port fails with Docker's text and leaves nothing behind, and the embedded DNS answers
+//! through its NAT rules and forgets a disconnected container at once.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use drydock_netsim::{Lab, Netns, Topology};
+use drydock_runtime::api::body::{ContainerCreate, NetworkConnect, NetworkCreate};
+use drydock_runtime::engine::{Engine, Options};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Where success is expected: generous, it is never waited out.
+const OK: Duration = Duration::from_secs(3);
+/// Where a drop is expected: short, it is always waited out.
+const DROP: Duration = Duration::from_millis(400);
+
+const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
+                        h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
+                        ext: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n";
+const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 1));
+
+struct Setup {
+    lab: Lab,
+    engine: Engine,
+}
+
+async fn setup() -> Setup {
+    let lab = Lab::build(Topology::parse(TOPOLOGY, "engine.yaml").unwrap())
+        .await
+        .unwrap();
+    let options = Options {
+        dns: Vec::new(),
+        host_resolvers: vec!["127.0.0.1".parse().unwrap()],
+        state_dir: None,
+    };
+    let engine = Engine::start(lab.host("h1").unwrap(), options)
+        .await
+        .unwrap();
+    Setup { lab, engine }
+}
+
+fn network(name: &str, options: serde_json::Value) -> NetworkCreate {
+    serde_json::from_value(json!({"Name": name, "Driver": "bridge", "Options": options})).unwrap()
+}
+
+/// `docker run -d --name NAME --network NETWORK [-p PORTS]`.
+async fn run(
+    engine: &mut Engine,
+    name: &str,
+    network: &str,
+    ports: serde_json::Value,
+) -> Result<(), String> {
+    let body: ContainerCreate = serde_json::from_value(json!({
+        "Image": "busybox",
+        "HostConfig": {"NetworkMode": network, "PortBindings": ports},
+    }))
+    .unwrap();
+    engine.create_container(name, &body).map_err(|e| e.0)?;
+    engine.start_container(name).await.map_err(|e| e.0)
+}
+
+fn ip(engine: &Engine, container: &str, network: &str) -> IpAddr {
+    let json = engine.inspect_container(container).unwrap();
+    json["NetworkSettings"]["Networks"][network]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A TCP server in `netns` on `port` that greets every client with `name`.
+fn serve(netns: &Netns, port: u16, name: &'static str) -> tokio::task::JoinHandle<()> {
+    let listener = netns
+        .run(|| std::net::TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(name.as_bytes()).await;
+        }
+    })
+}
+
+/// The greeting of the server at `to`, connecting from `from`; `None` when nothing answered.
+async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Option<String> {
+    let socket = from
+        .run(|| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None))
+        .unwrap()
+        .unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    let talk = async {
+        let mut stream: TcpStream = socket.connect(to).await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        Some(text)
+    };
+    tokio::time::timeout(wait, talk).await.ok().flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_networks_connect_their_containers_and_isolate_the_rest() {
+    if !crate::privileged() {
+        return;
+    }
+    let Setup {
+        lab: _lab,
+        mut engine,
+    } = setup().await;
+    engine
+        .create_network(&network("front", json!({})))
+        .await
+        .unwrap();
+    engine
+        .create_network(&network("back", json!({})))
+        .await
+        .unwrap();
+    engine
+        .create_network(&network(
+            "quiet",
+            json!({"com.docker.network.bridge.enable_icc": "false"}),
+        ))
+        .await
+        .unwrap();
+    for (name, net) in [
+        ("web", "front"),
+        ("client", "front"),
+        ("other", "back"),
+        ("q1", "quiet"),
+        ("q2", "quiet"),
+    ] {
+        run(&mut engine, name, net, json!({})).await.unwrap();
+    }
+    // Docker's pool order and lowest-free addresses.
+    assert_eq!(
+        ip(&engine, "web", "front"),
+        "172.18.0.2".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        ip(&engine, "other", "back"),
+        "172.19.0.2".parse::<IpAddr>().unwrap()
+    );
+    let web = engine.container_netns("web").unwrap();
+    let q2 = engine.container_netns("q2").unwrap();
+    let _servers = [serve(&web, 80, "web"), serve(&q2, 80, "q2")];
+    let web_ip = SocketAddr::new(ip(&engine, "web", "front"), 80);
+    let q2_ip = SocketAddr::new(ip(&engine, "q2", "quiet"), 80);
+    let client = engine.container_netns("client").unwrap();
+    assert_eq!(greeting(&client, web_ip, OK).await.as_deref(), Some("web"));
+    let other = engine.container_netns("other").unwrap();
+    assert_eq!(
+        greeting(&other, web_ip, DROP).await,
+        None,
+        "isolation between bridge networks"
+    );
+    let q1 = engine.container_netns("q1").unwrap();
+    assert_eq!(greeting(&q1, q2_ip, DROP).await, None, "enable_icc=false");
+    // Connected to front too, `other` reaches web.
+    let connect: NetworkConnect = serde_json::from_value(json!({"Container": "other"})).unwrap();
+    engine.connect("front", &connect).await.unwrap();
+    assert_eq!(greeting(&other, web_ip, OK).await.as_deref(), Some("web"));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_answer_from_another_host_and_a_taken_port_leaves_nothing() {
+    if !crate::privileged() {
+        return;
+    }
+    let Setup { lab, mut engine } = setup().await;
+    engine
+        .create_network(&network("app", json!({})))
+        .await
+        .unwrap();
+    run(
+        &mut engine,
+        "web",
+        "app",
+        json!({"80/tcp": [{"HostPort": "8080"}]}),
+    )
+    .await
+    .unwrap();
+    let _server = serve(&engine.container_netns("web").unwrap(), 80, "web");
+    let ext = lab.host("ext").unwrap();
+    assert_eq!(
+        greeting(ext, SocketAddr::new(H1, 8080), OK)
+            .await
+            .as_deref(),
+        Some("web")
+    );
+
+    let links_before = link_names(&engine).await;
+    let error = run(
+        &mut engine,
+        "twin",
+        "app",
+        json!({"80/tcp": [{"HostPort": "8080"}]}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.ends_with("Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        "{error}"
+    );
+    assert_eq!(
+        link_names(&engine).await,
+        links_before,
+        "the failed start left links behind"
+    );
+    let twin = engine.inspect_container("twin").unwrap();
+    assert_eq!(twin["State"]["Status"], "created");
+    // The address the failed start took is free again: the next container gets it.
+    run(&mut engine, "next", "app", json!({})).await.unwrap();
+    assert_eq!(
+        ip(&engine, "next", "app"),
+        "172.18.0.3".parse::<IpAddr>().unwrap()
+    );
+    // And port 8080 still goes to web.
+    assert_eq!(
+        greeting(ext, SocketAddr::new(H1, 8080), OK)
+            .await
+            .as_deref(),
+        Some("web")
+    );
+    engine.shutdown().await;
+}
+
+async fn link_names(engine: &Engine) -> Vec<String> {
+    use futures::TryStreamExt;
+    use netlink_packet_route::link::LinkAttribute;
+    let nl = engine.host().netlink().unwrap();
+    let mut names: Vec<String> = nl
+        .link()
+        .get()
+        .execute()
+        .try_filter_map(|m| async move {
+            Ok(m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            }))
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    nl.close().await;
+    names.sort();
+    names
+}
+
+/// Asks the resolver at 127.0.0.11:53 from inside `netns`; `None` when it stays silent.
+async fn ask(netns: &Netns, name: &str, kind: RecordType) -> Option<Message> {
+    let socket = netns
+        .run(|| std::net::UdpSocket::bind(("127.0.0.1", 0)))
+        .unwrap()
+        .unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = UdpSocket::from_std(socket).unwrap();
+    let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(Name::from_ascii(name).unwrap(), kind));
+    socket
+        .send_to(&query.to_vec().unwrap(), ("127.0.0.11", 53))
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let len = tokio::time::timeout(DROP * 2, socket.recv(&mut buf))
+        .await
+        .ok()?
+        .unwrap();
+    Some(Message::from_vec(&buf[..len]).unwrap())
+}
+
+fn addresses(message: &Message) -> Vec<IpAddr> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_dns_answers_on_port_53_and_forgets_a_disconnected_container() {
+    if !crate::privileged() {
+        return;
+    }
+    let Setup {
+        lab: _lab,
+        mut engine,
+    } = setup().await;
+    engine
+        .create_network(&network("app", json!({})))
+        .await
+        .unwrap();
+    run(&mut engine, "web", "app", json!({})).await.unwrap();
+    run(&mut engine, "client", "app", json!({})).await.unwrap();
+    let client = engine.container_netns("client").unwrap();
+    // The container keeps port 53 for itself: the resolver listens elsewhere, behind NAT.
+    let _own_dns = client
+        .run(|| std::net::UdpSocket::bind(("0.0.0.0", 53)))
+        .unwrap()
+        .unwrap();
+    let answer = ask(&client, "web.", RecordType::A)
+        .await
+        .expect("an answer for web");
+    assert_eq!(addresses(&answer), vec![ip(&engine, "web", "app")]);
+    assert_eq!(answer.answers[0].ttl, 600);
+    // AAAA for a name without IPv6: an empty NOERROR answer, not a forward.
+    let answer = ask(&client, "web.", RecordType::AAAA)
+        .await
+        .expect("an answer for web AAAA");
+    assert!(answer.answers.is_empty());
+    engine.disconnect("app", "web", false).await.unwrap();
+    // Forwarded now (to the host's 127.0.0.1, where nothing answers): silence.
+    assert_eq!(ask(&client, "web.", RecordType::A).await, None);
+    engine.shutdown().await;
+}
