@@ -33,9 +33,13 @@ impl fmt::Display for Version {
 
 /// A set of releases: comparisons joined by spaces, all of which must hold
 /// (`>=20.10 <28`, `<29`, `=20.10.24`).
+///
+/// A bound compares only as many parts as it writes: `=20.10` is every 20.10.x, `<=20.10`
+/// includes 20.10.24, `>20.10` starts at 20.11, `<28` ends before 28.0.0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
-    bounds: Vec<(Op, Version)>,
+    /// Each comparison, with the number of parts its version was written with (1 to 3).
+    bounds: Vec<(Op, Version, usize)>,
     text: String,
 }
 
@@ -65,12 +69,18 @@ impl Range {
             .ok_or_else(|| {
                 format!("{part:?} is not a version bound: expected one like >=20.10 or <28")
             })?;
+            let parts = rest.split('.').count();
             let version = Version::parse(rest)
-                .filter(|_| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+                .filter(|_| {
+                    parts <= 3
+                        && rest
+                            .split('.')
+                            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                })
                 .ok_or_else(|| {
                     format!("{rest:?} is not a version: expected one like 20.10 or 28.0.1")
                 })?;
-            bounds.push((op, version));
+            bounds.push((op, version, parts));
         }
         if bounds.is_empty() {
             return Err("an empty version range: expected bounds like >=20.10 <28".into());
@@ -83,12 +93,20 @@ impl Range {
 
     /// True when `version` is in the range.
     pub fn contains(&self, version: Version) -> bool {
-        self.bounds.iter().all(|&(op, bound)| match op {
-            Op::Lt => version < bound,
-            Op::Le => version <= bound,
-            Op::Gt => version > bound,
-            Op::Ge => version >= bound,
-            Op::Eq => version == bound,
+        self.bounds.iter().all(|&(op, bound, parts)| {
+            // Only the parts the bound wrote count.
+            let version = match parts {
+                1 => Version(version.0, 0, 0),
+                2 => Version(version.0, version.1, 0),
+                _ => version,
+            };
+            match op {
+                Op::Lt => version < bound,
+                Op::Le => version <= bound,
+                Op::Gt => version > bound,
+                Op::Ge => version >= bound,
+                Op::Eq => version == bound,
+            }
         })
     }
 }
@@ -110,6 +128,19 @@ mod tests {
         assert!(!range.contains(Version::parse("28.0.0").unwrap()));
         assert!(!range.contains(Version::parse("19.03").unwrap()));
         assert!(Range::parse("<=29").unwrap().contains(Version(29, 0, 0)));
+        let v = |text| Version::parse(text).unwrap();
+        assert!(Range::parse("=20.10").unwrap().contains(v("20.10.24")));
+        assert!(!Range::parse("=20.10").unwrap().contains(v("20.11.0")));
+        assert!(Range::parse("=20").unwrap().contains(v("20.10.24")));
+        assert!(Range::parse("=20.10.24").unwrap().contains(v("20.10.24")));
+        assert!(!Range::parse("=20.10.23").unwrap().contains(v("20.10.24")));
+        assert!(Range::parse("<=20.10").unwrap().contains(v("20.10.24")));
+        assert!(!Range::parse(">20.10").unwrap().contains(v("20.10.24")));
+        assert!(Range::parse(">20.10").unwrap().contains(v("20.11.1")));
+        assert!(!Range::parse("<20.10").unwrap().contains(v("20.10.24")));
+        assert!(Range::parse(">=27").unwrap().contains(v("27.0.1")));
+        assert!(Range::parse("=1.2.3.4").is_err());
+        assert!(Range::parse(">=20..10").is_err());
         assert!(
             Range::parse("about 20")
                 .unwrap_err()

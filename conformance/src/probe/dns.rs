@@ -57,8 +57,9 @@ pub enum Resolution {
     },
     /// No answer before the timeout.
     Timeout,
-    /// The probe failed: no socket, an ICMP error (e.g. nothing listening: "Connection refused"),
-    /// a malformed answer.
+    /// Nothing listens at the server's address: an ICMP port unreachable (or a TCP reset).
+    Refused,
+    /// The probe failed: no socket, another ICMP error (no route...), a malformed answer.
     Error(String),
 }
 
@@ -79,6 +80,7 @@ impl fmt::Display for Resolution {
             Self::NoRecords => f.write_str("no records (NOERROR)"),
             Self::Failure { rcode } => f.write_str(rcode),
             Self::Timeout => f.write_str("timed out"),
+            Self::Refused => f.write_str("refused (nothing listens there)"),
             Self::Error(e) => write!(f, "error: {e}"),
         }
     }
@@ -156,7 +158,7 @@ async fn over_tcp(
     let stream = match sock::connect_tcp(from, server, deadline).await {
         Ok(stream) => stream,
         Err(Failure::Timeout) => return Resolution::Timeout,
-        Err(Failure::Refused) => return tcp_failure("Connection refused".into()),
+        Err(Failure::Refused) => return Resolution::Refused,
         Err(Failure::Unreachable(e) | Failure::Other(e)) => return tcp_failure(e),
     };
     let exchange = async {
@@ -193,9 +195,8 @@ async fn over_tcp(
 fn failure(error: &std::io::Error) -> Resolution {
     match Failure::of(error) {
         Failure::Timeout => Resolution::Timeout,
-        Failure::Refused | Failure::Unreachable(_) | Failure::Other(_) => {
-            Resolution::Error(sock::os_message(error))
-        }
+        Failure::Refused => Resolution::Refused,
+        Failure::Unreachable(_) | Failure::Other(_) => Resolution::Error(sock::os_message(error)),
     }
 }
 
@@ -430,5 +431,9 @@ mod tests {
         };
         assert_eq!(failure.to_string(), "SERVFAIL");
         assert_eq!(Resolution::Timeout.to_string(), "timed out");
+        assert_eq!(
+            Resolution::Refused.to_string(),
+            "refused (nothing listens there)"
+        );
     }
 }

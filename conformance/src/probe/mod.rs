@@ -1,4 +1,5 @@
-//! Probes run inside namespaces: reach, ping, resolve, HTTP; and listeners.
+//! Probes run inside namespaces: reach, ping, resolve, HTTP; listeners; and the lab's upstream
+//! DNS server.
 //!
 //! Every probe takes the [`Netns`](drydock_netsim::Netns) to probe *from* (a container's network
 //! namespace) and returns an outcome enum whose `Display` reads well in an expected-vs-observed
@@ -20,6 +21,7 @@ mod listener;
 mod ping;
 mod reach;
 mod sock;
+mod upstream;
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,6 +31,7 @@ pub use http::{Http, http_get};
 pub use listener::{ListenKind, Listener};
 pub use ping::{Ping, ping};
 pub use reach::{Proto, Reach, reach};
+pub use upstream::{UPSTREAM, UpstreamDns};
 
 /// A protocol or listener kind that is not one of the known names.
 #[derive(Debug, Clone, PartialEq, Eq)]

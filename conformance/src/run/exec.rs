@@ -1,7 +1,8 @@
 //! One scenario's execution: steps on the target, listeners in containers, captures, probes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use drydock_netsim::capture::Capture;
@@ -9,21 +10,31 @@ use drydock_netsim::{Lab, Netns};
 use futures::TryStreamExt;
 use netlink_packet_route::link::LinkAttribute;
 
-use super::resolve::{container_addresses, lookup, text};
+use super::resolve::{container_addresses, lookup, missing_under, text};
 use super::{CaptureResult, CheckResult, Options, Outcome, Status, Verdict};
 use crate::normalize::Normalizer;
 use crate::probe::{self, ListenKind, Listener, Proto, Reach, RecordKind, Resolution};
-use crate::scenario::expect::{Failure, Port, Value};
+use crate::scenario::expect::{Failure, Port, Unresolved, Value, whole_match};
 use crate::scenario::{
     CapturePoint, Command, Endpoint, Expect, Expectation, Quantifier, Scenario, Step,
 };
 use crate::target::Target;
 
-/// A container the scenario runs: where, and the listeners drydock keeps open in it.
+/// A container the scenario runs: the listeners drydock keeps open in it.
 struct Container {
-    host: String,
     listen: Vec<(ListenKind, u16)>,
     listeners: Vec<Listener>,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// Every check ran (or was skipped after a failed step).
+    Finished,
+    /// The scenario's timeout hit while a check ran.
+    TimedOut,
+    /// The run was interrupted (a signal) while a check ran.
+    Interrupted,
 }
 
 pub(super) struct Execution<'a, T: Target> {
@@ -32,10 +43,21 @@ pub(super) struct Execution<'a, T: Target> {
     lab: &'a Lab,
     options: &'a Options,
     results: Vec<CheckResult>,
-    containers: HashMap<String, Container>,
+    /// The check running now (`at`, line), for a timeout's report.
+    running: Option<(String, String)>,
+    /// Containers by (docker host, name): two hosts may each run one of a name.
+    containers: BTreeMap<(String, String), Container>,
     /// Listeners on lab hosts (`drydock listen`), with the host they are on.
     host_listeners: Vec<(String, Listener)>,
     captures: Vec<CaptureResult>,
+}
+
+/// Where a connection lands, as far as the scenario tells.
+enum Landing {
+    /// In a container's namespace: docker host, container name.
+    Container(String, String),
+    /// In a lab host's own namespace.
+    Host(String),
 }
 
 impl<'a, T: Target> Execution<'a, T> {
@@ -51,7 +73,8 @@ impl<'a, T: Target> Execution<'a, T> {
             lab,
             options,
             results: Vec::new(),
-            containers: HashMap::new(),
+            running: None,
+            containers: BTreeMap::new(),
             host_listeners: Vec::new(),
             captures: Vec::new(),
         }
@@ -61,29 +84,12 @@ impl<'a, T: Target> Execution<'a, T> {
     /// not behave as written (later checks are then skipped).
     pub(super) async fn run(&mut self) {
         for (index, step) in self.scenario.steps.iter().enumerate() {
+            self.running = Some((step.at.clone(), step.line.clone()));
             let status = self.step(step).await;
             let failed = matches!(status, Status::Fail { .. });
             self.record(&step.at, &step.line, status);
             if failed {
-                let reason = format!("step {} did not behave as written", index + 1);
-                for later in &self.scenario.steps[index + 1..] {
-                    self.record(
-                        &later.at,
-                        &later.line,
-                        Status::Skip {
-                            reason: reason.clone(),
-                        },
-                    );
-                }
-                for expect in &self.scenario.expectations {
-                    self.record(
-                        &expect.at,
-                        &expect.line,
-                        Status::Skip {
-                            reason: reason.clone(),
-                        },
-                    );
-                }
+                self.skip_the_rest(&format!("step {} did not behave as written", index + 1));
                 return;
             }
         }
@@ -105,9 +111,11 @@ impl<'a, T: Target> Execution<'a, T> {
             }
         }
         for expect in &self.scenario.expectations {
+            self.running = Some((expect.at.clone(), expect.line.clone()));
             let status = self.expect(expect).await;
             self.record(&expect.at, &expect.line, status);
         }
+        self.running = None;
         for (spec, (capture, label)) in running {
             let packets: Vec<_> = match capture.stop() {
                 Ok(packets) => packets,
@@ -124,10 +132,34 @@ impl<'a, T: Target> Execution<'a, T> {
                     continue;
                 }
             };
+            let seen = packets.len();
             let kept: Vec<_> = packets
                 .into_iter()
                 .filter(|p| spec.filter.as_ref().is_none_or(|f| f.matches(&p.data)))
                 .collect();
+            let counted = match &spec.filter {
+                Some(filter) => format!(
+                    "{} packet(s) kept by `{filter}` of {seen} seen on the interface",
+                    kept.len()
+                ),
+                None => format!("{seen} packet(s) seen on the interface"),
+            };
+            // `none:` holds on a dead interface too: a capture that only says what must not
+            // pass has to see something, unless the scenario says silence is the point.
+            let only_none = spec.checks.iter().all(|(q, _)| *q == Quantifier::None);
+            if seen == 0 && only_none && !spec.checks.is_empty() && !spec.allow_empty {
+                self.record(
+                    &spec.at,
+                    &format!("capture on {}", spec.on),
+                    Status::Fail {
+                        expected: "at least one packet on the interface: `none:` checks prove \
+                                   nothing on an interface that saw no traffic (write \
+                                   `allow-empty: true` if silence is what is checked)"
+                            .into(),
+                        observed: "no packet at all".into(),
+                    },
+                );
+            }
             for (quantifier, filter) in &spec.checks {
                 let matching = kept.iter().filter(|p| filter.matches(&p.data)).count();
                 let holds = match quantifier {
@@ -140,8 +172,8 @@ impl<'a, T: Target> Execution<'a, T> {
                     Status::Pass
                 } else {
                     Status::Fail {
-                        expected: format!("{quantifier} of the packets to match {filter:?}"),
-                        observed: format!("{matching} of {} packets matched", kept.len()),
+                        expected: format!("{quantifier} of the packets to match `{filter}`"),
+                        observed: format!("{matching} matched; {counted}"),
                     }
                 };
                 self.record(&spec.at, &line, status);
@@ -160,9 +192,30 @@ impl<'a, T: Target> Execution<'a, T> {
             self.captures.push(CaptureResult {
                 on: spec.on.to_string(),
                 label,
+                seen,
                 lines,
                 packets: kept,
             });
+        }
+    }
+
+    /// Records every step, expectation and capture check not recorded yet as skipped.
+    fn skip_the_rest(&mut self, reason: &str) {
+        let done: HashSet<(String, String)> = self
+            .results
+            .iter()
+            .map(|r| (r.at.clone(), r.line.clone()))
+            .collect();
+        for (at, line) in planned(self.scenario) {
+            if !done.contains(&(at.clone(), line.clone())) {
+                self.record(
+                    &at,
+                    &line,
+                    Status::Skip {
+                        reason: reason.to_string(),
+                    },
+                );
+            }
         }
     }
 
@@ -174,36 +227,71 @@ impl<'a, T: Target> Execution<'a, T> {
         });
     }
 
-    /// Closes listeners, collects a dump when something failed, and builds the outcome.
-    pub(super) async fn finish(mut self, finished: bool, started: Instant) -> Outcome {
-        if !finished {
-            let observed = format!("still running after {:?}", self.options.timeout);
-            self.record(
-                &self.scenario.path.clone(),
-                "(whole scenario)",
-                Status::Fail {
-                    expected: "the scenario to end".into(),
-                    observed,
-                },
-            );
+    /// Closes listeners, collects a dump when something failed, and builds the outcome. After a
+    /// timeout or an interruption, the check that was running is reported as such and the
+    /// checks that never ran as skipped.
+    pub(super) async fn finish(mut self, end: End, started: Instant) -> Outcome {
+        let cut = match end {
+            End::Finished => None,
+            End::TimedOut => Some(format!(
+                "the scenario's timeout ({} s) hit",
+                self.options.timeout.as_secs()
+            )),
+            End::Interrupted => Some("the run was interrupted".to_string()),
+        };
+        if let Some(why) = &cut {
+            match self.running.take() {
+                Some((at, line)) if end == End::TimedOut => self.record(
+                    &at,
+                    &line,
+                    Status::Fail {
+                        expected: "to finish within the scenario's timeout".into(),
+                        observed: format!("still running when {why}"),
+                    },
+                ),
+                Some((at, line)) => self.record(
+                    &at,
+                    &line,
+                    Status::Skip {
+                        reason: format!("{why} while it ran"),
+                    },
+                ),
+                None if end == End::TimedOut => self.record(
+                    &self.scenario.path.clone(),
+                    "(whole scenario)",
+                    Status::Fail {
+                        expected: "the scenario to end within its timeout".into(),
+                        observed: format!("still running when {why}"),
+                    },
+                ),
+                None => {}
+            }
+            self.skip_the_rest(&format!("not run: {why}"));
         }
         let failed = self
             .results
             .iter()
             .any(|r| matches!(r.status, Status::Fail { .. }));
-        let dump = if failed {
+        let dump = if failed && end != End::Interrupted {
             Some(self.dump().await)
         } else {
             None
         };
         // Listener sockets would keep namespaces alive: close them before teardown.
-        self.containers.clear();
-        self.host_listeners.clear();
-        let mut outcome = Outcome::new(
-            self.scenario,
-            if failed { Verdict::Fail } else { Verdict::Pass },
-            started,
-        );
+        for container in std::mem::take(&mut self.containers).into_values() {
+            for listener in container.listeners {
+                listener.close().await;
+            }
+        }
+        for (_, listener) in std::mem::take(&mut self.host_listeners) {
+            listener.close().await;
+        }
+        let verdict = match (failed, end) {
+            (true, _) => Verdict::Fail,
+            (false, End::Interrupted) => Verdict::Skip("interrupted".into()),
+            (false, _) => Verdict::Pass,
+        };
+        let mut outcome = Outcome::new(self.scenario, verdict, started);
         outcome.results = self.results;
         outcome.captures = self.captures;
         outcome.dump = dump;
@@ -269,23 +357,28 @@ impl<'a, T: Target> Execution<'a, T> {
                 .map_err(|e| e.message),
             Command::Run { spec, listen } => {
                 // Like Docker, a container that failed to start still exists (created); a name
-                // already taken keeps its container.
+                // already taken on this host keeps its container.
                 self.containers
-                    .entry(spec.name.clone())
+                    .entry((host.to_string(), spec.name.clone()))
                     .or_insert_with(|| Container {
-                        host: host.into(),
                         listen: listen.clone(),
                         listeners: Vec::new(),
                     });
                 t.run_container(host, spec).await.map_err(|e| e.message)?;
-                self.open_listeners(&spec.name).await
+                self.open_listeners(host, &spec.name).await
             }
             Command::Rm { containers, force } => {
                 let mut errors = Vec::new();
                 for name in containers {
                     match t.remove_container(host, name, *force).await {
                         Ok(()) => {
-                            self.containers.remove(name);
+                            if let Some(c) =
+                                self.containers.remove(&(host.to_string(), name.clone()))
+                            {
+                                for listener in c.listeners {
+                                    listener.close().await;
+                                }
+                            }
                         }
                         Err(e) => errors.push(e.message),
                     }
@@ -295,8 +388,11 @@ impl<'a, T: Target> Execution<'a, T> {
             Command::Stop(names) => {
                 let mut errors = Vec::new();
                 for name in names {
-                    if let Some(c) = self.containers.get_mut(name) {
-                        c.listeners.clear();
+                    let key = (host.to_string(), name.clone());
+                    if let Some(c) = self.containers.get_mut(&key) {
+                        for listener in std::mem::take(&mut c.listeners) {
+                            listener.close().await;
+                        }
                     }
                     if let Err(e) = t.stop_container(host, name).await {
                         errors.push(e.message);
@@ -309,7 +405,7 @@ impl<'a, T: Target> Execution<'a, T> {
                 for name in names {
                     match t.start_container(host, name).await {
                         Ok(()) => {
-                            if let Err(e) = self.open_listeners(name).await {
+                            if let Err(e) = self.open_listeners(host, name).await {
                                 errors.push(e);
                             }
                         }
@@ -331,8 +427,9 @@ impl<'a, T: Target> Execution<'a, T> {
         }
     }
 
-    async fn open_listeners(&mut self, name: &str) -> Result<(), String> {
-        let Some(container) = self.containers.get(name) else {
+    async fn open_listeners(&mut self, host: &str, name: &str) -> Result<(), String> {
+        let key = (host.to_string(), name.to_string());
+        let Some(container) = self.containers.get(&key) else {
             return Ok(());
         };
         if container.listen.is_empty() {
@@ -340,7 +437,7 @@ impl<'a, T: Target> Execution<'a, T> {
         }
         let netns = self
             .target
-            .container_netns(&container.host, name)
+            .container_netns(host, name)
             .await
             .map_err(|e| format!("{name}'s namespace: {e}"))?;
         let mut listeners = Vec::new();
@@ -349,7 +446,7 @@ impl<'a, T: Target> Execution<'a, T> {
                 .map_err(|e| format!("--listen {kind}/{port} in {name}: {e}"))?;
             listeners.push(listener);
         }
-        if let Some(container) = self.containers.get_mut(name) {
+        if let Some(container) = self.containers.get_mut(&key) {
             container.listeners = listeners;
         }
         Ok(())
@@ -374,7 +471,9 @@ impl<'a, T: Target> Execution<'a, T> {
         }
     }
 
-    /// `Err((expected, observed))` when the expectation does not hold.
+    /// `Err((expected, observed))` when the expectation does not hold. A probe that fails to
+    /// run (its socket cannot be opened, bound or sent from) never counts as an observation:
+    /// it fails the check as a setup problem, whatever the expectation.
     async fn check(&self, expectation: &Expectation) -> Result<(), (String, String)> {
         let timeout = self.options.probe_timeout;
         let setup = |e: String| ("the probe to run".to_string(), e);
@@ -389,10 +488,11 @@ impl<'a, T: Target> Execution<'a, T> {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let ip = self.address(from, to).await.map_err(setup)?;
                 let number = self.port(port, *proto).await.map_err(setup)?;
-                let outcome =
-                    probe::reach(&netns, SocketAddr::new(ip, number), *proto, timeout).await;
-                let observed = format!("{ip}:{number}/{proto}: {outcome}");
+                let at = SocketAddr::new(ip, number);
+                let outcome = probe::reach(&netns, at, *proto, timeout).await;
+                let observed = format!("{at}/{proto}: {outcome}");
                 match (fails, &outcome) {
+                    (_, Reach::Error(_)) => Err(setup(observed)),
                     (None, Reach::Reached { banner }) => {
                         match self.answerer(from, to, port, kind_of(*proto)).await {
                             Some(want) if banner.as_deref() != Some(want.as_str()) => Err((
@@ -424,6 +524,10 @@ impl<'a, T: Target> Execution<'a, T> {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let ip = self.address(from, to).await.map_err(setup)?;
                 let outcome = probe::ping(&netns, ip, timeout).await;
+                let observed = format!("ping {ip}: {outcome}");
+                if matches!(outcome, probe::Ping::Error(_)) {
+                    return Err(setup(observed));
+                }
                 let replied = matches!(outcome, probe::Ping::Reply);
                 if replied == *succeeds {
                     Ok(())
@@ -433,14 +537,13 @@ impl<'a, T: Target> Execution<'a, T> {
                     } else {
                         "no echo reply"
                     };
-                    Err((expected.into(), format!("ping {ip}: {outcome}")))
+                    Err((expected.into(), observed))
                 }
             }
             Expectation::Resolve {
                 from,
                 name,
                 answers,
-                succeeds,
             } => {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let server = self.resolver(from).await.map_err(setup)?;
@@ -454,29 +557,44 @@ impl<'a, T: Target> Execution<'a, T> {
                 };
                 let outcome = probe::resolve(&netns, server, name, kind, timeout).await;
                 let observed = format!("{name} via {server}: {outcome}");
-                match (&outcome, succeeds) {
-                    (Resolution::Answers(got), true) => match answers {
-                        None => Ok(()),
-                        Some(expected) => {
-                            let mut want = Vec::new();
-                            for endpoint in expected {
-                                want.push(self.address(from, endpoint).await.map_err(setup)?);
-                            }
-                            let (mut got, mut want) = (got.clone(), want);
-                            got.sort();
-                            want.sort();
-                            if got == want {
-                                Ok(())
-                            } else {
-                                Err((format!("answers {}", list(&want)), observed))
-                            }
-                        }
-                    },
-                    (_, true) => Err((format!("{name} to resolve"), observed)),
-                    (Resolution::Answers(_), false) => {
-                        Err((format!("{name} not to resolve"), observed))
-                    }
-                    (_, false) => Ok(()),
+                let got = match &outcome {
+                    Resolution::Answers(got) => got,
+                    Resolution::Error(_) => return Err(setup(observed)),
+                    _ => return Err((format!("{name} to resolve"), observed)),
+                };
+                let Some(expected) = answers else {
+                    return Ok(());
+                };
+                let mut want = Vec::new();
+                for endpoint in expected {
+                    want.push(self.address(from, endpoint).await.map_err(setup)?);
+                }
+                let mut got = got.clone();
+                got.sort();
+                want.sort();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err((format!("answers {}", list(&want)), observed))
+                }
+            }
+            Expectation::NoResolve { from, name, how } => {
+                let netns = self.netns(from).await.map_err(setup)?;
+                let server = self.resolver(from).await.map_err(setup)?;
+                let outcome = probe::resolve(&netns, server, name, RecordKind::A, timeout).await;
+                let observed = format!("{name} via {server}: {outcome}");
+                let holds = match (how, &outcome) {
+                    (_, Resolution::Error(_)) => return Err(setup(observed)),
+                    (Unresolved::NoAddress, Resolution::NxDomain | Resolution::NoRecords)
+                    | (Unresolved::NxDomain, Resolution::NxDomain)
+                    | (Unresolved::Timeout, Resolution::Timeout)
+                    | (Unresolved::Refused, Resolution::Refused) => true,
+                    _ => false,
+                };
+                if holds {
+                    Ok(())
+                } else {
+                    Err((how.to_string(), observed))
                 }
             }
             Expectation::Http {
@@ -489,11 +607,10 @@ impl<'a, T: Target> Execution<'a, T> {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let ip = self.address(from, to).await.map_err(setup)?;
                 let number = self.port(port, Proto::Tcp).await.map_err(setup)?;
-                let outcome =
-                    probe::http_get(&netns, SocketAddr::new(ip, number), &to.name, path, timeout)
-                        .await;
+                let at = SocketAddr::new(ip, number);
+                let outcome = probe::http_get(&netns, at, &to.name, path, timeout).await;
                 let want = self.answerer(from, to, port, ListenKind::Http).await;
-                let observed = format!("GET http://{ip}:{number}{path}: {outcome}");
+                let observed = format!("GET http://{at}{path}: {outcome}");
                 match (&outcome, want) {
                     (probe::Http::Response { status: got, body }, Some(want)) if got == status => {
                         if body.trim_end() == want {
@@ -611,21 +728,40 @@ impl<'a, T: Target> Execution<'a, T> {
         }
     }
 
+    /// The container this scenario runs under `name`: its docker host and its record. An
+    /// error when none runs, or when several docker hosts run one of that name.
+    fn container(&self, name: &str) -> Result<(&str, &Container), String> {
+        let mut found = self
+            .containers
+            .iter()
+            .filter(|((_, n), _)| n == name)
+            .map(|((host, _), c)| (host.as_str(), c));
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(one),
+            (Some((a, _)), Some((b, _))) => Err(format!(
+                "{name:?} runs on {a} and {b}: the check cannot tell which one it means"
+            )),
+            (None, _) => Err(format!("{name:?} was not run by this scenario")),
+        }
+    }
+
     fn host_of(&self, container: &str) -> Result<&str, String> {
-        self.containers
-            .get(container)
-            .map(|c| c.host.as_str())
-            .ok_or_else(|| format!("{container:?} was not run by this scenario"))
+        self.container(container).map(|(host, _)| host)
     }
 
     /// The namespace a probe runs in: a container's, or a lab host's.
     async fn netns(&self, name: &str) -> Result<Netns, String> {
-        if let Some(container) = self.containers.get(name) {
-            return self
-                .target
-                .container_netns(&container.host, name)
-                .await
-                .map_err(|e| format!("{name}: {e}"));
+        match self.host_of(name) {
+            Ok(host) => {
+                return self
+                    .target
+                    .container_netns(host, name)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"));
+            }
+            // Run on several docker hosts: which one is not for a lab host's name to decide.
+            Err(e) if self.containers.keys().any(|(_, n)| n == name) => return Err(e),
+            Err(_) => {}
         }
         self.lab
             .host(name)
@@ -642,26 +778,26 @@ impl<'a, T: Target> Execution<'a, T> {
         if let Some(host) = self.lab.topology().host(&to.name) {
             return Ok(IpAddr::V4(host.interfaces[0].address.ip()));
         }
-        let Some(container) = self.containers.get(&to.name) else {
-            return Err(format!(
+        let host = self.host_of(&to.name).map_err(|_| {
+            format!(
                 "{:?} is neither a container, a lab host nor an address",
                 to.name
-            ));
-        };
+            )
+        })?;
         let inspect = self
             .target
-            .inspect_container(&container.host, &to.name)
+            .inspect_container(host, &to.name)
             .await
             .map_err(|e| e.message)?;
         let addresses = container_addresses(&inspect);
         let pick = match &to.network {
             Some(network) => addresses.iter().find(|(n, _)| n == network),
             None => {
-                let shared = match self.containers.get(from) {
-                    Some(c) => {
+                let shared = match self.host_of(from) {
+                    Ok(from_host) => {
                         let mine = self
                             .target
-                            .inspect_container(&c.host, from)
+                            .inspect_container(from_host, from)
                             .await
                             .map_err(|e| e.message)?;
                         let mine: Vec<String> = container_addresses(&mine)
@@ -670,7 +806,7 @@ impl<'a, T: Target> Execution<'a, T> {
                             .collect();
                         addresses.iter().find(|(n, _)| mine.contains(n))
                     }
-                    None => None,
+                    Err(_) => None,
                 };
                 shared.or(addresses.first())
             }
@@ -703,8 +839,10 @@ impl<'a, T: Target> Execution<'a, T> {
     }
 
     /// The banner of the drydock listener that should answer a connection of `kind` to
-    /// `to:port`, when the scenario makes it knowable: the container's own listener, a lab
-    /// host's `drydock listen`, or the one container of that docker host that published the
+    /// `to:port`, when the scenario makes it knowable: for `C->N`, C's listener on N; otherwise
+    /// the listener on that port in the namespace the connection lands in (see
+    /// [`Execution::landing`]): a container's own (or one sharing its namespace), or for a lab
+    /// host its `drydock listen`, or the one container of that docker host that published the
     /// port (or listens on it with host networking).
     async fn answerer(
         &self,
@@ -713,38 +851,90 @@ impl<'a, T: Target> Execution<'a, T> {
         port: &Port,
         kind: ListenKind,
     ) -> Option<String> {
-        let listens = |c: &Container, p: u16| c.listen.iter().any(|&(k, q)| k == kind && q == p);
         let n = match port {
             Port::Published { container, port } => {
-                let c = self.containers.get(container)?;
-                return listens(c, *port).then(|| banner(container, *port));
+                let (_, c) = self.container(container).ok()?;
+                return listens(c, kind, *port).then(|| banner(container, *port));
             }
             Port::Number(n) => *n,
         };
-        if let Some(c) = self.containers.get(&to.name) {
-            return listens(c, n).then(|| banner(&to.name, n));
+        match self.landing(from, to).await? {
+            Landing::Host(host) => self.host_answerer(&host, n, kind).await,
+            Landing::Container(host, name) => {
+                let json = self.target.inspect_container(&host, &name).await.ok()?;
+                if lookup(&json, "HostConfig.NetworkMode").map(text).as_deref() == Some("host") {
+                    return self.host_answerer(&host, n, kind).await;
+                }
+                // Whoever listens on the port in that namespace: the container, or one that
+                // shares its namespace (`--network container:NAME`).
+                let here = inode(&self.target.container_netns(&host, &name).await.ok()?)?;
+                let mut found = Vec::new();
+                for ((h, other), c) in &self.containers {
+                    if *h != host || !listens(c, kind, n) {
+                        continue;
+                    }
+                    let Ok(netns) = self.target.container_netns(h, other).await else {
+                        continue;
+                    };
+                    if inode(&netns) == Some(here) {
+                        found.push(banner(other, n));
+                    }
+                }
+                (found.len() == 1).then(|| found.remove(0))
+            }
         }
-        // The lab host behind the endpoint: by name, by address, or loopback from a host.
+    }
+
+    /// The namespace a connection from `from` to `to` lands in: a container's (by name, by its
+    /// address on `from`'s docker host, or `from` itself for loopback) or a lab host's (by
+    /// name, by its address, or `from` itself for loopback).
+    async fn landing(&self, from: &str, to: &Endpoint) -> Option<Landing> {
         let topology = self.lab.topology();
-        let host = match to.ip() {
-            None => topology.host(&to.name).map(|h| h.name.clone()),
-            Some(ip) if ip.is_loopback() => topology.host(from).map(|h| h.name.clone()),
-            Some(ip) => topology
-                .hosts
+        let Some(ip) = to.ip() else {
+            if topology.host(&to.name).is_some() {
+                return Some(Landing::Host(to.name.clone()));
+            }
+            let host = self.host_of(&to.name).ok()?;
+            return Some(Landing::Container(host.to_string(), to.name.clone()));
+        };
+        let from_host = self.host_of(from).ok();
+        if ip.is_loopback() {
+            return match from_host {
+                Some(host) => Some(Landing::Container(host.to_string(), from.to_string())),
+                None => topology.host(from).map(|h| Landing::Host(h.name.clone())),
+            };
+        }
+        let lab_host = topology.hosts.iter().find(|h| {
+            h.interfaces
                 .iter()
-                .find(|h| {
-                    h.interfaces
-                        .iter()
-                        .any(|i| IpAddr::V4(i.address.ip()) == ip)
-                })
-                .map(|h| h.name.clone()),
-        }?;
+                .any(|i| IpAddr::V4(i.address.ip()) == ip)
+        });
+        if let Some(h) = lab_host {
+            return Some(Landing::Host(h.name.clone()));
+        }
+        // Container addresses mean something on their own docker host only: `from`'s.
+        let host = from_host.unwrap_or(from);
+        for (h, name) in self.containers.keys().filter(|(h, _)| h == host) {
+            let Ok(json) = self.target.inspect_container(h, name).await else {
+                continue;
+            };
+            if container_addresses(&json).iter().any(|(_, a)| *a == ip) {
+                return Some(Landing::Container(h.clone(), name.clone()));
+            }
+        }
+        None
+    }
+
+    /// The banner that should answer on port `n` of lab host `host`: its `drydock listen`, or
+    /// the one container of that docker host that published the port or listens on it with
+    /// host networking.
+    async fn host_answerer(&self, host: &str, n: u16, kind: ListenKind) -> Option<String> {
         let on_host = self
             .host_listeners
             .iter()
-            .any(|(h, l)| *h == host && l.port() == n && l.kind() == kind);
+            .any(|(h, l)| h == host && l.port() == n && l.kind() == kind);
         if on_host {
-            return Some(banner(&host, n));
+            return Some(banner(host, n));
         }
         let proto = if kind == ListenKind::Udp {
             "udp"
@@ -752,12 +942,12 @@ impl<'a, T: Target> Execution<'a, T> {
             "tcp"
         };
         let mut found = Vec::new();
-        for (name, c) in self.containers.iter().filter(|(_, c)| c.host == host) {
-            let Ok(json) = self.target.inspect_container(&c.host, name).await else {
+        for ((h, name), c) in self.containers.iter().filter(|((h, _), _)| h == host) {
+            let Ok(json) = self.target.inspect_container(h, name).await else {
                 continue;
             };
             if lookup(&json, "HostConfig.NetworkMode").map(text).as_deref() == Some("host") {
-                if listens(c, n) {
+                if listens(c, kind, n) {
                     found.push(banner(name, n));
                 }
                 continue;
@@ -834,29 +1024,41 @@ impl<'a, T: Target> Execution<'a, T> {
                 self.target.dump(host).await
             ));
         }
-        let mut names: Vec<&String> = self.containers.keys().collect();
-        names.sort();
-        for name in names {
-            dump.push_str(&format!("==== container {name}\n"));
-            match self.netns(name).await {
+        for (host, name) in self.containers.keys() {
+            let title = if self.scenario.hosts.len() > 1 {
+                format!("==== container {name} (on {host})\n")
+            } else {
+                format!("==== container {name}\n")
+            };
+            dump.push_str(&title);
+            match self.target.container_netns(host, name).await {
                 Ok(netns) => {
-                    for args in [&["-br", "addr"][..], &["route"][..]] {
-                        let output = netns.command("ip", None).args(args).output();
-                        match output {
-                            Ok(o) => dump.push_str(&String::from_utf8_lossy(&o.stdout)),
-                            Err(e) => dump.push_str(&format!("ip {}: {e}\n", args.join(" "))),
+                    // `ip` is a process: wait for it on a blocking thread, not in this task.
+                    let text = tokio::task::spawn_blocking(move || {
+                        let mut text = String::new();
+                        for args in [&["-br", "addr"][..], &["route"][..]] {
+                            match netns.command("ip", None).args(args).output() {
+                                Ok(o) => text.push_str(&String::from_utf8_lossy(&o.stdout)),
+                                Err(e) => text.push_str(&format!("ip {}: {e}\n", args.join(" "))),
+                            }
                         }
-                    }
+                        text
+                    })
+                    .await
+                    .unwrap_or_else(|e| format!("(ip panicked: {e})\n"));
+                    dump.push_str(&text);
                 }
-                Err(e) => dump.push_str(&format!("{e}\n")),
+                Err(e) => dump.push_str(&format!("{name}: {e}\n")),
             }
         }
         for capture in &self.captures {
             let tail = capture.lines.len().saturating_sub(20);
             dump.push_str(&format!(
-                "==== capture on {} (last {} packets)\n",
+                "==== capture on {} (last {} of {} packets kept; {} seen)\n",
                 capture.on,
-                capture.lines.len() - tail
+                capture.lines.len() - tail,
+                capture.lines.len(),
+                capture.seen
             ));
             for line in &capture.lines[tail..] {
                 dump.push_str(line);
@@ -874,6 +1076,38 @@ fn kind_of(proto: Proto) -> ListenKind {
         Proto::Tcp => ListenKind::Tcp,
         Proto::Udp => ListenKind::Udp,
     }
+}
+
+/// True when `c` has a listener of `kind` on `port`.
+fn listens(c: &Container, kind: ListenKind, port: u16) -> bool {
+    c.listen.iter().any(|&(k, p)| k == kind && p == port)
+}
+
+/// The inode of a namespace: equal inodes, same namespace.
+fn inode(netns: &Netns) -> Option<u64> {
+    nix::sys::stat::fstat(netns.as_fd()).ok().map(|s| s.st_ino)
+}
+
+/// Every check of a scenario, as `(at, line)` in the order they run: steps, expectations,
+/// capture checks.
+pub(super) fn planned(scenario: &Scenario) -> Vec<(String, String)> {
+    let steps = scenario
+        .steps
+        .iter()
+        .map(|s| (s.at.clone(), s.line.clone()));
+    let expectations = scenario
+        .expectations
+        .iter()
+        .map(|e| (e.at.clone(), e.line.clone()));
+    let captures = scenario.captures.iter().flat_map(|c| {
+        c.checks.iter().map(move |(quantifier, filter)| {
+            (
+                c.at.clone(),
+                format!("capture on {}: {quantifier}: {filter}", c.on),
+            )
+        })
+    });
+    steps.chain(expectations).chain(captures).collect()
 }
 
 /// The banner drydock's listeners answer with: it proves which container answered.
@@ -900,11 +1134,18 @@ fn list(addresses: &[IpAddr]) -> String {
 fn fact(json: &serde_json::Value, path: &str, value: &Value) -> Result<(), (String, String)> {
     let expected = format!("{path} {value}");
     let found = lookup(json, path).map(text);
+    if *value == Value::Absent {
+        return match (found, missing_under(json, path)) {
+            (Some(found), _) => Err((expected, format!("{path} = {found}"))),
+            (None, Ok(())) => Ok(()),
+            (None, Err(why)) => Err((format!("{path} absent, under a parent that exists"), why)),
+        };
+    }
     let holds = match (value, &found) {
-        (Value::Absent, found) => found.is_none(),
         (_, None) => false,
         (Value::Equals(v), Some(found)) => found == v,
-        (Value::Matches(r), Some(found)) => regex::Regex::new(r).is_ok_and(|r| r.is_match(found)),
+        (Value::Matches(r), Some(found)) => whole_match(r).is_ok_and(|r| r.is_match(found)),
+        (Value::Absent, Some(_)) => false,
     };
     match (holds, found) {
         (true, _) => Ok(()),

@@ -2,18 +2,23 @@
 
 mod docker;
 mod exec;
+mod reference;
 mod resolve;
 
 pub use docker::DockerBackend;
+pub use reference::ReferenceBackend;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::capture::Packet;
 use drydock_netsim::{Lab, Topology};
 use futures::StreamExt;
 use serde::Serialize;
+use tokio::sync::watch;
 
+use crate::probe::UpstreamDns;
 use crate::scenario::Scenario;
 use crate::target::{Target, TargetResult};
 
@@ -39,7 +44,8 @@ pub trait Backend {
 pub struct Options {
     /// Scenarios at once.
     pub jobs: usize,
-    /// Longest a scenario may take, from lab to teardown.
+    /// Longest a scenario may take, from building its lab to its last check (the engine's
+    /// startup included; teardown always runs, after).
     pub timeout: Duration,
     /// How long a probe waits for an answer.
     pub probe_timeout: Duration,
@@ -97,6 +103,8 @@ pub struct CaptureResult {
     pub on: String,
     /// The interface label in pcap files (`h1/br-1a2b3c4d5e6f`).
     pub label: String,
+    /// How many packets the interface saw, before the capture's filter.
+    pub seen: usize,
     /// Normalized one-line summaries of the packets kept.
     pub lines: Vec<String>,
     /// The packets kept, for pcap files.
@@ -144,17 +152,55 @@ impl Outcome {
     }
 }
 
+/// Tells a run to stop: scenarios not started yet are skipped, running ones stop at once (their
+/// current check is reported as interrupted, the rest as skipped) and are torn down. Clones
+/// share one state.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Cancel {
+    /// A run that has not been told to stop.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tells the run to stop.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// True once [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once [`Cancel::cancel`] is called.
+    pub async fn cancelled(&self) {
+        let mut receiver = self.0.subscribe();
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = receiver.wait_for(|&stop| stop).await;
+    }
+}
+
 /// Runs every scenario (up to `options.jobs` at once) and returns their outcomes in the order
-/// given; `progress` is told about each as it ends.
+/// given; `progress` is told about each as it ends. Once `cancel` is triggered, running
+/// scenarios stop and are torn down, and the others are skipped.
 pub async fn run<B: Backend>(
     backend: &B,
     scenarios: &[Scenario],
     options: &Options,
     progress: &(dyn Fn(&Outcome) + Sync),
+    cancel: &Cancel,
 ) -> Vec<Outcome> {
     futures::stream::iter(scenarios)
         .map(|scenario| async move {
-            let outcome = run_one(backend, scenario, options).await;
+            let outcome = run_one(backend, scenario, options, cancel).await;
             progress(&outcome);
             outcome
         })
@@ -163,18 +209,65 @@ pub async fn run<B: Backend>(
         .await
 }
 
-/// Runs one scenario on a lab of its own.
-pub async fn run_one<B: Backend>(backend: &B, scenario: &Scenario, options: &Options) -> Outcome {
+/// Runs one scenario on a lab of its own: the lab, an upstream DNS server on each docker host
+/// (see [`UpstreamDns`]), the target, the checks; then teardown, whatever happened.
+pub async fn run_one<B: Backend>(
+    backend: &B,
+    scenario: &Scenario,
+    options: &Options,
+    cancel: &Cancel,
+) -> Outcome {
     let started = Instant::now();
+    if cancel.is_cancelled() {
+        return Outcome::new(
+            scenario,
+            Verdict::Skip("interrupted before it started".into()),
+            started,
+        );
+    }
+    let deadline = tokio::time::Instant::now() + options.timeout;
     let lab = match Lab::build(lab_topology(scenario)).await {
         Ok(lab) => lab,
         Err(e) => return failed_to_start(scenario, started, format!("cannot build the lab: {e}")),
     };
-    let target = match backend.start(&lab, &scenario.hosts, &options.run_id).await {
-        Ok(target) => target,
-        Err(e) => {
-            return failed_to_start(scenario, started, format!("cannot start the target: {e}"));
+    let mut upstreams = Vec::new();
+    for host in &scenario.hosts {
+        let started_dns = lab
+            .host(host)
+            .ok_or_else(|| std::io::Error::other("no such lab host"))
+            .and_then(UpstreamDns::start);
+        match started_dns {
+            Ok(upstream) => upstreams.push(upstream),
+            Err(e) => {
+                let why = format!("cannot start the upstream DNS server on {host}: {e}");
+                return failed_to_start(scenario, started, why);
+            }
         }
+    }
+    let startup = tokio::time::timeout_at(
+        deadline,
+        backend.start(&lab, &scenario.hosts, &options.run_id),
+    );
+    let target = tokio::select! {
+        _ = cancel.cancelled() => {
+            close_all(upstreams).await;
+            return Outcome::new(scenario, Verdict::Skip("interrupted while the engine started".into()), started);
+        }
+        target = startup => match target {
+            Ok(Ok(target)) => target,
+            Ok(Err(e)) => {
+                close_all(upstreams).await;
+                return failed_to_start(scenario, started, format!("cannot start the target: {e}"));
+            }
+            Err(_) => {
+                close_all(upstreams).await;
+                let why = format!(
+                    "the target did not start within the scenario's timeout ({} s)",
+                    options.timeout.as_secs()
+                );
+                return failed_to_start(scenario, started, why);
+            }
+        },
     };
     if let Some(range) = &scenario.docker
         && !range.contains(target.version())
@@ -184,18 +277,31 @@ pub async fn run_one<B: Backend>(backend: &B, scenario: &Scenario, options: &Opt
             target.describe()
         );
         backend.stop(target).await;
+        close_all(upstreams).await;
         return Outcome::new(scenario, Verdict::Skip(reason), started);
     }
     let mut execution = exec::Execution::new(scenario, &target, &lab, options);
-    let finished = tokio::time::timeout(options.timeout, execution.run())
-        .await
-        .is_ok();
-    let mut outcome = execution.finish(finished, started).await;
+    let end = tokio::select! {
+        _ = cancel.cancelled() => exec::End::Interrupted,
+        ran = tokio::time::timeout_at(deadline, execution.run()) => match ran {
+            Ok(()) => exec::End::Finished,
+            Err(_) => exec::End::TimedOut,
+        },
+    };
+    let mut outcome = execution.finish(end, started).await;
     backend.stop(target).await;
+    close_all(upstreams).await;
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }
 
+async fn close_all(upstreams: Vec<UpstreamDns>) {
+    for upstream in upstreams {
+        upstream.close().await;
+    }
+}
+
+/// A scenario whose lab or target could not start: that failure, and every check skipped.
 fn failed_to_start(scenario: &Scenario, started: Instant, why: String) -> Outcome {
     let mut outcome = Outcome::new(scenario, Verdict::Fail, started);
     outcome.results.push(CheckResult {
@@ -206,6 +312,15 @@ fn failed_to_start(scenario: &Scenario, started: Instant, why: String) -> Outcom
             observed: why,
         },
     });
+    for (at, line) in exec::planned(scenario) {
+        outcome.results.push(CheckResult {
+            at,
+            line,
+            status: Status::Skip {
+                reason: "not run: the setup failed".into(),
+            },
+        });
+    }
     outcome
 }
 

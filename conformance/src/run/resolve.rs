@@ -28,6 +28,40 @@ fn lookup_parts<'a>(json: &'a Value, parts: &[&str]) -> Option<&'a Value> {
     }
 }
 
+/// Why `lacks PATH` cannot hold although PATH is missing: PATH's parent must exist, so that a
+/// misspelled path fails instead of trivially "lacking". The parent is the longest prefix of
+/// PATH that exists; the missing rest must be one key or index of it, or several parts forming
+/// one dotted key of a map that has such keys (`Options.com.docker.network.bridge.name`). A
+/// parent that is `null` or empty has no children at all: anything under it is missing.
+pub(crate) fn missing_under(json: &Value, path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let (found, parent) = (0..parts.len())
+        .rev()
+        .find_map(|n| lookup_parts(json, &parts[..n]).map(|v| (n, v)))
+        .unwrap_or((0, json));
+    let rest = &parts[found..];
+    let fits = match parent {
+        Value::Null => true,
+        Value::Object(map) => {
+            map.is_empty() || rest.len() == 1 || map.keys().any(|k| k.contains('.'))
+        }
+        Value::Array(items) => items.is_empty() || rest.len() == 1,
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    let name = if found == 0 {
+        "the inspect JSON".to_string()
+    } else {
+        parts[..found].join(".")
+    };
+    Err(format!(
+        "{name} has no {}: a misspelled path? (a `lacks` check needs the parent of what is missing)",
+        rest[0]
+    ))
+}
+
 /// A JSON value as a scenario writes it: strings bare, `null` for null.
 pub(crate) fn text(value: &Value) -> String {
     match value {
@@ -79,6 +113,23 @@ mod tests {
         );
         assert_eq!(text(lookup(&json, "Internal").unwrap()), "false");
         assert!(lookup(&json, "IPAM.Config.1.Subnet").is_none());
+        // `lacks`: the parent exists (or is empty, null, or a map of dotted keys).
+        assert_eq!(missing_under(&json, "IPAM.Config.0.Gateway"), Ok(()));
+        assert_eq!(missing_under(&json, "IPAM.Config.1"), Ok(()));
+        assert!(
+            missing_under(&json, "IPAM.Confg.0.Gateway")
+                .is_err_and(|e| e.starts_with("IPAM has no Confg"))
+        );
+        assert!(missing_under(&json, "IPAM.Config.3.Subnet").is_err());
+        assert!(missing_under(&json, "Missing.x").is_err());
+        let other = serde_json::json!({"Options": {"com.docker.network.bridge.name": "br0"}, "Ports": {"80/tcp": null}, "Labels": {}});
+        assert_eq!(
+            missing_under(&other, "Options.com.docker.network.driver.mtu"),
+            Ok(())
+        );
+        assert_eq!(missing_under(&other, "Ports.80/tcp.0.HostPort"), Ok(()));
+        assert_eq!(missing_under(&other, "Labels.a.b"), Ok(()));
+        assert!(missing_under(&other, "Ports.81/tcp.0.HostPort").is_err());
         let addresses = container_addresses(&json);
         assert_eq!(
             addresses,

@@ -3,19 +3,24 @@
 //! ```text
 //! A reaches B:PORT[/tcp|/udp]                     A cannot-reach B:PORT[/proto] [refused|timeout|unreachable]
 //! A pings B                                       A cannot-ping B
-//! A resolves NAME [to X[,X...]]                   A does-not-resolve NAME
+//! A resolves NAME [to X[,X...]]                   A does-not-resolve NAME [nxdomain|timeout|refused]
 //! A gets http://B:PORT[/PATH] [STATUS]
 //! network NET [on HOST] has PATH = VALUE          (also: NET subnet|gateway|driver|scope|internal|ipv6 is VALUE)
 //! container C has PATH = VALUE                    (also: C ip|ip6|mac|gateway on NET is VALUE)
-//! ... has PATH ~ REGEX                            (the value matches a regular expression)
-//! ... lacks PATH                                  (the inspect JSON has no such value)
+//! ... has PATH ~ REGEX                            (the whole value matches a regular expression)
+//! ... lacks PATH                                  (PATH's parent exists, PATH itself does not)
 //! container C file PATH contains|lacks TEXT       container C interfaces are|include NAME[,NAME...]
 //! container C mtu of IFACE is N
 //! ```
 //! `A` is a container or a lab host; `B` a container (`web`, or `web@NET` to pick its address on
 //! network NET), a lab host (its underlay address), or an IP address. `PORT` is a number, or
 //! `C->N`: the host port Docker published for container C's port N (`ext reaches h1:web->80`). `PATH` is a dotted path into
-//! the engine's inspect JSON (Docker's shape), e.g. `IPAM.Config.0.Subnet`.
+//! the engine's inspect JSON (Docker's shape), e.g. `IPAM.Config.0.Subnet`. A `~` regex is
+//! anchored: it must match the whole value (`www` matches `www` only; write `.*www.*` for "contains").
+//!
+//! `does-not-resolve` needs an answer from the DNS server by default: NXDOMAIN, or NOERROR without
+//! records. `nxdomain` asks for NXDOMAIN exactly, `timeout` for no answer at all, `refused` for
+//! nothing listening at the server's address (an ICMP port unreachable).
 
 use std::net::IpAddr;
 
@@ -86,6 +91,30 @@ pub enum Failure {
     Unreachable,
 }
 
+/// How a name is expected not to resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresolved {
+    /// An answer without addresses: NXDOMAIN, or NOERROR with no records (the default).
+    NoAddress,
+    /// NXDOMAIN exactly (`nxdomain`).
+    NxDomain,
+    /// No answer before the probe's timeout (`timeout`).
+    Timeout,
+    /// Nothing listens at the server's address: ICMP port unreachable (`refused`).
+    Refused,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unresolved::NoAddress => "NXDOMAIN or an answer without addresses",
+            Unresolved::NxDomain => "NXDOMAIN",
+            Unresolved::Timeout => "no answer (timeout)",
+            Unresolved::Refused => "refused (nothing listening)",
+        })
+    }
+}
+
 /// One expectation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expectation {
@@ -112,7 +141,7 @@ pub enum Expectation {
         /// True for `pings`.
         succeeds: bool,
     },
-    /// `A resolves NAME [to X,...]` / `A does-not-resolve NAME`.
+    /// `A resolves NAME [to X,...]`.
     Resolve {
         /// Where the query is asked (through that namespace's resolver).
         from: String,
@@ -120,8 +149,15 @@ pub enum Expectation {
         name: String,
         /// The exact answers expected, when given.
         answers: Option<Vec<Endpoint>>,
-        /// True for `resolves`.
-        succeeds: bool,
+    },
+    /// `A does-not-resolve NAME [nxdomain|timeout|refused]`.
+    NoResolve {
+        /// Where the query is asked (through that namespace's resolver).
+        from: String,
+        /// The name asked for.
+        name: String,
+        /// What must come back instead of addresses.
+        how: Unresolved,
     },
     /// `A gets http://B:PORT/PATH [STATUS]`.
     Http {
@@ -188,15 +224,15 @@ pub enum Expectation {
     },
 }
 
-/// What an inspect value must be: equal to a text (`= VALUE`), match a regex (`~ REGEX`), or
-/// be missing (`lacks PATH`).
+/// What an inspect value must be: equal to a text (`= VALUE`), match a regex as a whole
+/// (`~ REGEX`, anchored at both ends), or be missing under a parent that exists (`lacks PATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// Equal to this text.
     Equals(String),
-    /// Matching this regular expression.
+    /// Matching this regular expression, as a whole.
     Matches(String),
-    /// Not there at all.
+    /// Not there, though its parent is.
     Absent,
 }
 
@@ -208,6 +244,11 @@ impl std::fmt::Display for Value {
             Value::Absent => f.write_str("absent"),
         }
     }
+}
+
+/// The regex of a `~ REGEX` check, anchored so that it must match the whole value.
+pub fn whole_match(regex: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{regex})$"))
 }
 
 /// Why an expectation line is not understood, and the index of the word at fault.
@@ -295,17 +336,27 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
                 from: from.into(),
                 name,
                 answers,
-                succeeds: true,
             })
         }
         (from, "does-not-resolve") => {
             let name = at(2)?.to_string();
-            no_more(3)?;
-            Ok(Expectation::Resolve {
+            let how = match w.get(3) {
+                None => Unresolved::NoAddress,
+                Some(&"nxdomain") => Unresolved::NxDomain,
+                Some(&"timeout") => Unresolved::Timeout,
+                Some(&"refused") => Unresolved::Refused,
+                Some(other) => {
+                    return Err(error(
+                        3,
+                        format!("{other:?}: expected nxdomain, timeout, refused or nothing"),
+                    ));
+                }
+            };
+            no_more(4)?;
+            Ok(Expectation::NoResolve {
                 from: from.into(),
                 name,
-                answers: None,
-                succeeds: false,
+                how,
             })
         }
         (from, "gets") => {
@@ -529,7 +580,7 @@ fn fact(
                 .to_string();
             expect_end(w, i + 4)?;
             if op == "~" {
-                regex::Regex::new(&value)
+                whole_match(&value)
                     .map_err(|e| error(i + 3, format!("not a regular expression: {e}")))?;
                 return Ok((path, Value::Matches(value)));
             }

@@ -26,7 +26,7 @@ pub mod expect;
 pub mod filter;
 pub mod words;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -39,6 +39,8 @@ use serde_saphyr::{Location, Spanned};
 pub use command::Command;
 pub use expect::{Endpoint, Expectation};
 pub use filter::Filter;
+
+use self::expect::Port;
 
 use crate::version::Range;
 
@@ -134,6 +136,9 @@ pub struct Capture {
     pub filter: Option<Filter>,
     /// Each check: `(quantifier, filter)`.
     pub checks: Vec<(Quantifier, Filter)>,
+    /// `allow-empty: true`: a capture whose checks are all `none:` may see no packet at all
+    /// (otherwise an empty capture fails: its checks would hold for a dead interface too).
+    pub allow_empty: bool,
     /// `file:line` for reports.
     pub at: String,
 }
@@ -157,6 +162,22 @@ impl fmt::Display for Quantifier {
             Quantifier::Some => "some",
         })
     }
+}
+
+/// Why a scenario file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read: {error}")]
+    Unreadable {
+        /// File path as given.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is malformed, or names something it does not make: `file:line:column`.
+    #[error(transparent)]
+    Invalid(#[from] LocatedError),
 }
 
 // ---- The file as written ----
@@ -204,6 +225,8 @@ struct CaptureFile {
     filter: Option<Spanned<String>>,
     #[serde(default)]
     expect: Vec<Spanned<CheckFile>>,
+    #[serde(default, rename = "allow-empty")]
+    allow_empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -243,11 +266,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for LineOr<T> {
 
 impl Scenario {
     /// Reads and validates a scenario file.
-    pub fn load(path: &Path) -> Result<Self, LocatedError> {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
         let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| LocatedError::unreadable(&shown, &e))?;
-        Self::parse(&text, &shown)
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Unreadable {
+            path: shown.clone(),
+            error,
+        })?;
+        Ok(Self::parse(&text, &shown)?)
     }
 
     /// Parses and validates a scenario's text; `path` is used in messages.
@@ -364,12 +389,25 @@ impl Parser<'_> {
         let hosts: Vec<String> = hosts.into_iter().map(|h| h.value).collect();
         let external: Vec<String> = file.external.into_iter().map(|h| h.value).collect();
 
+        let mut known = Known {
+            docker_hosts: hosts.clone(),
+            lab_hosts: names,
+            containers: BTreeMap::new(),
+            networks: hosts
+                .iter()
+                .map(|h| {
+                    (
+                        h.clone(),
+                        PREDEFINED.iter().map(|n| n.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        };
         let mut steps = Vec::new();
-        let mut containers = BTreeSet::new();
         for item in &file.steps {
             let step = self.step(item, &hosts)?;
             if let Command::Listen { host, .. } = &step.command
-                && !names.contains(host)
+                && !known.lab_hosts.contains(host)
             {
                 let at = match &item.value {
                     LineOr::Map(s) => s.run.referenced,
@@ -377,12 +415,29 @@ impl Parser<'_> {
                 };
                 return Err(self.error(
                     &at,
-                    format!("{host:?} is not a host of this scenario: expected one of {names:?}"),
+                    format!(
+                        "{host:?} is not a host of this scenario: expected one of {:?}",
+                        known.lab_hosts
+                    ),
                 ));
             }
-            // A run expected to fail may still leave its container (created), as Docker does.
-            if let Command::Run { spec, .. } = &step.command {
-                containers.insert(spec.name.clone());
+            match &step.command {
+                // A run expected to fail may still leave its container (created), as Docker does.
+                Command::Run { spec, .. } => {
+                    known
+                        .containers
+                        .entry(spec.name.clone())
+                        .or_default()
+                        .insert(step.host.clone());
+                }
+                Command::NetworkCreate(spec) => {
+                    known
+                        .networks
+                        .entry(step.host.clone())
+                        .or_default()
+                        .insert(spec.name.clone());
+                }
+                _ => {}
             }
             steps.push(step);
         }
@@ -395,7 +450,6 @@ impl Parser<'_> {
                 self.path,
             ));
         }
-        let known = |name: &str| containers.contains(name) || names.contains(name);
 
         let mut expectations = Vec::new();
         for item in &file.expect {
@@ -410,14 +464,9 @@ impl Parser<'_> {
             let words = self.words(&line, &at)?;
             let expectation = expect::parse(&words)
                 .map_err(|e| self.word_error(&at, &words, e.word, e.message))?;
-            if let Some(subject) = subject(&expectation)
-                && !known(subject)
-            {
-                let message = format!(
-                    "{subject:?} is neither a container this scenario runs nor one of its hosts"
-                );
-                return Err(self.word_error(&at, &words, 0, message));
-            }
+            known
+                .check(&expectation)
+                .map_err(|(word, message)| self.word_error(&at, &words, word, message))?;
             expectations.push(Expect {
                 line,
                 expectation,
@@ -428,7 +477,7 @@ impl Parser<'_> {
 
         let mut captures = Vec::new();
         for capture in &file.capture {
-            captures.push(self.capture(&capture.value, &capture.referenced, &hosts, &known)?);
+            captures.push(self.capture(&capture.value, &capture.referenced, &known)?);
         }
         Ok(Scenario {
             path: self.path.to_string(),
@@ -492,8 +541,7 @@ impl Parser<'_> {
         &self,
         file: &CaptureFile,
         at: &Location,
-        hosts: &[String],
-        known: &dyn Fn(&str) -> bool,
+        known: &Known,
     ) -> Result<Capture, LocatedError> {
         let on = &file.on;
         let expected = || {
@@ -506,24 +554,27 @@ impl Parser<'_> {
             .value
             .split_once('/')
             .ok_or_else(|| self.error(&on.referenced, expected()))?;
-        let point =
-            match iface.strip_prefix("network:") {
-                Some(network) if hosts.iter().any(|h| h == owner) => CapturePoint::Network {
+        let point = match iface.strip_prefix("network:") {
+            Some(network) => {
+                known
+                    .network(Some(owner), network)
+                    .map_err(|m| self.error(&on.referenced, m))?;
+                CapturePoint::Network {
                     host: owner.into(),
                     network: network.into(),
-                },
-                Some(_) => return Err(self.error(
-                    &on.referenced,
-                    format!(
-                        "{owner:?} is not a docker host of this scenario: expected one of {hosts:?}"
-                    ),
-                )),
-                None if known(owner) && !iface.is_empty() => CapturePoint::Interface {
+                }
+            }
+            None if iface.is_empty() => return Err(self.error(&on.referenced, expected())),
+            None => {
+                known
+                    .subject(owner)
+                    .map_err(|m| self.error(&on.referenced, format!("{}: {m}", on.value)))?;
+                CapturePoint::Interface {
                     owner: owner.into(),
                     iface: iface.into(),
-                },
-                None => return Err(self.error(&on.referenced, expected())),
-            };
+                }
+            }
+        };
         let filter = file
             .filter
             .as_ref()
@@ -546,27 +597,174 @@ impl Parser<'_> {
             let filter = Filter::parse(text).map_err(|m| self.error(&check.referenced, m))?;
             checks.push((quantifier, filter));
         }
+        if file.allow_empty && checks.iter().any(|(q, _)| *q != Quantifier::None) {
+            return Err(self.error(
+                at,
+                "`allow-empty` is only for captures whose checks are all `none:`".into(),
+            ));
+        }
         Ok(Capture {
             on: point,
             filter,
             checks,
+            allow_empty: file.allow_empty,
             at: self.at(at),
         })
     }
 }
 
-/// The container or host an expectation is about (where its probe runs, or whose facts it reads).
-fn subject(expectation: &Expectation) -> Option<&str> {
-    match expectation {
-        Expectation::Reach { from, .. }
-        | Expectation::Ping { from, .. }
-        | Expectation::Resolve { from, .. }
-        | Expectation::Http { from, .. } => Some(from),
-        Expectation::Container { container, .. }
-        | Expectation::File { container, .. }
-        | Expectation::Interfaces { container, .. }
-        | Expectation::Mtu { container, .. } => Some(container),
-        Expectation::Network { .. } => None,
+/// The networks every docker host has from the start.
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// What a scenario's hosts and steps make, as far as the file tells: the names expectations and
+/// captures may use.
+struct Known {
+    /// Docker hosts, in order (the first is the default for `network N`).
+    docker_hosts: Vec<String>,
+    /// Docker and external hosts.
+    lab_hosts: BTreeSet<String>,
+    /// Containers made by `docker run --name` steps, and the docker hosts they run on.
+    containers: BTreeMap<String, BTreeSet<String>>,
+    /// Networks per docker host: predefined, or made by `docker network create` steps.
+    networks: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Known {
+    /// The docker host of container `name`; an error when no step runs it or when steps run it
+    /// on several hosts (then nothing tells which one a check means).
+    fn container(&self, name: &str) -> Result<&str, String> {
+        match self
+            .containers
+            .get(name)
+            .map(|hosts| hosts.iter().collect::<Vec<_>>())
+        {
+            Some(hosts) if hosts.len() == 1 => Ok(hosts[0]),
+            Some(hosts) => Err(format!(
+                "{name:?} runs on {} docker hosts ({}): a check cannot tell which one it means",
+                hosts.len(),
+                hosts
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Err(format!(
+                "{name:?} is not a container this scenario runs (`docker run --name {name}`)"
+            )),
+        }
+    }
+
+    /// `name` is a container (on one host) or a lab host.
+    fn subject(&self, name: &str) -> Result<(), String> {
+        if self.lab_hosts.contains(name) {
+            return Ok(());
+        }
+        self.container(name).map(drop).map_err(|e| {
+            if self.containers.contains_key(name) {
+                e
+            } else {
+                format!("{name:?} is neither a container this scenario runs nor one of its hosts")
+            }
+        })
+    }
+
+    /// Network `name` exists on `host` (the first docker host when `None`).
+    fn network(&self, host: Option<&str>, name: &str) -> Result<(), String> {
+        let host = host.unwrap_or(&self.docker_hosts[0]);
+        let Some(networks) = self.networks.get(host) else {
+            return Err(format!(
+                "{host:?} is not a docker host of this scenario: expected one of {:?}",
+                self.docker_hosts
+            ));
+        };
+        if networks.contains(name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no network {name:?} on {host}: expected a predefined one (bridge, host, none) or one a `docker network create` step makes there"
+            ))
+        }
+    }
+
+    /// What an endpoint names: an address, a lab host, or a container (and the network picked
+    /// with `@NET`, on the container's host).
+    fn endpoint(&self, endpoint: &Endpoint) -> Result<(), String> {
+        if endpoint.ip().is_some() {
+            return Ok(());
+        }
+        if self.lab_hosts.contains(&endpoint.name) {
+            return match &endpoint.network {
+                Some(network) => Err(format!(
+                    "{}@{network}: `@NETWORK` picks a container's address; {} is a host",
+                    endpoint.name, endpoint.name
+                )),
+                None => Ok(()),
+            };
+        }
+        if !self.containers.contains_key(&endpoint.name) {
+            return Err(format!(
+                "{:?} is neither a container this scenario runs, one of its hosts, nor an IP address",
+                endpoint.name
+            ));
+        }
+        let host = self.container(&endpoint.name)?;
+        match &endpoint.network {
+            Some(network) => self.network(Some(host), network),
+            None => Ok(()),
+        }
+    }
+
+    /// A published port's container.
+    fn port(&self, port: &Port) -> Result<(), String> {
+        match port {
+            Port::Published { container, .. } => self.container(container).map(drop),
+            Port::Number(_) => Ok(()),
+        }
+    }
+
+    /// Checks the names an expectation uses; the error carries the index of the word at fault.
+    fn check(&self, expectation: &Expectation) -> Result<(), (usize, String)> {
+        let at = |word: usize| move |message: String| (word, message);
+        match expectation {
+            Expectation::Reach { from, to, port, .. }
+            | Expectation::Http { from, to, port, .. } => {
+                self.subject(from).map_err(at(0))?;
+                self.endpoint(to).map_err(at(2))?;
+                self.port(port).map_err(at(2))
+            }
+            Expectation::Ping { from, to, .. } => {
+                self.subject(from).map_err(at(0))?;
+                self.endpoint(to).map_err(at(2))
+            }
+            Expectation::Resolve { from, answers, .. } => {
+                self.subject(from).map_err(at(0))?;
+                for answer in answers.iter().flatten() {
+                    self.endpoint(answer).map_err(at(4))?;
+                }
+                Ok(())
+            }
+            Expectation::NoResolve { from, .. } => self.subject(from).map_err(at(0)),
+            Expectation::Network { network, host, .. } => {
+                if let Some(host) = host
+                    && !self.docker_hosts.contains(host)
+                {
+                    return Err((
+                        3,
+                        format!(
+                            "{host:?} is not a docker host of this scenario: expected one of {:?}",
+                            self.docker_hosts
+                        ),
+                    ));
+                }
+                self.network(host.as_deref(), network).map_err(at(1))
+            }
+            Expectation::Container { container, .. }
+            | Expectation::File { container, .. }
+            | Expectation::Interfaces { container, .. }
+            | Expectation::Mtu { container, .. } => {
+                self.container(container).map(drop).map_err(at(1))
+            }
+        }
     }
 }
 

@@ -3,13 +3,30 @@
 //! the same on every target.
 
 pub mod docker;
+pub mod reference;
 
 use std::future::Future;
+use std::net::IpAddr;
 
-use drydock_netsim::Netns;
+use drydock_netsim::{Lab, Netns};
 pub use drydock_runtime::api::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
 
+use crate::probe::UPSTREAM;
 use crate::version::Version;
+
+/// The nameservers of a docker host's `/etc/resolv.conf`, the same for every target: the lab's
+/// upstream DNS server on the host's loopback (NXDOMAIN for every name), then the host's own lab
+/// address, where nothing listens. A host with a local resolver looks like that; no query can
+/// leave the lab.
+pub fn lab_resolvers(lab: &Lab, host: &str) -> TargetResult<Vec<IpAddr>> {
+    let address = lab
+        .topology()
+        .host(host)
+        .and_then(|h| h.interfaces.first())
+        .map(|i| IpAddr::V4(i.address.ip()))
+        .ok_or_else(|| TargetError::new(format!("lab host {host} has no address on a segment")))?;
+    Ok(vec![UPSTREAM.ip(), address])
+}
 
 /// An engine's refusal, as the docker CLI would print it after "Error response from daemon: ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

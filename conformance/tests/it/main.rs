@@ -3,6 +3,7 @@
 mod docker;
 mod probe;
 mod run;
+mod scenario;
 
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
 pub(crate) fn privileged() -> bool {

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use drydock_conformance::probe::{
-    Http, ListenKind, Listener, Ping, Proto, Reach, RecordKind, Resolution, http_get, ping, reach,
-    resolve,
+    Http, ListenKind, Listener, Ping, Proto, Reach, RecordKind, Resolution, UPSTREAM, UpstreamDns,
+    http_get, ping, reach, resolve,
 };
 use drydock_netsim::netns::write_sysctl;
 use drydock_netsim::{Lab, Netns, Topology};
@@ -580,9 +580,64 @@ async fn resolve_reads_answers_and_response_codes() {
     // No server on that port: the ICMP port unreachable ends the wait at once.
     assert_eq!(
         resolve(lab.a(), at(lab.b4, 5353), "web", RecordKind::A, OK).await,
-        Resolution::Error("Connection refused".into())
+        Resolution::Refused
     );
     for task in server {
         task.abort();
     }
+}
+
+/// A DNS query for `name` over TCP to `server` from inside `netns`; the response code.
+async fn rcode_over_tcp(netns: &Netns, server: SocketAddr, name: &str) -> ResponseCode {
+    let stream = netns
+        .run(move || std::net::TcpStream::connect(server))
+        .unwrap()
+        .unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let stream = TcpStream::from_std(stream).unwrap();
+    let mut query = Message::query();
+    query.metadata.recursion_desired = true;
+    let mut qname = hickory_proto::rr::Name::from_ascii(name).unwrap();
+    qname.set_fqdn(true);
+    query.add_query(hickory_proto::op::Query::query(qname, RecordType::A));
+    let bytes = query.to_vec().unwrap();
+    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    stream.write_all(&framed).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer).await.unwrap();
+    let answer = Message::from_vec(&answer).unwrap();
+    assert_eq!(answer.metadata.id, query.metadata.id);
+    answer.metadata.response_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_upstream_answers_nxdomain_on_loopback_only() {
+    if !crate::privileged() {
+        return;
+    }
+    let lab = TwoHosts::build().await;
+    let upstream = UpstreamDns::start(lab.b()).unwrap();
+    let local = resolve(lab.b(), UPSTREAM, "example.invalid", RecordKind::A, OK).await;
+    assert_eq!(local, Resolution::NxDomain);
+    assert_eq!(
+        rcode_over_tcp(lab.b(), UPSTREAM, "web").await,
+        ResponseCode::NXDomain
+    );
+    // Loopback only: from the other host, nothing listens on b's address.
+    assert_eq!(
+        resolve(lab.a(), at(lab.b4, 53), "web", RecordKind::A, OK).await,
+        Resolution::Refused
+    );
+    // One server per namespace: the port is taken.
+    assert!(UpstreamDns::start(lab.b()).is_err());
+    upstream.close().await;
+    assert_eq!(
+        resolve(lab.b(), UPSTREAM, "web", RecordKind::A, OK).await,
+        Resolution::Refused
+    );
 }

@@ -19,8 +19,11 @@ fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
 #[case("db cannot-reach web@net2:53/udp refused", Expectation::Reach { from: "db".into(), to: endpoint("web", Some("net2")), port: Port::Number(53), proto: Proto::Udp, fails: Some(Some(Failure::Refused)) })]
 #[case("h1 cannot-reach [fd00::2]:80", Expectation::Reach { from: "h1".into(), to: endpoint("fd00::2", None), port: Port::Number(80), proto: Proto::Tcp, fails: Some(None) })]
 #[case("a pings b", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true })]
-#[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]), succeeds: true })]
-#[case("a does-not-resolve web", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: None, succeeds: false })]
+#[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]) })]
+#[case("a does-not-resolve web", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::NoAddress })]
+#[case("a does-not-resolve web nxdomain", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::NxDomain })]
+#[case("a does-not-resolve web timeout", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::Timeout })]
+#[case("a does-not-resolve web refused", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::Refused })]
 #[case("ext gets http://h1:8080/x 404", Expectation::Http { from: "ext".into(), to: endpoint("h1", None), port: Port::Number(8080), path: "/x".into(), status: 404 })]
 #[case("network my-net subnet is 172.18.0.0/16", Expectation::Network { network: "my-net".into(), host: None, path: "IPAM.Config.0.Subnet".into(), value: Value::Equals("172.18.0.0/16".into()) })]
 #[case("network n on h2 has Options.x = y", Expectation::Network { network: "n".into(), host: Some("h2".into()), path: "Options.x".into(), value: Value::Equals("y".into()) })]
@@ -51,8 +54,30 @@ fn lines_parse(#[case] line: &str, #[case] expected: Expectation) {
 #[case("container c mtu of eth0 is big", 6, "expected an MTU number")]
 #[case("container c has X ~ (", 5, "not a regular expression")]
 #[case("a reaches h1:->80", 2, "expected TARGET:PORT")]
+#[case(
+    "a does-not-resolve web servfail",
+    3,
+    "expected nxdomain, timeout, refused or nothing"
+)]
+#[case(
+    "a does-not-resolve web nxdomain now",
+    4,
+    "unexpected \"now\" at the end"
+)]
 fn bad_lines_point_at_their_word(#[case] line: &str, #[case] word: usize, #[case] message: &str) {
     let error = parse_line(line).unwrap_err();
     assert!(error.message.contains(message), "{error:?}");
     assert_eq!(error.word, word, "{error:?}");
+}
+
+#[test]
+fn regexes_match_whole_values() {
+    let www = whole_match("www").unwrap();
+    assert!(www.is_match("www"));
+    assert!(!www.is_match("www2"));
+    assert!(!www.is_match(r#"["www","frontend"]"#));
+    let either = whole_match("a|b").unwrap();
+    assert!(either.is_match("b"));
+    assert!(!either.is_match("ab"));
+    assert!(whole_match("(").is_err());
 }

@@ -17,14 +17,27 @@
 //! - an empty tmpfs on `/etc/docker`, so that the machine's Docker configuration cannot change
 //!   the daemon and the daemon's `key.json` does not land on the machine. (Where either folder
 //!   is missing, it is created empty: the only trace a run leaves on the machine's disk.)
+//! - a `/etc/resolv.conf` of the lab's (bind-mounted over the machine's), the way a host with
+//!   a local resolver has one: `nameserver 127.0.0.1`, the lab's upstream DNS server in the
+//!   host's namespace (see `probe::UpstreamDns`), then the host's own lab address, where nothing
+//!   listens. Docker 20.10 forwards the embedded DNS's unknown names to a loopback server of
+//!   the host's resolv.conf from the host's namespace (`--dns 127.0.0.1` would mean the
+//!   container's own loopback instead), so they get the upstream's NXDOMAIN; containers on the
+//!   default bridge get the file without its loopback line (nothing listens there: refused).
+//!   No query can leave the lab, and the machine's own resolver settings never reach a
+//!   container.
 //!
 //! Containers' cgroups are made under `/drydock/RUN/HOST` (`--cgroup-parent`) and removed at
 //! teardown (or by `gc_leftovers` after a crash): the kernel keeps empty cgroups of dead
-//! processes.
+//! processes. The shared `/drydock` parent stays: runs in parallel make their cgroups under it
+//! at any moment, so only `gc_leftovers` removes it, when no run is left.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -123,9 +136,12 @@ impl Process {
 impl Daemon {
     /// Starts dockerd on `host` with its files under `dir` (created here); returns once the
     /// unshare process runs. [`Daemon::wait_ready`] then waits for the API.
+    ///
+    /// `resolvers` are the nameservers of the daemon's resolv.conf ([`super::super::lab_resolvers`]).
     pub(super) async fn spawn(
         host: &str,
         netns: &Netns,
+        resolvers: &[IpAddr],
         dir: PathBuf,
         cgroup: String,
     ) -> Result<Self, String> {
@@ -134,6 +150,9 @@ impl Daemon {
         // An empty configuration: the machine's /etc/docker/daemon.json must not change
         // Docker's defaults, which are the spec.
         std::fs::write(dir.join("daemon.json"), "{}\n").map_err(|e| context("daemon.json", e))?;
+        let resolv_conf = dir.join("resolv.conf");
+        std::fs::write(&resolv_conf, resolv_conf_text(resolvers))
+            .map_err(|e| context("resolv.conf", e))?;
         let log = File::create(dir.join("dockerd.log")).map_err(|e| context("dockerd.log", e))?;
         let log2 = log.try_clone().map_err(|e| context("dockerd.log", e))?;
         let socket = dir.join("docker.sock");
@@ -151,11 +170,12 @@ impl Daemon {
             .arg(format!("unix://{}", socket.display()))
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
-            // Nothing listens on 127.0.0.1:53 in a lab host: the embedded DNS can never
-            // forward a query off the machine.
-            .args(["--dns", "127.0.0.1", "--log-level", "warn"])
+            .args(["--log-level", "warn"])
             .arg("--cgroup-parent")
             .arg(format!("/{cgroup}"))
+            // A group of its own: a terminal's Ctrl-C goes to drydock, which tears the daemon
+            // down, and not straight to dockerd.
+            .process_group(0)
             .env_clear()
             .env("PATH", search_path())
             .env("HOME", "/root")
@@ -168,7 +188,7 @@ impl Daemon {
         let exit_in_thread = Arc::clone(&exit);
         let supervisor = std::thread::Builder::new()
             .name(format!("dockerd-{host}"))
-            .spawn(move || supervise(command, started_tx, exit_in_thread))
+            .spawn(move || supervise(command, &resolv_conf, started_tx, exit_in_thread))
             .map_err(|e| context("supervisor thread", e))?;
         let unshare = match started_rx.await {
             Ok(Ok(process)) => process,
@@ -349,11 +369,12 @@ impl Daemon {
 /// to this thread), reports it, waits for it and records how it ended.
 fn supervise(
     mut command: Command,
+    resolv_conf: &Path,
     started: tokio::sync::oneshot::Sender<io::Result<Process>>,
     exit: Arc<Mutex<Option<String>>>,
 ) {
     let spawned = (|| -> io::Result<(Child, Process)> {
-        let isolation = Isolation::prepare()?;
+        let isolation = Isolation::prepare(resolv_conf)?;
         isolation.install(&mut command);
         let mut child = command.spawn()?;
         drop(isolation);
@@ -394,10 +415,24 @@ struct Isolation {
     parent_mnt_ns: u64,
     /// Our pid: the child's parent.
     parent: libc::pid_t,
+    /// The daemon's resolv.conf, and the file it is mounted over (`/etc/resolv.conf`, its
+    /// symbolic links resolved).
+    resolv_conf: (CString, CString),
 }
 
 impl Isolation {
-    fn prepare() -> io::Result<Self> {
+    fn prepare(resolv_conf: &Path) -> io::Result<Self> {
+        let c_path = |path: &Path| {
+            CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| io::Error::other(format!("{}: a NUL in the path", path.display())))
+        };
+        let machine = std::fs::canonicalize("/etc/resolv.conf").map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("/etc/resolv.conf (the daemon's is mounted over it): {e}"),
+            )
+        })?;
+        let resolv_conf = (c_path(resolv_conf)?, c_path(&machine)?);
         let parent_mnt_ns = std::fs::metadata("/proc/self/ns/mnt")?.ino();
         let cgroups = if cgroup_mounts().is_empty() {
             None
@@ -413,6 +448,7 @@ impl Isolation {
             cgroups,
             parent_mnt_ns,
             parent: std::process::id() as libc::pid_t,
+            resolv_conf,
         })
     }
 
@@ -420,18 +456,28 @@ impl Isolation {
     fn install(&self, command: &mut Command) {
         let tree = self.cgroups.as_ref().map_or(-1, |fd| fd.as_raw_fd());
         let (parent_mnt_ns, parent) = (self.parent_mnt_ns, self.parent);
-        // SAFETY: `isolate` only makes system calls with values captured by copy and static
-        // strings; it allocates nothing, as is required between fork and exec.
+        // Cloned here, in the parent: the child only reads them.
+        let (source, target) = self.resolv_conf.clone();
+        // SAFETY: `isolate` only makes system calls with values captured by copy, strings
+        // made before the fork and static strings; it allocates nothing, as is required
+        // between fork and exec.
         unsafe {
-            command.pre_exec(move || isolate(tree, parent_mnt_ns, parent));
+            command.pre_exec(move || isolate(tree, parent_mnt_ns, parent, (&source, &target)));
         }
     }
 }
 
-/// The child's side of [`Isolation`]. Async-signal-safe: system calls only.
-fn isolate(tree: RawFd, parent_mnt_ns: u64, parent: libc::pid_t) -> io::Result<()> {
+/// The child's side of [`Isolation`]. Async-signal-safe: system calls only. `resolv_conf` is
+/// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over).
+fn isolate(
+    tree: RawFd,
+    parent_mnt_ns: u64,
+    parent: libc::pid_t,
+    resolv_conf: (&CString, &CString),
+) -> io::Result<()> {
     let fail = || Err(io::Error::last_os_error());
-    // SAFETY: plain system calls with static NUL-terminated strings and a local stat buffer.
+    // SAFETY: plain system calls with NUL-terminated strings made before the fork or static,
+    // and a local stat buffer.
     unsafe {
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -491,8 +537,28 @@ fn isolate(tree: RawFd, parent_mnt_ns: u64, parent: libc::pid_t) -> io::Result<(
                 return fail();
             }
         }
+        if libc::mount(
+            resolv_conf.0.as_ptr(),
+            resolv_conf.1.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail();
+        }
     }
     Ok(())
+}
+
+/// The daemon's `/etc/resolv.conf`, listing `resolvers`.
+fn resolv_conf_text(resolvers: &[IpAddr]) -> String {
+    let mut text =
+        String::from("# drydock lab host (see drydock_conformance::target::lab_resolvers)\n");
+    for resolver in resolvers {
+        text.push_str(&format!("nameserver {resolver}\n"));
+    }
+    text
 }
 
 /// A detached, recursive clone of the mount tree at `path`.
@@ -586,7 +652,8 @@ pub(super) fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Removes the cgroup `relative` (and everything below it) from every cgroup hierarchy.
+/// Removes the cgroup `relative` (and everything below it) from every cgroup hierarchy; never
+/// its parents: another run's runc may be making its own cgroups under them at this moment.
 pub(super) fn remove_cgroups(relative: &str) -> Result<(), String> {
     let mut problems = Vec::new();
     for mount in cgroup_mounts() {
@@ -595,16 +662,6 @@ pub(super) fn remove_cgroups(relative: &str) -> Result<(), String> {
             && let Err(e) = remove_cgroup(&path)
         {
             problems.push(format!("removing cgroup {}: {e}", path.display()));
-        }
-        // Parents such as `drydock/` go too once empty; another run using them keeps them.
-        for parent in Path::new(relative)
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            if std::fs::remove_dir(mount.join(parent)).is_err() {
-                break;
-            }
         }
     }
     if problems.is_empty() {

@@ -6,7 +6,7 @@
 //! SIGKILL, kills dockerd, containerd, the shims and every container, and leaves no mount.
 //! Each daemon gets the machine's static busybox as its only image (`image.rs`) and is driven
 //! over its API socket, pinned to API 1.41 (`api.rs`), with the request bodies the docker CLI
-//! would send (`request.rs`, `ports.rs`), including the CLI's own client-side checks.
+//! would send (`drydock_runtime::api::request`), including the CLI's own client-side checks.
 //!
 //! A run's files live in `/tmp/drydock-docker-RUN/` (short: unix socket paths are limited to
 //! 108 bytes, and containerd puts its sockets under the exec root): `owner.pid`, and one
@@ -19,6 +19,7 @@ mod image;
 
 use std::collections::BTreeSet;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ pub struct DockerTarget {
     run_dir: PathBuf,
     daemons: Vec<Daemon>,
     server_version: String,
+    version: Version,
     torn_down: bool,
 }
 
@@ -91,11 +93,12 @@ impl DockerTarget {
             ));
         }
         let run_dir = Path::new(RUN_ROOT).join(format!("{RUN_DIR_PREFIX}{run_id}"));
-        let mut hosts: Vec<(&str, Netns)> = Vec::new();
+        let mut hosts: Vec<(&str, Netns, Vec<IpAddr>)> = Vec::new();
         for host in docker_hosts {
             let netns = lab.host(host).ok_or_else(|| {
                 TargetError::new(format!("no host {host:?} in lab {}", lab.name()))
             })?;
+            let resolvers = super::lab_resolvers(lab, host)?;
             // The name becomes a directory name.
             if matches!(host.as_str(), "." | "..")
                 || !host
@@ -106,7 +109,7 @@ impl DockerTarget {
                     "docker host {host:?}: expected a name made of A-Za-z0-9_.-"
                 )));
             }
-            if hosts.iter().any(|(h, _)| h == host) {
+            if hosts.iter().any(|(h, _, _)| h == host) {
                 return Err(TargetError::new(format!(
                     "docker host {host} is listed twice"
                 )));
@@ -118,7 +121,7 @@ impl DockerTarget {
                     socket.display()
                 )));
             }
-            hosts.push((host, netns.clone()));
+            hosts.push((host, netns.clone(), resolvers));
         }
         daemon::check_prerequisites().map_err(TargetError::new)?;
         let rootfs = image::rootfs()?;
@@ -137,14 +140,15 @@ impl DockerTarget {
             run_dir,
             daemons: Vec::new(),
             server_version: String::new(),
+            version: Version(0, 0, 0),
             torn_down: false,
         };
         std::fs::write(target.run_dir.join("owner.pid"), owner_record()).map_err(|e| {
             TargetError::new(format!("{}/owner.pid: {e}", target.run_dir.display()))
         })?;
-        for (host, netns) in &hosts {
+        for (host, netns, resolvers) in &hosts {
             let cgroup = format!("drydock/{run_id}/{host}");
-            let daemon = Daemon::spawn(host, netns, target.run_dir.join(host), cgroup)
+            let daemon = Daemon::spawn(host, netns, resolvers, target.run_dir.join(host), cgroup)
                 .await
                 .map_err(TargetError::new)?;
             target.daemons.push(daemon);
@@ -162,11 +166,15 @@ impl DockerTarget {
             .api
             .call_json("GET", "/version", None)
             .await?;
-        target.server_version = version
-            .get("Version")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string();
+        let text = version.get("Version").and_then(Value::as_str);
+        target.version = text.and_then(Version::parse).ok_or_else(|| {
+            TargetError::new(format!(
+                "GET /version answered no release number drydock can read (Version: {}): \
+                 version-tagged scenarios could not be selected",
+                text.map_or("missing".into(), |v| format!("{v:?}"))
+            ))
+        })?;
+        target.server_version = text.unwrap_or_default().to_string();
         tracing::debug!(
             "docker target {run_id}: {} daemons of Docker {} ready",
             target.daemons.len(),
@@ -262,7 +270,7 @@ impl Target for DockerTarget {
     }
 
     fn version(&self) -> Version {
-        Version::parse(&self.server_version).unwrap_or(Version(0, 0, 0))
+        self.version
     }
 
     async fn create_network(&self, host: &str, spec: &NetworkSpec) -> TargetResult<()> {
@@ -489,8 +497,9 @@ fn owner_alive(run_dir: &Path) -> bool {
 /// Removes what dead runs left behind: the directories `/tmp/drydock-docker-RUN` whose owner
 /// process is gone, the cgroups `drydock/RUN` of every hierarchy (theirs, and any whose run
 /// directory no longer exists), and any process still running from such a directory (normally
-/// none: the daemons die with their owner). Returns what it removed: directories, and
-/// `cgroup drydock/RUN` for cgroups without a directory.
+/// none: the daemons die with their owner); then the shared `drydock` cgroup parent, if empty
+/// and no run is left at all. Live runs (of this process or others) are not touched. Returns
+/// what it removed: directories, and `cgroup drydock/RUN` for cgroups without a directory.
 pub fn gc_leftovers() -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(RUN_ROOT)? {
@@ -530,7 +539,32 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
         daemon::remove_cgroups(&relative).map_err(io::Error::other)?;
         removed.push(format!("cgroup {relative}"));
     }
+    // The shared parent, once no run (live or dead) has a directory: a run makes its
+    // directory before any cgroup, and teardown never removes the parent.
+    if !any_run_dir()? {
+        for mount in daemon::cgroup_mounts() {
+            let parent = mount.join("drydock");
+            // Only when empty: rmdir fails on a cgroup with children.
+            if parent.is_dir() && std::fs::remove_dir(&parent).is_ok() {
+                tracing::debug!("gc: removed {}", parent.display());
+            }
+        }
+    }
     Ok(removed)
+}
+
+/// True when some run (live or not) has its directory in `/tmp`.
+fn any_run_dir() -> io::Result<bool> {
+    for entry in std::fs::read_dir(RUN_ROOT)? {
+        if entry?
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RUN_DIR_PREFIX)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// SIGKILLs every process whose command line names a path under `dir`.
