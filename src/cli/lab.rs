@@ -185,11 +185,16 @@ fn hold(
     let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel();
     let lab = std::sync::Arc::new(lab);
     let served = std::sync::Arc::clone(&lab);
+    // Engines answer `drydock -H LAB/HOST ...`; their tasks run on this runtime, driven below.
+    let engines = std::sync::Arc::new(super::engines::Engines::new(std::sync::Arc::clone(&lab))?);
+    let state = engines.state_dir().to_path_buf();
+    let handle = runtime.handle().clone();
     std::thread::spawn(move || {
         let on_down = move || {
             let _ = down_tx.send(());
         };
-        if let Err(e) = registration.serve(&served, &on_down) {
+        let on_call = |host: &str, args: &[String]| handle.block_on(engines.call(host, args));
+        if let Err(e) = registration.serve(&served, &on_down, &on_call) {
             tracing::error!("registry socket: {e}");
         }
     });
@@ -205,7 +210,9 @@ fn hold(
         }
         anyhow::Ok(())
     })?;
-    // Exiting closes every namespace descriptor: the kernel removes the lab.
+    // The registry thread never returns the engines: their files go here. Exiting closes every
+    // namespace descriptor: the kernel removes the lab.
+    let _ = std::fs::remove_dir_all(&state);
     eprintln!("lab {} is down", lab.name());
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,11 @@
 //! the kernel allows that only while the process has one thread, so it happens here, before any
 //! runtime starts.
 
+mod bench;
 mod conform;
+mod docker;
 mod doctor;
+mod engines;
 mod lab;
 mod table;
 
@@ -21,6 +24,9 @@ struct Cli {
     /// More logs (-v: info, -vv: debug); DRYDOCK_LOG=filter overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The lab host whose reference engine docker-shaped commands go to (`LAB/HOST`).
+    #[arg(short = 'H', long = "host", value_name = "LAB/HOST")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +38,9 @@ enum Command {
     Lab(lab::LabCommand),
     /// Run conformance scenarios against an engine, and report.
     Conform(conform::ConformArgs),
+    /// Benchmarks: `bench attach` times per-container attach beside Docker and netavark.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// What this kernel supports, and what drydock uses where it does not.
     Doctor {
         /// Print JSON instead of a table.
@@ -40,13 +49,18 @@ enum Command {
     },
     /// Remove persistent labs and anything a crashed run left behind.
     Gc,
+    /// Docker-shaped commands for a lab host's engine, with -H LAB/HOST: `network
+    /// create|ls|inspect|rm|connect|disconnect`, `run -d`, `rm`, `stop`, `start`, `inspect`,
+    /// `exec NAME -- CMD`.
+    #[command(external_subcommand)]
+    Docker(Vec<String>),
 }
 
 /// Parses the command line, runs the command, and turns errors into a message and exit code 1.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match run(cli.command) {
+    match run(cli.command, cli.host.as_deref()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("drydock: error: {error:#}");
@@ -55,10 +69,12 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+fn run(command: Command, host: Option<&str>) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Docker(args) => docker::run(host, &args),
         Command::Lab(command) => lab::run(command),
         Command::Conform(args) => conform::run(args),
+        Command::Bench(command) => bench::run(command),
         Command::Doctor { json } => {
             enter_rootless_if_needed()?;
             doctor::run(json)
@@ -68,6 +84,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             match drydock_conformance::target::docker::gc_leftovers() {
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(format!("docker target leftovers: {e}")),
+            }
+            match engines::gc_state() {
+                Ok(removed) => report.removed.extend(removed),
+                Err(e) => report.errors.push(format!("engine state directories: {e}")),
             }
             if report.removed.is_empty() && report.errors.is_empty() {
                 println!("nothing to remove");

@@ -1,6 +1,14 @@
 //! `drydock conform` against Docker Engine, as a user runs it.
 
-use crate::{drydock, ip, privileged};
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::{drydock, ip, machine_lock, namespace_holders, privileged};
 
 fn fixture(name: &str) -> String {
     format!(
@@ -99,4 +107,103 @@ fn a_malformed_scenario_is_located_before_anything_runs() {
         file.display()
     );
     assert!(stderr.contains(&located), "{stderr}");
+}
+
+/// Network namespaces `pid` holds open as file descriptors (like `net:[4026532]`).
+fn namespaces_held_by(pid: u32) -> BTreeSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with("net:["))
+        .collect()
+}
+
+/// What a run could leave on the machine: its namespaces and links, named namespaces,
+/// drydock's folders in /tmp, and the machine's own nftables tables.
+fn machine_state() -> (String, String, BTreeSet<String>, String) {
+    let tmp = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("drydock-"))
+        .collect();
+    let nft = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft runs");
+    (
+        ip(&["netns", "list"]),
+        ip(&["-br", "link"]),
+        tmp,
+        String::from_utf8(nft.stdout).unwrap(),
+    )
+}
+
+/// Starts the reference suite, sends `signal` once it holds a lab mid-scenario, and asserts
+/// that nothing of the run is left. Returns how the run ended.
+fn interrupt_reference_run(signal: Signal) -> ExitStatus {
+    let _machine = machine_lock();
+    let before = machine_state();
+    let scenarios = format!("{}/scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut child = drydock(false)
+        .args([
+            "conform",
+            "--target",
+            "reference",
+            "--jobs",
+            "2",
+            &scenarios,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut held = BTreeSet::new();
+    while held.len() < 2 {
+        assert!(Instant::now() < deadline, "the run never built a lab");
+        std::thread::sleep(Duration::from_millis(20));
+        held.extend(namespaces_held_by(child.id()));
+    }
+    // Well into a scenario: containers made, resolvers and probes running.
+    std::thread::sleep(Duration::from_millis(700));
+    held.extend(namespaces_held_by(child.id()));
+
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+
+    for namespace in &held {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !namespace_holders(namespace).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            namespace_holders(namespace),
+            Vec::<String>::new(),
+            "nothing keeps {namespace} of the {signal} run alive"
+        );
+    }
+    assert_eq!(machine_state(), before);
+    status
+}
+
+#[test]
+fn sigkill_mid_scenario_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let status = interrupt_reference_run(Signal::SIGKILL);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+}
+
+#[test]
+fn ctrl_c_mid_scenario_cancels_and_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let status = interrupt_reference_run(Signal::SIGINT);
+    assert_eq!(status.code(), Some(130), "{status}");
 }

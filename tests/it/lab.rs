@@ -3,7 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use crate::{HeldLab, drydock, drydock_ok, example, ip, machine_lock, privileged};
+use crate::{
+    HeldLab, drydock, drydock_ok, example, ip, machine_lock, namespace_holders, privileged,
+};
 
 /// Starts `lab capture` and returns once it is capturing.
 fn start_capture(
@@ -188,25 +190,6 @@ fn sigkill_of_the_holder_leaves_nothing() {
     );
     let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
     assert!(!listed.contains("cli-sigkill"), "{listed}");
-}
-
-/// Every `/proc/PID/ns/net` and `/proc/PID/fd/N` that refers to `namespace` (like `net:[4026532]`).
-fn namespace_holders(namespace: &str) -> Vec<String> {
-    let mut holders = Vec::new();
-    for process in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = process.path();
-        let fds = std::fs::read_dir(path.join("fd"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|fd| fd.path());
-        for link in fds.chain([path.join("ns/net")]) {
-            if std::fs::read_link(&link).is_ok_and(|target| target.to_string_lossy() == namespace) {
-                holders.push(link.display().to_string());
-            }
-        }
-    }
-    holders
 }
 
 #[test]

@@ -113,3 +113,22 @@ fn ip(args: &[&str]) -> String {
     let output = Command::new("ip").args(args).output().expect("ip runs");
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// Every `/proc/PID/ns/net` and `/proc/PID/fd/N` that refers to `namespace` (like `net:[4026532]`).
+pub(crate) fn namespace_holders(namespace: &str) -> Vec<String> {
+    let mut holders = Vec::new();
+    for process in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = process.path();
+        let fds = std::fs::read_dir(path.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|fd| fd.path());
+        for link in fds.chain([path.join("ns/net")]) {
+            if std::fs::read_link(&link).is_ok_and(|target| target.to_string_lossy() == namespace) {
+                holders.push(link.display().to_string());
+            }
+        }
+    }
+    holders
+}

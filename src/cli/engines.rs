@@ -1,0 +1,283 @@
+//! The reference engines of a held lab, living in the process that holds it, answering
+//! docker-shaped commands sent with `drydock -H LAB/HOST ...`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use drydock_conformance::probe::Listener;
+use drydock_conformance::scenario::Command;
+use drydock_conformance::scenario::command;
+use drydock_conformance::scenario::words::Word;
+use drydock_conformance::target::lab_resolvers;
+use drydock_netsim::Lab;
+use drydock_netsim::registry::Answer;
+use drydock_runtime::api::body::{ContainerCreate, NetworkConnect, NetworkCreate};
+use drydock_runtime::api::request;
+use drydock_runtime::engine::{Engine, Options};
+use tokio::sync::Mutex;
+
+use super::table;
+
+/// Engines' state directories are `/tmp/drydock-engines-PID-XXXX`, PID the holding process.
+const STATE_PREFIX: &str = "drydock-engines-";
+
+/// Removes the state directories of lab processes that are gone (killed before cleaning up).
+pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(std::env::temp_dir())? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some(pid) = name
+            .strip_prefix(STATE_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            std::fs::remove_dir_all(&path)?;
+            removed.push(path.display().to_string());
+        }
+    }
+    Ok(removed)
+}
+
+/// A host's engine and the listeners `run --listen` opened there, by container name.
+type HostEngine = (Engine, Vec<(String, Listener)>);
+
+/// One engine per lab host, started on first use, with the listeners `run --listen` opened.
+pub(crate) struct Engines {
+    lab: Arc<Lab>,
+    state: tempfile::TempDir,
+    engines: Mutex<BTreeMap<String, HostEngine>>,
+}
+
+impl Engines {
+    pub(crate) fn new(lab: Arc<Lab>) -> std::io::Result<Self> {
+        let prefix = format!("{STATE_PREFIX}{}-", std::process::id());
+        let state = tempfile::Builder::new().prefix(&prefix).tempdir()?;
+        Ok(Self {
+            lab,
+            state,
+            engines: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Where the engines write containers' files.
+    pub(crate) fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    /// Runs one command for `host`.
+    pub(crate) async fn call(&self, host: &str, args: &[String]) -> Answer {
+        match self.run(host, args).await {
+            Ok(answer) => answer,
+            Err(message) => Answer {
+                text: Err(message),
+                netns: None,
+            },
+        }
+    }
+
+    async fn run(&self, host: &str, args: &[String]) -> Result<Answer, String> {
+        let netns = self
+            .lab
+            .host(host)
+            .ok_or_else(|| self.lab.topology().unknown_host(host))?;
+        let mut engines = self.engines.lock().await;
+        if !engines.contains_key(host) {
+            let options = Options {
+                dns: Vec::new(),
+                host_resolvers: lab_resolvers(&self.lab, host).map_err(|e| e.to_string())?,
+                state_dir: Some(self.state.path().join(host)),
+            };
+            let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
+            engines.insert(host.to_string(), (engine, Vec::new()));
+        }
+        let (engine, listeners) = engines.get_mut(host).expect("just started");
+        let text = |t: String| {
+            Ok(Answer {
+                text: Ok(t),
+                netns: None,
+            })
+        };
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        match words.as_slice() {
+            ["network", "ls"] => text(network_ls(engine)),
+            ["network", "inspect", names @ ..] => {
+                let all: Result<Vec<_>, _> =
+                    names.iter().map(|n| engine.inspect_network(n)).collect();
+                text(pretty(all.map_err(|e| e.0)?))
+            }
+            ["inspect", names @ ..] => {
+                let all: Result<Vec<_>, _> =
+                    names.iter().map(|n| engine.inspect_container(n)).collect();
+                text(pretty(all.map_err(|e| e.0)?))
+            }
+            ["exec", name] => {
+                let netns = engine.container_netns(name).map_err(|e| e.0)?;
+                let files = serde_json::json!({
+                    "/etc/resolv.conf": resolv_path(engine, name)?,
+                    "/etc/hosts": hosts_path(engine, name)?,
+                });
+                Ok(Answer {
+                    text: Ok(files.to_string()),
+                    netns: Some(netns),
+                })
+            }
+            _ => {
+                let words: Vec<Word> = std::iter::once("docker")
+                    .chain(words.iter().copied())
+                    .map(|w| Word {
+                        text: w.to_string(),
+                        offset: 0,
+                    })
+                    .collect();
+                let command = command::parse(&words).map_err(|e| e.message)?;
+                text(docker(engine, listeners, command).await?)
+            }
+        }
+    }
+}
+
+fn pretty(values: Vec<serde_json::Value>) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&values).expect("JSON values serialize")
+    )
+}
+
+fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String> {
+    let json = engine.inspect_container(name).map_err(|e| e.0)?;
+    json[field]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| format!("{name} has no {field}"))
+}
+
+fn resolv_path(engine: &Engine, name: &str) -> Result<String, String> {
+    file_path(engine, name, "ResolvConfPath")
+}
+
+fn hosts_path(engine: &Engine, name: &str) -> Result<String, String> {
+    file_path(engine, name, "HostsPath")
+}
+
+/// `docker network ls`.
+fn network_ls(engine: &Engine) -> String {
+    let mut rows = vec![
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for name in engine.network_names() {
+        if let Ok(json) = engine.inspect_network(&name) {
+            let id = json["Id"].as_str().unwrap_or_default();
+            rows.push(vec![
+                id.get(..12).unwrap_or(id).to_string(),
+                name,
+                json["Driver"].as_str().unwrap_or_default().to_string(),
+                json["Scope"].as_str().unwrap_or_default().to_string(),
+            ]);
+        }
+    }
+    table::render(&rows)
+}
+
+/// The docker commands scenarios also use, with the output docker prints.
+async fn docker(
+    engine: &mut Engine,
+    listeners: &mut Vec<(String, Listener)>,
+    command: Command,
+) -> Result<String, String> {
+    let body = |v: Result<serde_json::Value, String>| v;
+    match command {
+        Command::NetworkCreate(spec) => {
+            let request: NetworkCreate =
+                serde_json::from_value(body(request::network_create(&spec, &BTreeMap::new()))?)
+                    .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{}\n",
+                engine.create_network(&request).await.map_err(|e| e.0)?
+            ))
+        }
+        Command::NetworkRm(names) => {
+            let mut out = String::new();
+            for name in names {
+                engine.remove_network(&name).await.map_err(|e| e.0)?;
+                out.push_str(&format!("{name}\n"));
+            }
+            Ok(out)
+        }
+        Command::NetworkConnect(spec) => {
+            let request: NetworkConnect = serde_json::from_value(body(request::connect(&spec))?)
+                .map_err(|e| e.to_string())?;
+            engine
+                .connect(&spec.network, &request)
+                .await
+                .map_err(|e| e.0)?;
+            Ok(String::new())
+        }
+        Command::NetworkDisconnect {
+            network,
+            container,
+            force,
+        } => {
+            engine
+                .disconnect(&network, &container, force)
+                .await
+                .map_err(|e| e.0)?;
+            Ok(String::new())
+        }
+        Command::Run { spec, listen } => {
+            let request: ContainerCreate =
+                serde_json::from_value(body(request::container_create(&spec, &BTreeMap::new()))?)
+                    .map_err(|e| e.to_string())?;
+            let id = engine
+                .create_container(&spec.name, &request)
+                .map_err(|e| e.0)?;
+            engine.start_container(&spec.name).await.map_err(|e| e.0)?;
+            let netns = engine.container_netns(&spec.name).map_err(|e| e.0)?;
+            for (kind, port) in listen {
+                let listener =
+                    Listener::open(&netns, kind, port, format!("drydock {} {port}", spec.name))
+                        .map_err(|e| e.to_string())?;
+                listeners.push((spec.name.clone(), listener));
+            }
+            Ok(format!("{id}\n"))
+        }
+        Command::Rm { containers, force } => {
+            let mut out = String::new();
+            for name in containers {
+                listeners.retain(|(owner, _)| *owner != name);
+                engine
+                    .remove_container(&name, force)
+                    .await
+                    .map_err(|e| e.0)?;
+                out.push_str(&format!("{name}\n"));
+            }
+            Ok(out)
+        }
+        Command::Stop(names) => {
+            for name in &names {
+                listeners.retain(|(owner, _)| owner != name);
+                engine.stop_container(name).await.map_err(|e| e.0)?;
+            }
+            Ok(names.join("\n") + "\n")
+        }
+        Command::Start(names) => {
+            for name in &names {
+                engine.start_container(name).await.map_err(|e| e.0)?;
+            }
+            Ok(names.join("\n") + "\n")
+        }
+        Command::Listen { .. } => Err(
+            "`drydock listen` is a scenario step; here use `run --listen` in a container".into(),
+        ),
+    }
+}
