@@ -35,39 +35,11 @@ fn exec(entry: &registry::Entry, host: &str, args: &[String]) -> anyhow::Result<
     };
     let (text, target) = entry.call(host, &["exec".to_string(), name.clone()])?;
     let target = target.context("the lab sent no namespace")?;
-    let files: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(&text).context("the lab's answer")?;
+    let files: super::workload::Files = serde_json::from_str(&text).context("the lab's answer")?;
     let mut child = target.netns.command(&command[0], target.userns.as_ref());
     child.args(&command[1..]);
-    // The container's own /etc/resolv.conf and /etc/hosts, bind-mounted over the machine's in
-    // the child's mount namespace (Netns::command gives it one of its own).
-    let mounts: Vec<(std::ffi::CString, std::ffi::CString)> = files
-        .iter()
-        .map(|(target, source)| {
-            Ok((
-                std::ffi::CString::new(source.as_str())?,
-                std::ffi::CString::new(target.as_str())?,
-            ))
-        })
-        .collect::<Result<_, std::ffi::NulError>>()?;
-    // SAFETY: only mount(2) with strings prepared before the fork.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut child, move || {
-            for (source, target) in &mounts {
-                if libc::mount(
-                    source.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    // The container's own /etc/resolv.conf and /etc/hosts, over the machine's.
+    super::workload::bind_files(&mut child, &files).map_err(anyhow::Error::msg)?;
     let status = child
         .status()
         .with_context(|| format!("cannot run {:?} in {name}", command[0]))?;

@@ -17,6 +17,7 @@ use drydock_runtime::engine::{Engine, Options};
 use tokio::sync::Mutex;
 
 use super::table;
+use super::workload::{Files, Workloads};
 
 /// Engines' state directories are `/tmp/drydock-engines-PID-XXXX`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
@@ -47,14 +48,11 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
     Ok(removed)
 }
 
-/// A host's engine and the listeners `run --listen` opened there, by container name.
-type HostEngine = (Engine, Vec<(String, Listener)>);
-
-/// One engine per lab host, started on first use, with the listeners `run --listen` opened.
+/// One engine per lab host, started on first use, with what runs in its containers.
 pub(crate) struct Engines {
     lab: Arc<Lab>,
     state: tempfile::TempDir,
-    engines: Mutex<BTreeMap<String, HostEngine>>,
+    engines: Mutex<BTreeMap<String, (Engine, Workloads)>>,
 }
 
 impl Engines {
@@ -97,9 +95,9 @@ impl Engines {
                 state_dir: Some(self.state.path().join(host)),
             };
             let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
-            engines.insert(host.to_string(), (engine, Vec::new()));
+            engines.insert(host.to_string(), (engine, Workloads::default()));
         }
-        let (engine, listeners) = engines.get_mut(host).expect("just started");
+        let (engine, workloads) = engines.get_mut(host).expect("just started");
         let text = |t: String| {
             Ok(Answer {
                 text: Ok(t),
@@ -121,12 +119,10 @@ impl Engines {
             }
             ["exec", name] => {
                 let netns = engine.container_netns(name).map_err(|e| e.0)?;
-                let files = serde_json::json!({
-                    "/etc/resolv.conf": resolv_path(engine, name)?,
-                    "/etc/hosts": hosts_path(engine, name)?,
-                });
+                let files = serde_json::to_string(&container_files(engine, name)?)
+                    .expect("paths serialize");
                 Ok(Answer {
-                    text: Ok(files.to_string()),
+                    text: Ok(files),
                     netns: Some(netns),
                 })
             }
@@ -139,7 +135,7 @@ impl Engines {
                     })
                     .collect();
                 let command = command::parse(&words).map_err(|e| e.message)?;
-                text(docker(engine, listeners, command).await?)
+                text(docker(engine, workloads, command).await?)
             }
         }
     }
@@ -160,12 +156,30 @@ fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String>
         .ok_or_else(|| format!("{name} has no {field}"))
 }
 
-fn resolv_path(engine: &Engine, name: &str) -> Result<String, String> {
-    file_path(engine, name, "ResolvConfPath")
+/// The files a process of container `name` sees as its `/etc/resolv.conf` and `/etc/hosts`.
+fn container_files(engine: &Engine, name: &str) -> Result<Files, String> {
+    Ok(Files::from([
+        (
+            "/etc/resolv.conf".to_string(),
+            file_path(engine, name, "ResolvConfPath")?,
+        ),
+        (
+            "/etc/hosts".to_string(),
+            file_path(engine, name, "HostsPath")?,
+        ),
+    ]))
 }
 
-fn hosts_path(engine: &Engine, name: &str) -> Result<String, String> {
-    file_path(engine, name, "HostsPath")
+/// Starts container `name` and what runs in it.
+async fn start(engine: &mut Engine, workloads: &mut Workloads, name: &str) -> Result<(), String> {
+    engine.start_container(name).await.map_err(|e| e.0)?;
+    let netns = engine.container_netns(name).map_err(|e| e.0)?;
+    let started = container_files(engine, name).and_then(|f| workloads.start(name, &netns, &f));
+    if let Err(message) = started {
+        let _ = engine.stop_container(name).await;
+        return Err(message);
+    }
+    Ok(())
 }
 
 /// `docker network ls`.
@@ -192,7 +206,7 @@ fn network_ls(engine: &Engine) -> String {
 /// The docker commands scenarios also use, with the output docker prints.
 async fn docker(
     engine: &mut Engine,
-    listeners: &mut Vec<(String, Listener)>,
+    workloads: &mut Workloads,
     command: Command,
 ) -> Result<String, String> {
     let body = |v: Result<serde_json::Value, String>| v;
@@ -241,38 +255,47 @@ async fn docker(
             let id = engine
                 .create_container(&spec.name, &request)
                 .map_err(|e| e.0)?;
-            engine.start_container(&spec.name).await.map_err(|e| e.0)?;
-            let netns = engine.container_netns(&spec.name).map_err(|e| e.0)?;
-            for (kind, port) in listen {
-                let listener =
-                    Listener::open(&netns, kind, port, format!("drydock {} {port}", spec.name))
-                        .map_err(|e| e.to_string())?;
-                listeners.push((spec.name.clone(), listener));
+            workloads.set_command(&spec.name, spec.command.clone());
+            let started = start(engine, workloads, &spec.name).await.and_then(|()| {
+                let netns = engine.container_netns(&spec.name).map_err(|e| e.0)?;
+                for (kind, port) in listen {
+                    let banner = format!("drydock {} {port}", spec.name);
+                    let listener =
+                        Listener::open(&netns, kind, port, banner).map_err(|e| e.to_string())?;
+                    workloads.listen(&spec.name, listener);
+                }
+                Ok(())
+            });
+            if let Err(message) = started {
+                // As with Docker, a container whose start failed stays, created and stopped.
+                workloads.stop(&spec.name);
+                let _ = engine.stop_container(&spec.name).await;
+                return Err(message);
             }
             Ok(format!("{id}\n"))
         }
         Command::Rm { containers, force } => {
             let mut out = String::new();
             for name in containers {
-                listeners.retain(|(owner, _)| *owner != name);
                 engine
                     .remove_container(&name, force)
                     .await
                     .map_err(|e| e.0)?;
+                workloads.remove(&name);
                 out.push_str(&format!("{name}\n"));
             }
             Ok(out)
         }
         Command::Stop(names) => {
             for name in &names {
-                listeners.retain(|(owner, _)| owner != name);
                 engine.stop_container(name).await.map_err(|e| e.0)?;
+                workloads.stop(name);
             }
             Ok(names.join("\n") + "\n")
         }
         Command::Start(names) => {
             for name in &names {
-                engine.start_container(name).await.map_err(|e| e.0)?;
+                start(engine, workloads, name).await?;
             }
             Ok(names.join("\n") + "\n")
         }

@@ -11,6 +11,7 @@ mod doctor;
 mod engines;
 mod lab;
 mod table;
+mod workload;
 
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 
 mod conform;
 mod doctor;
+mod engine;
 mod lab;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,203 @@
+//! What runs inside the containers of a held lab: the listeners `run --listen` opens and the
+//! container's own command (`run -d --name web busybox httpd -f -p 80`).
+//!
+//! The reference engine makes a container's namespace, not a process. A command given to `run`
+//! is run by the process holding the lab, as Docker would run it: in the container's network
+//! namespace, with its `/etc/resolv.conf` and `/etc/hosts`, as the init of a PID namespace of its
+//! own (`unshare --pid --fork --kill-child`), so that stopping the container, removing it, or
+//! the holder's death (even SIGKILL) ends it and everything it started.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use drydock_conformance::probe::Listener;
+use drydock_netsim::Netns;
+
+/// A container's `/etc/resolv.conf` and `/etc/hosts`: path in the container → file of the engine.
+pub(crate) type Files = BTreeMap<String, String>;
+
+/// Bind-mounts `files` (target → source) over the machine's in the child of `command`, which
+/// must get a mount namespace of its own ([`Netns::command`] gives it one).
+pub(crate) fn bind_files(command: &mut Command, files: &Files) -> Result<(), String> {
+    let mounts: Vec<(CString, CString)> = files
+        .iter()
+        .map(|(target, source)| {
+            Ok((
+                CString::new(source.as_str())?,
+                CString::new(target.as_str())?,
+            ))
+        })
+        .collect::<Result<_, std::ffi::NulError>>()
+        .map_err(|e| e.to_string())?;
+    // SAFETY: only mount(2) with strings prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            for (source, target) in &mounts {
+                if libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// `argv` ready to run from the machine's filesystem, which stands for every image: its program
+/// is looked up on PATH, else taken as an applet of busybox (the image scenarios use). Unknown
+/// programs fail `run` with runc's text, as Docker's would.
+fn program(argv: &[String]) -> Result<Vec<String>, String> {
+    let name = &argv[0];
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    if name.contains('/') {
+        return match std::path::Path::new(name).is_file() {
+            true => Ok(argv.to_vec()),
+            false => Err(format!(
+                "exec: \"{name}\": stat {name}: no such file or directory"
+            )),
+        };
+    }
+    if on_path(name) {
+        return Ok(argv.to_vec());
+    }
+    let applets = Command::new("busybox").arg("--list").output();
+    let applet = applets.is_ok_and(|out| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line == name)
+    });
+    match applet {
+        true => Ok([vec!["busybox".to_string()], argv.to_vec()].concat()),
+        false => Err(format!(
+            "exec: \"{name}\": executable file not found in $PATH"
+        )),
+    }
+}
+
+/// A container's command, running; killed with everything it started when dropped.
+struct Process {
+    pid: libc::pid_t,
+    waiter: Option<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `argv` in `netns` with `files`, from a thread of its own that waits for it: the
+    /// child's death signal (`PR_SET_PDEATHSIG`) follows the thread that spawned it, which
+    /// therefore lives as long as the child.
+    fn spawn(netns: &Netns, files: &Files, argv: &[String]) -> Result<Self, String> {
+        let mut command = netns.command("unshare", None);
+        command
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+            .args(program(argv)?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        bind_files(&mut command, files)?;
+        // SAFETY: prctl and getppid only.
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let (started, pid) = mpsc::channel();
+        let waiter = std::thread::spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = started.send(Ok(child.id() as libc::pid_t));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = started.send(Err(e));
+            }
+        });
+        match pid.recv() {
+            Ok(Ok(pid)) => Ok(Self {
+                pid,
+                waiter: Some(waiter),
+            }),
+            Ok(Err(e)) => Err(format!("cannot start {:?}: {e}", argv.join(" "))),
+            Err(_) => Err(format!("cannot start {:?}", argv.join(" "))),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SAFETY: the pid is our unreaped child until the waiter returns.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        if let Some(waiter) = self.waiter.take() {
+            let _ = waiter.join();
+        }
+    }
+}
+
+/// Everything running in one engine's containers, by container name.
+#[derive(Default)]
+pub(crate) struct Workloads {
+    listeners: Vec<(String, Listener)>,
+    commands: BTreeMap<String, Vec<String>>,
+    processes: BTreeMap<String, Process>,
+}
+
+impl Workloads {
+    /// Records `argv` as the command of container `name` (run again by every start).
+    pub(crate) fn set_command(&mut self, name: &str, argv: Vec<String>) {
+        if !argv.is_empty() {
+            self.commands.insert(name.to_string(), argv);
+        }
+    }
+
+    /// Starts the command of a container that was just started, if it has one.
+    pub(crate) fn start(&mut self, name: &str, netns: &Netns, files: &Files) -> Result<(), String> {
+        if let Some(argv) = self.commands.get(name) {
+            let process = Process::spawn(netns, files, argv)?;
+            self.processes.insert(name.to_string(), process);
+        }
+        Ok(())
+    }
+
+    /// Keeps a listener for as long as container `name` runs.
+    pub(crate) fn listen(&mut self, name: &str, listener: Listener) {
+        self.listeners.push((name.to_string(), listener));
+    }
+
+    /// Ends everything running in container `name`.
+    pub(crate) fn stop(&mut self, name: &str) {
+        self.listeners.retain(|(owner, _)| owner != name);
+        self.processes.remove(name);
+    }
+
+    /// Ends everything of container `name` and forgets its command.
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.stop(name);
+        self.commands.remove(name);
+    }
+}

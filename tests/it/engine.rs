@@ -1,0 +1,157 @@
+//! `drydock -H LAB/HOST ...`: the docker-shaped CLI against the reference engines of a held lab.
+
+use std::process::Output;
+
+use crate::{HeldLab, drydock, privileged};
+
+/// `drydock -H LAB/HOST ARGS...`.
+fn docker(target: &str, args: &[&str]) -> Output {
+    drydock(false)
+        .args(["-H", target])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `drydock -H LAB/HOST ARGS...`, asserts that it succeeds, and returns its stdout.
+fn docker_ok(target: &str, args: &[&str]) -> String {
+    let output = docker(target, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Lines of `ps -eo args` that mention `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|line| line.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
+    if !privileged() {
+        return;
+    }
+    let lab = HeldLab::up("two-hosts.yaml", "cli-engine", false);
+    let h1 = "cli-engine/h1";
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "hello from web\n").unwrap();
+    let root = site.path().to_str().unwrap();
+
+    let id = docker_ok(h1, &["network", "create", "app"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    docker_ok(
+        h1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "app",
+            "--network-alias",
+            "www",
+            "-p",
+            "8080:80",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            root,
+        ],
+    );
+    docker_ok(
+        h1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "client",
+            "--network",
+            "app",
+            "busybox",
+        ],
+    );
+
+    // Inside a container: Docker's resolv.conf, and the alias resolved by the embedded DNS.
+    let resolv = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    let page = docker_ok(h1, &["exec", "client", "--", "wget", "-qO-", "http://www/"]);
+    assert_eq!(page, "hello from web\n");
+    // From the other lab host, through the published port on h1's address.
+    let from_h2 = lab.lab(&[
+        "exec",
+        "cli-engine",
+        "h2",
+        "--",
+        "wget",
+        "-qO-",
+        "http://10.0.1.10:8080/",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&from_h2.stdout), "hello from web\n");
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&docker_ok(h1, &["network", "inspect", "app"])).unwrap();
+    let network = &inspect[0];
+    assert_eq!(network["Name"], "app");
+    assert_eq!(network["Driver"], "bridge");
+    assert_eq!(network["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
+    assert_eq!(network["Containers"].as_object().unwrap().len(), 2);
+
+    let in_use = docker(h1, &["network", "rm", "app"]);
+    assert!(!in_use.status.success());
+    let stderr = String::from_utf8_lossy(&in_use.stderr);
+    assert!(stderr.contains("has active endpoints"), "{stderr}");
+
+    assert_eq!(processes_with(root).len(), 2, "unshare and httpd run");
+    docker_ok(h1, &["rm", "-f", "web"]);
+    assert_eq!(processes_with(root), Vec::<String>::new());
+    let gone = docker(
+        h1,
+        &[
+            "exec",
+            "client",
+            "--",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            "http://www/",
+        ],
+    );
+    assert!(!gone.status.success(), "www no longer answers");
+}
+
+#[test]
+fn an_unknown_program_fails_run_and_leaves_the_container_created() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-bad", false);
+    let h1 = "cli-engine-bad/h1";
+    let output = docker(
+        h1,
+        &["run", "-d", "--name", "bad", "busybox", "no-such-program"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"),
+        "{stderr}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&docker_ok(h1, &["inspect", "bad"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Running"], false);
+}
