@@ -2,6 +2,7 @@
 //! docker-shaped commands sent with `drydock -H LAB/HOST ...`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use drydock_conformance::probe::Listener;
@@ -19,7 +20,7 @@ use tokio::sync::Mutex;
 use super::table;
 use super::workload::{Files, Workloads};
 
-/// Engines' state directories are `/tmp/drydock-engines-PID-XXXX`, PID the holding process.
+/// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
 
 /// Removes the state directories of lab processes that are gone (killed before cleaning up).
@@ -51,24 +52,37 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
 /// One engine per lab host, started on first use, with what runs in its containers.
 pub(crate) struct Engines {
     lab: Arc<Lab>,
-    state: tempfile::TempDir,
     engines: Mutex<BTreeMap<String, (Engine, Workloads)>>,
 }
 
 impl Engines {
-    pub(crate) fn new(lab: Arc<Lab>) -> std::io::Result<Self> {
-        let prefix = format!("{STATE_PREFIX}{}-", std::process::id());
-        let state = tempfile::Builder::new().prefix(&prefix).tempdir()?;
-        Ok(Self {
+    pub(crate) fn new(lab: Arc<Lab>) -> Self {
+        Self {
             lab,
-            state,
             engines: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
-    /// Where the engines write containers' files.
-    pub(crate) fn state_dir(&self) -> &std::path::Path {
-        self.state.path()
+    /// Where this process's engines write containers' files: made when the first engine
+    /// starts, removed by `lab down` (or, after a crash, by `drydock gc` and the next `lab up`).
+    pub(crate) fn state_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("{STATE_PREFIX}{}", std::process::id()))
+    }
+
+    /// Makes [`Engines::state_dir`]; one left by a dead process of the same pid is replaced.
+    fn make_state_dir() -> std::io::Result<PathBuf> {
+        let dir = Self::state_dir();
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match std::fs::symlink_metadata(&dir)?.is_dir() {
+                    true => std::fs::remove_dir_all(&dir)?,
+                    false => std::fs::remove_file(&dir)?,
+                }
+                std::fs::create_dir(&dir)?;
+            }
+            other => other?,
+        }
+        Ok(dir)
     }
 
     /// Runs one command for `host`.
@@ -89,10 +103,14 @@ impl Engines {
             .ok_or_else(|| self.lab.topology().unknown_host(host))?;
         let mut engines = self.engines.lock().await;
         if !engines.contains_key(host) {
+            let state = match engines.is_empty() {
+                true => Self::make_state_dir().map_err(|e| format!("engine state: {e}"))?,
+                false => Self::state_dir(),
+            };
             let options = Options {
                 dns: Vec::new(),
                 host_resolvers: lab_resolvers(&self.lab, host).map_err(|e| e.to_string())?,
-                state_dir: Some(self.state.path().join(host)),
+                state_dir: Some(state.join(host)),
             };
             let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
             engines.insert(host.to_string(), (engine, Workloads::default()));

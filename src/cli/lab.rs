@@ -186,8 +186,11 @@ fn hold(
     let lab = std::sync::Arc::new(lab);
     let served = std::sync::Arc::clone(&lab);
     // Engines answer `drydock -H LAB/HOST ...`; their tasks run on this runtime, driven below.
-    let engines = std::sync::Arc::new(super::engines::Engines::new(std::sync::Arc::clone(&lab))?);
-    let state = engines.state_dir().to_path_buf();
+    use super::engines::{Engines, gc_state};
+    if let Err(e) = gc_state() {
+        tracing::warn!("cannot remove engine state of dead labs: {e}");
+    }
+    let engines = std::sync::Arc::new(Engines::new(std::sync::Arc::clone(&lab)));
     let handle = runtime.handle().clone();
     std::thread::spawn(move || {
         let on_down = move || {
@@ -212,7 +215,7 @@ fn hold(
     })?;
     // The registry thread never returns the engines: their files go here. Exiting closes every
     // namespace descriptor: the kernel removes the lab.
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(Engines::state_dir());
     eprintln!("lab {} is down", lab.name());
     Ok(ExitCode::SUCCESS)
 }

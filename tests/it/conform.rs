@@ -186,8 +186,27 @@ fn interrupt_reference_run(signal: Signal) -> ExitStatus {
             "nothing keeps {namespace} of the {signal} run alive"
         );
     }
-    assert_eq!(machine_state(), before);
+    let after = machine_state();
+    assert_eq!(
+        (&after.0, &after.1, &after.3),
+        (&before.0, &before.1, &before.3)
+    );
+    // Labs of tests running beside this one have engine folders of their own; anything else new
+    // in /tmp is the run's.
+    let left: Vec<_> = after
+        .2
+        .difference(&before.2)
+        .filter(|name| !engines_of_another_process(name, child.id()))
+        .collect();
+    assert_eq!(left, Vec::<&String>::new(), "left in /tmp");
     status
+}
+
+/// True for `drydock-engines-PID` of a process other than `run` (a lab of another test).
+fn engines_of_another_process(name: &str, run: u32) -> bool {
+    name.strip_prefix("drydock-engines-")
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid != run)
 }
 
 #[test]
