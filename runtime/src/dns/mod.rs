@@ -10,6 +10,8 @@
 pub mod answer;
 mod forward;
 mod nat;
+#[cfg(test)]
+mod properties;
 pub mod records;
 mod server;
 
