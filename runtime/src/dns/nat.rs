@@ -104,60 +104,58 @@ fn build(batch: &mut Batch, udp_port: u16, tcp_port: u16) {
     for (proto, port) in [(UDP, udp_port), (TCP, tcp_port)] {
         let mut to = [0; 4];
         to[..2].copy_from_slice(&port.to_be_bytes());
+        // Queries to 127.0.0.11:53 go to the resolver's own port...
+        let dnat = [
+            Expr::Immediate(NFT_REG_1, IP, 4),
+            Expr::Immediate(NFT_REG_2, to, 2),
+            Expr::Nat {
+                kind: NFT_NAT_DNAT,
+                address: true,
+                port_reg: NFT_REG_2,
+            },
+        ];
         rule(
             batch,
             "output",
-            &[
-                Expr::Payload {
-                    base: NFT_PAYLOAD_NETWORK_HEADER,
-                    offset: 16,
-                    len: 4,
-                },
-                Expr::Equals(&IP),
-                Expr::L4Proto,
-                Expr::Equals(proto),
-                Expr::Payload {
-                    base: NFT_PAYLOAD_TRANSPORT_HEADER,
-                    offset: 2,
-                    len: 2,
-                },
-                Expr::EqualsPort(53),
-                Expr::Immediate(NFT_REG_1, IP, 4),
-                Expr::Immediate(NFT_REG_2, to, 2),
-                Expr::Nat {
-                    kind: NFT_NAT_DNAT,
-                    address: true,
-                    port_reg: NFT_REG_2,
-                },
-            ],
+            &[&matching(16, proto, 2, 53)[..], &dnat].concat(),
         );
+        // ...and its answers leave from port 53.
+        let snat = [
+            Expr::Immediate(NFT_REG_1, port53, 2),
+            Expr::Nat {
+                kind: NFT_NAT_SNAT,
+                address: false,
+                port_reg: NFT_REG_1,
+            },
+        ];
         rule(
             batch,
             "postrouting",
-            &[
-                Expr::Payload {
-                    base: NFT_PAYLOAD_NETWORK_HEADER,
-                    offset: 12,
-                    len: 4,
-                },
-                Expr::Equals(&IP),
-                Expr::L4Proto,
-                Expr::Equals(proto),
-                Expr::Payload {
-                    base: NFT_PAYLOAD_TRANSPORT_HEADER,
-                    offset: 0,
-                    len: 2,
-                },
-                Expr::EqualsPort(port),
-                Expr::Immediate(NFT_REG_1, port53, 2),
-                Expr::Nat {
-                    kind: NFT_NAT_SNAT,
-                    address: false,
-                    port_reg: NFT_REG_1,
-                },
-            ],
+            &[&matching(12, proto, 0, port)[..], &snat].concat(),
         );
     }
+}
+
+/// Matches packets whose IPv4 address at `ip_offset` (16: destination, 12: source) is the
+/// resolver's, of protocol `proto`, with `port` at `port_offset` of the transport header
+/// (2: destination, 0: source).
+fn matching(ip_offset: u32, proto: &'static [u8], port_offset: u32, port: u16) -> [Expr; 6] {
+    [
+        Expr::Payload {
+            base: NFT_PAYLOAD_NETWORK_HEADER,
+            offset: ip_offset,
+            len: 4,
+        },
+        Expr::Equals(&IP),
+        Expr::L4Proto,
+        Expr::Equals(proto),
+        Expr::Payload {
+            base: NFT_PAYLOAD_TRANSPORT_HEADER,
+            offset: port_offset,
+            len: 2,
+        },
+        Expr::EqualsPort(port),
+    ]
 }
 
 fn chain(batch: &mut Batch, name: &str, hook: u32, priority: i32) {

@@ -46,6 +46,27 @@ fn netlink_error(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Dr
     move |source| DriverError::Netlink { what, source }
 }
 
+/// Adds `address` to link `index` (named `ifname`, for errors); IPv6 ones skip duplicate
+/// address detection, as Docker's do, so that they are usable at once.
+async fn add_address(
+    nl: &rtnetlink::Handle,
+    index: u32,
+    address: IpNetwork,
+    ifname: &str,
+) -> Result<(), DriverError> {
+    let mut request = nl.address().add(index, address.ip(), address.prefix());
+    if address.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request
+        .execute()
+        .await
+        .map_err(netlink_error(format!("address {address} on {ifname}")))
+}
+
 /// Creates the bridge with its gateway addresses, up.
 pub(crate) async fn create_network(
     host: &Netns,
@@ -77,17 +98,7 @@ pub(crate) async fn create_network(
             .map_err(DriverError::io("enable IPv6 on the bridge"))?;
     }
     for gateway in &network.gateways {
-        let mut request = nl.address().add(index, gateway.ip(), gateway.prefix());
-        if gateway.is_ipv6() {
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        request.execute().await.map_err(netlink_error(format!(
-            "address {gateway} on {}",
-            network.bridge
-        )))?;
+        add_address(&nl, index, *gateway, &network.bridge).await?;
     }
     nl.link()
         .set(LinkUnspec::new_with_index(index).up().build())
@@ -170,17 +181,7 @@ pub(crate) async fn join(
         .await
         .map_err(netlink_error(&what))?;
     for address in &endpoint.addresses {
-        let mut request = inner.address().add(index, address.ip(), address.prefix());
-        if address.is_ipv6() {
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        request.execute().await.map_err(netlink_error(format!(
-            "address {address} on {}",
-            endpoint.ifname
-        )))?;
+        add_address(&inner, index, *address, &endpoint.ifname).await?;
     }
     inner
         .link()
