@@ -1,5 +1,6 @@
 //! The conformance crate's integration tests: one binary, a module per area.
 
+mod dig;
 mod docker;
 mod probe;
 mod run;
