@@ -39,7 +39,8 @@ enum Command {
     Lab(lab::LabCommand),
     /// Run conformance scenarios against an engine, and report.
     Conform(conform::ConformArgs),
-    /// Benchmarks: `bench attach` times per-container attach beside Docker and netavark.
+    /// Benchmarks beside Docker and podman's stack: `bench attach` times per-container attach,
+    /// `bench dns` measures the embedded DNS with dnsperf.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// What this kernel supports, and what drydock uses where it does not.

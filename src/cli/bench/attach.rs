@@ -16,34 +16,28 @@
 //! `--phases` also times, on the reference engine, the pieces an attach is made of.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
-use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
 use drydock_conformance::target::Target;
-use drydock_conformance::target::docker::{DockerTarget, gc_leftovers};
-use drydock_netsim::{Lab, Netns, Topology};
-use drydock_runtime::api::body::{ContainerCreate, NetworkCreate};
-use drydock_runtime::api::request;
-use drydock_runtime::api::spec::{ContainerSpec, NetworkSpec};
+use drydock_conformance::target::docker::DockerTarget;
+use drydock_netsim::{Lab, Netns};
 use drydock_runtime::dns::Dns;
-use drydock_runtime::engine::{Engine, Options};
-use indicatif::{ProgressBar, ProgressStyle};
+use drydock_runtime::engine::Engine;
+use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
-/// Benchmarks.
-#[derive(Subcommand)]
-pub(crate) enum BenchCommand {
-    /// Time per-container attach (namespace, veth, address, routes, DNS resolver) for N
-    /// containers on one bridge network, beside Docker and netavark.
-    Attach(AttachArgs),
-}
+use super::{
+    HOST, Mode, NETWORK, SETTLE, container_body, container_spec, docker_gc, host, lab, ms,
+    netavark_options, netavark_program, netavark_setup, notes, print_notes, program_version,
+    progress, reference_engine, reference_run, show, with_docker,
+};
 
+/// `drydock bench attach`'s options.
 #[derive(Args)]
 pub(crate) struct AttachArgs {
     /// Containers per run, all on one bridge network of a fresh lab.
@@ -66,6 +60,7 @@ pub(crate) struct AttachArgs {
     json: bool,
 }
 
+/// An engine `bench attach` times.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Against {
     /// drydock's reference engine, in this process.
@@ -86,28 +81,8 @@ impl Against {
     }
 }
 
-/// The lab: one host on one segment.
-const TOPOLOGY: &str = "name: bench\nsegments:\n  lan: {subnet: 10.0.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.0.0.10}]}\n";
-const HOST: &str = "h1";
-/// The user-defined bridge network every container joins.
-const NETWORK: &str = "net";
-/// Published ports are `FIRST_PORT + i`.
-const FIRST_PORT: usize = 10000;
 /// Most containers per run (published ports must stay below 65536).
 const MAX_COUNT: usize = 50000;
-/// Pause after each run, so that the kernel's teardown of the last lab (namespaces, veths)
-/// does not run during the next one.
-const SETTLE: Duration = Duration::from_secs(1);
-/// Where Debian installs netavark.
-const NETAVARK: &str = "/usr/lib/podman/netavark";
-
-/// Runs a benchmark.
-pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        BenchCommand::Attach(args) => attach(args),
-    }
-}
 
 /// A statistic of a series of samples.
 #[derive(Debug, Clone, Copy)]
@@ -156,21 +131,6 @@ fn rank(sorted: &[Duration], q: f64) -> Duration {
     sorted[i]
 }
 
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn show(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.2} s", ms / 1e3)
-    }
-}
-
 /// One line of a result table: what was timed, for how many containers, and the figures.
 #[derive(Debug)]
 struct Row {
@@ -210,7 +170,8 @@ impl Row {
     }
 }
 
-fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
+/// Runs `bench attach`.
+pub(super) fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     if args.counts.is_empty() || args.counts.iter().any(|&n| n == 0 || n > MAX_COUNT) {
         bail!("--counts: expected numbers of containers from 1 to {MAX_COUNT}");
     }
@@ -223,32 +184,19 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         if against.iter().any(|a| *a != Against::Reference) {
             bail!("docker and netavark need root: they run daemons and iptables in the lab host");
         }
-        super::enter_rootless_if_needed()?;
+        crate::cli::enter_rootless_if_needed()?;
     }
     let netavark = against
         .contains(&Against::Netavark)
         .then(netavark_program)
         .transpose()?;
-    let runtime = super::runtime()?;
-    let mut notes = BTreeMap::new();
-    notes.insert("machine", machine());
-    notes.insert(
-        "build",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-        .to_string(),
-    );
+    let runtime = crate::cli::runtime()?;
+    let mut notes = notes();
     let mut results = Vec::new();
     let mut docker_parts = Vec::new();
     for &engine in &against {
         if engine == Against::Docker {
-            // What crashed runs left (daemons die with their owner; their files may stay).
-            if let Err(e) = gc_leftovers() {
-                tracing::warn!("docker target leftovers: {e}");
-            }
+            docker_gc();
         }
         for &count in &args.counts {
             let mut rounds = Vec::new();
@@ -279,7 +227,7 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
                     }
                     Against::Netavark => {
                         let program = netavark.as_ref().expect("found above");
-                        notes.insert("netavark", netavark_version(program));
+                        notes.insert("netavark", program_version(program));
                         runtime.block_on(netavark_round(program, count, args.publish, &bar))?
                     }
                 };
@@ -328,9 +276,7 @@ fn print_tables(
     phases: &[Row],
     publish: bool,
 ) {
-    for (key, value) in notes {
-        println!("{key}: {value}");
-    }
+    print_notes(notes);
     let header = |first: &str| {
         ["N", "SAMPLES", "MEDIAN", "P90", "MAX", "TOTAL"]
             .iter()
@@ -366,7 +312,7 @@ fn print_tables(
     head.push("OTHER CPU".into());
     let mut rows = vec![head];
     rows.extend(results.iter().map(line));
-    print!("{}", super::table::render(&rows));
+    print!("{}", crate::cli::table::render(&rows));
     let mut engines: Vec<&str> = results.iter().map(|r| r.what.as_str()).collect();
     engines.dedup();
     for engine in engines {
@@ -387,13 +333,13 @@ fn print_tables(
         );
         let mut rows = vec![header("PART")];
         rows.extend(docker.iter().map(line));
-        print!("{}", super::table::render(&rows));
+        print!("{}", crate::cli::table::render(&rows));
     }
     if !phases.is_empty() {
         println!("\nreference engine, the parts of an attach");
         let mut rows = vec![header("PHASE")];
         rows.extend(phases.iter().map(line));
-        print!("{}", super::table::render(&rows));
+        print!("{}", crate::cli::table::render(&rows));
     }
 }
 
@@ -453,22 +399,6 @@ impl CpuMark {
     }
 }
 
-/// A progress bar on a terminal (none in CI logs and pipes).
-fn progress(prefix: String, len: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
-        let bar = ProgressBar::hidden();
-        bar.set_prefix(prefix);
-        return bar;
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {elapsed} {msg}")
-            .expect("a valid template"),
-    );
-    bar.set_prefix(prefix);
-    bar
-}
-
 /// Ends a run's bar; without a terminal, a line per run instead.
 fn finish(bar: &ProgressBar, samples: &[Duration]) {
     let stats = Stats::of(&[samples.to_vec()]);
@@ -482,54 +412,6 @@ fn finish(bar: &ProgressBar, samples: &[Duration]) {
         eprintln!("{line}");
     } else {
         bar.finish_and_clear();
-    }
-}
-
-/// "CPU model, N CPUs, Linux RELEASE".
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .and_then(|r| r.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cpus} CPUs, Linux {}", release.trim())
-}
-
-async fn lab() -> anyhow::Result<Lab> {
-    let topology = Topology::parse(TOPOLOGY, "bench.yaml").map_err(|e| anyhow!("{e}"))?;
-    Lab::build(topology).await.context("building the lab")
-}
-
-/// The network a reference run's containers join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// A user-defined bridge network: embedded DNS.
-    User,
-    /// The default bridge (docker0): no embedded DNS.
-    DefaultBridge,
-    /// `--network none`: a namespace with `lo` only.
-    None,
-}
-
-/// `docker run -d --name cI --network NETWORK [-p PORT:80] busybox sleep 3600`.
-fn container_spec(i: usize, network: &str, publish: bool) -> ContainerSpec {
-    ContainerSpec {
-        name: format!("c{i}"),
-        image: "busybox".into(),
-        command: vec!["sleep".into(), "3600".into()],
-        network: Some(network.into()),
-        publish: if publish {
-            vec![format!("{}:80", FIRST_PORT + i)]
-        } else {
-            Vec::new()
-        },
-        ..ContainerSpec::default()
     }
 }
 
@@ -548,47 +430,13 @@ async fn reference_round(
     bar: &ProgressBar,
 ) -> anyhow::Result<ReferenceRun> {
     let lab = lab().await?;
-    let host = lab.host(HOST).context("the lab has no host h1")?;
-    let options = Options {
-        dns: Vec::new(),
-        host_resolvers: vec![Ipv4Addr::LOCALHOST.into()],
-        state_dir: None,
-    };
-    let mut engine = Engine::start(host, options)
-        .await
-        .context("starting the engine")?;
-    let network = match mode {
-        Mode::User => {
-            let spec = NetworkSpec {
-                name: NETWORK.into(),
-                ..NetworkSpec::default()
-            };
-            let body: NetworkCreate = serde_json::from_value(
-                request::network_create(&spec, &BTreeMap::new()).map_err(|e| anyhow!(e))?,
-            )?;
-            engine
-                .create_network(&body)
-                .await
-                .context("docker network create")?;
-            NETWORK
-        }
-        Mode::DefaultBridge => "bridge",
-        Mode::None => "none",
-    };
+    let (mut engine, network) = reference_engine(&lab, mode).await?;
     let mut attaches = Vec::with_capacity(count);
     for i in 0..count {
         let spec = container_spec(i, network, publish);
-        let body: ContainerCreate = serde_json::from_value(
-            request::container_create(&spec, &BTreeMap::new()).map_err(|e| anyhow!(e))?,
-        )?;
+        let body = container_body(&spec)?;
         let started = Instant::now();
-        engine
-            .create_container(&spec.name, &body)
-            .with_context(|| format!("creating {}", spec.name))?;
-        engine
-            .start_container(&spec.name)
-            .await
-            .with_context(|| format!("starting {}", spec.name))?;
+        reference_run(&mut engine, &spec.name, &body).await?;
         attaches.push(started.elapsed());
         bar.inc(1);
     }
@@ -641,31 +489,20 @@ async fn docker_round(
     bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<Duration>, DockerParts, String)> {
     let lab = lab().await?;
-    let target = DockerTarget::start(&lab, &[HOST.to_string()], run_id)
-        .await
-        .context("starting dockerd")?;
-    let result = docker_attaches(&target, count, publish, bar).await;
-    let version = target.describe();
-    let stopped = target.shutdown().await;
-    let (samples, parts) = result?;
-    stopped.context("stopping dockerd")?;
+    let ((samples, parts), version) = with_docker(&lab, run_id, async |target| {
+        docker_attaches(target, count, publish, bar).await
+    })
+    .await?;
     Ok((samples, parts, version))
 }
 
+/// `count` timed `docker run -d` on `target`, and their parts from the daemon's events.
 async fn docker_attaches(
     target: &DockerTarget,
     count: usize,
     publish: bool,
     bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<Duration>, DockerParts)> {
-    let spec = NetworkSpec {
-        name: NETWORK.into(),
-        ..NetworkSpec::default()
-    };
-    target
-        .create_network(HOST, &spec)
-        .await
-        .context("docker network create")?;
     let since = SystemTime::now();
     let mut samples = Vec::with_capacity(count);
     let mut sent = Vec::with_capacity(count);
@@ -771,60 +608,6 @@ fn split(sent: &[(String, SystemTime, SystemTime)], events: &[Value]) -> DockerP
     parts
 }
 
-/// netavark's binary: Debian's, else the one on PATH.
-fn netavark_program() -> anyhow::Result<PathBuf> {
-    if Path::new(NETAVARK).exists() {
-        return Ok(PathBuf::from(NETAVARK));
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("netavark"))
-                .find(|p| p.exists())
-        })
-        .context("netavark is not installed (apt-get install netavark)")
-}
-
-fn netavark_version(program: &Path) -> String {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("netavark (version unknown: {e})"))
-}
-
-/// netavark 1.4's network options for container `i` on one bridge network (10.89.0.0/16,
-/// addresses given by the caller as podman does, DNS off).
-fn netavark_options(i: usize, publish: bool) -> Value {
-    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 89, 0, 2)) + i as u32);
-    let ports = if publish {
-        json!([{"host_ip": "", "container_port": 80, "host_port": FIRST_PORT + i, "range": 1, "protocol": "tcp"}])
-    } else {
-        json!([])
-    };
-    json!({
-        "container_id": format!("{:064x}", i + 1),
-        "container_name": format!("c{i}"),
-        "port_mappings": ports,
-        "networks": {
-            NETWORK: {"static_ips": [ip.to_string()], "interface_name": "eth0", "aliases": [format!("c{i}")]}
-        },
-        "network_info": {
-            NETWORK: {
-                "name": NETWORK,
-                "id": "b".repeat(64),
-                "driver": "bridge",
-                "network_interface": "nv0",
-                "subnets": [{"subnet": "10.89.0.0/16", "gateway": "10.89.0.1"}],
-                "ipv6_enabled": false,
-                "internal": false,
-                "dns_enabled": false,
-                "ipam_options": {"driver": "host-local"}
-            }
-        }
-    })
-}
-
 /// One netavark run: a lab, then `count` namespaces each set up by one `netavark setup`
 /// process run in the lab host.
 async fn netavark_round(
@@ -834,44 +617,14 @@ async fn netavark_round(
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<Duration>> {
     let lab = lab().await?;
-    let host = lab.host(HOST).context("the lab has no host h1")?;
+    let host = host(&lab)?;
     let config = tempfile::tempdir()?;
     let mut namespaces = Vec::with_capacity(count);
     let mut samples = Vec::with_capacity(count);
     for i in 0..count {
-        let netns = Netns::new()?;
-        // A path to our descriptor: netavark opens it and enters the namespace.
-        let path = format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            netns.as_fd().as_raw_fd()
-        );
-        let input = serde_json::to_vec(&netavark_options(i, publish))?;
-        let started = Instant::now();
-        let mut child = host
-            .command(program, None)
-            .arg("--config")
-            .arg(config.path())
-            .args(["setup", &path])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {}", program.display()))?;
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(&input)?;
-        let output = child.wait_with_output()?;
-        samples.push(started.elapsed());
-        if !output.status.success() {
-            bail!(
-                "netavark setup of c{i}: {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
+        let options = netavark_options(i, publish);
+        let (netns, elapsed) = netavark_setup(host, program, config.path(), &options)?;
+        samples.push(elapsed);
         namespaces.push(netns);
         bar.inc(1);
     }
@@ -935,12 +688,7 @@ fn phase_rows(
         std::thread::sleep(SETTLE);
         let (none, resolver) = runtime.block_on(async {
             let run = reference_round(count, Mode::None, false, &bar).await?;
-            let dns = Dns::new(
-                run.lab
-                    .host(HOST)
-                    .context("the lab has no host h1")?
-                    .clone(),
-            );
+            let dns = Dns::new(host(&run.lab)?.clone());
             let mut resolvers = Vec::with_capacity(count);
             let mut times = Vec::with_capacity(count);
             for i in 0..count {
