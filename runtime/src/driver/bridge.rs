@@ -2,43 +2,262 @@
 //! endpoint with its container end (`ethN`) in the container's namespace. Netlink only: no
 //! process is spawned on any path.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use drydock_netsim::Netns;
 use drydock_netsim::lab::link_index;
 use drydock_netsim::netns::write_sysctl;
+use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
 
-use super::DriverError;
+use super::{Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest};
 
-/// What the bridge driver needs to know of a network.
-#[derive(Debug, Clone)]
-pub(crate) struct BridgeNetwork {
-    /// Linux bridge name (`br-<id12>`, `docker0`, or the name option).
-    pub(crate) bridge: String,
-    /// The bridge's addresses: each subnet's gateway with the subnet's prefix.
-    pub(crate) gateways: Vec<IpNetwork>,
-    /// MTU of the bridge and of every endpoint.
-    pub(crate) mtu: u32,
+/// The driver's name.
+pub(crate) const NAME: &str = "bridge";
+/// Option: the Linux bridge's name (`br-<id12>` without it).
+pub(crate) const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// Option: the MTU of the bridge and of every endpoint.
+pub(crate) const MTU: &str = "com.docker.network.driver.mtu";
+const DEFAULT_MTU: u32 = 1500;
+
+/// The bridge driver of one docker host.
+#[derive(Debug)]
+pub(crate) struct Bridge {
+    host: Netns,
+    state: Mutex<State>,
 }
 
-/// What the bridge driver needs to know of an endpoint.
+/// Networks and endpoints by id.
+#[derive(Debug, Default)]
+struct State {
+    networks: BTreeMap<String, BridgeNetwork>,
+    endpoints: BTreeMap<String, BridgeEndpoint>,
+}
+
+/// A bridge network.
 #[derive(Debug, Clone)]
-pub(crate) struct BridgeEndpoint {
+struct BridgeNetwork {
+    /// Linux bridge name (`br-<id12>`, `docker0`, or the name option).
+    bridge: String,
+    /// The bridge's addresses: each subnet's gateway with the subnet's prefix.
+    gateways: Vec<IpNetwork>,
+    /// MTU of the bridge and of every endpoint.
+    mtu: u32,
+}
+
+/// An endpoint of a bridge network.
+#[derive(Debug, Clone)]
+struct BridgeEndpoint {
     /// Host-side veth name (`veth` + 7 hex digits).
-    pub(crate) host_ifname: String,
-    /// Name inside the container (`eth0`, `eth1`...).
-    pub(crate) ifname: String,
+    host_ifname: String,
     /// MAC address.
-    pub(crate) mac: [u8; 6],
+    mac: [u8; 6],
     /// Addresses with their subnet prefix.
-    pub(crate) addresses: Vec<IpNetwork>,
-    /// Default routes to install (the gateways, when this is the gateway endpoint).
-    pub(crate) default_via: Vec<IpAddr>,
+    addresses: Vec<IpNetwork>,
+}
+
+impl Bridge {
+    /// The driver for the docker host `host`, without networks.
+    pub(crate) fn new(host: Netns) -> Self {
+        Self {
+            host,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Its state; held for no longer than a statement, never across an await.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of network `id`.
+    fn network(&self, id: &str) -> Result<BridgeNetwork, DriverError> {
+        self.state()
+            .networks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DriverError::Refused(format!("network {id} does not exist")))
+    }
+
+    /// A copy of endpoint `id`.
+    fn endpoint(&self, id: &str) -> Result<BridgeEndpoint, DriverError> {
+        self.state()
+            .endpoints
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DriverError::Refused(format!("endpoint {id} does not exist")))
+    }
+}
+
+impl Driver for Bridge {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCAL
+    }
+
+    fn create_network<'a>(
+        &'a self,
+        request: &'a NetworkRequest,
+    ) -> BoxFuture<'a, Result<NetworkInfo, DriverError>> {
+        Box::pin(async move {
+            let network = self.configure(request)?;
+            create_bridge(&self.host, &network).await?;
+            let bridge = network.bridge.clone();
+            self.state().networks.insert(request.id.clone(), network);
+            Ok(NetworkInfo {
+                bridge: Some(bridge),
+            })
+        })
+    }
+
+    fn delete_network<'a>(&'a self, network: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let removed = self.state().networks.remove(network);
+            match removed {
+                Some(removed) => delete_bridge(&self.host, &removed).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn create_endpoint<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+        interface: &'a Interface,
+    ) -> BoxFuture<'a, Result<Option<[u8; 6]>, DriverError>> {
+        Box::pin(async move {
+            self.network(network)?;
+            let mac = elect_mac(interface);
+            let made = BridgeEndpoint {
+                // As Docker names them: `veth` and 7 random hex digits.
+                host_ifname: format!("veth{:07x}", fastrand::u32(..0x1000_0000)),
+                mac,
+                addresses: interface.addresses.clone(),
+            };
+            self.state().endpoints.insert(endpoint.to_string(), made);
+            Ok(Some(mac))
+        })
+    }
+
+    fn delete_endpoint<'a>(
+        &'a self,
+        _network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.state().endpoints.remove(endpoint);
+            Ok(())
+        })
+    }
+
+    fn join<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+        sandbox: &'a Netns,
+        ifname: &'a str,
+    ) -> BoxFuture<'a, Result<JoinInfo, DriverError>> {
+        Box::pin(async move {
+            let network = self.network(network)?;
+            let endpoint = self.endpoint(endpoint)?;
+            plug(&self.host, sandbox, &network, &endpoint, ifname).await?;
+            let mut info = JoinInfo {
+                interface: Some(ifname.to_string()),
+                ..JoinInfo::default()
+            };
+            for gateway in &network.gateways {
+                match gateway.ip() {
+                    IpAddr::V4(v4) => info.gateway4 = Some(v4),
+                    IpAddr::V6(v6) => info.gateway6 = Some(v6),
+                }
+            }
+            Ok(info)
+        })
+    }
+
+    fn leave<'a>(
+        &'a self,
+        _network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let endpoint = self.endpoint(endpoint)?;
+            unplug(&self.host, &endpoint).await
+        })
+    }
+
+    fn program_external_connectivity<'a>(
+        &'a self,
+        _network: &'a str,
+        _endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        // Published ports are the engine's: its userland proxy and firewall.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn revoke_external_connectivity<'a>(
+        &'a self,
+        _network: &'a str,
+        _endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Bridge {
+    /// The network `request` asks for, with Docker's checks of its options and bridge name.
+    fn configure(&self, request: &NetworkRequest) -> Result<BridgeNetwork, DriverError> {
+        let mtu = match request.options.get(MTU) {
+            None => DEFAULT_MTU,
+            Some(v) => v.parse().map_err(|_| {
+                DriverError::Refused(format!("failed to parse {MTU} value: {v} (strconv.Atoi: parsing \"{v}\": invalid syntax)"))
+            })?,
+        };
+        let bridge = request
+            .options
+            .get(BRIDGE_NAME)
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &request.id[..12]));
+        if let Some((other, _)) = self
+            .state()
+            .networks
+            .iter()
+            .find(|(_, n)| n.bridge == bridge)
+        {
+            return Err(DriverError::Refused(format!(
+                "cannot create network {} ({bridge}): conflicts with network {other} ({bridge}): networks have same bridge name",
+                request.id
+            )));
+        }
+        Ok(BridgeNetwork {
+            bridge,
+            gateways: request.pools.iter().filter_map(|p| p.gateway).collect(),
+            mtu,
+        })
+    }
+}
+
+/// The endpoint's MAC address: the one given, else Docker 20.10's `02:42` followed by the IPv4
+/// address (libnetwork `electMacAddress`).
+fn elect_mac(interface: &Interface) -> [u8; 6] {
+    interface.mac.unwrap_or_else(|| {
+        let ip4 = interface.addresses.iter().find_map(|a| match a {
+            IpNetwork::V4(v4) => Some(v4.ip().octets()),
+            IpNetwork::V6(_) => None,
+        });
+        let [a, b, c, d] = ip4.unwrap_or_default();
+        [0x02, 0x42, a, b, c, d]
+    })
 }
 
 fn netlink_error(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> DriverError {
@@ -68,10 +287,7 @@ async fn add_address(
 }
 
 /// Creates the bridge with its gateway addresses, up.
-pub(crate) async fn create_network(
-    host: &Netns,
-    network: &BridgeNetwork,
-) -> Result<(), DriverError> {
+async fn create_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
@@ -110,10 +326,7 @@ pub(crate) async fn create_network(
 }
 
 /// Deletes the bridge (its ports must be gone).
-pub(crate) async fn delete_network(
-    host: &Netns,
-    network: &BridgeNetwork,
-) -> Result<(), DriverError> {
+async fn delete_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
@@ -129,27 +342,28 @@ pub(crate) async fn delete_network(
     Ok(())
 }
 
-/// Plugs an endpoint: a veth pair, the host end on the bridge, the container end configured
-/// inside the sandbox.
-pub(crate) async fn join(
+/// Plugs an endpoint: a veth pair, the host end on the bridge, the container end (`ifname`)
+/// configured inside the sandbox.
+async fn plug(
     host: &Netns,
     sandbox: &Netns,
     network: &BridgeNetwork,
     endpoint: &BridgeEndpoint,
+    ifname: &str,
 ) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
-    let what = format!("veth {} for {}", endpoint.host_ifname, endpoint.ifname);
+    let what = format!("veth {} for {ifname}", endpoint.host_ifname);
     let bridge = link_index(&nl, &network.bridge)
         .await
         .map_err(netlink_error(&what))?;
-    let peer = LinkUnspec::new_with_name(&endpoint.ifname)
+    let peer = LinkUnspec::new_with_name(ifname)
         .setns_by_fd(sandbox.as_fd().as_raw_fd())
         .address(endpoint.mac.to_vec())
         .mtu(network.mtu)
         .build();
-    let veth = LinkVeth::new(&endpoint.host_ifname, &endpoint.ifname)
+    let veth = LinkVeth::new(&endpoint.host_ifname, ifname)
         .mtu(network.mtu)
         .controller(bridge)
         .up()
@@ -163,25 +377,22 @@ pub(crate) async fn join(
     nl.close().await;
 
     let ipv6 = endpoint.addresses.iter().any(IpNetwork::is_ipv6);
-    let ifname = endpoint.ifname.clone();
+    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
     sandbox
         .run(move || {
             // Like Docker, no IPv6 on an interface of a network without it.
-            write_sysctl(
-                &format!("net/ipv6/conf/{ifname}/disable_ipv6"),
-                if ipv6 { "0" } else { "1" },
-            )
+            write_sysctl(&key, if ipv6 { "0" } else { "1" })
         })
         .map_err(DriverError::io("enter the sandbox"))?
         .map_err(DriverError::io("disable_ipv6"))?;
     let inner = sandbox
         .netlink()
         .map_err(DriverError::io("open netlink in the sandbox"))?;
-    let index = link_index(&inner, &endpoint.ifname)
+    let index = link_index(&inner, ifname)
         .await
         .map_err(netlink_error(&what))?;
     for address in &endpoint.addresses {
-        add_address(&inner, index, *address, &endpoint.ifname).await?;
+        add_address(&inner, index, *address, ifname).await?;
     }
     inner
         .link()
@@ -189,15 +400,12 @@ pub(crate) async fn join(
         .execute()
         .await
         .map_err(netlink_error(&what))?;
-    for gateway in &endpoint.default_via {
-        add_default_route(&inner, *gateway).await?;
-    }
     inner.close().await;
     Ok(())
 }
 
 /// Unplugs an endpoint: deleting the host end deletes the pair.
-pub(crate) async fn leave(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(), DriverError> {
+async fn unplug(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
@@ -215,42 +423,28 @@ pub(crate) async fn leave(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(),
     Ok(())
 }
 
-/// Points the sandbox's default routes at `gateways` (replacing any), or removes them.
-pub(crate) async fn set_default_routes(
-    sandbox: &Netns,
-    gateways: &[IpAddr],
-) -> Result<(), DriverError> {
-    let nl = sandbox
-        .netlink()
-        .map_err(DriverError::io("open netlink in the sandbox"))?;
-    for v6 in [false, true] {
-        let message = if v6 {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
-        };
-        // Deleting a default route that is not there is fine.
-        let _ = nl.route().del(message).execute().await;
-    }
-    for gateway in gateways {
-        add_default_route(&nl, *gateway).await?;
-    }
-    nl.close().await;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn add_default_route(nl: &rtnetlink::Handle, gateway: IpAddr) -> Result<(), DriverError> {
-    let message = match gateway {
-        IpAddr::V4(gw) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-            .gateway(gw)
-            .build(),
-        IpAddr::V6(gw) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-            .gateway(gw)
-            .build(),
-    };
-    nl.route()
-        .add(message)
-        .execute()
-        .await
-        .map_err(netlink_error(format!("default route via {gateway}")))
+    #[test]
+    fn macs_are_elected_as_docker_does() {
+        let interface = |addresses: &[&str], mac| Interface {
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            mac,
+        };
+        assert_eq!(
+            elect_mac(&interface(&["172.18.0.2/16", "fd00::2/64"], None)),
+            [2, 0x42, 172, 18, 0, 2]
+        );
+        assert_eq!(
+            elect_mac(&interface(&["fd00::2/64"], None)),
+            [2, 0x42, 0, 0, 0, 0]
+        );
+        let given = [2, 0, 0, 0, 0, 9];
+        assert_eq!(
+            elect_mac(&interface(&["172.18.0.2/16"], Some(given))),
+            given
+        );
+    }
 }

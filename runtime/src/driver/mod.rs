@@ -1,32 +1,190 @@
-//! Network drivers. `bridge` plugs containers into a Linux bridge of the docker host; `host`
-//! shares the docker host's namespace; `null` (the `none` network) gives a namespace with only
-//! `lo`. Drivers receive namespaces and never enter one themselves: netlink sockets are opened
-//! inside through [`Netns`](drydock_netsim::Netns).
+//! Network drivers behind the [`Driver`] trait, libnetwork's driver API (`driverapi.Driver`):
+//! `bridge` plugs containers into a Linux bridge of the docker host; `host` shares the docker
+//! host's namespace; `null` (the `none` network) gives a namespace with only `lo`.
+//!
+//! The engine keeps what is engine-level (IPAM, firewall, published ports, DNS, files, Docker's
+//! texts) and calls a driver for the datapath only: links, addresses, routes. Drivers receive
+//! namespaces and never enter one themselves: netlink sockets are opened inside through
+//! [`Netns`].
 
 pub(crate) mod bridge;
+pub(crate) mod special;
 
 use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-/// Which driver a network uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// Linux bridge.
-    Bridge,
-    /// The docker host's own namespace.
-    Host,
-    /// No network at all (`none`).
-    Null,
+use drydock_netsim::Netns;
+use futures::future::BoxFuture;
+use ipnetwork::IpNetwork;
+
+/// A network driver, as libnetwork's `driverapi.Driver`. Networks and endpoints are named by
+/// the engine's ids; a driver keeps whatever it needs of them between calls.
+///
+/// Object-safe, so that an engine holds drivers as `Arc<dyn Driver>` by name, as it will find
+/// remote plugins by name at run time. Its methods return [`BoxFuture`]s (from `futures`, which
+/// the runtime already uses) rather than going through `async-trait`: the boxing is the same,
+/// without a proc macro to build, and the borrows each future holds are written out.
+pub trait Driver: std::fmt::Debug + Send + Sync {
+    /// Its name: `docker network create -d NAME`, `Driver` in inspect (libnetwork `Type`).
+    fn name(&self) -> &str;
+
+    /// What it declares of itself when it registers.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates the network's datapath.
+    fn create_network<'a>(
+        &'a self,
+        request: &'a NetworkRequest,
+    ) -> BoxFuture<'a, Result<NetworkInfo, DriverError>>;
+
+    /// Deletes network `network` (its endpoints are gone).
+    fn delete_network<'a>(&'a self, network: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Creates endpoint `endpoint` of `network` with the engine's addresses; returns the MAC
+    /// address of its interface (the one given, or the driver's choice), `None` without one.
+    fn create_endpoint<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+        interface: &'a Interface,
+    ) -> BoxFuture<'a, Result<Option<[u8; 6]>, DriverError>>;
+
+    /// Deletes an endpoint (after it left its sandbox).
+    fn delete_endpoint<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Puts the endpoint in `sandbox`: its interface, if it has one, named `ifname` there
+    /// (the sandbox's next `ethN`), with its addresses, up.
+    fn join<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+        sandbox: &'a Netns,
+        ifname: &'a str,
+    ) -> BoxFuture<'a, Result<JoinInfo, DriverError>>;
+
+    /// Takes the endpoint out of its sandbox.
+    fn leave<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Called when the endpoint becomes its sandbox's gateway endpoint on a non-internal
+    /// network, before the engine publishes the container's ports through it.
+    fn program_external_connectivity<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Called when the endpoint stops being its sandbox's gateway endpoint, after the engine
+    /// withdrew the container's published ports.
+    fn revoke_external_connectivity<'a>(
+        &'a self,
+        network: &'a str,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
 }
 
-impl Driver {
-    /// The driver's name, as inspect shows it.
+/// The built-in drivers of an engine on the docker host `host`.
+pub(crate) fn builtins(host: &Netns) -> Vec<Arc<dyn Driver>> {
+    vec![
+        Arc::new(bridge::Bridge::new(host.clone())),
+        Arc::new(special::Special::host()),
+        Arc::new(special::Special::null()),
+    ]
+}
+
+/// How far a driver's state or connectivity reaches (libnetwork's `local` and `global`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One docker host.
+    Local,
+    /// Several docker hosts, through a cluster store.
+    Global,
+}
+
+impl Scope {
+    /// As inspect shows it.
     pub fn name(self) -> &'static str {
         match self {
-            Driver::Bridge => "bridge",
-            Driver::Host => "host",
-            Driver::Null => "null",
+            Scope::Local => "local",
+            Scope::Global => "global",
         }
     }
+}
+
+/// What a driver declares of itself (libnetwork `driverapi.Capability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Where its networks' state lives; `Scope` in network inspect.
+    pub data_scope: Scope,
+    /// How far its networks reach.
+    pub connectivity_scope: Scope,
+}
+
+impl Capabilities {
+    /// One docker host for both.
+    pub const LOCAL: Capabilities = Capabilities {
+        data_scope: Scope::Local,
+        connectivity_scope: Scope::Local,
+    };
+}
+
+/// A network to create (libnetwork `CreateNetwork`'s arguments).
+#[derive(Debug, Clone)]
+pub struct NetworkRequest {
+    /// The network's id.
+    pub id: String,
+    /// Its options (`-o`), as given.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Its IPAM pools, IPv4 first; none for host and null.
+    pub pools: Vec<IpamData>,
+}
+
+/// One IPAM pool of a network (libnetwork `IPAMData`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpamData {
+    /// The subnet.
+    pub subnet: IpNetwork,
+    /// The gateway address, with the subnet's prefix.
+    pub gateway: Option<IpNetwork>,
+}
+
+/// What a driver made of a network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The Linux bridge on the docker host that carries the network, which the engine's
+    /// firewall filters (isolation, ICC, masquerade, published ports).
+    pub bridge: Option<String>,
+}
+
+/// An endpoint's interface as the engine asks for it (libnetwork `InterfaceInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interface {
+    /// Addresses from the engine's IPAM, with their subnet's prefix, IPv4 first.
+    pub addresses: Vec<IpNetwork>,
+    /// `--mac-address`, when given.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// What a join gives the engine (libnetwork `JoinInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinInfo {
+    /// The interface the driver put in the sandbox (by its name there), if any.
+    pub interface: Option<String>,
+    /// The IPv4 gateway the sandbox's default route may go through.
+    pub gateway4: Option<Ipv4Addr>,
+    /// The IPv6 gateway the sandbox's default route may go through.
+    pub gateway6: Option<Ipv6Addr>,
+    /// The endpoint must not be the sandbox's gateway endpoint (no default route, no published
+    /// ports through it) even with gateways (libnetwork `DisableGatewayService`).
+    pub disable_gateway_service: bool,
 }
 
 /// A driver's failure.

@@ -2,18 +2,19 @@
 //! connect and disconnect.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use drydock_netsim::Netns;
 use ipnetwork::IpNetwork;
+use rtnetlink::RouteMessageBuilder;
 
 use super::files::{self, LinkEntry};
 use super::ids;
 use super::model::{Container, Endpoint, Sandbox, State};
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
-use crate::driver::Driver;
-use crate::driver::bridge::{self, BridgeEndpoint};
+use crate::driver::{Interface, special};
+use crate::ipam::PoolId;
 
 /// The images a reference engine has: the same tiny one every target maps `busybox` to.
 const IMAGES: [&str; 2] = ["busybox", "busybox:latest"];
@@ -195,7 +196,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Gives the container an endpoint on `network` (an id, or a name that had no network yet).
+    /// Gives the container an endpoint on `network` (an id, or a name that had no network yet):
+    /// addresses from IPAM (none on host and null), then the driver's endpoint, joined to the
+    /// sandbox.
     async fn join(
         &mut self,
         index: usize,
@@ -204,111 +207,75 @@ impl Engine {
     ) -> EngineResult<()> {
         let n = self.network_index(network)?;
         let network_id = self.networks[n].id.clone();
-        if self.networks[n].driver != Driver::Bridge {
-            // host and none: no endpoint to plug.
-            self.containers[index].endpoints.insert(
-                network_id.clone(),
-                Endpoint {
-                    id: self.ids.id(),
-                    network: network_id,
-                    ip4: None,
-                    ip6: None,
-                    mac: None,
-                    gateway4: None,
-                    gateway6: None,
-                    bridge: None,
-                },
-            );
-            return Ok(());
-        }
-        let wanted = |v6: bool| -> EngineResult<Option<IpAddr>> {
-            let text = settings.ipam_config.as_ref().and_then(|c| {
-                if v6 {
-                    c.ipv6_address.clone()
-                } else {
-                    c.ipv4_address.clone()
-                }
-            });
-            match text.filter(|t| !t.is_empty()) {
-                Some(t) => t
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| EngineError::new(format!("invalid IP address: {t}"))),
-                None => Ok(None),
-            }
-        };
-        let (want4, want6) = (wanted(false)?, wanted(true)?);
-        let pools = self.networks[n].pools.clone();
-        let mut addresses: Vec<(crate::ipam::PoolId, IpAddr)> = Vec::new();
-        let mut ip4 = None;
-        let mut ip6 = None;
-        let (mut gateway4, mut gateway6) = (None, None);
-        for pool in pools {
-            let (subnet, gateway) = {
-                let p = self.ipam.pool(pool);
-                (p.subnet, p.gateway)
-            };
-            let want = if subnet.is_ipv4() { want4 } else { want6 };
-            match self.ipam.request_address(pool, want) {
-                Ok(ip) => {
-                    addresses.push((pool, ip));
-                    let net =
-                        IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet");
-                    if subnet.is_ipv4() {
-                        ip4 = Some(net);
-                        gateway4 = gateway;
-                    } else {
-                        ip6 = Some(net);
-                        gateway6 = gateway;
-                    }
-                }
-                Err(e) => {
-                    for (pool, ip) in addresses {
-                        self.ipam.release_address(pool, ip);
-                    }
-                    return Err(EngineError::new(e.to_string()));
-                }
-            }
-        }
-        let mac = match (&self.containers[index].config.mac_address, ip4) {
-            (Some(mac), _) if !mac.is_empty() => parse_mac(mac)?,
-            (_, Some(IpNetwork::V4(v4))) => ids::mac_for(v4.ip()),
-            _ => [0x02, 0x42, 0, 0, 0, 0],
-        };
-        let ifname = format!("eth{}", self.next_ifindex(index));
-        let endpoint = BridgeEndpoint {
-            host_ifname: self.ids.veth(),
-            ifname,
-            mac,
-            addresses: ip4.into_iter().chain(ip6).collect(),
-            default_via: Vec::new(),
-        };
-        let network = self.networks[n]
-            .bridge
-            .clone()
-            .expect("bridge networks have a bridge");
+        let driver = self.networks[n].driver.clone();
         let sandbox = self.sandbox_netns(index)?;
-        if let Err(e) = bridge::join(&self.host, &sandbox, &network, &endpoint).await {
-            for (pool, ip) in addresses {
-                self.ipam.release_address(pool, ip);
+        let mut interface = Interface::default();
+        let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
+        if !self.networks[n].has_special_driver() {
+            let (want4, want6) = (wanted_ip(settings, false)?, wanted_ip(settings, true)?);
+            interface.mac = match &self.containers[index].config.mac_address {
+                Some(mac) if !mac.is_empty() => Some(parse_mac(mac)?),
+                _ => None,
+            };
+            for pool in self.networks[n].pools.clone() {
+                let subnet = self.ipam.pool(pool).subnet;
+                let want = if subnet.is_ipv4() { want4 } else { want6 };
+                match self.ipam.request_address(pool, want) {
+                    Ok(ip) => {
+                        allocated.push((pool, ip));
+                        interface.addresses.push(
+                            IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet"),
+                        );
+                    }
+                    Err(e) => {
+                        self.release_addresses(allocated);
+                        return Err(EngineError::new(e.to_string()));
+                    }
+                }
             }
-            return Err(EngineError::new(e.to_string()));
         }
         let id = self.ids.id();
+        let ifname = format!("eth{}", self.next_ifindex(index));
+        let plugged = async {
+            let mac = driver.create_endpoint(&network_id, &id, &interface).await?;
+            match driver.join(&network_id, &id, &sandbox, &ifname).await {
+                Ok(info) => Ok((mac, info)),
+                Err(e) => {
+                    let _ = driver.delete_endpoint(&network_id, &id).await;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        let (mac, info) = match plugged {
+            Ok(plugged) => plugged,
+            Err(e) => {
+                self.release_addresses(allocated);
+                return Err(EngineError::new(e.to_string()));
+            }
+        };
         self.containers[index].endpoints.insert(
             network_id.clone(),
             Endpoint {
                 id,
                 network: network_id,
-                ip4,
-                ip6,
-                mac: Some(mac),
-                gateway4,
-                gateway6,
-                bridge: Some(endpoint),
+                ip4: interface.addresses.iter().copied().find(IpNetwork::is_ipv4),
+                ip6: interface.addresses.iter().copied().find(IpNetwork::is_ipv6),
+                mac,
+                gateway4: info.gateway4.map(IpAddr::V4),
+                gateway6: info.gateway6.map(IpAddr::V6),
+                ifname: info.interface,
+                disable_gateway_service: info.disable_gateway_service,
             },
         );
         Ok(())
+    }
+
+    /// Gives addresses back to their pools.
+    fn release_addresses(&mut self, allocated: Vec<(PoolId, IpAddr)>) {
+        for (pool, ip) in allocated {
+            self.ipam.release_address(pool, ip);
+        }
     }
 
     /// The lowest `ethN` not used by the container's endpoints.
@@ -316,31 +283,39 @@ impl Engine {
         let used: Vec<&str> = self.containers[index]
             .endpoints
             .values()
-            .filter_map(|e| e.bridge.as_ref().map(|b| b.ifname.as_str()))
+            .filter_map(|e| e.ifname.as_deref())
             .collect();
         (0..)
             .find(|i| !used.contains(&format!("eth{i}").as_str()))
             .unwrap_or(0)
     }
 
-    /// The network whose endpoint gives the container its default route: bridge networks,
-    /// non-internal first, then by name (Docker's endpoint order).
+    /// The network whose endpoint gives the container its default route: the first endpoint
+    /// that provides a gateway, non-internal networks first, then by name (Docker's endpoint
+    /// order).
     fn gateway_endpoint(&self, index: usize) -> Option<String> {
         let endpoints = &self.containers[index].endpoints;
         self.endpoint_order(index)
             .into_iter()
-            .find(|n| endpoints[n].bridge.is_some())
+            .find(|n| endpoints[n].provides_gateway())
     }
 
-    /// The networks of a running container's endpoints in libnetwork's order: non-internal
-    /// networks first, then by name.
+    /// The networks of a running container's endpoints in libnetwork's order (`epHeap.Less`):
+    /// internal networks last; among the others, an endpoint with both an IPv4 and an IPv6
+    /// gateway first; then by network name. The gateway endpoint is the first that can be one,
+    /// and the embedded DNS looks names up in this order.
     pub(super) fn endpoint_order(&self, index: usize) -> Vec<String> {
-        let mut networks: Vec<&super::model::Network> = self.containers[index]
+        let container = &self.containers[index];
+        let mut networks: Vec<&super::model::Network> = container
             .endpoints
             .keys()
             .filter_map(|id| self.networks.iter().find(|n| n.id == *id))
             .collect();
-        networks.sort_by(|a, b| (a.internal, &a.name).cmp(&(b.internal, &b.name)));
+        networks.sort_by_key(|n| {
+            let endpoint = &container.endpoints[&n.id];
+            let dual_stack = endpoint.gateway4.is_some() && endpoint.gateway6.is_some();
+            (n.internal, !dual_stack, n.name.clone())
+        });
         networks.into_iter().map(|n| n.id.clone()).collect()
     }
 
@@ -351,13 +326,11 @@ impl Engine {
         if gateway_network == self.containers[index].gateway_network {
             return Ok(());
         }
-        self.withdraw_all(index);
+        self.revoke_external(index).await;
         self.containers[index].gateway_network = gateway_network.clone();
         let sandbox = self.sandbox_netns(index)?;
         let Some(gateway_network) = gateway_network else {
-            return bridge::set_default_routes(&sandbox, &[])
-                .await
-                .map_err(|e| EngineError::new(e.to_string()));
+            return set_default_routes(&sandbox, &[]).await;
         };
         let endpoint = &self.containers[index].endpoints[&gateway_network];
         let gateways: Vec<IpAddr> = endpoint
@@ -370,22 +343,58 @@ impl Engine {
             .map(|a| a.ip())
             .or(endpoint.ip6.map(|a| a.ip()));
         let endpoint_id = endpoint.id.clone();
-        bridge::set_default_routes(&sandbox, &gateways)
+        set_default_routes(&sandbox, &gateways).await?;
+        let Some(network) = self.networks.iter().find(|n| n.id == gateway_network) else {
+            return Ok(());
+        };
+        if network.internal {
+            return Ok(());
+        }
+        let driver = network.driver.clone();
+        if let Err(e) = driver
+            .program_external_connectivity(&gateway_network, &endpoint_id)
             .await
-            .map_err(|e| EngineError::new(e.to_string()))?;
-        let internal = self
-            .networks
-            .iter()
-            .any(|n| n.id == gateway_network && n.internal);
-        if let (false, Some(target)) = (internal, target) {
+        {
+            return Err(EngineError::new(format!(
+                "driver failed programming external connectivity on endpoint {} ({endpoint_id}): {e}",
+                self.containers[index].name
+            )));
+        }
+        if let Some(target) = target {
             self.publish(index, target, &endpoint_id)?;
         }
         Ok(())
     }
 
+    /// Withdraws the container's published ports and revokes the external connectivity of
+    /// its gateway endpoint, if that is still there (best effort).
+    async fn revoke_external(&mut self, index: usize) {
+        self.withdraw_all(index);
+        let container = &self.containers[index];
+        let Some(network_id) = container.gateway_network.clone() else {
+            return;
+        };
+        let (Some(endpoint), Some(network)) = (
+            container.endpoints.get(&network_id),
+            self.networks.iter().find(|n| n.id == network_id),
+        ) else {
+            return;
+        };
+        if network.internal {
+            return;
+        }
+        let (endpoint_id, driver) = (endpoint.id.clone(), network.driver.clone());
+        if let Err(e) = driver
+            .revoke_external_connectivity(&network_id, &endpoint_id)
+            .await
+        {
+            tracing::warn!("revoking external connectivity of {endpoint_id}: {e}");
+        }
+    }
+
     /// Removes the container's endpoints, ports and namespace (best effort).
     async fn teardown(&mut self, index: usize) {
-        self.withdraw_all(index);
+        self.revoke_external(index).await;
         self.containers[index].gateway_network = None;
         let endpoints = std::mem::take(&mut self.containers[index].endpoints);
         for endpoint in endpoints.into_values() {
@@ -395,19 +404,37 @@ impl Engine {
         self.containers[index].sandbox = None;
     }
 
-    async fn release_endpoint(&mut self, endpoint: Endpoint) {
-        if let Some(b) = &endpoint.bridge
-            && let Err(e) = bridge::leave(&self.host, b).await
-        {
-            tracing::warn!("leaving {}: {e}", b.host_ifname);
+    /// Removes the container's endpoint on `network`, revoking its external connectivity
+    /// first when it is the gateway endpoint (best effort).
+    async fn remove_endpoint(&mut self, index: usize, network: &str) {
+        if self.containers[index].gateway_network.as_deref() == Some(network) {
+            self.revoke_external(index).await;
         }
-        if let Some(n) = self.networks.iter().find(|n| n.id == endpoint.network) {
-            let pools = n.pools.clone();
-            for address in endpoint.ip4.iter().chain(endpoint.ip6.iter()) {
-                for pool in &pools {
-                    if self.ipam.pool(*pool).subnet.contains(address.ip()) {
-                        self.ipam.release_address(*pool, address.ip());
-                    }
+        if let Some(endpoint) = self.containers[index].endpoints.remove(network) {
+            self.release_endpoint(endpoint).await;
+        }
+    }
+
+    /// Takes an endpoint out of its sandbox, deletes it and releases its addresses (best
+    /// effort).
+    async fn release_endpoint(&mut self, endpoint: Endpoint) {
+        let Some(n) = self.networks.iter().find(|n| n.id == endpoint.network) else {
+            return;
+        };
+        let (driver, pools) = (n.driver.clone(), n.pools.clone());
+        if let Err(e) = driver.leave(&endpoint.network, &endpoint.id).await {
+            tracing::warn!("leaving {}: {e}", endpoint.id);
+        }
+        if let Err(e) = driver
+            .delete_endpoint(&endpoint.network, &endpoint.id)
+            .await
+        {
+            tracing::warn!("deleting {}: {e}", endpoint.id);
+        }
+        for address in endpoint.ip4.iter().chain(endpoint.ip6.iter()) {
+            for pool in &pools {
+                if self.ipam.pool(*pool).subnet.contains(address.ip()) {
+                    self.ipam.release_address(*pool, address.ip());
                 }
             }
         }
@@ -452,11 +479,11 @@ impl Engine {
         let (net_name, net_id, driver) = (
             self.networks[n].name.clone(),
             self.networks[n].id.clone(),
-            self.networks[n].driver,
+            self.networks[n].driver.name().to_string(),
         );
         let mode = self.containers[index].mode().to_string();
-        if mode == "host" || driver == Driver::Host {
-            if mode == "host" && driver != Driver::Host {
+        if mode == "host" || driver == special::HOST {
+            if mode == "host" && driver != special::HOST {
                 return Err(EngineError::new(
                     "container sharing network namespace with another container or host cannot be connected to any other network",
                 ));
@@ -470,7 +497,7 @@ impl Engine {
                 "container sharing network namespace with another container or host cannot be connected to any other network",
             ));
         }
-        if mode == "none" || driver == Driver::Null {
+        if mode == "none" || driver == special::NULL {
             return Err(EngineError::new(
                 "container cannot be connected to multiple networks with one of the networks in private (none) mode",
             ));
@@ -493,9 +520,7 @@ impl Engine {
                 Err(e) => Err(e),
             };
             if let Err(e) = plugged {
-                if let Some(endpoint) = self.containers[index].endpoints.remove(&net_id) {
-                    self.release_endpoint(endpoint).await;
-                }
+                self.remove_endpoint(index, &net_id).await;
                 return Err(e);
             }
         }
@@ -517,17 +542,17 @@ impl Engine {
         force: bool,
     ) -> EngineResult<()> {
         let index = self.container_index(container)?;
-        let (net_id, net_name, driver) = match self.network_index(network) {
+        let (net_id, net_name, host) = match self.network_index(network) {
             Ok(n) => (
                 self.networks[n].id.clone(),
                 self.networks[n].name.clone(),
-                self.networks[n].driver,
+                self.networks[n].driver.name() == special::HOST,
             ),
             // `-f` also cleans up attachments to networks that are gone.
-            Err(_) if force => (network.to_string(), network.to_string(), Driver::Bridge),
+            Err(_) if force => (network.to_string(), network.to_string(), false),
             Err(e) => return Err(e),
         };
-        if driver == Driver::Host {
+        if host {
             return Err(EngineError::new(
                 "container cannot be disconnected from host network or connected to host network",
             ));
@@ -546,9 +571,7 @@ impl Engine {
         };
         self.containers[index].attachments.remove(position);
         if running {
-            if let Some(endpoint) = self.containers[index].endpoints.remove(&net_id) {
-                self.release_endpoint(endpoint).await;
-            }
+            self.remove_endpoint(index, &net_id).await;
             self.refresh_dns();
             self.route_and_publish(index).await?;
             self.write_files(index)?;
@@ -617,7 +640,7 @@ impl Engine {
         let user_network = container.endpoints.values().any(|e| {
             self.networks
                 .iter()
-                .any(|n| n.id == e.network && n.driver == Driver::Bridge && !n.default_bridge)
+                .any(|n| n.id == e.network && n.is_bridge() && !n.default_bridge)
         });
         let servers = self.nameservers(index);
         let contents = [
@@ -681,6 +704,53 @@ async fn new_sandbox() -> EngineResult<Netns> {
         .map_err(|e| EngineError::new(format!("set lo up: {e}")))?;
     nl.close().await;
     Ok(netns)
+}
+
+/// Points the sandbox's default routes at `gateways` (replacing any), or removes them.
+async fn set_default_routes(sandbox: &Netns, gateways: &[IpAddr]) -> EngineResult<()> {
+    let nl = sandbox
+        .netlink()
+        .map_err(|e| EngineError::new(format!("open netlink in the sandbox: {e}")))?;
+    for v6 in [false, true] {
+        let message = if v6 {
+            RouteMessageBuilder::<Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<Ipv4Addr>::new().build()
+        };
+        // Deleting a default route that is not there is fine.
+        let _ = nl.route().del(message).execute().await;
+    }
+    for gateway in gateways {
+        let message = match *gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build(),
+        };
+        nl.route()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|e| EngineError::new(format!("default route via {gateway}: {e}")))?;
+    }
+    nl.close().await;
+    Ok(())
+}
+
+/// The address `--ip` (IPv4) or `--ip6` asks for, if any.
+fn wanted_ip(settings: &EndpointSettings, v6: bool) -> EngineResult<Option<IpAddr>> {
+    let text = settings.ipam_config.as_ref().and_then(|c| {
+        if v6 {
+            c.ipv6_address.clone()
+        } else {
+            c.ipv4_address.clone()
+        }
+    });
+    match text.filter(|t| !t.is_empty()) {
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| EngineError::new(format!("invalid IP address: {t}"))),
+        None => Ok(None),
+    }
 }
 
 fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {

@@ -9,7 +9,6 @@ use ipnetwork::IpNetwork;
 use super::model::{Sandbox, State};
 use super::{Engine, EngineError, EngineResult};
 use crate::dns::{Entry, NetworkRecords, Records, SandboxEndpoint, SandboxView, Upstream};
-use crate::driver::Driver;
 
 impl Engine {
     /// Whether the network has embedded DNS: user-defined bridge networks do, the default
@@ -17,7 +16,7 @@ impl Engine {
     pub(super) fn has_embedded_dns(&self, network_id: &str) -> bool {
         self.networks
             .iter()
-            .any(|n| n.id == network_id && n.driver == Driver::Bridge && !n.default_bridge)
+            .any(|n| n.id == network_id && n.is_bridge() && !n.default_bridge)
     }
 
     /// Starts the resolver of a running container with a sandbox of its own, once it is on a

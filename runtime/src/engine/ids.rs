@@ -30,17 +30,6 @@ impl Ids {
     pub(crate) fn id(&mut self) -> String {
         (0..4).map(|_| format!("{:016x}", self.next())).collect()
     }
-
-    /// A host-side veth name: `veth` and 7 hex digits, as Docker names them.
-    pub(crate) fn veth(&mut self) -> String {
-        format!("veth{:07x}", self.next() & 0xfff_ffff)
-    }
-}
-
-/// Docker 20.10's MAC for an endpoint: `02:42` followed by the IPv4 address.
-pub(crate) fn mac_for(ip: std::net::Ipv4Addr) -> [u8; 6] {
-    let [a, b, c, d] = ip.octets();
-    [0x02, 0x42, a, b, c, d]
 }
 
 /// Docker's timestamp format (RFC 3339 with nanoseconds, UTC).
@@ -84,16 +73,11 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-        assert!(ids.veth().starts_with("veth") && ids.veth().len() == 11);
     }
 
     #[test]
     fn dates_are_civil() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_421), (2025, 11, 29));
-        assert_eq!(
-            mac_for("172.18.0.2".parse().unwrap()),
-            [2, 0x42, 172, 18, 0, 2]
-        );
     }
 }

@@ -5,7 +5,6 @@ use serde_json::{Map, Value, json};
 use super::model::{Container, Endpoint, State};
 use super::ports::ports_json;
 use super::{Engine, EngineResult};
-use crate::driver::Driver;
 
 fn mac_text(mac: Option<[u8; 6]>) -> String {
     mac.map(|m| {
@@ -48,7 +47,7 @@ impl Engine {
         let mut containers = Map::new();
         for container in &self.containers {
             if let Some(endpoint) = container.endpoints.get(&network.id)
-                && network.driver == Driver::Bridge
+                && network.is_bridge()
             {
                 containers.insert(
                     container.id.clone(),
@@ -62,7 +61,7 @@ impl Engine {
                 );
             }
         }
-        let ipam_options = if network.default_bridge || network.driver != Driver::Bridge {
+        let ipam_options = if network.default_bridge || !network.is_bridge() {
             Value::Null
         } else {
             json!({})
@@ -71,7 +70,7 @@ impl Engine {
             "Name": network.name,
             "Id": network.id,
             "Created": network.created,
-            "Scope": "local",
+            "Scope": network.driver.capabilities().data_scope.name(),
             "Driver": network.driver.name(),
             "EnableIPv6": network.ipv6,
             "IPAM": {"Driver": "default", "Options": ipam_options, "Config": config},
@@ -104,7 +103,7 @@ impl Engine {
                 c,
                 endpoint,
                 settings,
-                network.is_some_and(|n| n.driver == Driver::Bridge && !n.default_bridge),
+                network.is_some_and(|n| n.is_bridge() && !n.default_bridge),
             );
             if let Some(n) = network {
                 entry["NetworkID"] = n.id.clone().into();

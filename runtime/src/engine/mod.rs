@@ -14,6 +14,7 @@ mod model;
 mod network;
 mod ports;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use drydock_netsim::Netns;
 
 use crate::dns::Dns;
 
+use crate::driver::{self, Driver};
 use crate::firewall::Firewall;
 use crate::ipam::Ipam;
 
@@ -62,6 +64,8 @@ pub struct Options {
 pub struct Engine {
     host: Netns,
     options: Options,
+    /// Network drivers by name.
+    drivers: BTreeMap<String, Arc<dyn Driver>>,
     firewall: Firewall,
     dns: Arc<Dns>,
     ipam: Ipam,
@@ -86,6 +90,10 @@ impl Engine {
         let mut engine = Engine {
             host: host.clone(),
             options,
+            drivers: driver::builtins(host)
+                .into_iter()
+                .map(|d| (d.name().to_string(), d))
+                .collect(),
             firewall,
             dns: Dns::new(host.clone()),
             ipam: Ipam::new(),

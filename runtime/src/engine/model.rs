@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use drydock_netsim::Netns;
 use ipnetwork::IpNetwork;
 
 use crate::api::body::{ContainerCreate, EndpointSettings};
-use crate::driver::Driver;
-use crate::driver::bridge::{BridgeEndpoint, BridgeNetwork};
+use crate::driver::{Driver, bridge, special};
 use crate::ipam::PoolId;
 use crate::proxy::Proxy;
 
@@ -17,7 +17,7 @@ use crate::proxy::Proxy;
 pub(crate) struct Network {
     pub(crate) id: String,
     pub(crate) name: String,
-    pub(crate) driver: Driver,
+    pub(crate) driver: Arc<dyn Driver>,
     pub(crate) created: String,
     pub(crate) internal: bool,
     pub(crate) attachable: bool,
@@ -31,10 +31,24 @@ pub(crate) struct Network {
     pub(crate) user_subnets: bool,
     /// Inspect shows no gateway for the default bridge (as 20.10 does on a fresh daemon).
     pub(crate) show_gateway: bool,
-    /// Bridge details, for bridge networks.
-    pub(crate) bridge: Option<BridgeNetwork>,
+    /// The Linux bridge carrying it, as its driver made it: the firewall filters that.
+    pub(crate) bridge: Option<String>,
     /// The default bridge (`docker0`): legacy links, no embedded DNS.
     pub(crate) default_bridge: bool,
+}
+
+impl Network {
+    /// Whether its driver is `bridge`, whose options (ICC, masquerade) and defaults (embedded
+    /// DNS on user-defined networks) the engine applies.
+    pub(crate) fn is_bridge(&self) -> bool {
+        self.driver.name() == bridge::NAME
+    }
+
+    /// Whether its driver is `host` or `null`, whose networks and endpoints get no addresses
+    /// (libnetwork `hasSpecialDriver`).
+    pub(crate) fn has_special_driver(&self) -> bool {
+        special::is_special(self.driver.name())
+    }
 }
 
 /// An endpoint: a container's attachment to a network while it runs.
@@ -47,8 +61,18 @@ pub(crate) struct Endpoint {
     pub(crate) mac: Option<[u8; 6]>,
     pub(crate) gateway4: Option<IpAddr>,
     pub(crate) gateway6: Option<IpAddr>,
-    /// Bridge driver details.
-    pub(crate) bridge: Option<BridgeEndpoint>,
+    /// Its interface in the sandbox (`ethN`), when its driver plugged one.
+    pub(crate) ifname: Option<String>,
+    /// Its driver keeps it from being the sandbox's gateway endpoint.
+    pub(crate) disable_gateway_service: bool,
+}
+
+impl Endpoint {
+    /// Whether it may give its sandbox the default route and the published ports: it has a
+    /// gateway, and its driver allows it (libnetwork `getGatewayEndpoint`).
+    pub(crate) fn provides_gateway(&self) -> bool {
+        !self.disable_gateway_service && (self.gateway4.is_some() || self.gateway6.is_some())
+    }
 }
 
 /// A container's network namespace.

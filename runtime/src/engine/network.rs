@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
@@ -9,20 +10,17 @@ use super::ids;
 use super::model::Network;
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::NetworkCreate;
-use crate::driver::Driver;
-use crate::driver::bridge::{self, BridgeNetwork};
+use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
+use crate::driver::{Driver, IpamData, NetworkRequest, special};
 use crate::firewall::NetworkRules;
 use crate::ipam::{PoolId, PoolRequest};
 
 /// The names Docker reserves.
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
-/// Option keys of the bridge driver.
-const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// Options of the bridge driver that the engine's firewall applies.
 const ENABLE_ICC: &str = "com.docker.network.bridge.enable_icc";
 const ENABLE_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
-const MTU: &str = "com.docker.network.driver.mtu";
-const DEFAULT_MTU: u32 = 1500;
 
 impl Engine {
     /// `bridge` (docker0 on 172.17.0.0/16), `host` and `none`, as a fresh dockerd has them.
@@ -44,25 +42,15 @@ impl Engine {
             options,
             ..NetworkCreate::default()
         };
-        self.add_network(&body, true).await?;
-        for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
-            let network = Network {
-                id: self.ids.id(),
+        self.add_network(&body, self.driver(bridge::NAME)?, true)
+            .await?;
+        for (name, driver) in [("host", special::HOST), ("none", special::NULL)] {
+            let body = NetworkCreate {
                 name: name.into(),
-                driver,
-                created: ids::now(),
-                internal: false,
-                attachable: false,
-                ipv6: false,
-                options: BTreeMap::new(),
-                labels: BTreeMap::new(),
-                pools: Vec::new(),
-                user_subnets: false,
-                show_gateway: false,
-                bridge: None,
-                default_bridge: false,
+                driver: driver.into(),
+                ..NetworkCreate::default()
             };
-            self.networks.push(network);
+            self.add_network(&body, self.driver(driver)?, false).await?;
         }
         Ok(())
     }
@@ -81,87 +69,92 @@ impl Engine {
                 body.name
             )));
         }
-        match body.driver.as_str() {
-            "" | "bridge" => self.add_network(body, false).await,
-            "host" | "null" => Err(EngineError::new(format!(
-                "only one instance of \"{}\" network is allowed",
-                body.driver
-            ))),
+        let driver = match body.driver.as_str() {
+            "" => bridge::NAME,
+            name => name,
+        };
+        self.add_network(body, self.driver(driver)?, false).await
+    }
+
+    /// The driver named `name`, with Docker's text for one there is not.
+    fn driver(&self, name: &str) -> EngineResult<Arc<dyn Driver>> {
+        if let Some(driver) = self.drivers.get(name) {
+            return Ok(driver.clone());
+        }
+        match name {
             "macvlan" | "ipvlan" | "overlay" => Err(EngineError::new(format!(
-                "the {} driver is not built into the reference engine yet",
-                body.driver
+                "the {name} driver is not built into the reference engine yet"
             ))),
             other => Err(EngineError::new(format!("plugin \"{other}\" not found"))),
         }
     }
 
-    /// Creates a bridge network: pools, the bridge, the firewall sets. Undoes what it did when
-    /// a later step fails.
+    /// Creates a network: the bridge options the firewall applies, IPAM pools (none for host
+    /// and null), the driver's network, the firewall's sets. Undoes what it did when a later
+    /// step fails.
     async fn add_network(
         &mut self,
         body: &NetworkCreate,
+        driver: Arc<dyn Driver>,
         default_bridge: bool,
     ) -> EngineResult<String> {
         let id = self.ids.id();
-        let mtu = match body.options.get(MTU) {
-            None => DEFAULT_MTU,
-            Some(v) => v.parse().map_err(|_| {
-                EngineError::new(format!("failed to parse {MTU} value: {v} (strconv.Atoi: parsing \"{v}\": invalid syntax)"))
-            })?,
+        // Bridge options that the engine's firewall applies to the bridge the driver makes.
+        let (icc, masquerade) = if driver.name() == bridge::NAME {
+            (
+                bool_option(&body.options, ENABLE_ICC, true)?,
+                bool_option(&body.options, ENABLE_MASQUERADE, true)? && !body.internal,
+            )
+        } else {
+            (true, false)
         };
-        let icc = bool_option(&body.options, ENABLE_ICC, true)?;
-        let masquerade = bool_option(&body.options, ENABLE_MASQUERADE, true)? && !body.internal;
-        let bridge_name = body
-            .options
-            .get(BRIDGE_NAME)
-            .cloned()
-            .unwrap_or_else(|| format!("br-{}", &id[..12]));
-        if let Some(other) = self
-            .networks
-            .iter()
-            .find(|n| n.bridge.as_ref().is_some_and(|b| b.bridge == bridge_name))
-        {
-            return Err(EngineError::new(format!(
-                "cannot create network {id} ({bridge_name}): conflicts with network {} ({bridge_name}): networks have same bridge name",
-                other.id
-            )));
-        }
-
-        let pools = self.request_pools(body)?;
-        let mut gateways = Vec::new();
-        for pool in &pools {
-            let p = self.ipam.pool(*pool);
-            if let Some(gateway) = p.gateway {
-                gateways.push(
-                    IpNetwork::new(gateway, p.subnet.prefix()).expect("a gateway in its subnet"),
-                );
+        let pools = if special::is_special(driver.name()) {
+            Vec::new()
+        } else {
+            self.request_pools(body)?
+        };
+        let request = NetworkRequest {
+            id: id.clone(),
+            options: body.options.clone(),
+            pools: pools
+                .iter()
+                .map(|id| {
+                    let pool = self.ipam.pool(*id);
+                    IpamData {
+                        subnet: pool.subnet,
+                        gateway: pool.gateway.map(|gateway| {
+                            IpNetwork::new(gateway, pool.subnet.prefix())
+                                .expect("a gateway in its subnet")
+                        }),
+                    }
+                })
+                .collect(),
+        };
+        let info = match driver.create_network(&request).await {
+            Ok(info) => info,
+            Err(e) => {
+                self.release_pools(&pools);
+                return Err(EngineError::new(e.to_string()));
             }
-        }
-        let bridge = BridgeNetwork {
-            bridge: bridge_name.clone(),
-            gateways,
-            mtu,
         };
-        if let Err(e) = bridge::create_network(&self.host, &bridge).await {
-            self.release_pools(&pools);
-            return Err(EngineError::new(e.to_string()));
-        }
-        let rules = NetworkRules {
-            bridge: bridge_name.clone(),
-            subnets: pools.iter().map(|p| self.ipam.pool(*p).subnet).collect(),
-            internal: body.internal,
-            icc,
-            masquerade,
-        };
-        if let Err(e) = self.firewall.add_network(&rules) {
-            let _ = bridge::delete_network(&self.host, &bridge).await;
-            self.release_pools(&pools);
-            return Err(EngineError::new(format!("firewall: {e}")));
+        if let Some(bridge) = &info.bridge {
+            let rules = NetworkRules {
+                bridge: bridge.clone(),
+                subnets: pools.iter().map(|p| self.ipam.pool(*p).subnet).collect(),
+                internal: body.internal,
+                icc,
+                masquerade,
+            };
+            if let Err(e) = self.firewall.add_network(&rules) {
+                let _ = driver.delete_network(&id).await;
+                self.release_pools(&pools);
+                return Err(EngineError::new(format!("firewall: {e}")));
+            }
         }
         self.networks.push(Network {
             id: id.clone(),
             name: body.name.clone(),
-            driver: Driver::Bridge,
+            driver,
             created: ids::now(),
             internal: body.internal,
             attachable: body.attachable,
@@ -171,7 +164,7 @@ impl Engine {
             pools,
             user_subnets: body.ipam.config.iter().any(|c| c.subnet.is_some()),
             show_gateway: !default_bridge,
-            bridge: Some(bridge),
+            bridge: info.bridge,
             default_bridge,
         });
         Ok(id)
@@ -259,13 +252,13 @@ impl Engine {
         }
         let network = self.networks.remove(index);
         let mut problems = Vec::new();
-        if let Some(bridge) = &network.bridge {
-            if let Err(e) = self.firewall.remove_network(&bridge.bridge) {
-                problems.push(format!("firewall: {e}"));
-            }
-            if let Err(e) = bridge::delete_network(&self.host, bridge).await {
-                problems.push(e.to_string());
-            }
+        if let Some(bridge) = &network.bridge
+            && let Err(e) = self.firewall.remove_network(bridge)
+        {
+            problems.push(format!("firewall: {e}"));
+        }
+        if let Err(e) = network.driver.delete_network(&network.id).await {
+            problems.push(e.to_string());
         }
         self.release_pools(&network.pools);
         // Containers created (not running) on it keep a dangling attachment, as in Docker.
