@@ -1,7 +1,8 @@
 //! `resolve`: one DNS query, the way a container's stub resolver asks.
 //!
-//! Messages are built and read with hickory-proto (pure functions [`query`] and [`answer`]);
-//! the I/O is one connected UDP socket, and TCP when the UDP answer comes back truncated.
+//! Messages are built and read with hickory-proto (pure functions [`query`], [`answer`] and
+//! [`reverse_name`]); the I/O is one connected UDP socket, and TCP when the UDP answer comes back
+//! truncated (or when the query is asked over TCP from the start).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::time::Instant;
 
+use super::Proto;
 use super::sock::{self, Failure, RESEND};
 
 /// The record type to ask for.
@@ -21,6 +23,10 @@ pub enum RecordKind {
     A,
     /// IPv6 addresses.
     Aaaa,
+    /// The name of an address (asked for its reverse name, see [`reverse_name`]).
+    Ptr,
+    /// Mail exchangers.
+    Mx,
 }
 
 impl RecordKind {
@@ -28,6 +34,8 @@ impl RecordKind {
         match self {
             Self::A => RecordType::A,
             Self::Aaaa => RecordType::AAAA,
+            Self::Ptr => RecordType::PTR,
+            Self::Mx => RecordType::MX,
         }
     }
 }
@@ -37,18 +45,57 @@ impl fmt::Display for RecordKind {
         f.write_str(match self {
             Self::A => "A",
             Self::Aaaa => "AAAA",
+            Self::Ptr => "PTR",
+            Self::Mx => "MX",
         })
+    }
+}
+
+/// What a record of the kind asked for holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordData {
+    /// An address (A, AAAA).
+    Address(IpAddr),
+    /// A domain name, absolute, as the server wrote it (PTR, the exchange of an MX).
+    Name(String),
+}
+
+impl fmt::Display for RecordData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address(ip) => write!(f, "{ip}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One record of an answer: what it holds, and its TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The record's data.
+    pub data: RecordData,
+    /// Its time to live, in seconds.
+    pub ttl: u32,
+}
+
+impl Answered {
+    /// A record holding `ip`.
+    pub fn address(ip: IpAddr, ttl: u32) -> Self {
+        Self {
+            data: RecordData::Address(ip),
+            ttl,
+        }
     }
 }
 
 /// The outcome of [`resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// The addresses of the kind asked for, in the order the server gave them.
-    Answers(Vec<IpAddr>),
+    /// The records of the kind asked for, in the order the server gave them.
+    Answers(Vec<Answered>),
     /// NXDOMAIN: the name does not exist.
     NxDomain,
-    /// NOERROR without any address of the kind asked for (the name exists, or is a CNAME only).
+    /// NOERROR without any record of the kind asked for (the name exists, or is a CNAME only).
     NoRecords,
     /// Any other response code.
     Failure {
@@ -66,15 +113,22 @@ pub enum Resolution {
 impl fmt::Display for Resolution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Answers(addrs) => {
+            Self::Answers(records) => {
                 f.write_str("answers ")?;
-                for (i, addr) in addrs.iter().enumerate() {
+                let one_ttl = records.windows(2).all(|w| w[0].ttl == w[1].ttl);
+                for (i, record) in records.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{addr}")?;
+                    write!(f, "{}", record.data)?;
+                    if !one_ttl {
+                        write!(f, " (ttl {})", record.ttl)?;
+                    }
                 }
-                Ok(())
+                match records.first() {
+                    Some(first) if one_ttl => write!(f, " (ttl {})", first.ttl),
+                    _ => Ok(()),
+                }
             }
             Self::NxDomain => f.write_str("NXDOMAIN"),
             Self::NoRecords => f.write_str("no records (NOERROR)"),
@@ -86,16 +140,19 @@ impl fmt::Display for Resolution {
     }
 }
 
-/// Asks `server` for the `kind` records of `name`, from inside `from`, for at most `timeout`.
+/// Asks `server` for the `kind` records of `name` over `proto`, from inside `from`, for at most
+/// `timeout`.
 ///
-/// One query with RD set over UDP, sent again every second until answered; `name` is taken as
-/// absolute (`web` is asked as `web.`). A truncated (TC) answer is retried over TCP to the same
-/// server within what is left of the timeout. Answers not matching the query's id are ignored.
+/// One query with RD set; `name` is taken as absolute (`web` is asked as `web.`). Over UDP it is
+/// sent again every second until answered, and a truncated (TC) answer is retried over TCP to
+/// the same server within what is left of the timeout; over TCP it is sent once on one
+/// connection. Answers not matching the query's id are ignored.
 pub async fn resolve(
     from: &Netns,
     server: SocketAddr,
     name: &str,
     kind: RecordKind,
+    proto: Proto,
     timeout: Duration,
 ) -> Resolution {
     let deadline = Instant::now() + timeout;
@@ -104,10 +161,23 @@ pub async fn resolve(
         Ok(request) => request,
         Err(e) => return Resolution::Error(e),
     };
+    if proto == Proto::Tcp {
+        return over_tcp(from, server, &request, id, kind, deadline, "TCP").await;
+    }
     match over_udp(from, server, &request, id, kind, deadline).await {
         Some(resolution) => resolution,
-        None => over_tcp(from, server, &request, id, kind, deadline).await,
+        None => {
+            let context = "truncated over UDP; TCP";
+            over_tcp(from, server, &request, id, kind, deadline, context).await
+        }
     }
+}
+
+/// The name a PTR query for `ip` asks: `4.3.2.1.in-addr.arpa.`, or 32 nibbles and `ip6.arpa.`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    let mut name = Name::from(ip);
+    name.set_fqdn(true);
+    name.to_ascii()
 }
 
 /// The resolution over UDP, or `None` when the answer was truncated.
@@ -146,6 +216,7 @@ async fn over_udp(
     }
 }
 
+/// The resolution over one TCP connection; `context` starts the message of an error.
 async fn over_tcp(
     from: &Netns,
     server: SocketAddr,
@@ -153,8 +224,9 @@ async fn over_tcp(
     id: u16,
     kind: RecordKind,
     deadline: Instant,
+    context: &str,
 ) -> Resolution {
-    let tcp_failure = |what: String| Resolution::Error(format!("truncated over UDP; TCP: {what}"));
+    let tcp_failure = |what: String| Resolution::Error(format!("{context}: {what}"));
     let stream = match sock::connect_tcp(from, server, deadline).await {
         Ok(stream) => stream,
         Err(Failure::Timeout) => return Resolution::Timeout,
@@ -249,19 +321,29 @@ pub(crate) fn answer(bytes: &[u8], id: u16, kind: RecordKind) -> Answer {
     match message.metadata.response_code {
         ResponseCode::NoError if message.metadata.truncation => Answer::Truncated,
         ResponseCode::NoError => {
-            let addrs: Vec<IpAddr> = message
+            let records: Vec<Answered> = message
                 .answers
                 .iter()
-                .filter_map(|record| match (&record.data, kind) {
-                    (RData::A(a), RecordKind::A) => Some(IpAddr::V4(a.0)),
-                    (RData::AAAA(aaaa), RecordKind::Aaaa) => Some(IpAddr::V6(aaaa.0)),
-                    _ => None,
+                .filter_map(|record| {
+                    let data = match (&record.data, kind) {
+                        (RData::A(a), RecordKind::A) => RecordData::Address(IpAddr::V4(a.0)),
+                        (RData::AAAA(aaaa), RecordKind::Aaaa) => {
+                            RecordData::Address(IpAddr::V6(aaaa.0))
+                        }
+                        (RData::PTR(ptr), RecordKind::Ptr) => RecordData::Name(ptr.0.to_ascii()),
+                        (RData::MX(mx), RecordKind::Mx) => RecordData::Name(mx.exchange.to_ascii()),
+                        _ => return None,
+                    };
+                    Some(Answered {
+                        data,
+                        ttl: record.ttl,
+                    })
                 })
                 .collect();
-            Answer::Done(if addrs.is_empty() {
+            Answer::Done(if records.is_empty() {
                 Resolution::NoRecords
             } else {
-                Resolution::Answers(addrs)
+                Resolution::Answers(records)
             })
         }
         ResponseCode::NXDomain => Answer::Done(Resolution::NxDomain),
@@ -303,7 +385,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+    use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR};
 
     use super::*;
 
@@ -340,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_keep_their_order_and_kind() {
+    fn answers_keep_their_order_kind_and_ttl() {
         let request = query(7, "web", RecordKind::A).unwrap();
         let cname = CNAME(Name::from_ascii("real.").unwrap());
         let response = response_to(
@@ -355,17 +437,88 @@ mod tests {
         );
         let bytes = response.to_vec().unwrap();
         let expected = Resolution::Answers(vec![
-            "172.18.0.3".parse().unwrap(),
-            "172.18.0.2".parse().unwrap(),
+            Answered::address("172.18.0.3".parse().unwrap(), 60),
+            Answered::address("172.18.0.2".parse().unwrap(), 60),
         ]);
         assert_eq!(
             expected.to_string(),
-            "answers 172.18.0.3, 172.18.0.2".to_string()
+            "answers 172.18.0.3, 172.18.0.2 (ttl 60)".to_string()
         );
         assert_eq!(answer(&bytes, 7, RecordKind::A), Answer::Done(expected));
         assert_eq!(
             answer(&bytes, 7, RecordKind::Aaaa),
-            Answer::Done(Resolution::Answers(vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]))
+            Answer::Done(Resolution::Answers(vec![Answered::address(
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                60
+            )]))
+        );
+        // Nothing of the kind asked for: no records.
+        assert_eq!(
+            answer(&bytes, 7, RecordKind::Ptr),
+            Answer::Done(Resolution::NoRecords)
+        );
+    }
+
+    #[test]
+    fn ptr_and_mx_answers_are_names() {
+        let request = query(
+            8,
+            &reverse_name("172.18.0.2".parse().unwrap()),
+            RecordKind::Ptr,
+        )
+        .unwrap();
+        let message = Message::from_vec(&request).unwrap();
+        assert_eq!(
+            message.queries[0].name().to_string(),
+            "2.0.18.172.in-addr.arpa."
+        );
+        assert_eq!(message.queries[0].query_type(), RecordType::PTR);
+        let target = Name::from_ascii("web.app-net.").unwrap();
+        let mut response = response_to(
+            &request,
+            ResponseCode::NoError,
+            vec![RData::PTR(PTR(target))],
+        );
+        response.answers[0].ttl = 600;
+        let got = answer(&response.to_vec().unwrap(), 8, RecordKind::Ptr);
+        let expected = Resolution::Answers(vec![Answered {
+            data: RecordData::Name("web.app-net.".into()),
+            ttl: 600,
+        }]);
+        assert_eq!(expected.to_string(), "answers web.app-net. (ttl 600)");
+        assert_eq!(got, Answer::Done(expected));
+
+        let request = query(9, "web", RecordKind::Mx).unwrap();
+        assert_eq!(
+            Message::from_vec(&request).unwrap().queries[0].query_type(),
+            RecordType::MX
+        );
+        let mx = MX::new(10, Name::from_ascii("mail.example.").unwrap());
+        let mut response = response_to(&request, ResponseCode::NoError, vec![RData::MX(mx)]);
+        response.add_answer(Record::from_rdata(
+            Name::from_ascii("web.").unwrap(),
+            30,
+            RData::MX(MX::new(20, Name::from_ascii("backup.example.").unwrap())),
+        ));
+        let got = answer(&response.to_vec().unwrap(), 9, RecordKind::Mx);
+        let Answer::Done(resolution) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            resolution.to_string(),
+            "answers mail.example. (ttl 60), backup.example. (ttl 30)"
+        );
+    }
+
+    #[test]
+    fn reverse_names_of_both_families() {
+        assert_eq!(
+            reverse_name("10.1.2.3".parse().unwrap()),
+            "3.2.1.10.in-addr.arpa."
+        );
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa."
         );
     }
 

@@ -26,7 +26,7 @@ mod upstream;
 use std::fmt;
 use std::str::FromStr;
 
-pub use dns::{RecordKind, Resolution, resolve};
+pub use dns::{Answered, RecordData, RecordKind, Resolution, resolve, reverse_name};
 pub use http::{Http, http_get};
 pub use listener::{ListenKind, Listener};
 pub use ping::{Ping, ping};
@@ -95,8 +95,13 @@ impl FromStr for RecordKind {
     fn from_str(s: &str) -> Result<Self, ParseKindError> {
         parse_kind(
             s,
-            &[("a", RecordKind::A), ("aaaa", RecordKind::Aaaa)],
-            "A or AAAA",
+            &[
+                ("a", RecordKind::A),
+                ("aaaa", RecordKind::Aaaa),
+                ("ptr", RecordKind::Ptr),
+                ("mx", RecordKind::Mx),
+            ],
+            "A, AAAA, PTR or MX",
         )
     }
 }
@@ -143,7 +148,12 @@ mod tests {
         for kind in [ListenKind::Tcp, ListenKind::Udp, ListenKind::Http] {
             assert_eq!(kind.to_string().parse::<ListenKind>(), Ok(kind));
         }
-        for kind in [RecordKind::A, RecordKind::Aaaa] {
+        for kind in [
+            RecordKind::A,
+            RecordKind::Aaaa,
+            RecordKind::Ptr,
+            RecordKind::Mx,
+        ] {
             assert_eq!(kind.to_string().parse::<RecordKind>(), Ok(kind));
         }
     }

@@ -13,8 +13,8 @@ use netlink_packet_route::link::LinkAttribute;
 use super::resolve::{container_addresses, lookup, missing_under, text};
 use super::{CaptureResult, CheckResult, Options, Outcome, Status, Verdict};
 use crate::normalize::Normalizer;
-use crate::probe::{self, ListenKind, Listener, Proto, Reach, RecordKind, Resolution};
-use crate::scenario::expect::{Failure, Port, Unresolved, Value, whole_match};
+use crate::probe::{self, ListenKind, Listener, Proto, Reach, RecordData, RecordKind, Resolution};
+use crate::scenario::expect::{Asked, Failure, Port, Question, Unresolved, Value, whole_match};
 use crate::scenario::{
     CapturePoint, Command, Endpoint, Expect, Expectation, Quantifier, Scenario, Step,
 };
@@ -542,34 +542,50 @@ impl<'a, T: Target> Execution<'a, T> {
             }
             Expectation::Resolve {
                 from,
-                name,
+                question,
                 answers,
+                names,
+                ttl,
             } => {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let server = self.resolver(from).await.map_err(setup)?;
-                let kind = if answers
-                    .as_ref()
-                    .is_some_and(|a| a.iter().all(|e| e.ip().is_some_and(|ip| ip.is_ipv6())))
-                {
-                    RecordKind::Aaaa
-                } else {
-                    RecordKind::A
-                };
-                let outcome = probe::resolve(&netns, server, name, kind, timeout).await;
-                let observed = format!("{name} via {server}: {outcome}");
+                let name = self.asked(from, question).await.map_err(setup)?;
+                let outcome = probe::resolve(
+                    &netns,
+                    server,
+                    &name,
+                    question.kind,
+                    question.proto,
+                    timeout,
+                )
+                .await;
+                let observed = format!("{} via {server}: {outcome}", asking(question, &name));
                 let got = match &outcome {
                     Resolution::Answers(got) => got,
                     Resolution::Error(_) => return Err(setup(observed)),
-                    _ => return Err((format!("{name} to resolve"), observed)),
+                    _ => return Err((format!("{question} to resolve"), observed)),
                 };
-                let Some(expected) = answers else {
-                    return Ok(());
-                };
-                let mut want = Vec::new();
-                for endpoint in expected {
-                    want.push(self.address(from, endpoint).await.map_err(setup)?);
+                if let Some(ttl) = ttl
+                    && got.iter().any(|record| record.ttl != *ttl)
+                {
+                    return Err((format!("answers with TTL {ttl}"), observed));
                 }
-                let mut got = got.clone();
+                let mut want = Vec::new();
+                if let Some(expected) = answers {
+                    let v6 = question.kind == RecordKind::Aaaa;
+                    for endpoint in expected {
+                        let ip = self
+                            .address_of(from, endpoint, Some(v6))
+                            .await
+                            .map_err(setup)?;
+                        want.push(RecordData::Address(ip));
+                    }
+                } else if let Some(expected) = names {
+                    want.extend(expected.iter().map(|n| RecordData::Name(absolute(n))));
+                } else {
+                    return Ok(());
+                }
+                let mut got: Vec<RecordData> = got.iter().map(|r| r.data.clone()).collect();
                 got.sort();
                 want.sort();
                 if got == want {
@@ -578,17 +594,32 @@ impl<'a, T: Target> Execution<'a, T> {
                     Err((format!("answers {}", list(&want)), observed))
                 }
             }
-            Expectation::NoResolve { from, name, how } => {
+            Expectation::NoResolve {
+                from,
+                question,
+                how,
+            } => {
                 let netns = self.netns(from).await.map_err(setup)?;
                 let server = self.resolver(from).await.map_err(setup)?;
-                let outcome = probe::resolve(&netns, server, name, RecordKind::A, timeout).await;
-                let observed = format!("{name} via {server}: {outcome}");
+                let name = self.asked(from, question).await.map_err(setup)?;
+                let outcome = probe::resolve(
+                    &netns,
+                    server,
+                    &name,
+                    question.kind,
+                    question.proto,
+                    timeout,
+                )
+                .await;
+                let observed = format!("{} via {server}: {outcome}", asking(question, &name));
                 let holds = match (how, &outcome) {
                     (_, Resolution::Error(_)) => return Err(setup(observed)),
                     (Unresolved::NoAddress, Resolution::NxDomain | Resolution::NoRecords)
                     | (Unresolved::NxDomain, Resolution::NxDomain)
+                    | (Unresolved::NoData, Resolution::NoRecords)
                     | (Unresolved::Timeout, Resolution::Timeout)
                     | (Unresolved::Refused, Resolution::Refused) => true,
+                    (Unresolved::ServFail, Resolution::Failure { rcode }) => rcode == "SERVFAIL",
                     _ => false,
                 };
                 if holds {
@@ -772,11 +803,29 @@ impl<'a, T: Target> Execution<'a, T> {
     /// The address of `to` as `from` would use it: on a network they share, when both are
     /// containers; `to@NET` picks the network.
     async fn address(&self, from: &str, to: &Endpoint) -> Result<IpAddr, String> {
+        self.address_of(from, to, None).await
+    }
+
+    /// [`Self::address`], of one family when `v6` says which (`Some(true)`: IPv6).
+    async fn address_of(
+        &self,
+        from: &str,
+        to: &Endpoint,
+        v6: Option<bool>,
+    ) -> Result<IpAddr, String> {
+        let family = |ip: &IpAddr| v6.is_none_or(|v6| ip.is_ipv6() == v6);
         if let Some(ip) = to.ip() {
             return Ok(ip);
         }
         if let Some(host) = self.lab.topology().host(&to.name) {
-            return Ok(IpAddr::V4(host.interfaces[0].address.ip()));
+            let iface = &host.interfaces[0];
+            return match v6 {
+                Some(true) => iface
+                    .address6
+                    .map(|a| IpAddr::V6(a.ip()))
+                    .ok_or_else(|| format!("{} has no IPv6 address", to.name)),
+                _ => Ok(IpAddr::V4(iface.address.ip())),
+            };
         }
         let host = self.host_of(&to.name).map_err(|_| {
             format!(
@@ -789,7 +838,8 @@ impl<'a, T: Target> Execution<'a, T> {
             .inspect_container(host, &to.name)
             .await
             .map_err(|e| e.message)?;
-        let addresses = container_addresses(&inspect);
+        let mut addresses = container_addresses(&inspect);
+        addresses.retain(|(_, ip)| family(ip));
         let pick = match &to.network {
             Some(network) => addresses.iter().find(|(n, _)| n == network),
             None => {
@@ -811,10 +861,41 @@ impl<'a, T: Target> Execution<'a, T> {
                 shared.or(addresses.first())
             }
         };
+        let kind = match v6 {
+            Some(true) => "IPv6 address",
+            Some(false) => "IPv4 address",
+            None => "address",
+        };
         pick.map(|(_, ip)| *ip).ok_or_else(|| match &to.network {
-            Some(network) => format!("{} has no address on {network}", to.name),
-            None => format!("{} has no address", to.name),
+            Some(network) => format!("{} has no {kind} on {network}", to.name),
+            None => format!("{} has no {kind}", to.name),
         })
+    }
+
+    /// The name a DNS check asks for: as written, a container's short ID (`id(C)`), or the
+    /// reverse name of an address (`as PTR`).
+    async fn asked(&self, from: &str, question: &Question) -> Result<String, String> {
+        match &question.name {
+            Asked::Name(name) => Ok(name.clone()),
+            Asked::ShortId(container) => {
+                let host = self
+                    .host_of(container)
+                    .map_err(|e| format!("id({container}): {e}"))?;
+                let inspect = self
+                    .target
+                    .inspect_container(host, container)
+                    .await
+                    .map_err(|e| e.message)?;
+                let id = lookup(&inspect, "Id").map(text).unwrap_or_default();
+                id.get(..12)
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{container}'s Id is not an ID: {id:?}"))
+            }
+            Asked::Reverse(endpoint) => {
+                let ip = self.address(from, endpoint).await?;
+                Ok(probe::reverse_name(ip))
+            }
+        }
     }
 
     /// The DNS server a container's resolver uses (its resolv.conf's first nameserver).
@@ -1123,12 +1204,30 @@ fn joined(errors: Vec<String>) -> Result<(), String> {
     }
 }
 
-fn list(addresses: &[IpAddr]) -> String {
-    addresses
+fn list(items: &[impl std::fmt::Display]) -> String {
+    items
         .iter()
-        .map(IpAddr::to_string)
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A domain name with its final dot.
+fn absolute(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// What a DNS check asked, for its observed line: the question, and the name sent when it is
+/// not the one written (a short ID, a reverse name).
+fn asking(question: &Question, sent: &str) -> String {
+    match &question.name {
+        Asked::Name(_) => question.to_string(),
+        _ => format!("{question} ({sent})"),
+    }
 }
 
 fn fact(json: &serde_json::Value, path: &str, value: &Value) -> Result<(), (String, String)> {

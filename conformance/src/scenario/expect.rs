@@ -3,7 +3,8 @@
 //! ```text
 //! A reaches B:PORT[/tcp|/udp]                     A cannot-reach B:PORT[/proto] [refused|timeout|unreachable]
 //! A pings B                                       A cannot-ping B
-//! A resolves NAME [to X[,X...]]                   A does-not-resolve NAME [nxdomain|timeout|refused]
+//! A resolves NAME [to X[,X...]] [ttl N] [as A|AAAA|PTR|MX] [over udp|tcp]   (clauses in any order)
+//! A does-not-resolve NAME [nxdomain|nodata|servfail|timeout|refused] [as TYPE] [over udp|tcp]
 //! A gets http://B:PORT[/PATH] [STATUS]
 //! network NET [on HOST] has PATH = VALUE          (also: NET subnet|gateway|driver|scope|internal|ipv6 is VALUE)
 //! container C has PATH = VALUE                    (also: C ip|ip6|mac|gateway on NET is VALUE)
@@ -19,13 +20,20 @@
 //! anchored: it must match the whole value (`www` matches `www` only; write `.*www.*` for "contains").
 //!
 //! `does-not-resolve` needs an answer from the DNS server by default: NXDOMAIN, or NOERROR without
-//! records. `nxdomain` asks for NXDOMAIN exactly, `timeout` for no answer at all, `refused` for
-//! nothing listening at the server's address (an ICMP port unreachable).
+//! records. `nxdomain` asks for NXDOMAIN exactly, `nodata` for NOERROR without records,
+//! `servfail` for SERVFAIL, `timeout` for no answer at all, `refused` for nothing listening at
+//! the server's address (an ICMP port unreachable).
+//!
+//! A DNS check asks for A records over UDP unless it says `as AAAA|PTR|MX` or `over tcp` (and
+//! for AAAA when every `to` answer is an IPv6 address). `NAME` is a name, or `id(C)`: container
+//! C's short ID (the first 12 characters of its `Id`). With `as PTR`, `NAME` is an address or a
+//! container (`web`, `web@NET`), asked for by its reverse name, and the `to` answers of PTR and
+//! MX are domain names (`web.app-net`; the final dot is optional). `ttl N`: every answer's TTL.
 
 use std::net::IpAddr;
 
 use super::words::Word;
-use crate::probe::Proto;
+use crate::probe::{Proto, RecordKind};
 
 /// Something a probe reaches: a container, a lab host, or an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,10 +102,14 @@ pub enum Failure {
 /// How a name is expected not to resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unresolved {
-    /// An answer without addresses: NXDOMAIN, or NOERROR with no records (the default).
+    /// An answer without records: NXDOMAIN, or NOERROR with no records (the default).
     NoAddress,
     /// NXDOMAIN exactly (`nxdomain`).
     NxDomain,
+    /// NOERROR without records of the type asked for (`nodata`).
+    NoData,
+    /// SERVFAIL (`servfail`).
+    ServFail,
     /// No answer before the probe's timeout (`timeout`).
     Timeout,
     /// Nothing listens at the server's address: ICMP port unreachable (`refused`).
@@ -107,11 +119,69 @@ pub enum Unresolved {
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Unresolved::NoAddress => "NXDOMAIN or an answer without addresses",
+            Unresolved::NoAddress => "NXDOMAIN or an answer without records",
             Unresolved::NxDomain => "NXDOMAIN",
+            Unresolved::NoData => "NOERROR without records",
+            Unresolved::ServFail => "SERVFAIL",
             Unresolved::Timeout => "no answer (timeout)",
             Unresolved::Refused => "refused (nothing listening)",
         })
+    }
+}
+
+/// What a DNS check asks the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// The name asked for.
+    pub name: Asked,
+    /// The record type asked for (`as TYPE`; A unless said, or AAAA for IPv6 `to` answers).
+    pub kind: RecordKind,
+    /// UDP, or TCP from the start (`over tcp`).
+    pub proto: Proto,
+}
+
+impl Question {
+    /// A question for the A records of `name` over UDP, the default.
+    pub fn a(name: &str) -> Self {
+        Self {
+            name: Asked::Name(name.into()),
+            kind: RecordKind::A,
+            proto: Proto::Udp,
+        }
+    }
+}
+
+impl std::fmt::Display for Question {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)?;
+        if self.proto == Proto::Tcp {
+            f.write_str(" over tcp")?;
+        }
+        Ok(())
+    }
+}
+
+/// The name a DNS check asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// This name, as written.
+    Name(String),
+    /// `id(C)`: container C's short ID (the first 12 characters of its `Id`).
+    ShortId(String),
+    /// With `as PTR`: the reverse name of this address, or of a container's address.
+    Reverse(Endpoint),
+}
+
+impl std::fmt::Display for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Asked::Name(name) => f.write_str(name),
+            Asked::ShortId(container) => write!(f, "id({container})"),
+            Asked::Reverse(Endpoint { name, network }) => match network {
+                Some(network) => write!(f, "{name}@{network}"),
+                None => f.write_str(name),
+            },
+        }
     }
 }
 
@@ -141,22 +211,26 @@ pub enum Expectation {
         /// True for `pings`.
         succeeds: bool,
     },
-    /// `A resolves NAME [to X,...]`.
+    /// `A resolves NAME [to X,...] [ttl N] [as TYPE] [over udp|tcp]`.
     Resolve {
         /// Where the query is asked (through that namespace's resolver).
         from: String,
-        /// The name asked for.
-        name: String,
-        /// The exact answers expected, when given.
+        /// What is asked.
+        question: Question,
+        /// The exact addresses expected (A, AAAA), when given.
         answers: Option<Vec<Endpoint>>,
+        /// The exact names expected (PTR, MX), when given.
+        names: Option<Vec<String>>,
+        /// The TTL every answer must have, when given.
+        ttl: Option<u32>,
     },
-    /// `A does-not-resolve NAME [nxdomain|timeout|refused]`.
+    /// `A does-not-resolve NAME [nxdomain|nodata|servfail|timeout|refused] [as TYPE] [over udp|tcp]`.
     NoResolve {
         /// Where the query is asked (through that namespace's resolver).
         from: String,
-        /// The name asked for.
-        name: String,
-        /// What must come back instead of addresses.
+        /// What is asked.
+        question: Question,
+        /// What must come back instead of records.
         how: Unresolved,
     },
     /// `A gets http://B:PORT/PATH [STATUS]`.
@@ -320,43 +394,47 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
             })
         }
         (from, "resolves") => {
-            let name = at(2)?.to_string();
-            let answers = match w.get(3) {
-                None => None,
-                Some(&"to") => Some(at(4)?.split(',').map(Endpoint::parse).collect()),
-                Some(other) => {
-                    return Err(error(
-                        3,
-                        format!("{other:?}: expected `to ADDRESS[,ADDRESS...]` or nothing"),
-                    ));
+            let clauses = dns_clauses(&w, true)?;
+            let ipv6_only = clauses.to.is_some_and(|(_, list)| {
+                list.split(',')
+                    .all(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()))
+            });
+            let kind = clauses.kind.unwrap_or(if ipv6_only {
+                RecordKind::Aaaa
+            } else {
+                RecordKind::A
+            });
+            let (answers, names) = match (clauses.to, kind) {
+                (None, _) => (None, None),
+                (Some((_, list)), RecordKind::A | RecordKind::Aaaa) => {
+                    (Some(list.split(',').map(Endpoint::parse).collect()), None)
+                }
+                (Some((word, list)), _) => {
+                    let names: Vec<String> = list.split(',').map(String::from).collect();
+                    if let Some(bad) = names.iter().find(|n| n.is_empty() || n.contains('@')) {
+                        return Err(error(
+                            word,
+                            format!("{bad:?}: {kind} answers are domain names, like web.app-net"),
+                        ));
+                    }
+                    (None, Some(names))
                 }
             };
-            no_more(if answers.is_some() { 5 } else { 3 })?;
             Ok(Expectation::Resolve {
                 from: from.into(),
-                name,
+                question: question(at(2)?, kind, clauses.proto)?,
                 answers,
+                names,
+                ttl: clauses.ttl,
             })
         }
         (from, "does-not-resolve") => {
-            let name = at(2)?.to_string();
-            let how = match w.get(3) {
-                None => Unresolved::NoAddress,
-                Some(&"nxdomain") => Unresolved::NxDomain,
-                Some(&"timeout") => Unresolved::Timeout,
-                Some(&"refused") => Unresolved::Refused,
-                Some(other) => {
-                    return Err(error(
-                        3,
-                        format!("{other:?}: expected nxdomain, timeout, refused or nothing"),
-                    ));
-                }
-            };
-            no_more(4)?;
+            let clauses = dns_clauses(&w, false)?;
+            let kind = clauses.kind.unwrap_or(RecordKind::A);
             Ok(Expectation::NoResolve {
                 from: from.into(),
-                name,
-                how,
+                question: question(at(2)?, kind, clauses.proto)?,
+                how: clauses.how.unwrap_or(Unresolved::NoAddress),
             })
         }
         (from, "gets") => {
@@ -378,6 +456,129 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
         }
         (_, other) => Err(error(1, format!("{other:?} is not a verb here: {FORMS}"))),
     }
+}
+
+/// What follows the name of a DNS check, in any order, each at most once.
+#[derive(Debug)]
+struct DnsClauses<'a> {
+    /// `to ANSWER[,ANSWER...]`: the index of the list's word, and the list.
+    to: Option<(usize, &'a str)>,
+    /// `ttl N`.
+    ttl: Option<u32>,
+    /// `as TYPE`.
+    kind: Option<RecordKind>,
+    /// `over udp|tcp` (UDP unless said).
+    proto: Proto,
+    /// `nxdomain|nodata|servfail|timeout|refused` (`does-not-resolve` only).
+    how: Option<Unresolved>,
+}
+
+/// Reads the clauses after the name (word 2) of a `resolves` (`to`, `ttl`, `as`, `over`) or
+/// `does-not-resolve` check (an outcome, `as`, `over`).
+fn dns_clauses<'a>(w: &[&'a str], resolves: bool) -> Result<DnsClauses<'a>, ExpectError> {
+    let expected = if resolves {
+        "expected `to ANSWER[,ANSWER...]`, `ttl N`, `as A|AAAA|PTR|MX`, `over udp|tcp` or nothing"
+    } else {
+        "expected nxdomain, nodata, servfail, timeout, refused, `as A|AAAA|PTR|MX`, `over udp|tcp` or nothing"
+    };
+    let mut clauses = DnsClauses {
+        to: None,
+        ttl: None,
+        kind: None,
+        proto: Proto::Udp,
+        how: None,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut i = 3;
+    while let Some(&word) = w.get(i) {
+        let outcome = match word {
+            "nxdomain" => Some(Unresolved::NxDomain),
+            "nodata" => Some(Unresolved::NoData),
+            "servfail" => Some(Unresolved::ServFail),
+            "timeout" => Some(Unresolved::Timeout),
+            "refused" => Some(Unresolved::Refused),
+            _ => None,
+        };
+        let clause = match (word, outcome) {
+            ("to" | "ttl", _) if resolves => word,
+            ("as" | "over", _) => word,
+            (_, Some(_)) if !resolves => "an outcome",
+            _ => return Err(error(i, format!("{word:?}: {expected}"))),
+        };
+        if seen.contains(&clause) {
+            let what = if clause == "an outcome" {
+                "a second outcome".to_string()
+            } else {
+                format!("a second `{clause}`")
+            };
+            return Err(error(i, format!("{word:?}: {what}, where one is allowed")));
+        }
+        seen.push(clause);
+        if let Some(how) = outcome
+            && !resolves
+        {
+            clauses.how = Some(how);
+            i += 1;
+            continue;
+        }
+        let value = *w
+            .get(i + 1)
+            .ok_or_else(|| error(i + 1, "the line ends too early"))?;
+        match word {
+            "to" => clauses.to = Some((i + 1, value)),
+            "ttl" => {
+                let ttl = value
+                    .parse()
+                    .map_err(|_| error(i + 1, format!("{value:?} is not a TTL in seconds")))?;
+                clauses.ttl = Some(ttl);
+            }
+            "as" => {
+                let kind = value
+                    .parse::<RecordKind>()
+                    .map_err(|_| error(i + 1, format!("{value:?}: expected A, AAAA, PTR or MX")))?;
+                clauses.kind = Some(kind);
+            }
+            _ => {
+                clauses.proto = match value {
+                    "udp" => Proto::Udp,
+                    "tcp" => Proto::Tcp,
+                    _ => return Err(error(i + 1, format!("{value:?}: expected udp or tcp"))),
+                };
+            }
+        }
+        i += 2;
+    }
+    Ok(clauses)
+}
+
+/// The question of a DNS check asking for the `kind` records of `name` (word 2).
+fn question(name: &str, kind: RecordKind, proto: Proto) -> Result<Question, ExpectError> {
+    let short_id = match name.strip_prefix("id(") {
+        Some(rest) => match rest.strip_suffix(')') {
+            Some(container) if !container.is_empty() && !container.contains(['(', ')']) => {
+                Some(container.to_string())
+            }
+            _ => {
+                return Err(error(
+                    2,
+                    format!("{name:?}: expected id(CONTAINER), a container's short ID"),
+                ));
+            }
+        },
+        None => None,
+    };
+    let name = match (short_id, kind) {
+        (Some(_), RecordKind::Ptr) => {
+            return Err(error(
+                2,
+                "a PTR check asks for an address or a container's, not id(CONTAINER)",
+            ));
+        }
+        (Some(container), _) => Asked::ShortId(container),
+        (None, RecordKind::Ptr) => Asked::Reverse(Endpoint::parse(name)),
+        (None, _) => Asked::Name(name.to_string()),
+    };
+    Ok(Question { name, kind, proto })
 }
 
 /// `B:PORT[/tcp|/udp]`.

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use drydock_conformance::probe::{
-    Http, ListenKind, Listener, Ping, Proto, Reach, RecordKind, Resolution, UPSTREAM, UpstreamDns,
-    http_get, ping, reach, resolve,
+    Answered, Http, ListenKind, Listener, Ping, Proto, Reach, RecordKind, Resolution, UPSTREAM,
+    UpstreamDns, http_get, ping, reach, resolve,
 };
 use drydock_netsim::netns::write_sysctl;
 use drydock_netsim::{Lab, Netns, Topology};
@@ -139,7 +139,15 @@ async fn dropped_packets_time_out() {
     let elapsed = started.elapsed();
     assert!(elapsed >= SHORT, "{elapsed:?}");
     assert!(elapsed < SHORT * 3, "timeouts are kept: {elapsed:?}");
-    let dns = resolve(lab.a(), at(lab.b4, 53), "web", RecordKind::A, SHORT).await;
+    let dns = resolve(
+        lab.a(),
+        at(lab.b4, 53),
+        "web",
+        RecordKind::A,
+        Proto::Udp,
+        SHORT,
+    )
+    .await;
     assert_eq!(dns, Resolution::Timeout);
 }
 
@@ -240,7 +248,7 @@ async fn failed_neighbour_resolution_is_unreachable() {
         reach(lab.a(), at(ghost, 80), Proto::Tcp, OK),
         reach(lab.a(), at(ghost, 80), Proto::Udp, OK),
         reach(lab.a(), at(ghost6, 80), Proto::Udp, OK),
-        resolve(lab.a(), at(ghost, 53), "web", RecordKind::A, OK),
+        resolve(lab.a(), at(ghost, 53), "web", RecordKind::A, Proto::Udp, OK),
     );
     // The kernel reports the failure to itself with an ICMP error from our own address.
     let a4 = lab.lab.topology().host("a").unwrap().interfaces[0]
@@ -546,40 +554,68 @@ async fn resolve_reads_answers_and_response_codes() {
     let lab = TwoHosts::build().await;
     let server = dns_server(lab.b()).await;
     let dns = at(lab.b4, 53);
-    let web = resolve(lab.a(), dns, "web", RecordKind::A, OK).await;
+    let web = resolve(lab.a(), dns, "web", RecordKind::A, Proto::Udp, OK).await;
     assert_eq!(
         web,
         Resolution::Answers(vec![
-            "10.0.0.42".parse().unwrap(),
-            "10.0.0.41".parse().unwrap()
+            Answered::address("10.0.0.42".parse().unwrap(), 60),
+            Answered::address("10.0.0.41".parse().unwrap(), 60)
         ])
     );
-    assert_eq!(web.to_string(), "answers 10.0.0.42, 10.0.0.41");
+    assert_eq!(web.to_string(), "answers 10.0.0.42, 10.0.0.41 (ttl 60)");
+    // The same over TCP from the start.
     assert_eq!(
-        resolve(lab.a(), dns, "web", RecordKind::Aaaa, OK).await,
+        resolve(lab.a(), dns, "web", RecordKind::A, Proto::Tcp, OK).await,
+        web
+    );
+    assert_eq!(
+        resolve(lab.a(), dns, "web", RecordKind::Aaaa, Proto::Udp, OK).await,
         Resolution::NoRecords
     );
     assert_eq!(
-        resolve(lab.a(), dns, "db", RecordKind::A, OK).await,
+        resolve(lab.a(), dns, "db", RecordKind::A, Proto::Udp, OK).await,
         Resolution::NxDomain
     );
     assert_eq!(
-        resolve(lab.a(), dns, "fail", RecordKind::A, OK).await,
+        resolve(lab.a(), dns, "fail", RecordKind::A, Proto::Udp, OK).await,
         Resolution::Failure {
             rcode: "SERVFAIL".into()
         }
     );
     // Truncated over UDP: asked again over TCP.
-    match resolve(lab.a(), dns, "big", RecordKind::A, OK).await {
-        Resolution::Answers(addrs) => {
-            assert_eq!(addrs.len(), 40);
-            assert_eq!(addrs[0], IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)));
+    match resolve(lab.a(), dns, "big", RecordKind::A, Proto::Udp, OK).await {
+        Resolution::Answers(records) => {
+            assert_eq!(records.len(), 40);
+            assert_eq!(
+                records[0],
+                Answered::address(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 60)
+            );
         }
         other => panic!("big: {other}"),
     }
     // No server on that port: the ICMP port unreachable ends the wait at once.
     assert_eq!(
-        resolve(lab.a(), at(lab.b4, 5353), "web", RecordKind::A, OK).await,
+        resolve(
+            lab.a(),
+            at(lab.b4, 5353),
+            "web",
+            RecordKind::A,
+            Proto::Udp,
+            OK
+        )
+        .await,
+        Resolution::Refused
+    );
+    assert_eq!(
+        resolve(
+            lab.a(),
+            at(lab.b4, 5353),
+            "web",
+            RecordKind::A,
+            Proto::Tcp,
+            OK
+        )
+        .await,
         Resolution::Refused
     );
     for task in server {
@@ -622,7 +658,15 @@ async fn the_lab_upstream_answers_nxdomain_on_loopback_only() {
     }
     let lab = TwoHosts::build().await;
     let upstream = UpstreamDns::start(lab.b()).unwrap();
-    let local = resolve(lab.b(), UPSTREAM, "example.invalid", RecordKind::A, OK).await;
+    let local = resolve(
+        lab.b(),
+        UPSTREAM,
+        "example.invalid",
+        RecordKind::A,
+        Proto::Udp,
+        OK,
+    )
+    .await;
     assert_eq!(local, Resolution::NxDomain);
     assert_eq!(
         rcode_over_tcp(lab.b(), UPSTREAM, "web").await,
@@ -630,14 +674,22 @@ async fn the_lab_upstream_answers_nxdomain_on_loopback_only() {
     );
     // Loopback only: from the other host, nothing listens on b's address.
     assert_eq!(
-        resolve(lab.a(), at(lab.b4, 53), "web", RecordKind::A, OK).await,
+        resolve(
+            lab.a(),
+            at(lab.b4, 53),
+            "web",
+            RecordKind::A,
+            Proto::Udp,
+            OK
+        )
+        .await,
         Resolution::Refused
     );
     // One server per namespace: the port is taken.
     assert!(UpstreamDns::start(lab.b()).is_err());
     upstream.close().await;
     assert_eq!(
-        resolve(lab.b(), UPSTREAM, "web", RecordKind::A, OK).await,
+        resolve(lab.b(), UPSTREAM, "web", RecordKind::A, Proto::Udp, OK).await,
         Resolution::Refused
     );
 }

@@ -130,9 +130,9 @@ fn the_base_scenario_loads() {
 )]
 #[case::bad_unresolved_mode(
     "  - ext reaches h1:web->80/tcp",
-    "  - web does-not-resolve db servfail",
+    "  - web does-not-resolve db notfound",
     "s.yaml:12:29:",
-    "expected nxdomain, timeout, refused or nothing"
+    "expected nxdomain, nodata, servfail, timeout, refused"
 )]
 fn names_a_check_uses_must_be_made_by_the_scenario(
     #[case] from: &str,

@@ -7,6 +7,14 @@ fn parse_line(line: &str) -> Result<Expectation, ExpectError> {
     parse(&split(line).unwrap())
 }
 
+fn question(name: Asked, kind: RecordKind, proto: Proto) -> Question {
+    Question { name, kind, proto }
+}
+
+fn named(name: &str) -> Asked {
+    Asked::Name(name.into())
+}
+
 fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
     Endpoint {
         name: name.into(),
@@ -19,11 +27,27 @@ fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
 #[case("db cannot-reach web@net2:53/udp refused", Expectation::Reach { from: "db".into(), to: endpoint("web", Some("net2")), port: Port::Number(53), proto: Proto::Udp, fails: Some(Some(Failure::Refused)) })]
 #[case("h1 cannot-reach [fd00::2]:80", Expectation::Reach { from: "h1".into(), to: endpoint("fd00::2", None), port: Port::Number(80), proto: Proto::Tcp, fails: Some(None) })]
 #[case("a pings b", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true })]
-#[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), name: "web".into(), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]) })]
-#[case("a does-not-resolve web", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::NoAddress })]
-#[case("a does-not-resolve web nxdomain", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::NxDomain })]
-#[case("a does-not-resolve web timeout", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::Timeout })]
-#[case("a does-not-resolve web refused", Expectation::NoResolve { from: "a".into(), name: "web".into(), how: Unresolved::Refused })]
+#[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]), names: None, ttl: None })]
+#[case("a resolves web", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: None, names: None, ttl: None })]
+#[case("a resolves web to fd00::2", Expectation::Resolve { from: "a".into(), question: question(named("web"), RecordKind::Aaaa, Proto::Udp), answers: Some(vec![endpoint("fd00::2", None)]), names: None, ttl: None })]
+#[case("a resolves web to web@v6 as AAAA", Expectation::Resolve { from: "a".into(), question: question(named("web"), RecordKind::Aaaa, Proto::Udp), answers: Some(vec![endpoint("web", Some("v6"))]), names: None, ttl: None })]
+#[case("a resolves WEB to web ttl 600 as a over tcp", Expectation::Resolve { from: "a".into(), question: question(named("WEB"), RecordKind::A, Proto::Tcp), answers: Some(vec![endpoint("web", None)]), names: None, ttl: Some(600) })]
+#[case("a resolves web ttl 600", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: None, names: None, ttl: Some(600) })]
+#[case("a resolves web over udp", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: None, names: None, ttl: None })]
+#[case("a resolves id(web) to web", Expectation::Resolve { from: "a".into(), question: question(Asked::ShortId("web".into()), RecordKind::A, Proto::Udp), answers: Some(vec![endpoint("web", None)]), names: None, ttl: None })]
+#[case("a resolves web@net to web.net,Web.net. as PTR", Expectation::Resolve { from: "a".into(), question: question(Asked::Reverse(endpoint("web", Some("net"))), RecordKind::Ptr, Proto::Udp), answers: None, names: Some(vec!["web.net".into(), "Web.net.".into()]), ttl: None })]
+#[case("a resolves 172.18.0.2 as PTR over tcp", Expectation::Resolve { from: "a".into(), question: question(Asked::Reverse(endpoint("172.18.0.2", None)), RecordKind::Ptr, Proto::Tcp), answers: None, names: None, ttl: None })]
+#[case("a does-not-resolve web", Expectation::NoResolve { from: "a".into(), question: Question::a("web"), how: Unresolved::NoAddress })]
+#[case("a does-not-resolve web nxdomain", Expectation::NoResolve { from: "a".into(), question: Question::a("web"), how: Unresolved::NxDomain })]
+#[case("a does-not-resolve web timeout", Expectation::NoResolve { from: "a".into(), question: Question::a("web"), how: Unresolved::Timeout })]
+#[case("a does-not-resolve web refused", Expectation::NoResolve { from: "a".into(), question: Question::a("web"), how: Unresolved::Refused })]
+#[case("a does-not-resolve web servfail", Expectation::NoResolve { from: "a".into(), question: Question::a("web"), how: Unresolved::ServFail })]
+#[case("a does-not-resolve web as MX over tcp nodata", Expectation::NoResolve { from: "a".into(), question: question(named("web"), RecordKind::Mx, Proto::Tcp), how: Unresolved::NoData })]
+#[case("a resolves web as AAAA over tcp ttl 600 to web@v6", Expectation::Resolve { from: "a".into(), question: question(named("web"), RecordKind::Aaaa, Proto::Tcp), answers: Some(vec![endpoint("web", Some("v6"))]), names: None, ttl: Some(600) })]
+#[case("a does-not-resolve web nodata as MX", Expectation::NoResolve { from: "a".into(), question: question(named("web"), RecordKind::Mx, Proto::Udp), how: Unresolved::NoData })]
+#[case("a does-not-resolve web as aaaa over tcp", Expectation::NoResolve { from: "a".into(), question: question(named("web"), RecordKind::Aaaa, Proto::Tcp), how: Unresolved::NoAddress })]
+#[case("a does-not-resolve 10.9.0.1 nxdomain as PTR", Expectation::NoResolve { from: "a".into(), question: question(Asked::Reverse(endpoint("10.9.0.1", None)), RecordKind::Ptr, Proto::Udp), how: Unresolved::NxDomain })]
+#[case("a does-not-resolve id(db) over tcp", Expectation::NoResolve { from: "a".into(), question: question(Asked::ShortId("db".into()), RecordKind::A, Proto::Tcp), how: Unresolved::NoAddress })]
 #[case("ext gets http://h1:8080/x 404", Expectation::Http { from: "ext".into(), to: endpoint("h1", None), port: Port::Number(8080), path: "/x".into(), status: 404 })]
 #[case("network my-net subnet is 172.18.0.0/16", Expectation::Network { network: "my-net".into(), host: None, path: "IPAM.Config.0.Subnet".into(), value: Value::Equals("172.18.0.0/16".into()) })]
 #[case("network n on h2 has Options.x = y", Expectation::Network { network: "n".into(), host: Some("h2".into()), path: "Options.x".into(), value: Value::Equals("y".into()) })]
@@ -55,15 +79,48 @@ fn lines_parse(#[case] line: &str, #[case] expected: Expectation) {
 #[case("container c has X ~ (", 5, "not a regular expression")]
 #[case("a reaches h1:->80", 2, "expected TARGET:PORT")]
 #[case(
-    "a does-not-resolve web servfail",
+    "a does-not-resolve web notfound",
     3,
-    "expected nxdomain, timeout, refused or nothing"
+    "\"notfound\": expected nxdomain, nodata, servfail, timeout, refused, `as A|AAAA|PTR|MX`, `over udp|tcp` or nothing"
 )]
 #[case(
     "a does-not-resolve web nxdomain now",
     4,
-    "unexpected \"now\" at the end"
+    "\"now\": expected nxdomain, nodata"
 )]
+#[case(
+    "a does-not-resolve web nxdomain timeout",
+    4,
+    "\"timeout\": a second outcome, where one is allowed"
+)]
+#[case("a does-not-resolve web to web", 3, "\"to\": expected nxdomain")]
+#[case(
+    "a does-not-resolve web as TXT",
+    4,
+    "\"TXT\": expected A, AAAA, PTR or MX"
+)]
+#[case("a does-not-resolve web as", 4, "the line ends too early")]
+#[case("a does-not-resolve web over sctp", 4, "\"sctp\": expected udp or tcp")]
+#[case(
+    "a does-not-resolve web over tcp as MX over udp",
+    7,
+    "\"over\": a second `over`, where one is allowed"
+)]
+#[case("a resolves web to", 4, "the line ends too early")]
+#[case("a resolves web ttl soon", 4, "\"soon\" is not a TTL in seconds")]
+#[case("a resolves web ttl -1", 4, "is not a TTL in seconds")]
+#[case(
+    "a resolves web as mx over tcp nxdomain",
+    7,
+    "\"nxdomain\": expected `to ANSWER[,ANSWER...]`, `ttl N`, `as A|AAAA|PTR|MX`, `over udp|tcp` or nothing"
+)]
+#[case("a resolves web to web to db", 5, "a second `to`")]
+#[case("a resolves web to web at once", 5, "\"at\": expected")]
+#[case("a resolves web@n to db@n as PTR", 4, "PTR answers are domain names")]
+#[case("a resolves web as MX to a,,b", 6, "MX answers are domain names")]
+#[case("a resolves id(web to web", 2, "expected id(CONTAINER)")]
+#[case("a resolves id() to web", 2, "expected id(CONTAINER)")]
+#[case("a does-not-resolve id(web) as PTR", 2, "not id(CONTAINER)")]
 fn bad_lines_point_at_their_word(#[case] line: &str, #[case] word: usize, #[case] message: &str) {
     let error = parse_line(line).unwrap_err();
     assert!(error.message.contains(message), "{error:?}");
