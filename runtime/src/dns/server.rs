@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use drydock_netsim::Netns;
 use hickory_proto::op::{Message, ResponseCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -185,26 +189,89 @@ impl Served {
     }
 }
 
+/// Datagrams read (and replies sent) per system call.
+const BATCH: usize = 32;
+
+/// Largest query read; DNS queries are far smaller (longer ones are cut and fail to parse).
+const QUERY_SIZE: usize = 4096;
+
+/// Serves UDP queries in batches: one `recvmmsg` takes every query waiting (up to [`BATCH`]),
+/// one `sendmmsg` sends the replies made from the records; forwarded ones are answered later by
+/// a task each. Under load this halves the system calls per query, which is where a resolver's
+/// time goes (the kernel's UDP, loopback and NAT paths).
 async fn serve_udp(served: Arc<Served>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65535];
+    let mut buffers = vec![[0u8; QUERY_SIZE]; BATCH];
     loop {
-        let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+        if socket.readable().await.is_err() {
+            continue;
+        }
+        let queries = socket.try_io(Interest::READABLE, || {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+                buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            // Made per call: the headers hold raw pointers, which may not cross an await.
+            let mut received = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+            let fd = socket.as_raw_fd();
+            let messages = recvmmsg(
+                fd,
+                &mut received,
+                slices.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(io::Error::from)?;
+            Ok(messages
+                .filter_map(|m| Some((m.bytes, m.address?)))
+                .collect::<Vec<_>>())
+        });
+        let Ok(queries) = queries else {
             continue;
         };
-        match served.decide(&buf[..len], Transport::Udp) {
-            Decision::Reply(reply) => {
-                let _ = socket.send_to(&reply, peer).await;
+        let mut replies: Vec<(Vec<u8>, SockaddrIn)> = Vec::with_capacity(queries.len());
+        for (i, (len, peer)) in queries.into_iter().enumerate() {
+            let query = &buffers[i][..len];
+            match served.decide(query, Transport::Udp) {
+                Decision::Reply(reply) => replies.push((reply, peer)),
+                Decision::Silent => {}
+                Decision::Forward(upstreams) => {
+                    let query = query.to_vec();
+                    let (served, socket) = (served.clone(), socket.clone());
+                    let peer = SocketAddr::V4(peer.into());
+                    tokio::spawn(async move {
+                        let reply = served.forward(&upstreams, &query, Transport::Udp).await;
+                        if let Some(reply) = reply {
+                            let _ = socket.send_to(&reply, peer).await;
+                        }
+                    });
+                }
             }
-            Decision::Silent => {}
-            Decision::Forward(upstreams) => {
-                let query = buf[..len].to_vec();
-                let (served, socket) = (served.clone(), socket.clone());
-                tokio::spawn(async move {
-                    if let Some(reply) = served.forward(&upstreams, &query, Transport::Udp).await {
-                        let _ = socket.send_to(&reply, peer).await;
-                    }
-                });
-            }
+        }
+        if replies.is_empty() {
+            continue;
+        }
+        let sent = socket
+            .try_io(Interest::WRITABLE, || {
+                let slices: Vec<[IoSlice<'_>; 1]> =
+                    replies.iter().map(|(r, _)| [IoSlice::new(r)]).collect();
+                let peers: Vec<Option<SockaddrIn>> =
+                    replies.iter().map(|(_, p)| Some(*p)).collect();
+                let mut sending = MultiHeaders::<SockaddrIn>::preallocate(replies.len(), None);
+                let fd = socket.as_raw_fd();
+                let no_cmsgs: [ControlMessage<'_>; 0] = [];
+                sendmmsg(
+                    fd,
+                    &mut sending,
+                    slices.iter(),
+                    &peers,
+                    no_cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map(|done| done.count())
+                .map_err(io::Error::from)
+            })
+            .unwrap_or(0);
+        // What the socket did not take at once (a full buffer) is sent one by one.
+        for (reply, peer) in replies.iter().skip(sent) {
+            let _ = socket.send_to(reply, SocketAddr::V4((*peer).into())).await;
         }
     }
 }
