@@ -200,14 +200,17 @@ async fn start(engine: &mut Engine, workloads: &mut Workloads, name: &str) -> Re
     Ok(())
 }
 
-/// `docker network ls`.
+/// `docker network ls`, sorted by name as docker/cli does.
 fn network_ls(engine: &Engine) -> String {
     let mut rows = vec![
         ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
             .map(String::from)
             .to_vec(),
     ];
-    for name in engine.network_names() {
+    // docker/cli sorts networks by name.
+    let mut names = engine.network_names();
+    names.sort();
+    for name in names {
         if let Ok(json) = engine.inspect_network(&name) {
             let id = json["Id"].as_str().unwrap_or_default();
             rows.push(vec![

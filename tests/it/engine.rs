@@ -110,6 +110,14 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(network["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
     assert_eq!(network["Containers"].as_object().unwrap().len(), 2);
 
+    let listed = docker_ok(h1, &["network", "ls"]);
+    let names: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["app", "bridge", "host", "none"], "{listed}");
+
     let in_use = docker(h1, &["network", "rm", "app"]);
     assert!(!in_use.status.success());
     let stderr = String::from_utf8_lossy(&in_use.stderr);
