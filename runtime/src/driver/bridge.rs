@@ -249,7 +249,7 @@ impl Bridge {
 
 /// The endpoint's MAC address: the one given, else Docker 20.10's `02:42` followed by the IPv4
 /// address (libnetwork `electMacAddress`).
-fn elect_mac(interface: &Interface) -> [u8; 6] {
+pub(crate) fn elect_mac(interface: &Interface) -> [u8; 6] {
     interface.mac.unwrap_or_else(|| {
         let ip4 = interface.addresses.iter().find_map(|a| match a {
             IpNetwork::V4(v4) => Some(v4.ip().octets()),

@@ -1,6 +1,7 @@
 //! Network drivers behind the [`Driver`] trait, libnetwork's driver API (`driverapi.Driver`):
-//! `bridge` plugs containers into a Linux bridge of the docker host; `host` shares the docker
-//! host's namespace; `null` (the `none` network) gives a namespace with only `lo`.
+//! `bridge` plugs containers into a Linux bridge of the docker host; `macvlan` gives each a
+//! macvlan link of a parent interface of the docker host; `host` shares the docker host's
+//! namespace; `null` (the `none` network) gives a namespace with only `lo`.
 //!
 //! The engine keeps what is engine-level (IPAM, firewall, published ports, DNS, files, Docker's
 //! texts) and calls a driver for the datapath only: links, addresses, routes. Drivers receive
@@ -8,6 +9,7 @@
 //! [`Netns`].
 
 pub(crate) mod bridge;
+pub(crate) mod macvlan;
 pub(crate) mod special;
 
 use std::io;
@@ -95,6 +97,7 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
 pub(crate) fn builtins(host: &Netns) -> Vec<Arc<dyn Driver>> {
     vec![
         Arc::new(bridge::Bridge::new(host.clone())),
+        Arc::new(macvlan::Macvlan::new(host.clone())),
         Arc::new(special::Special::host()),
         Arc::new(special::Special::null()),
     ]
@@ -145,6 +148,8 @@ pub struct NetworkRequest {
     pub options: std::collections::BTreeMap<String, String>,
     /// Its IPAM pools, IPv4 first; none for host and null.
     pub pools: Vec<IpamData>,
+    /// `--internal` (libnetwork passes it to drivers as `netlabel.Internal`).
+    pub internal: bool,
 }
 
 /// One IPAM pool of a network (libnetwork `IPAMData`).

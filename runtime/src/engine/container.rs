@@ -217,20 +217,48 @@ impl Engine {
                 Some(mac) if !mac.is_empty() => Some(parse_mac(mac)?),
                 _ => None,
             };
-            for pool in self.networks[n].pools.clone() {
-                let subnet = self.ipam.pool(pool).subnet;
-                let want = if subnet.is_ipv4() { want4 } else { want6 };
-                match self.ipam.request_address(pool, want) {
-                    Ok(ip) => {
-                        allocated.push((pool, ip));
-                        interface.addresses.push(
-                            IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet"),
-                        );
+            // One address per family, from the first pool of that family that has one (the
+            // one containing `--ip` when given), as libnetwork's `ipamAllocateVersion`: a
+            // network has several IPv4 pools only with a driver that allows them (macvlan).
+            let pools = self.networks[n].pools.clone();
+            for (v6, want) in [(false, want4), (true, want6)] {
+                let family: Vec<PoolId> = pools
+                    .iter()
+                    .copied()
+                    .filter(|p| self.ipam.pool(*p).subnet.is_ipv6() == v6)
+                    .collect();
+                let Some(&first) = family.first() else {
+                    continue;
+                };
+                let mut candidates: Vec<PoolId> = family
+                    .into_iter()
+                    .filter(|p| want.is_none_or(|ip| self.ipam.pool(*p).subnet.contains(ip)))
+                    .collect();
+                if candidates.is_empty() {
+                    // The first pool gives Docker's text for an address in none of them.
+                    candidates.push(first);
+                }
+                let mut error = None;
+                for pool in candidates {
+                    let subnet = self.ipam.pool(pool).subnet;
+                    match self.ipam.request_address(pool, want) {
+                        Ok(ip) => {
+                            allocated.push((pool, ip));
+                            interface.addresses.push(
+                                IpNetwork::new(ip, subnet.prefix())
+                                    .expect("an address in its subnet"),
+                            );
+                            error = None;
+                            break;
+                        }
+                        Err(e) => {
+                            error.get_or_insert(e);
+                        }
                     }
-                    Err(e) => {
-                        self.release_addresses(allocated);
-                        return Err(EngineError::new(e.to_string()));
-                    }
+                }
+                if let Some(e) = error {
+                    self.release_addresses(allocated);
+                    return Err(EngineError::new(e.to_string()));
                 }
             }
         }
@@ -350,6 +378,9 @@ impl Engine {
         if network.internal {
             return Ok(());
         }
+        // Published ports are the bridge driver's (libnetwork's portmapper): macvlan ignores
+        // `-p`, as Docker does, with only a warning in its log.
+        let publishes = network.is_bridge();
         let driver = network.driver.clone();
         if let Err(e) = driver
             .program_external_connectivity(&gateway_network, &endpoint_id)
@@ -360,7 +391,7 @@ impl Engine {
                 self.containers[index].name
             )));
         }
-        if let Some(target) = target {
+        if let Some(target) = target.filter(|_| publishes) {
             self.publish(index, target, &endpoint_id)?;
         }
         Ok(())
@@ -640,7 +671,7 @@ impl Engine {
         let user_network = container.endpoints.values().any(|e| {
             self.networks
                 .iter()
-                .any(|n| n.id == e.network && n.is_bridge() && !n.default_bridge)
+                .any(|n| n.id == e.network && n.is_user_defined())
         });
         let servers = self.nameservers(index);
         let contents = [

@@ -11,12 +11,12 @@ use super::{Engine, EngineError, EngineResult};
 use crate::dns::{Entry, NetworkRecords, Records, SandboxEndpoint, SandboxView, Upstream};
 
 impl Engine {
-    /// Whether the network has embedded DNS: user-defined bridge networks do, the default
-    /// bridge, host and none do not.
+    /// Whether the network has embedded DNS: user-defined networks do (bridge or macvlan), the
+    /// default bridge, host and none do not.
     pub(super) fn has_embedded_dns(&self, network_id: &str) -> bool {
         self.networks
             .iter()
-            .any(|n| n.id == network_id && n.is_bridge() && !n.default_bridge)
+            .any(|n| n.id == network_id && n.is_user_defined())
     }
 
     /// Starts the resolver of a running container with a sandbox of its own, once it is on a

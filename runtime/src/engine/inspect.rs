@@ -47,7 +47,7 @@ impl Engine {
         let mut containers = Map::new();
         for container in &self.containers {
             if let Some(endpoint) = container.endpoints.get(&network.id)
-                && network.is_bridge()
+                && !network.has_special_driver()
             {
                 containers.insert(
                     container.id.clone(),
@@ -61,7 +61,7 @@ impl Engine {
                 );
             }
         }
-        let ipam_options = if network.default_bridge || !network.is_bridge() {
+        let ipam_options = if !network.is_user_defined() {
             Value::Null
         } else {
             json!({})
@@ -103,7 +103,7 @@ impl Engine {
                 c,
                 endpoint,
                 settings,
-                network.is_some_and(|n| n.is_bridge() && !n.default_bridge),
+                network.is_some_and(|n| n.is_user_defined()),
             );
             if let Some(n) = network {
                 entry["NetworkID"] = n.id.clone().into();
@@ -124,10 +124,13 @@ impl Engine {
             }
             networks.insert(name, entry);
         }
-        let can_publish = c
-            .gateway_network
-            .as_ref()
-            .is_some_and(|g| self.networks.iter().any(|n| n.id == *g && !n.internal));
+        let can_publish = c.gateway_network.as_ref().is_some_and(|g| {
+            // Port information comes from the gateway endpoint's driver: only bridge's has
+            // any (macvlan ignores `-p` and `--expose`).
+            self.networks
+                .iter()
+                .any(|n| n.id == *g && !n.internal && n.is_bridge())
+        });
         let mut settings = json!({
             "Bridge": "",
             "SandboxID": if running { c.sandbox_id.clone() } else { String::new() },

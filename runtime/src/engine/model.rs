@@ -38,10 +38,17 @@ pub(crate) struct Network {
 }
 
 impl Network {
-    /// Whether its driver is `bridge`, whose options (ICC, masquerade) and defaults (embedded
-    /// DNS on user-defined networks) the engine applies.
+    /// Whether its driver is `bridge`, whose options (ICC, masquerade) and published ports the
+    /// engine applies.
     pub(crate) fn is_bridge(&self) -> bool {
         self.driver.name() == bridge::NAME
+    }
+
+    /// Whether it is a user-defined network in Docker's sense: neither the default bridge nor
+    /// one of `host` and `none`. Such networks have the embedded DNS, and containers on them
+    /// get their short id and hostname as aliases.
+    pub(crate) fn is_user_defined(&self) -> bool {
+        !self.default_bridge && !self.has_special_driver()
     }
 
     /// Whether its driver is `host` or `null`, whose networks and endpoints get no addresses

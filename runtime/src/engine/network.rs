@@ -82,7 +82,7 @@ impl Engine {
             return Ok(driver.clone());
         }
         match name {
-            "macvlan" | "ipvlan" | "overlay" => Err(EngineError::new(format!(
+            "ipvlan" | "overlay" => Err(EngineError::new(format!(
                 "the {name} driver is not built into the reference engine yet"
             ))),
             other => Err(EngineError::new(format!("plugin \"{other}\" not found"))),
@@ -111,11 +111,12 @@ impl Engine {
         let pools = if special::is_special(driver.name()) {
             Vec::new()
         } else {
-            self.request_pools(body)?
+            self.request_pools(body, driver.name() == bridge::NAME)?
         };
         let request = NetworkRequest {
             id: id.clone(),
             options: body.options.clone(),
+            internal: body.internal,
             pools: pools
                 .iter()
                 .map(|id| {
@@ -171,8 +172,8 @@ impl Engine {
     }
 
     /// One IPAM pool per configured subnet (IPv6 ones only with `--ipv6`), or one automatic
-    /// IPv4 pool.
-    fn request_pools(&mut self, body: &NetworkCreate) -> EngineResult<Vec<PoolId>> {
+    /// IPv4 pool. The bridge driver takes one IPv4 subnet only.
+    fn request_pools(&mut self, body: &NetworkCreate, bridge: bool) -> EngineResult<Vec<PoolId>> {
         let mut requests = Vec::new();
         for config in &body.ipam.config {
             let subnet = parse_net(config.subnet.as_deref())?;
@@ -194,7 +195,7 @@ impl Engine {
                 v6,
             });
         }
-        if requests.iter().filter(|r| !r.v6).count() > 1 {
+        if bridge && requests.iter().filter(|r| !r.v6).count() > 1 {
             return Err(EngineError::new(
                 "bridge driver doesn't support multiple subnets",
             ));

@@ -2,6 +2,7 @@
 
 mod engine;
 mod firewall;
+mod macvlan;
 mod proxy;
 
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
