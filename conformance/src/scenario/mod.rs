@@ -40,7 +40,7 @@ pub use command::Command;
 pub use expect::{Endpoint, Expectation};
 pub use filter::Filter;
 
-use self::expect::Port;
+use self::expect::{Asked, Port};
 
 use crate::version::Range;
 
@@ -714,6 +714,15 @@ impl Known {
         }
     }
 
+    /// The containers a DNS question names: `id(C)`, or the address of `as PTR`.
+    fn asked(&self, asked: &Asked) -> Result<(), String> {
+        match asked {
+            Asked::Name(_) => Ok(()),
+            Asked::ShortId(container) => self.container(container).map(drop),
+            Asked::Reverse(endpoint) => self.endpoint(endpoint),
+        }
+    }
+
     /// A published port's container.
     fn port(&self, port: &Port) -> Result<(), String> {
         match port {
@@ -736,14 +745,23 @@ impl Known {
                 self.subject(from).map_err(at(0))?;
                 self.endpoint(to).map_err(at(2))
             }
-            Expectation::Resolve { from, answers, .. } => {
+            Expectation::Resolve {
+                from,
+                question,
+                answers,
+                ..
+            } => {
                 self.subject(from).map_err(at(0))?;
+                self.asked(&question.name).map_err(at(2))?;
                 for answer in answers.iter().flatten() {
                     self.endpoint(answer).map_err(at(4))?;
                 }
                 Ok(())
             }
-            Expectation::NoResolve { from, .. } => self.subject(from).map_err(at(0)),
+            Expectation::NoResolve { from, question, .. } => {
+                self.subject(from).map_err(at(0))?;
+                self.asked(&question.name).map_err(at(2))
+            }
             Expectation::Network { network, host, .. } => {
                 if let Some(host) = host
                     && !self.docker_hosts.contains(host)

@@ -56,6 +56,8 @@ fn a_scenario_parses_into_steps_expectations_and_captures() {
 #[case::unknown_key(GOOD.replace("    fails: already exists", "    fail: already exists"), "s.yaml:9:5:", "unknown field `fail`")]
 #[case::unknown_verb(GOOD.replace("web resolves web", "web knows web"), "s.yaml:11:9:", "\"knows\" is not a verb here")]
 #[case::unknown_subject(GOOD.replace("web resolves web", "wbe resolves web"), "s.yaml:11:5:", "\"wbe\" is neither a container")]
+#[case::unknown_short_id(GOOD.replace("web resolves web", "web resolves id(wbe)"), "s.yaml:11:18:", "wbe")]
+#[case::unknown_ptr_container(GOOD.replace("web resolves web", "web resolves wbe as PTR"), "s.yaml:11:18:", "\"wbe\" is neither a container")]
 #[case::quoted_line(GOOD.replace("  - web resolves web", "  - \"web resolves\""), "s.yaml:11:19:", "the line ends too early")]
 #[case::bad_range(GOOD.replace(">=20.10 <30", "20.10+"), "s.yaml:13:13:", "not a version bound")]
 #[case::bad_capture_point(GOOD.replace("h1/network:my-net", "h9/network:my-net"), "s.yaml:15:9:", "not a docker host")]
