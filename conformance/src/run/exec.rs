@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use drydock_netsim::capture::Capture;
 use drydock_netsim::{Lab, Netns};
@@ -475,7 +475,7 @@ impl<'a, T: Target> Execution<'a, T> {
     /// run (its socket cannot be opened, bound or sent from) never counts as an observation:
     /// it fails the check as a setup problem, whatever the expectation.
     async fn check(&self, expectation: &Expectation) -> Result<(), (String, String)> {
-        let timeout = self.options.probe_timeout;
+        let timeout = probe_timeout(expectation, self.options.probe_timeout);
         let setup = |e: String| ("the probe to run".to_string(), e);
         match expectation {
             Expectation::Reach {
@@ -1283,4 +1283,18 @@ async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
     drop(links);
     nl.close().await;
     Ok(found)
+}
+
+/// How long a probe of `expectation` waits for its answer. A probe that must succeed gets three
+/// times `base`: on a loaded machine a first SYN-ACK or reply can be late, and only a check that
+/// fails ever waits that long. A probe that must fail (or time out) waits `base`, which is what
+/// every negative check costs.
+fn probe_timeout(expectation: &Expectation, base: Duration) -> Duration {
+    let positive = match expectation {
+        Expectation::Reach { fails, .. } => fails.is_none(),
+        Expectation::Ping { succeeds, .. } => *succeeds,
+        Expectation::Http { .. } | Expectation::Resolve { .. } => true,
+        _ => false,
+    };
+    if positive { base * 3 } else { base }
 }
