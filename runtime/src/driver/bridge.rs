@@ -195,23 +195,6 @@ impl Driver for Bridge {
             unplug(&self.host, &endpoint).await
         })
     }
-
-    fn program_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        // Published ports are the engine's: its userland proxy and firewall.
-        Box::pin(async { Ok(()) })
-    }
-
-    fn revoke_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async { Ok(()) })
-    }
 }
 
 impl Bridge {

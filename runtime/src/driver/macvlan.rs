@@ -393,23 +393,6 @@ impl Driver for Macvlan {
             }
         })
     }
-
-    fn program_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        // macvlan has no port mapping: Docker only logs that it ignores `-p`.
-        Box::pin(async { Ok(()) })
-    }
-
-    fn revoke_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async { Ok(()) })
-    }
 }
 
 /// Whether `DRYDOCK_FORCE_ABSENT` names `feature`.

@@ -77,20 +77,26 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
     ) -> BoxFuture<'a, Result<(), DriverError>>;
 
     /// Called when the endpoint becomes its sandbox's gateway endpoint on a non-internal
-    /// network, before the engine publishes the container's ports through it.
+    /// network, before the engine publishes the container's ports through it. Nothing to do
+    /// for the built-ins (published ports are the engine's: its userland proxy and firewall;
+    /// macvlan has none, Docker only logs that it ignores `-p`); remote plugins are told.
     fn program_external_connectivity<'a>(
         &'a self,
-        network: &'a str,
-        endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
+        _network: &'a str,
+        _endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Called when the endpoint stops being its sandbox's gateway endpoint, after the engine
-    /// withdrew the container's published ports.
+    /// withdrew the container's published ports. Nothing to do for the built-ins.
     fn revoke_external_connectivity<'a>(
         &'a self,
-        network: &'a str,
-        endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
+        _network: &'a str,
+        _endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The built-in drivers of an engine on the docker host `host`.

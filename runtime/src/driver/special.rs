@@ -115,20 +115,4 @@ impl Driver for Special {
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async { Ok(()) })
     }
-
-    fn program_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn revoke_external_connectivity<'a>(
-        &'a self,
-        _network: &'a str,
-        _endpoint: &'a str,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async { Ok(()) })
-    }
 }

@@ -2,6 +2,7 @@
 //! reachable from their own docker host), Docker's refusals, and removal of every link the
 //! driver made, including the isolated parent of a network without `-o parent`.
 
+use crate::{greeting, ip, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -11,8 +12,6 @@ use drydock_runtime::engine::{Engine, Options};
 use futures::TryStreamExt;
 use netlink_packet_route::link::LinkAttribute;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 /// Where success is expected: generous, it is never waited out.
 const OK: Duration = Duration::from_secs(3);
@@ -63,47 +62,6 @@ async fn run(engine: &mut Engine, name: &str, network: &str) {
     .unwrap();
     engine.create_container(name, &body).unwrap();
     engine.start_container(name).await.unwrap();
-}
-
-fn ip(engine: &Engine, container: &str, network: &str) -> IpAddr {
-    let json = engine.inspect_container(container).unwrap();
-    json["NetworkSettings"]["Networks"][network]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// A TCP server in `netns` on `port` that greets every client with `name`.
-fn serve(netns: &Netns, port: u16, name: &'static str) -> tokio::task::JoinHandle<()> {
-    let listener = netns
-        .run(|| std::net::TcpListener::bind(("0.0.0.0", port)))
-        .unwrap()
-        .unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let listener = TcpListener::from_std(listener).unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream.write_all(name.as_bytes()).await;
-        }
-    })
-}
-
-/// The greeting of the server at `to`, connecting from `from`; `None` when nothing answered.
-async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Option<String> {
-    let socket = from
-        .run(|| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None))
-        .unwrap()
-        .unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-    let talk = async {
-        let mut stream: TcpStream = socket.connect(to).await.ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
-        Some(text)
-    };
-    tokio::time::timeout(wait, talk).await.ok().flatten()
 }
 
 /// The names of the links of `netns`, sorted.

@@ -5,7 +5,57 @@ mod firewall;
 mod macvlan;
 mod proxy;
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use drydock_netsim::Netns;
+use drydock_runtime::engine::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
 pub(crate) fn privileged() -> bool {
     drydock_netsim::userns::privileged_or_skip()
+}
+
+/// The address of `container` on `network`, from inspect.
+pub(crate) fn ip(engine: &Engine, container: &str, network: &str) -> IpAddr {
+    let json = engine.inspect_container(container).unwrap();
+    json["NetworkSettings"]["Networks"][network]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A TCP server in `netns` on `port` that greets every client with `name`.
+pub(crate) fn serve(netns: &Netns, port: u16, name: &'static str) -> tokio::task::JoinHandle<()> {
+    let listener = netns
+        .run(|| std::net::TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(name.as_bytes()).await;
+        }
+    })
+}
+
+/// The greeting of the server at `to`, connecting from `from`; `None` when nothing answered.
+pub(crate) async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Option<String> {
+    let socket = from
+        .run(|| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None))
+        .unwrap()
+        .unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    let talk = async {
+        let mut stream: TcpStream = socket.connect(to).await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        Some(text)
+    };
+    tokio::time::timeout(wait, talk).await.ok().flatten()
 }
