@@ -12,11 +12,13 @@ use drydock_netsim::lab::link_index;
 use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
 
-use super::{Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest};
+use super::{
+    Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest,
+    add_address, configure_interface, netlink_error,
+};
 
 /// The driver's name.
 pub(crate) const NAME: &str = "bridge";
@@ -243,32 +245,6 @@ pub(crate) fn elect_mac(interface: &Interface) -> [u8; 6] {
     })
 }
 
-fn netlink_error(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> DriverError {
-    let what = what.into();
-    move |source| DriverError::Netlink { what, source }
-}
-
-/// Adds `address` to link `index` (named `ifname`, for errors); IPv6 ones skip duplicate
-/// address detection, as Docker's do, so that they are usable at once.
-async fn add_address(
-    nl: &rtnetlink::Handle,
-    index: u32,
-    address: IpNetwork,
-    ifname: &str,
-) -> Result<(), DriverError> {
-    let mut request = nl.address().add(index, address.ip(), address.prefix());
-    if address.is_ipv6() {
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    }
-    request
-        .execute()
-        .await
-        .map_err(netlink_error(format!("address {address} on {ifname}")))
-}
-
 /// Creates the bridge with its gateway addresses, up.
 async fn create_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), DriverError> {
     let nl = host
@@ -359,32 +335,7 @@ async fn plug(
         .map_err(netlink_error(&what))?;
     nl.close().await;
 
-    let ipv6 = endpoint.addresses.iter().any(IpNetwork::is_ipv6);
-    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
-    sandbox
-        .run(move || {
-            // Like Docker, no IPv6 on an interface of a network without it.
-            write_sysctl(&key, if ipv6 { "0" } else { "1" })
-        })
-        .map_err(DriverError::io("enter the sandbox"))?
-        .map_err(DriverError::io("disable_ipv6"))?;
-    let inner = sandbox
-        .netlink()
-        .map_err(DriverError::io("open netlink in the sandbox"))?;
-    let index = link_index(&inner, ifname)
-        .await
-        .map_err(netlink_error(&what))?;
-    for address in &endpoint.addresses {
-        add_address(&inner, index, *address, ifname).await?;
-    }
-    inner
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(netlink_error(&what))?;
-    inner.close().await;
-    Ok(())
+    configure_interface(sandbox, ifname, &endpoint.addresses, &what).await
 }
 
 /// Unplugs an endpoint: deleting the host end deletes the pair.

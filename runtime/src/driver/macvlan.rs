@@ -23,15 +23,16 @@ use drydock_netsim::Netns;
 use drydock_netsim::features::FORCE_ABSENT_VAR;
 use drydock_netsim::lab::link_index;
 use drydock_netsim::netns::Netlink;
-use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoVeth, MacVlanMode};
 use rtnetlink::{LinkDummy, LinkMacVlan, LinkUnspec, LinkVeth, LinkVlan};
 
 use super::bridge::elect_mac;
-use super::{Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest};
+use super::{
+    Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest,
+    configure_interface, netlink_error,
+};
 
 /// The driver's name.
 pub(crate) const NAME: &str = "macvlan";
@@ -490,11 +491,6 @@ fn go_strerror(code: i32) -> String {
     })
 }
 
-fn netlink_error(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> DriverError {
-    let what = what.into();
-    move |source| DriverError::Netlink { what, source }
-}
-
 /// Plugs an endpoint: a macvlan link of `parent`, made in the sandbox as `ifname`, with its MAC
 /// address and addresses, up.
 async fn plug(
@@ -526,56 +522,17 @@ async fn plug(
             go_strerror(errno(&e))
         ))
     })?;
-    let configured = configure(sandbox, endpoint, ifname).await;
+    let configured = configure_interface(
+        sandbox,
+        ifname,
+        &endpoint.addresses,
+        &format!("macvlan {ifname}"),
+    )
+    .await;
     if configured.is_err() {
         let _ = delete_in(sandbox, ifname).await;
     }
     configured
-}
-
-/// Addresses and up, inside the sandbox; no IPv6 on an interface of a network without it.
-async fn configure(
-    sandbox: &Netns,
-    endpoint: &MacvlanEndpoint,
-    ifname: &str,
-) -> Result<(), DriverError> {
-    let ipv6 = endpoint.addresses.iter().any(IpNetwork::is_ipv6);
-    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
-    sandbox
-        .run(move || write_sysctl(&key, if ipv6 { "0" } else { "1" }))
-        .map_err(DriverError::io("enter the sandbox"))?
-        .map_err(DriverError::io("disable_ipv6"))?;
-    let inner = sandbox
-        .netlink()
-        .map_err(DriverError::io("open netlink in the sandbox"))?;
-    let what = format!("macvlan {ifname}");
-    let result = async {
-        let index = link_index(&inner, ifname)
-            .await
-            .map_err(netlink_error(&what))?;
-        for address in &endpoint.addresses {
-            let mut request = inner.address().add(index, address.ip(), address.prefix());
-            if address.is_ipv6() {
-                request
-                    .message_mut()
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            }
-            request
-                .execute()
-                .await
-                .map_err(netlink_error(format!("address {address} on {ifname}")))?;
-        }
-        inner
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(netlink_error(&what))
-    }
-    .await;
-    inner.close().await;
-    result
 }
 
 /// Deletes link `ifname` of the sandbox, if it is there.

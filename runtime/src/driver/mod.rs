@@ -17,8 +17,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use drydock_netsim::Netns;
+use drydock_netsim::lab::link_index;
+use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::LinkUnspec;
 
 /// A network driver, as libnetwork's `driverapi.Driver`. Networks and endpoints are named by
 /// the engine's ids; a driver keeps whatever it needs of them between calls.
@@ -230,4 +234,69 @@ impl DriverError {
             source,
         }
     }
+}
+
+/// Wraps a netlink error with what was being done.
+pub(crate) fn netlink_error(
+    what: impl Into<String>,
+) -> impl FnOnce(rtnetlink::Error) -> DriverError {
+    let what = what.into();
+    move |source| DriverError::Netlink { what, source }
+}
+
+/// Adds `address` to link `index` (named `ifname`, for errors); IPv6 ones skip duplicate
+/// address detection, as Docker's do, so that they are usable at once.
+pub(crate) async fn add_address(
+    nl: &rtnetlink::Handle,
+    index: u32,
+    address: IpNetwork,
+    ifname: &str,
+) -> Result<(), DriverError> {
+    let mut request = nl.address().add(index, address.ip(), address.prefix());
+    if address.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request
+        .execute()
+        .await
+        .map_err(netlink_error(format!("address {address} on {ifname}")))
+}
+
+/// Configures an endpoint's interface `ifname` inside the sandbox: IPv6 off unless it has an
+/// IPv6 address (like Docker), its addresses, up. `what` names the interface in errors.
+pub(crate) async fn configure_interface(
+    sandbox: &Netns,
+    ifname: &str,
+    addresses: &[IpNetwork],
+    what: &str,
+) -> Result<(), DriverError> {
+    let ipv6 = addresses.iter().any(IpNetwork::is_ipv6);
+    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
+    sandbox
+        .run(move || write_sysctl(&key, if ipv6 { "0" } else { "1" }))
+        .map_err(DriverError::io("enter the sandbox"))?
+        .map_err(DriverError::io("disable_ipv6"))?;
+    let inner = sandbox
+        .netlink()
+        .map_err(DriverError::io("open netlink in the sandbox"))?;
+    let result = async {
+        let index = link_index(&inner, ifname)
+            .await
+            .map_err(netlink_error(what))?;
+        for address in addresses {
+            add_address(&inner, index, *address, ifname).await?;
+        }
+        inner
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(netlink_error(what))
+    }
+    .await;
+    inner.close().await;
+    result
 }
