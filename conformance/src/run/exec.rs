@@ -471,6 +471,29 @@ impl<'a, T: Target> Execution<'a, T> {
         }
     }
 
+    /// Asks `question` from `from` through its resolver; the outcome and how it reads.
+    async fn ask(
+        &self,
+        from: &str,
+        question: &Question,
+        timeout: Duration,
+    ) -> Result<(Resolution, String), String> {
+        let netns = self.netns(from).await?;
+        let server = self.resolver(from).await?;
+        let name = self.asked(from, question).await?;
+        let outcome = probe::resolve(
+            &netns,
+            server,
+            &name,
+            question.kind,
+            question.proto,
+            timeout,
+        )
+        .await;
+        let observed = format!("{} via {server}: {outcome}", asking(question, &name));
+        Ok((outcome, observed))
+    }
+
     /// `Err((expected, observed))` when the expectation does not hold. A probe that fails to
     /// run (its socket cannot be opened, bound or sent from) never counts as an observation:
     /// it fails the check as a setup problem, whatever the expectation.
@@ -547,19 +570,7 @@ impl<'a, T: Target> Execution<'a, T> {
                 names,
                 ttl,
             } => {
-                let netns = self.netns(from).await.map_err(setup)?;
-                let server = self.resolver(from).await.map_err(setup)?;
-                let name = self.asked(from, question).await.map_err(setup)?;
-                let outcome = probe::resolve(
-                    &netns,
-                    server,
-                    &name,
-                    question.kind,
-                    question.proto,
-                    timeout,
-                )
-                .await;
-                let observed = format!("{} via {server}: {outcome}", asking(question, &name));
+                let (outcome, observed) = self.ask(from, question, timeout).await.map_err(setup)?;
                 let got = match &outcome {
                     Resolution::Answers(got) => got,
                     Resolution::Error(_) => return Err(setup(observed)),
@@ -599,19 +610,7 @@ impl<'a, T: Target> Execution<'a, T> {
                 question,
                 how,
             } => {
-                let netns = self.netns(from).await.map_err(setup)?;
-                let server = self.resolver(from).await.map_err(setup)?;
-                let name = self.asked(from, question).await.map_err(setup)?;
-                let outcome = probe::resolve(
-                    &netns,
-                    server,
-                    &name,
-                    question.kind,
-                    question.proto,
-                    timeout,
-                )
-                .await;
-                let observed = format!("{} via {server}: {outcome}", asking(question, &name));
+                let (outcome, observed) = self.ask(from, question, timeout).await.map_err(setup)?;
                 let holds = match (how, &outcome) {
                     (_, Resolution::Error(_)) => return Err(setup(observed)),
                     (Unresolved::NoAddress, Resolution::NxDomain | Resolution::NoRecords)
