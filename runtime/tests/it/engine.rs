@@ -3,7 +3,7 @@
 //! port fails with Docker's text and leaves nothing behind, and the embedded DNS answers
 //! through its NAT rules and forgets a disconnected container at once.
 
-use crate::{greeting, ip, serve};
+use crate::{greeting, ip, link_names, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -156,7 +156,7 @@ async fn published_ports_answer_from_another_host_and_a_taken_port_leaves_nothin
         Some("web")
     );
 
-    let links_before = link_names(&engine).await;
+    let links_before = link_names(engine.host()).await;
     let error = run(
         &mut engine,
         "twin",
@@ -170,7 +170,7 @@ async fn published_ports_answer_from_another_host_and_a_taken_port_leaves_nothin
         "{error}"
     );
     assert_eq!(
-        link_names(&engine).await,
+        link_names(engine.host()).await,
         links_before,
         "the failed start left links behind"
     );
@@ -190,28 +190,6 @@ async fn published_ports_answer_from_another_host_and_a_taken_port_leaves_nothin
         Some("web")
     );
     engine.shutdown().await;
-}
-
-async fn link_names(engine: &Engine) -> Vec<String> {
-    use futures::TryStreamExt;
-    use netlink_packet_route::link::LinkAttribute;
-    let nl = engine.host().netlink().unwrap();
-    let mut names: Vec<String> = nl
-        .link()
-        .get()
-        .execute()
-        .try_filter_map(|m| async move {
-            Ok(m.attributes.iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            }))
-        })
-        .try_collect()
-        .await
-        .unwrap();
-    nl.close().await;
-    names.sort();
-    names
 }
 
 /// Asks the resolver at 127.0.0.11:53 from inside `netns`; `None` when it stays silent.

@@ -2,15 +2,13 @@
 //! reachable from their own docker host), Docker's refusals, and removal of every link the
 //! driver made, including the isolated parent of a network without `-o parent`.
 
-use crate::{greeting, ip, serve};
+use crate::{greeting, ip, link_names, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use drydock_netsim::{Lab, Netns, Topology};
+use drydock_netsim::{Lab, Topology};
 use drydock_runtime::api::body::{ContainerCreate, NetworkCreate};
 use drydock_runtime::engine::{Engine, Options};
-use futures::TryStreamExt;
-use netlink_packet_route::link::LinkAttribute;
 use serde_json::json;
 
 /// Where success is expected: generous, it is never waited out.
@@ -62,27 +60,6 @@ async fn run(engine: &mut Engine, name: &str, network: &str) {
     .unwrap();
     engine.create_container(name, &body).unwrap();
     engine.start_container(name).await.unwrap();
-}
-
-/// The names of the links of `netns`, sorted.
-async fn link_names(netns: &Netns) -> Vec<String> {
-    let nl = netns.netlink().unwrap();
-    let mut names: Vec<String> = nl
-        .link()
-        .get()
-        .execute()
-        .try_filter_map(|m| async move {
-            Ok(m.attributes.iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            }))
-        })
-        .try_collect()
-        .await
-        .unwrap();
-    nl.close().await;
-    names.sort();
-    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,3 +59,26 @@ pub(crate) async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Op
     };
     tokio::time::timeout(wait, talk).await.ok().flatten()
 }
+
+/// The names of the links of `netns`, sorted.
+pub(crate) async fn link_names(netns: &Netns) -> Vec<String> {
+    use futures::TryStreamExt;
+    use netlink_packet_route::link::LinkAttribute;
+    let nl = netns.netlink().unwrap();
+    let mut names: Vec<String> = nl
+        .link()
+        .get()
+        .execute()
+        .try_filter_map(|m| async move {
+            Ok(m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            }))
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    nl.close().await;
+    names.sort();
+    names
+}
