@@ -222,6 +222,11 @@ mod tests {
         message
     }
 
+    /// Asks `name` over UDP, without reordering.
+    fn ask(records: &Records, sandbox: &SandboxView, name: &str, kind: RecordType) -> Action {
+        answer(records, sandbox, &query(name, kind), Transport::Udp, |_| {})
+    }
+
     fn reply(action: Action) -> Message {
         match action {
             Action::Reply(m) => m,
@@ -232,13 +237,7 @@ mod tests {
     #[test]
     fn a_known_name_is_answered_with_docker_flags_and_ttl() {
         let (records, sandbox) = setup(true);
-        let m = reply(answer(
-            &records,
-            &sandbox,
-            &query("WEB.", RecordType::A),
-            Transport::Udp,
-            |_| {},
-        ));
+        let m = reply(ask(&records, &sandbox, "WEB.", RecordType::A));
         assert_eq!(m.metadata.id, 4242);
         assert!(
             m.metadata.recursion_available
@@ -256,13 +255,7 @@ mod tests {
     fn aaaa_and_mx_of_a_known_name_are_empty_answers() {
         let (records, sandbox) = setup(true);
         for kind in [RecordType::AAAA, RecordType::MX] {
-            let m = reply(answer(
-                &records,
-                &sandbox,
-                &query("web.", kind),
-                Transport::Udp,
-                |_| {},
-            ));
+            let m = reply(ask(&records, &sandbox, "web.", kind));
             assert_eq!(
                 (m.metadata.response_code, m.answers.len()),
                 (ResponseCode::NoError, 0),
@@ -275,33 +268,15 @@ mod tests {
     fn unknown_names_and_other_types_are_forwarded_or_servfail_without_a_way_out() {
         let (records, sandbox) = setup(true);
         assert_eq!(
-            answer(
-                &records,
-                &sandbox,
-                &query("nothere.", RecordType::A),
-                Transport::Udp,
-                |_| {}
-            ),
+            ask(&records, &sandbox, "nothere.", RecordType::A),
             Action::Forward
         );
         assert_eq!(
-            answer(
-                &records,
-                &sandbox,
-                &query("web.", RecordType::TXT),
-                Transport::Udp,
-                |_| {}
-            ),
+            ask(&records, &sandbox, "web.", RecordType::TXT),
             Action::Forward
         );
         let (records, sandbox) = setup(false);
-        let m = reply(answer(
-            &records,
-            &sandbox,
-            &query("nothere.", RecordType::A),
-            Transport::Udp,
-            |_| {},
-        ));
+        let m = reply(ask(&records, &sandbox, "nothere.", RecordType::A));
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
         assert!(!m.metadata.recursion_available);
     }
@@ -309,35 +284,27 @@ mod tests {
     #[test]
     fn ptr_answers_container_dot_network_and_ignores_bad_names() {
         let (records, sandbox) = setup(true);
-        let m = reply(answer(
+        let m = reply(ask(
             &records,
             &sandbox,
-            &query("2.0.1.10.in-addr.arpa.", RecordType::PTR),
-            Transport::Udp,
-            |_| {},
+            "2.0.1.10.in-addr.arpa.",
+            RecordType::PTR,
         ));
         assert_eq!(
             m.answers[0].data,
             RData::PTR(PTR(Name::from_ascii("Web.front.").unwrap()))
         );
         assert_eq!(
-            answer(
+            ask(
                 &records,
                 &sandbox,
-                &query("99.0.1.10.in-addr.arpa.", RecordType::PTR),
-                Transport::Udp,
-                |_| {}
+                "99.0.1.10.in-addr.arpa.",
+                RecordType::PTR
             ),
             Action::Forward
         );
         assert_eq!(
-            answer(
-                &records,
-                &sandbox,
-                &query("web.", RecordType::PTR),
-                Transport::Udp,
-                |_| {}
-            ),
+            ask(&records, &sandbox, "web.", RecordType::PTR),
             Action::Ignore
         );
     }
@@ -352,13 +319,7 @@ mod tests {
     #[test]
     fn long_udp_answers_are_truncated_unless_edns_allows_more() {
         let (records, sandbox) = setup(true);
-        let m = reply(answer(
-            &records,
-            &sandbox,
-            &query("svc.", RecordType::A),
-            Transport::Udp,
-            |_| {},
-        ));
+        let m = reply(ask(&records, &sandbox, "svc.", RecordType::A));
         assert!(m.metadata.truncation);
         assert!(m.to_vec().unwrap().len() <= 512 && !m.answers.is_empty() && m.answers.len() < 59);
         let m = reply(answer(
