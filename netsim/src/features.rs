@@ -100,7 +100,8 @@ impl Feature {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    /// The feature named `name` (as [`Feature::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
     }
 }

@@ -338,7 +338,7 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::E
 }
 
 /// The link named `name` (the kernel answers ENODEV when there is none).
-async fn find_link(handle: &Handle, name: &str) -> Result<LinkMessage, rtnetlink::Error> {
+pub async fn find_link(handle: &Handle, name: &str) -> Result<LinkMessage, rtnetlink::Error> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     links
         .try_next()

@@ -4,6 +4,7 @@
 //! scenarios.
 
 pub mod api;
+mod datapath;
 pub mod dns;
 pub mod driver;
 pub mod engine;

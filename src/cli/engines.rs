@@ -323,5 +323,8 @@ async fn docker(
         Command::Listen { .. } => Err(
             "`drydock listen` is a scenario step; here use `run --listen` in a container".into(),
         ),
+        Command::Route { .. } => {
+            Err("`drydock route` is a scenario step; here use `ip route` in the lab host".into())
+        }
     }
 }

@@ -424,6 +424,19 @@ impl<'a, T: Target> Execution<'a, T> {
                 self.host_listeners.push((host.clone(), listener));
                 Ok(())
             }
+            Command::Route {
+                host,
+                destination,
+                via,
+            } => {
+                let netns = self
+                    .lab
+                    .host(host)
+                    .ok_or_else(|| format!("no lab host {host}"))?;
+                add_route(netns, *destination, *via)
+                    .await
+                    .map_err(|e| format!("route {destination} via {via} on {host}: {e}"))
+            }
         }
     }
 
@@ -1296,4 +1309,21 @@ fn probe_timeout(expectation: &Expectation, base: Duration) -> Duration {
         _ => false,
     };
     if positive { base * 3 } else { base }
+}
+
+/// Adds the static route `destination via via` in a lab host's namespace.
+async fn add_route(
+    netns: &drydock_netsim::Netns,
+    destination: ipnetwork::IpNetwork,
+    via: std::net::IpAddr,
+) -> Result<(), String> {
+    let message = rtnetlink::RouteMessageBuilder::<std::net::IpAddr>::new()
+        .destination_prefix(destination.ip(), destination.prefix())
+        .and_then(|b| b.gateway(via))
+        .map_err(|e| e.to_string())?
+        .build();
+    let nl = netns.netlink().map_err(|e| e.to_string())?;
+    let added = nl.route().add(message).execute().await;
+    nl.close().await;
+    added.map_err(|e| e.to_string())
 }

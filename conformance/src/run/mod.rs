@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::capture::Packet;
-use drydock_netsim::{Lab, Topology};
+use drydock_netsim::features::Feature;
+use drydock_netsim::{KernelFeatures, Lab, Topology};
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -280,6 +281,17 @@ pub async fn run_one<B: Backend>(
         close_all(upstreams).await;
         return Outcome::new(scenario, Verdict::Skip(reason), started);
     }
+    if target.kernel_links_only()
+        && let Some(missing) = missing_kernel_feature(&scenario.kernel).await
+    {
+        let reason = format!(
+            "{} needs the kernel's {missing} links, which this kernel lacks",
+            target.describe()
+        );
+        backend.stop(target).await;
+        close_all(upstreams).await;
+        return Outcome::new(scenario, Verdict::Skip(reason), started);
+    }
     let mut execution = exec::Execution::new(scenario, &target, &lab, options);
     let end = tokio::select! {
         _ = cancel.cancelled() => exec::End::Interrupted,
@@ -293,6 +305,27 @@ pub async fn run_one<B: Backend>(
     close_all(upstreams).await;
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
+}
+
+/// The first of `needed` this kernel lacks (probed once per process; `DRYDOCK_FORCE_ABSENT`
+/// does not count: Docker Engine uses the kernel whatever drydock is told).
+async fn missing_kernel_feature(needed: &[Feature]) -> Option<Feature> {
+    static PROBED: tokio::sync::OnceCell<Option<KernelFeatures>> =
+        tokio::sync::OnceCell::const_new();
+    if needed.is_empty() {
+        return None;
+    }
+    let probed = PROBED
+        .get_or_init(|| async { KernelFeatures::probe().await.ok() })
+        .await;
+    needed.iter().copied().find(|feature| {
+        probed.as_ref().is_some_and(|features| {
+            features
+                .statuses()
+                .iter()
+                .any(|s| s.feature == *feature && s.kernel.is_err())
+        })
+    })
 }
 
 async fn close_all(upstreams: Vec<UpstreamDns>) {

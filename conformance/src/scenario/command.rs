@@ -56,6 +56,16 @@ pub enum Command {
         /// Port.
         port: u16,
     },
+    /// `drydock route HOST SUBNET via IP` (drydock's own step): a static route on a lab host,
+    /// as on the external router that ipvlan l3 networks need.
+    Route {
+        /// Lab host.
+        host: String,
+        /// Where to.
+        destination: ipnetwork::IpNetwork,
+        /// Next hop.
+        via: std::net::IpAddr,
+    },
 }
 
 /// Why a line is not a command drydock knows, and the index of the word at fault.
@@ -276,7 +286,7 @@ pub fn parse(words: &[Word]) -> Result<Command, CommandError> {
     })
 }
 
-/// drydock's own steps: `drydock listen HOST KIND/PORT`.
+/// drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`.
 fn drydock(words: &[Word]) -> Result<Command, CommandError> {
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     match texts.as_slice() {
@@ -293,9 +303,28 @@ fn drydock(words: &[Word]) -> Result<Command, CommandError> {
             word: 1,
             message: "expected `drydock listen HOST KIND/PORT`".into(),
         }),
+        ["drydock", "route", host, destination, "via", via] => {
+            let destination = destination.parse().map_err(|_| CommandError {
+                word: 3,
+                message: format!("{destination:?}: expected a subnet such as 10.1.0.0/24"),
+            })?;
+            let via = via.parse().map_err(|_| CommandError {
+                word: 5,
+                message: format!("{via:?}: expected an IP address"),
+            })?;
+            Ok(Command::Route {
+                host: host.to_string(),
+                destination,
+                via,
+            })
+        }
+        ["drydock", "route", ..] => Err(CommandError {
+            word: 1,
+            message: "expected `drydock route HOST SUBNET via IP`".into(),
+        }),
         _ => Err(CommandError {
             word: 1,
-            message: "drydock's own steps: `drydock listen HOST KIND/PORT`".into(),
+            message: "drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`".into(),
         }),
     }
 }

@@ -1,15 +1,18 @@
-//! Packet filters for scenario captures: `icmp`, `udp port 53`, `tcp port 80 host 10.0.0.1`.
+//! Packet filters for scenario captures: `icmp`, `udp port 53`, `tcp port 80 host 10.0.0.1`,
+//! `vlan 10 icmp`.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use pnet_packet::Packet as _;
+use pnet_packet::arp::ArpPacket;
 use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
 use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::tcp::TcpPacket;
 use pnet_packet::udp::UdpPacket;
+use pnet_packet::vlan::VlanPacket;
 
 /// A protocol a filter can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +33,9 @@ pub enum Protocol {
     Vxlan,
 }
 
-/// Every condition must hold: protocol, port (either side), address (either side).
+/// Every condition must hold: 802.1Q tag, protocol, port (either side), address (either side;
+/// an ARP packet's sender or target).
+/// Without `vlan`, a tagged frame is matched by what it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filter {
     /// Protocol, if any.
@@ -39,6 +44,8 @@ pub struct Filter {
     pub port: Option<u16>,
     /// Address on either side, if any.
     pub host: Option<IpAddr>,
+    /// The VLAN id of the frame's 802.1Q tag, if any.
+    pub vlan: Option<u16>,
     text: String,
 }
 
@@ -49,7 +56,7 @@ impl fmt::Display for Filter {
 }
 
 impl Filter {
-    /// Parses `[PROTOCOL] [port N] [host IP]`; the error says what was expected.
+    /// Parses `[vlan N] [PROTOCOL] [port N] [host IP]`; the error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut filter = Filter {
             text: text.to_string(),
@@ -63,6 +70,13 @@ impl Filter {
                     filter.port = Some(
                         port.ok_or_else(|| format!("{text:?}: expected a number after `port`"))?,
                     );
+                }
+                "vlan" => {
+                    let vid = words.next().and_then(|v| v.parse().ok());
+                    filter.vlan =
+                        Some(vid.filter(|v| (1..=4094).contains(v)).ok_or_else(|| {
+                            format!("{text:?}: expected a VLAN id (1-4094) after `vlan`")
+                        })?);
                 }
                 "host" => {
                     let host = words.next().and_then(|h| h.parse().ok());
@@ -82,7 +96,7 @@ impl Filter {
                         "vxlan" => Protocol::Vxlan,
                         _ => {
                             return Err(format!(
-                                "{name:?}: expected arp, icmp, icmp6, tcp, udp, esp, vxlan, `port N` or `host IP`"
+                                "{name:?}: expected arp, icmp, icmp6, tcp, udp, esp, vxlan, `port N`, `host IP` or `vlan N`"
                             ));
                         }
                     };
@@ -101,13 +115,34 @@ impl Filter {
         let Some(eth) = EthernetPacket::new(frame) else {
             return false;
         };
-        let layer3 = match eth.get_ethertype() {
+        let (vlan, ethertype, payload) = match eth.get_ethertype() {
+            EtherTypes::Vlan => match VlanPacket::new(eth.payload()) {
+                Some(tag) => (
+                    Some(tag.get_vlan_identifier()),
+                    tag.get_ethertype(),
+                    tag.payload().to_vec(),
+                ),
+                None => return false,
+            },
+            other => (None, other, eth.payload().to_vec()),
+        };
+        if self.vlan.is_some() && self.vlan != vlan {
+            return false;
+        }
+        let layer3 = match ethertype {
             EtherTypes::Arp => {
-                return self.protocol == Some(Protocol::Arp)
+                // `host` is the sender's or the target's protocol address.
+                let Some(arp) = ArpPacket::new(&payload) else {
+                    return false;
+                };
+                let addresses = [arp.get_sender_proto_addr(), arp.get_target_proto_addr()];
+                return self.protocol.is_none_or(|p| p == Protocol::Arp)
                     && self.port.is_none()
-                    && self.host.is_none();
+                    && self
+                        .host
+                        .is_none_or(|h| addresses.iter().any(|a| IpAddr::V4(*a) == h));
             }
-            EtherTypes::Ipv4 => Ipv4Packet::new(eth.payload()).map(|ip| {
+            EtherTypes::Ipv4 => Ipv4Packet::new(&payload).map(|ip| {
                 let payload = ip.payload().to_vec();
                 (
                     IpAddr::V4(ip.get_source()),
@@ -116,7 +151,7 @@ impl Filter {
                     payload,
                 )
             }),
-            EtherTypes::Ipv6 => Ipv6Packet::new(eth.payload()).map(|ip| {
+            EtherTypes::Ipv6 => Ipv6Packet::new(&payload).map(|ip| {
                 let payload = ip.payload().to_vec();
                 (
                     IpAddr::V6(ip.get_source()),
@@ -181,6 +216,12 @@ mod tests {
                 .unwrap_err()
                 .contains("expected arp, icmp")
         );
+        assert_eq!(Filter::parse("vlan 10 icmp").unwrap().vlan, Some(10));
+        assert!(
+            Filter::parse("vlan 4095")
+                .unwrap_err()
+                .contains("expected a VLAN id")
+        );
         assert!(
             Filter::parse("port x")
                 .unwrap_err()
@@ -191,5 +232,22 @@ mod tests {
                 .unwrap_err()
                 .contains("one protocol")
         );
+    }
+
+    #[test]
+    fn vlan_filters_read_the_tag_and_what_it_carries() {
+        // 802.1Q tag VID 10, then an IPv4 ICMP header from 10.0.0.1 to 10.0.0.2.
+        let mut frame = vec![0xff; 6];
+        frame.extend([2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00]);
+        let mut ip = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip.extend([8, 0, 0, 0, 0, 0, 0, 0]);
+        frame.extend(ip);
+        let matches = |text: &str| Filter::parse(text).unwrap().matches(&frame);
+        assert!(matches("vlan 10 icmp host 10.0.0.2"));
+        assert!(matches("icmp"));
+        assert!(!matches("vlan 20"));
+        assert!(!matches("vlan 10 tcp"));
     }
 }

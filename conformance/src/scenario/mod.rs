@@ -32,6 +32,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use drydock_netsim::LocatedError;
+use drydock_netsim::features::Feature;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
@@ -57,6 +58,9 @@ pub struct Scenario {
     pub source: String,
     /// Docker releases the whole scenario holds for.
     pub docker: Option<Range>,
+    /// Kernel links Docker needs for it (`kernel: [ipvlan, 8021q]`): a target that makes its
+    /// links with the kernel only (Docker Engine) skips it where the kernel lacks one.
+    pub kernel: Vec<Feature>,
     /// Docker hosts (engines), in order; the first is the default for steps and facts.
     pub hosts: Vec<String>,
     /// Plain lab hosts without an engine, standing for external machines.
@@ -191,6 +195,8 @@ struct File {
     checks: Option<String>,
     source: Option<String>,
     docker: Option<Spanned<String>>,
+    #[serde(default)]
+    kernel: Vec<Spanned<String>>,
     hosts: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     external: Vec<Spanned<String>>,
@@ -358,6 +364,18 @@ impl Parser<'_> {
             "where Docker documents the behavior (a docs URL, a moby test, or \"observed on Docker Engine 20.10\")",
         )?;
         let docker = file.docker.as_ref().map(|d| self.range(d)).transpose()?;
+        let kernel = file
+            .kernel
+            .iter()
+            .map(|name| {
+                Feature::from_name(&name.value).ok_or_else(|| {
+                    let known: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+                    let known = known.join(", ");
+                    let message = format!("{:?}: expected a kernel feature ({known})", name.value);
+                    self.error(&name.referenced, message)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let hosts = match &file.hosts {
             Some(hosts) if hosts.is_empty() => {
                 return Err(LocatedError::new(
@@ -406,7 +424,7 @@ impl Parser<'_> {
         let mut steps = Vec::new();
         for item in &file.steps {
             let step = self.step(item, &hosts)?;
-            if let Command::Listen { host, .. } = &step.command
+            if let Command::Listen { host, .. } | Command::Route { host, .. } = &step.command
                 && !known.lab_hosts.contains(host)
             {
                 let at = match &item.value {
@@ -485,6 +503,7 @@ impl Parser<'_> {
             checks,
             source,
             docker,
+            kernel,
             hosts,
             external,
             steps,

@@ -57,6 +57,13 @@ pub trait Target {
     /// The Docker release whose behavior the engine has, for version-tagged expectations.
     fn version(&self) -> Version;
 
+    /// Whether it makes its links with the kernel only (Docker Engine), so that scenarios
+    /// needing a link kind this kernel lacks (`kernel:`) cannot run on it. The reference engine
+    /// has userspace datapaths for those.
+    fn kernel_links_only(&self) -> bool {
+        false
+    }
+
     /// `docker network create`.
     fn create_network(
         &self,

@@ -117,6 +117,7 @@ impl Driver for Bridge {
             self.state().networks.insert(request.id.clone(), network);
             Ok(NetworkInfo {
                 bridge: Some(bridge),
+                datapath: None,
             })
         })
     }

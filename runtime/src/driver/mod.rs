@@ -9,8 +9,11 @@
 //! [`Netns`].
 
 pub(crate) mod bridge;
+pub(crate) mod ipvlan;
 pub(crate) mod macvlan;
+pub(crate) mod parent;
 pub(crate) mod special;
+pub(crate) mod sublink;
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -107,7 +110,8 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
 pub(crate) fn builtins(host: &Netns) -> Vec<Arc<dyn Driver>> {
     vec![
         Arc::new(bridge::Bridge::new(host.clone())),
-        Arc::new(macvlan::Macvlan::new(host.clone())),
+        Arc::new(sublink::Sublink::new(sublink::Kind::Macvlan, host.clone())),
+        Arc::new(sublink::Sublink::new(sublink::Kind::Ipvlan, host.clone())),
         Arc::new(special::Special::host()),
         Arc::new(special::Special::null()),
     ]
@@ -177,6 +181,9 @@ pub struct NetworkInfo {
     /// The Linux bridge on the docker host that carries the network, which the engine's
     /// firewall filters (isolation, ICC, masquerade, published ports).
     pub bridge: Option<String>,
+    /// What carries its traffic, when the driver has a choice (kernel links or a userspace
+    /// datapath); the engine shows it as the network's `drydock.datapath` option.
+    pub datapath: Option<String>,
 }
 
 /// An endpoint's interface as the engine asks for it (libnetwork `InterfaceInfo`).

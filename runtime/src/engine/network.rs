@@ -19,6 +19,9 @@ use crate::ipam::{PoolId, PoolRequest};
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
 /// Options of the bridge driver that the engine's firewall applies.
+/// The option inspect shows with what carries a network's traffic, when its driver has a
+/// choice between kernel links and a userspace datapath.
+pub(crate) const DATAPATH: &str = "drydock.datapath";
 const ENABLE_ICC: &str = "com.docker.network.bridge.enable_icc";
 const ENABLE_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 
@@ -82,7 +85,7 @@ impl Engine {
             return Ok(driver.clone());
         }
         match name {
-            "ipvlan" | "overlay" => Err(EngineError::new(format!(
+            "overlay" => Err(EngineError::new(format!(
                 "the {name} driver is not built into the reference engine yet"
             ))),
             other => Err(EngineError::new(format!("plugin \"{other}\" not found"))),
@@ -152,6 +155,10 @@ impl Engine {
                 return Err(EngineError::new(format!("firewall: {e}")));
             }
         }
+        let mut options = body.options.clone();
+        if let Some(datapath) = info.datapath {
+            options.insert(DATAPATH.to_string(), datapath);
+        }
         self.networks.push(Network {
             id: id.clone(),
             name: body.name.clone(),
@@ -160,7 +167,7 @@ impl Engine {
             internal: body.internal,
             attachable: body.attachable,
             ipv6: body.enable_ipv6,
-            options: body.options.clone(),
+            options,
             labels: body.labels.clone(),
             pools,
             user_subnets: body.ipam.config.iter().any(|c| c.subnet.is_some()),

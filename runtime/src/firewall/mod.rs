@@ -25,6 +25,7 @@
 //!   (Docker's `-i BRIDGE -j RETURN`: containers use the userland proxy, [`crate::proxy`]).
 //!   Masqueraded networks' subnets leaving through a non-bridge interface are masqueraded.
 
+mod guard;
 mod keys;
 mod ruleset;
 mod setelem;
@@ -340,6 +341,25 @@ fn sysctls() -> Result<(), FirewallError> {
 }
 
 /// Runs `nft -j -f -` in `host` with `ruleset` on stdin: one transaction.
+/// Guards `parent` of a userspace ipvlan port: the host's stack no longer takes unicast for
+/// `mac` addressed into `subnets` (but to its own addresses), which the port delivers. Spawns
+/// `nft` once (network create).
+pub fn guard_parent(
+    host: &Netns,
+    parent: &str,
+    mac: [u8; 6],
+    subnets: &[IpNetwork],
+) -> Result<(), FirewallError> {
+    let what = format!("guard parent {parent} of an ipvlan port");
+    nft_apply(host, &what, &guard::add(parent, mac, subnets))
+}
+
+/// Removes the guard of `parent` (network remove).
+pub fn unguard_parent(host: &Netns, parent: &str) -> Result<(), FirewallError> {
+    let what = format!("remove the guard of parent {parent}");
+    nft_apply(host, &what, &guard::remove(parent))
+}
+
 fn nft_apply(host: &Netns, what: &str, ruleset: &Nftables<'_>) -> Result<(), FirewallError> {
     let json = serde_json::to_string(ruleset).expect("the nftables types serialize");
     tracing::trace!("nft -j -f - to {what}: {json}");

@@ -273,6 +273,10 @@ impl Target for DockerTarget {
         self.version
     }
 
+    fn kernel_links_only(&self) -> bool {
+        true
+    }
+
     async fn create_network(&self, host: &str, spec: &NetworkSpec) -> TargetResult<()> {
         let daemon = self.daemon(host)?;
         let body = request::network_create(spec, &self.run_labels()).map_err(TargetError::new)?;

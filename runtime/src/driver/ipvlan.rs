@@ -1,0 +1,116 @@
+//! ipvlan's options (libnetwork `drivers/ipvlan`, as in Docker 20.10): `-o ipvlan_mode`
+//! (`l2`, `l3`, `l3s`) and `-o ipvlan_flag` (`bridge`, `private`, `vepa`), with Docker's texts,
+//! and their kernel and userspace forms. The driver is [`super::sublink`]'s.
+
+use netlink_packet_route::link::{IpVlanFlags, IpVlanMode};
+
+use super::DriverError;
+use crate::datapath::ipvlan as userspace;
+
+/// The driver's name.
+pub(crate) const NAME: &str = "ipvlan";
+/// Option: the ipvlan mode.
+pub(crate) const MODE: &str = "ipvlan_mode";
+/// Option: the ipvlan flag.
+pub(crate) const FLAG: &str = "ipvlan_flag";
+
+/// An ipvlan mode (`-o ipvlan_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    L2,
+    L3,
+    L3s,
+}
+
+impl Mode {
+    /// Parses `-o ipvlan_mode` as Docker does: empty is `l2`.
+    pub(crate) fn parse(text: &str) -> Result<Mode, DriverError> {
+        match text {
+            "" | "l2" => Ok(Mode::L2),
+            "l3" => Ok(Mode::L3),
+            "l3s" => Ok(Mode::L3s),
+            other => Err(DriverError::Refused(format!(
+                "requested ipvlan mode '{other}' is not valid, 'l2' mode is the ipvlan driver default"
+            ))),
+        }
+    }
+
+    /// Routed (l3, l3s): no ARP, `default dev ethN`, no gateway.
+    pub(crate) fn routed(self) -> bool {
+        self != Mode::L2
+    }
+
+    pub(crate) fn kernel(self) -> IpVlanMode {
+        match self {
+            Mode::L2 => IpVlanMode::L2,
+            Mode::L3 => IpVlanMode::L3,
+            Mode::L3s => IpVlanMode::L3S,
+        }
+    }
+
+    pub(crate) fn userspace(self) -> userspace::Mode {
+        if self.routed() {
+            userspace::Mode::L3
+        } else {
+            userspace::Mode::L2
+        }
+    }
+}
+
+/// An ipvlan flag (`-o ipvlan_flag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flag {
+    Bridge,
+    Private,
+    Vepa,
+}
+
+impl Flag {
+    /// Parses `-o ipvlan_flag` as Docker does: empty is `bridge`.
+    pub(crate) fn parse(text: &str) -> Result<Flag, DriverError> {
+        match text {
+            "" | "bridge" => Ok(Flag::Bridge),
+            "private" => Ok(Flag::Private),
+            "vepa" => Ok(Flag::Vepa),
+            other => Err(DriverError::Refused(format!(
+                "requested ipvlan flag '{other}' is not valid, 'bridge' is the ipvlan driver default"
+            ))),
+        }
+    }
+
+    pub(crate) fn kernel(self) -> IpVlanFlags {
+        match self {
+            Flag::Bridge => IpVlanFlags::empty(),
+            Flag::Private => IpVlanFlags::Private,
+            Flag::Vepa => IpVlanFlags::Vepa,
+        }
+    }
+
+    pub(crate) fn userspace(self) -> userspace::Flag {
+        match self {
+            Flag::Bridge => userspace::Flag::Bridge,
+            Flag::Private => userspace::Flag::Private,
+            Flag::Vepa => userspace::Flag::Vepa,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_as_docker_does() {
+        assert_eq!(Mode::parse("").unwrap(), Mode::L2);
+        assert_eq!(Mode::parse("l3s").unwrap(), Mode::L3s);
+        assert_eq!(
+            Mode::parse("l4").unwrap_err().to_string(),
+            "requested ipvlan mode 'l4' is not valid, 'l2' mode is the ipvlan driver default"
+        );
+        assert_eq!(Flag::parse("").unwrap(), Flag::Bridge);
+        assert_eq!(
+            Flag::parse("x").unwrap_err().to_string(),
+            "requested ipvlan flag 'x' is not valid, 'bridge' is the ipvlan driver default"
+        );
+    }
+}
