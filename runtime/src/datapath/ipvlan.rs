@@ -11,8 +11,8 @@
 //!   out the parent. In l3 the endpoint has no ARP (its link is NOARP): packets for another
 //!   endpoint go straight to it, the rest is routed by the docker host's stack, through raw IP
 //!   sockets there, as the kernel routes an l3 slave's packets in the parent's namespace.
-//! - Flags: `private` drops traffic between endpoints, `vepa` sends it out the parent (for
-//!   the switch to hairpin), `bridge` delivers it directly.
+//! - Endpoints of one port reach each other directly (the kernel's `bridge` flag; Docker 20.10
+//!   has no `ipvlan_flag`).
 //!
 //! l3s is l3 here: the difference (netfilter hooks of the docker host on the slave's traffic)
 //! does not arise in a userspace datapath whose l3 egress already goes through those hooks.
@@ -40,17 +40,6 @@ pub(crate) enum Mode {
     L3,
 }
 
-/// How endpoints of one port reach each other (`-o ipvlan_flag`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flag {
-    /// Directly.
-    Bridge,
-    /// Not at all.
-    Private,
-    /// Through the external switch.
-    Vepa,
-}
-
 /// One endpoint of the port.
 #[derive(Debug)]
 struct Member {
@@ -74,12 +63,7 @@ pub(crate) struct Port {
 
 impl Port {
     /// Starts the port of `parent` on `host`.
-    pub(crate) async fn start(
-        host: &Netns,
-        parent: &str,
-        mode: Mode,
-        flag: Flag,
-    ) -> io::Result<Port> {
+    pub(crate) async fn start(host: &Netns, parent: &str, mode: Mode) -> io::Result<Port> {
         let (mac, mtu) = super::link_facts(host, parent).await?;
         let socket = PacketSocket::open(host, parent, None)?;
         let router = match mode {
@@ -90,7 +74,6 @@ impl Port {
         let forwarding = Forwarding {
             mac,
             mode,
-            flag,
             socket,
             router,
             members: Arc::clone(&members),
@@ -186,7 +169,6 @@ impl Router {
 struct Forwarding {
     mac: [u8; 6],
     mode: Mode,
-    flag: Flag,
     socket: PacketSocket,
     router: Option<Router>,
     members: Members,
@@ -274,18 +256,12 @@ impl Forwarding {
             return;
         };
         let parent = self.socket.fd();
-        let local = |to: usize| match self.flag {
-            Flag::Bridge => write_once(plugged[to].tap.fd(), read),
-            Flag::Vepa => write_once(parent, read),
-            Flag::Private => {}
-        };
+        let local = |to: usize| write_once(plugged[to].tap.fd(), read);
         match self.mode {
             Mode::L2 if frame::is_group(dst) => {
                 write_once(parent, read);
-                if self.flag == Flag::Bridge {
-                    let others = (0..plugged.len()).filter(|&i| i != from);
-                    others.for_each(|i| write_once(plugged[i].tap.fd(), read));
-                }
+                let others = (0..plugged.len()).filter(|&i| i != from);
+                others.for_each(local);
             }
             Mode::L2 if dst == self.mac => {
                 if let Some(to) = owner(plugged, frame).filter(|&to| to != from) {

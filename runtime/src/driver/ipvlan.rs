@@ -1,8 +1,10 @@
 //! ipvlan's options (libnetwork `drivers/ipvlan`, as in Docker 20.10): `-o ipvlan_mode`
-//! (`l2`, `l3`, `l3s`) and `-o ipvlan_flag` (`bridge`, `private`, `vepa`), with Docker's texts,
-//! and their kernel and userspace forms. The driver is [`super::sublink`]'s.
+//! (`l2`, `l3`, `l3s`), with Docker's texts, and its kernel and userspace forms. Docker 20.10
+//! has no `ipvlan_flag` (23.0 added it) and ignores it, as does the reference engine: its
+//! endpoints reach each other directly (the kernel's `bridge` flag). The driver is
+//! [`super::sublink`]'s.
 
-use netlink_packet_route::link::{IpVlanFlags, IpVlanMode};
+use netlink_packet_route::link::IpVlanMode;
 
 use super::DriverError;
 use crate::datapath::ipvlan as userspace;
@@ -11,8 +13,6 @@ use crate::datapath::ipvlan as userspace;
 pub(crate) const NAME: &str = "ipvlan";
 /// Option: the ipvlan mode.
 pub(crate) const MODE: &str = "ipvlan_mode";
-/// Option: the ipvlan flag.
-pub(crate) const FLAG: &str = "ipvlan_flag";
 
 /// An ipvlan mode (`-o ipvlan_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,44 +57,6 @@ impl Mode {
     }
 }
 
-/// An ipvlan flag (`-o ipvlan_flag`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flag {
-    Bridge,
-    Private,
-    Vepa,
-}
-
-impl Flag {
-    /// Parses `-o ipvlan_flag` as Docker does: empty is `bridge`.
-    pub(crate) fn parse(text: &str) -> Result<Flag, DriverError> {
-        match text {
-            "" | "bridge" => Ok(Flag::Bridge),
-            "private" => Ok(Flag::Private),
-            "vepa" => Ok(Flag::Vepa),
-            other => Err(DriverError::Refused(format!(
-                "requested ipvlan flag '{other}' is not valid, 'bridge' is the ipvlan driver default"
-            ))),
-        }
-    }
-
-    pub(crate) fn kernel(self) -> IpVlanFlags {
-        match self {
-            Flag::Bridge => IpVlanFlags::empty(),
-            Flag::Private => IpVlanFlags::Private,
-            Flag::Vepa => IpVlanFlags::Vepa,
-        }
-    }
-
-    pub(crate) fn userspace(self) -> userspace::Flag {
-        match self {
-            Flag::Bridge => userspace::Flag::Bridge,
-            Flag::Private => userspace::Flag::Private,
-            Flag::Vepa => userspace::Flag::Vepa,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,11 +68,6 @@ mod tests {
         assert_eq!(
             Mode::parse("l4").unwrap_err().to_string(),
             "requested ipvlan mode 'l4' is not valid, 'l2' mode is the ipvlan driver default"
-        );
-        assert_eq!(Flag::parse("").unwrap(), Flag::Bridge);
-        assert_eq!(
-            Flag::parse("x").unwrap_err().to_string(),
-            "requested ipvlan flag 'x' is not valid, 'bridge' is the ipvlan driver default"
         );
     }
 }

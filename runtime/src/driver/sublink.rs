@@ -67,7 +67,7 @@ impl Kind {
 #[derive(Debug, Clone)]
 enum Links {
     Macvlan(macvlan::Mode),
-    KernelIpvlan(ipvlan::Mode, ipvlan::Flag),
+    KernelIpvlan(ipvlan::Mode),
     UserspaceIpvlan(ipvlan::Mode, Arc<Port>),
 }
 
@@ -76,7 +76,7 @@ impl Links {
     fn routed(&self) -> bool {
         match self {
             Links::Macvlan(_) => false,
-            Links::KernelIpvlan(mode, _) | Links::UserspaceIpvlan(mode, _) => mode.routed(),
+            Links::KernelIpvlan(mode) | Links::UserspaceIpvlan(mode, _) => mode.routed(),
         }
     }
 
@@ -156,10 +156,7 @@ impl Sublink {
         let option = |key: &str| request.options.get(key).map_or("", String::as_str);
         Ok(match self.kind {
             Kind::Macvlan => Links::Macvlan(macvlan::Mode::parse(option(macvlan::MODE))?),
-            Kind::Ipvlan => Links::KernelIpvlan(
-                ipvlan::Mode::parse(option(ipvlan::MODE))?,
-                ipvlan::Flag::parse(option(ipvlan::FLAG))?,
-            ),
+            Kind::Ipvlan => Links::KernelIpvlan(ipvlan::Mode::parse(option(ipvlan::MODE))?),
         })
     }
 
@@ -170,13 +167,12 @@ impl Sublink {
         nl: &rtnetlink::Handle,
         parent: &str,
         mode: ipvlan::Mode,
-        flag: ipvlan::Flag,
         subnets: &[IpNetwork],
     ) -> Result<Links, DriverError> {
         if !parent::forced_absent("ipvlan") && kernel_has_ipvlan(nl, parent).await {
-            return Ok(Links::KernelIpvlan(mode, flag));
+            return Ok(Links::KernelIpvlan(mode));
         }
-        let port = Port::start(&self.host, parent, mode.userspace(), flag.userspace())
+        let port = Port::start(&self.host, parent, mode.userspace())
             .await
             .map_err(DriverError::io("start the userspace ipvlan port"))?;
         let (mac, _) = crate::datapath::link_facts(&self.host, parent)
@@ -237,9 +233,9 @@ impl Driver for Sublink {
                     return Err(e);
                 }
             };
-            if let Links::KernelIpvlan(mode, flag) = links {
+            if let Links::KernelIpvlan(mode) = links {
                 let subnets: Vec<IpNetwork> = request.pools.iter().map(|p| p.subnet).collect();
-                let chosen = self.ipvlan_links(&nl, &parent, mode, flag, &subnets).await;
+                let chosen = self.ipvlan_links(&nl, &parent, mode, &subnets).await;
                 match chosen {
                     Ok(chosen) => links = chosen,
                     Err(e) => {
@@ -386,10 +382,9 @@ impl Driver for Sublink {
                     })
                     .await?;
                 }
-                Links::KernelIpvlan(mode, flag) => {
+                Links::KernelIpvlan(mode) => {
                     self.add_in_sandbox(&parent, |index| {
                         LinkIpVlan::new(ifname, index, mode.kernel())
-                            .flag(flag.kernel())
                             .setns_by_fd(sandbox.as_fd().as_raw_fd())
                             .build()
                     })

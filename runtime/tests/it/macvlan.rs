@@ -2,12 +2,12 @@
 //! reachable from their own docker host), Docker's refusals, and removal of every link the
 //! driver made, including the isolated parent of a network without `-o parent`.
 
-use crate::{greeting, ip, link_names, serve};
+use crate::{greeting, ip, link_names, run, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use drydock_netsim::{Lab, Topology};
-use drydock_runtime::api::body::{ContainerCreate, NetworkCreate};
+use drydock_runtime::api::body::NetworkCreate;
 use drydock_runtime::engine::{Engine, Options};
 use serde_json::json;
 
@@ -43,23 +43,7 @@ fn macvlan(
     range: Option<&str>,
     options: serde_json::Value,
 ) -> NetworkCreate {
-    serde_json::from_value(json!({
-        "Name": name,
-        "Driver": "macvlan",
-        "Options": options,
-        "IPAM": {"Driver": "default", "Config": [{"Subnet": subnet, "IPRange": range}]},
-    }))
-    .unwrap()
-}
-
-async fn run(engine: &mut Engine, name: &str, network: &str) {
-    let body: ContainerCreate = serde_json::from_value(json!({
-        "Image": "busybox",
-        "HostConfig": {"NetworkMode": network},
-    }))
-    .unwrap();
-    engine.create_container(name, &body).unwrap();
-    engine.start_container(name).await.unwrap();
+    crate::network("macvlan", name, subnet, range, options)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

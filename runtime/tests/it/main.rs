@@ -2,6 +2,7 @@
 
 mod engine;
 mod firewall;
+mod ipvlan;
 mod macvlan;
 mod proxy;
 
@@ -16,6 +17,35 @@ use tokio::net::{TcpListener, TcpStream};
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
 pub(crate) fn privileged() -> bool {
     drydock_netsim::userns::privileged_or_skip()
+}
+
+/// `docker network create -d DRIVER --subnet SUBNET [--ip-range R] [-o K=V...] NAME`.
+pub(crate) fn network(
+    driver: &str,
+    name: &str,
+    subnet: &str,
+    range: Option<&str>,
+    options: serde_json::Value,
+) -> drydock_runtime::api::body::NetworkCreate {
+    serde_json::from_value(serde_json::json!({
+        "Name": name,
+        "Driver": driver,
+        "Options": options,
+        "IPAM": {"Driver": "default", "Config": [{"Subnet": subnet, "IPRange": range}]},
+    }))
+    .unwrap()
+}
+
+/// `docker run -d --name NAME --network NETWORK busybox`.
+pub(crate) async fn run(engine: &mut Engine, name: &str, network: &str) {
+    let body: drydock_runtime::api::body::ContainerCreate =
+        serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "HostConfig": {"NetworkMode": network},
+        }))
+        .unwrap();
+    engine.create_container(name, &body).unwrap();
+    engine.start_container(name).await.unwrap();
 }
 
 /// The address of `container` on `network`, from inspect.
