@@ -83,7 +83,7 @@ impl Feature {
             Feature::Ipvlan => {
                 Fallback::Userspace("ipvlan datapath: AF_PACKET demux by IP, parent's MAC shared")
             }
-            Feature::Vxlan => Fallback::Userspace("VXLAN over UDP sockets"),
+            Feature::Vxlan => Fallback::Planned("VXLAN over UDP sockets (with the overlay driver)"),
             Feature::Vlan8021q => {
                 Fallback::Userspace("TAP sub-interface eth0.N with 802.1Q tag/untag over AF_PACKET")
             }
@@ -94,9 +94,9 @@ impl Feature {
             Feature::Nftables => {
                 Fallback::None("firewall rules (isolation, NAT, published ports) are unavailable")
             }
-            Feature::EspGcm => {
-                Fallback::Userspace("ESP (rfc4106 AES-GCM, 8-byte ICV) over a raw IP socket")
-            }
+            Feature::EspGcm => Fallback::Planned(
+                "ESP (rfc4106 AES-GCM, 8-byte ICV) over a raw IP socket (with the overlay driver)",
+            ),
         }
     }
 
@@ -117,6 +117,8 @@ impl fmt::Display for Feature {
 pub enum Fallback {
     /// A userspace datapath with the same behavior.
     Userspace(&'static str),
+    /// A userspace datapath designed but not built yet: what needs the feature is unavailable.
+    Planned(&'static str),
     /// Nothing can stand in; the text says what becomes unavailable.
     None(&'static str),
 }

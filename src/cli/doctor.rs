@@ -20,6 +20,7 @@ pub(crate) fn run(json: bool) -> anyhow::Result<ExitCode> {
         } else {
             match status.feature.fallback() {
                 Fallback::Userspace(what) => format!("userspace: {what}"),
+                Fallback::Planned(what) => format!("nothing yet (planned userspace: {what})"),
                 Fallback::None(what) => format!("nothing: {what}"),
             }
         };
@@ -52,7 +53,8 @@ pub(crate) fn run(json: bool) -> anyhow::Result<ExitCode> {
         cells.extend(rows.map(|(name, _, kernel, uses)| vec![name.to_string(), kernel, uses]));
         print!("{}", table::render(&cells));
         println!(
-            "note: no network driver uses this table yet; drivers arrive with the runtime (ARCHITECTURE.md)"
+            "note: the macvlan and ipvlan drivers choose per network; a userspace choice shows as \
+             the network's drydock.datapath option in `network inspect`"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,9 @@ use drydock_netsim::netns::ifindex;
 /// `PACKET_IGNORE_OUTGOING` (linux/if_packet.h; not in every libc).
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
+/// Receive and send buffer of a datapath socket.
+const BUFFER_BYTES: libc::c_int = 8 << 20;
+
 /// An AF_PACKET socket bound to one link.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
@@ -50,6 +53,10 @@ impl PacketSocket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         };
         socket.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
+        // Room for a burst of 64 KiB super-frames: the default (about 200 KiB) holds three,
+        // and a full buffer drops frames, which TCP pays for in retransmissions.
+        socket.set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &BUFFER_BYTES)?;
+        socket.set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &BUFFER_BYTES)?;
         socket.set(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32)?;
         let promisc = libc::packet_mreq {
             mr_ifindex: index as libc::c_int,

@@ -3,12 +3,15 @@
 //!
 //! - `attach` (`attach.rs`): how long attaching a container to a bridge network takes.
 //! - `dns` (`dns.rs`): queries per second and latency of the embedded DNS servers, by dnsperf.
+//! - `throughput` (`throughput.rs`): iperf3 between containers on two docker hosts, per
+//!   datapath (raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q).
 //!
 //! This module holds what both share: the lab, the reference engine and Docker set up on it,
 //! netavark's container namespaces, the programs they run, and the notes and figures printed.
 
 mod attach;
 mod dns;
+mod throughput;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -39,6 +42,9 @@ pub(crate) enum BenchCommand {
     /// Queries per second and latency of the embedded DNS (a container name, a network alias,
     /// an unknown name), by dnsperf in a container, beside Docker and aardvark-dns.
     Dns(dns::DnsArgs),
+    /// Single-stream TCP throughput (iperf3) between containers on two docker hosts, per
+    /// datapath: raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q.
+    Throughput(throughput::ThroughputArgs),
 }
 
 /// Runs a benchmark.
@@ -46,6 +52,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Attach(args) => attach::attach(args),
         BenchCommand::Dns(args) => dns::dns(args),
+        BenchCommand::Throughput(args) => throughput::throughput(args),
     }
 }
 
@@ -278,13 +285,16 @@ fn program(name: &str, debian: &str, package: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{name} not found: apt-get install {package}"))
 }
 
-/// What `PROGRAM --version` prints (`netavark 1.4.0`).
+/// The first line `PROGRAM --version` prints (`netavark 1.4.0`).
 fn program_version(program: &Path) -> String {
     std::process::Command::new(program)
         .arg("--version")
         .stderr(Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            text.lines().next().unwrap_or_default().trim().to_string()
+        })
         .unwrap_or_else(|e| format!("{} (version unknown: {e})", program.display()))
 }
 
