@@ -270,24 +270,24 @@ pub async fn run_one<B: Backend>(
             }
         },
     };
-    if let Some(range) = &scenario.docker
-        && !range.contains(target.version())
-    {
-        let reason = format!(
+    let skip = match &scenario.docker {
+        Some(range) if !range.contains(target.version()) => Some(format!(
             "{} is outside this scenario's Docker range {range}",
             target.describe()
-        );
-        backend.stop(target).await;
-        close_all(upstreams).await;
-        return Outcome::new(scenario, Verdict::Skip(reason), started);
-    }
-    if target.kernel_links_only()
-        && let Some(missing) = missing_kernel_feature(&scenario.kernel).await
-    {
-        let reason = format!(
-            "{} needs the kernel's {missing} links, which this kernel lacks",
-            target.describe()
-        );
+        )),
+        _ if target.kernel_links_only() => {
+            missing_kernel_feature(&scenario.kernel)
+                .await
+                .map(|missing| {
+                    format!(
+                        "{} needs the kernel's {missing} links, which this kernel lacks",
+                        target.describe()
+                    )
+                })
+        }
+        _ => None,
+    };
+    if let Some(reason) = skip {
         backend.stop(target).await;
         close_all(upstreams).await;
         return Outcome::new(scenario, Verdict::Skip(reason), started);

@@ -54,12 +54,14 @@ impl MadeParent {
 }
 
 /// Makes `parent` on the docker host when it does not exist (Docker's `createNetwork`): a dummy
-/// link for an isolated network, else an 802.1Q sub-interface. `None` when it existed.
+/// link for an isolated network, else an 802.1Q sub-interface. `None` when it existed. `driver`
+/// picks its texts: macvlan's and ipvlan's differ by a word.
 pub(crate) async fn make(
     host: &Netns,
     nl: &rtnetlink::Handle,
     parent: &str,
     dummy: bool,
+    driver: &str,
 ) -> Result<Option<MadeParent>, DriverError> {
     if link_index(nl, parent).await.is_ok() {
         return Ok(None);
@@ -73,8 +75,14 @@ pub(crate) async fn make(
         )));
     };
     let Ok(master_index) = link_index(nl, master).await else {
+        // (sic: macvlan's parseVlan says "does was").
+        let verb = if driver == "macvlan" {
+            "does was"
+        } else {
+            "was"
+        };
         return Err(DriverError::Refused(format!(
-            "-o parent interface does was not found on the host: {master}"
+            "-o parent interface {verb} not found on the host: {master}"
         )));
     };
     if !(1..=4094).contains(&vid) {

@@ -225,7 +225,7 @@ impl Driver for Sublink {
                 )));
             }
             let nl = self.netlink()?;
-            let made = parent::make(&self.host, &nl, &parent, internal).await;
+            let made = parent::make(&self.host, &nl, &parent, internal, self.kind.name()).await;
             let made = match made {
                 Ok(made) => made,
                 Err(e) => {
@@ -308,7 +308,7 @@ impl Driver for Sublink {
                 Kind::Macvlan => Some(elect_mac(interface)),
                 Kind::Ipvlan if interface.mac.is_some() => {
                     return Err(DriverError::Refused(
-                        "ipvlan interfaces do not support custom mac address assigment".into(),
+                        "ipvlan interfaces do not support custom mac address assignment".into(),
                     ));
                 }
                 Kind::Ipvlan => None,
@@ -510,25 +510,27 @@ async fn connected_default_routes(
         let index = link_index(&nl, ifname)
             .await
             .map_err(netlink_error(format!("ipvlan {ifname}")))?;
+        let mut routes = Vec::new();
         if addresses.iter().any(IpNetwork::is_ipv4) {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .output_interface(index)
-                .build();
+            routes.push(
+                RouteMessageBuilder::<Ipv4Addr>::new()
+                    .output_interface(index)
+                    .build(),
+            );
+        }
+        if addresses.iter().any(IpNetwork::is_ipv6) {
+            routes.push(
+                RouteMessageBuilder::<Ipv6Addr>::new()
+                    .output_interface(index)
+                    .build(),
+            );
+        }
+        for route in routes {
             nl.route()
                 .add(route)
                 .execute()
                 .await
                 .map_err(netlink_error(format!("default dev {ifname}")))?;
-        }
-        if addresses.iter().any(IpNetwork::is_ipv6) {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new()
-                .output_interface(index)
-                .build();
-            nl.route()
-                .add(route)
-                .execute()
-                .await
-                .map_err(netlink_error(format!("default dev {ifname} (IPv6)")))?;
         }
         Ok(())
     }

@@ -265,12 +265,21 @@ impl Engine {
         let id = self.ids.id();
         let ifname = format!("eth{}", self.next_ifindex(index));
         let plugged = async {
-            let mac = driver.create_endpoint(&network_id, &id, &interface).await?;
+            // libnetwork's `CreateEndpoint` wraps its driver's refusal so.
+            let mac = driver
+                .create_endpoint(&network_id, &id, &interface)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "failed to create endpoint {} on network {}: {e}",
+                        self.containers[index].name, self.networks[n].name
+                    )
+                })?;
             match driver.join(&network_id, &id, &sandbox, &ifname).await {
                 Ok(info) => Ok((mac, info)),
                 Err(e) => {
                     let _ = driver.delete_endpoint(&network_id, &id).await;
-                    Err(e)
+                    Err(e.to_string())
                 }
             }
         }
@@ -279,7 +288,7 @@ impl Engine {
             Ok(plugged) => plugged,
             Err(e) => {
                 self.release_addresses(allocated);
-                return Err(EngineError::new(e.to_string()));
+                return Err(EngineError::new(e));
             }
         };
         self.containers[index].endpoints.insert(

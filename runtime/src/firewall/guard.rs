@@ -12,12 +12,12 @@ use std::collections::HashSet;
 
 use ipnetwork::IpNetwork;
 use nftables::batch::Batch;
-use nftables::expr::{
-    Expression, Fib, FibFlag, FibResult, NamedExpression, Payload, PayloadField, Prefix,
-};
+use nftables::expr::{Expression, Fib, FibFlag, FibResult, NamedExpression, Prefix};
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
-use nftables::stmt::{Match, Operator, Statement};
+use nftables::stmt::{Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+use super::ruleset::{matches, payload};
 
 /// The guard's table: `netdev drydock-<parent>`.
 pub(crate) fn table_name(parent: &str) -> String {
@@ -87,21 +87,4 @@ pub(crate) fn remove(parent: &str) -> Nftables<'static> {
     let mut batch = Batch::new();
     batch.delete(table(parent));
     batch.to_nftables()
-}
-
-fn matches(
-    left: Expression<'static>,
-    op: Operator,
-    right: Expression<'static>,
-) -> Statement<'static> {
-    Statement::Match(Match { left, right, op })
-}
-
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: protocol.into(),
-            field: field.into(),
-        },
-    )))
 }
