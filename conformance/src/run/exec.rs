@@ -768,6 +768,26 @@ impl<'a, T: Target> Execution<'a, T> {
                     None => Err((format!("an interface {iface}"), "none".into())),
                 }
             }
+            Expectation::Route {
+                container,
+                route,
+                present,
+            } => {
+                let netns = self.netns(container).await.map_err(setup)?;
+                let routes = routes(&netns).await.map_err(setup)?;
+                let matching = routes
+                    .iter()
+                    .any(|r| r == route || r.starts_with(&format!("{route} ")));
+                if matching == *present {
+                    return Ok(());
+                }
+                let wanted = if *present {
+                    format!("a route `{route}`")
+                } else {
+                    format!("no route `{route}`")
+                };
+                Err((wanted, format!("routes: {}", routes.join("; "))))
+            }
         }
     }
 
@@ -1295,6 +1315,70 @@ async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
     drop(links);
     nl.close().await;
     Ok(found)
+}
+
+/// The routes of `netns`'s main table, IPv4 then IPv6, as `ip route` starts them:
+/// `default via 10.10.0.1 dev eth0`, `default dev eth0`, `10.10.0.0/24 dev eth0`.
+async fn routes(netns: &Netns) -> Result<Vec<String>, String> {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+    let names: std::collections::BTreeMap<u32, String> = {
+        let nl = netns.netlink().map_err(|e| e.to_string())?;
+        let mut found = std::collections::BTreeMap::new();
+        let mut links = nl.link().get().execute();
+        while let Some(link) = links.try_next().await.map_err(|e| e.to_string())? {
+            for attribute in &link.attributes {
+                if let LinkAttribute::IfName(name) = attribute {
+                    found.insert(link.header.index, name.clone());
+                }
+            }
+        }
+        drop(links);
+        nl.close().await;
+        found
+    };
+    let nl = netns.netlink().map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for family in [
+        rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+        rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+    ] {
+        let mut routes = nl.route().get(family).execute();
+        while let Some(route) = routes.try_next().await.map_err(|e| e.to_string())? {
+            if route.header.table != 254 {
+                continue;
+            }
+            let address = |a: &RouteAddress| match a {
+                RouteAddress::Inet(v4) => v4.to_string(),
+                RouteAddress::Inet6(v6) => v6.to_string(),
+                other => format!("{other:?}"),
+            };
+            let mut destination = None;
+            let mut line = String::new();
+            for attribute in &route.attributes {
+                match attribute {
+                    RouteAttribute::Destination(a) => destination = Some(address(a)),
+                    RouteAttribute::Gateway(a) => line += &format!(" via {}", address(a)),
+                    _ => {}
+                }
+            }
+            for attribute in &route.attributes {
+                if let RouteAttribute::Oif(index) = attribute {
+                    let name = names
+                        .get(index)
+                        .cloned()
+                        .unwrap_or_else(|| index.to_string());
+                    line += &format!(" dev {name}");
+                }
+            }
+            let destination = match destination {
+                Some(a) => format!("{a}/{}", route.header.destination_prefix_length),
+                None => "default".into(),
+            };
+            lines.push(format!("{destination}{line}"));
+        }
+    }
+    nl.close().await;
+    Ok(lines)
 }
 
 /// How long a probe of `expectation` waits for its answer. A probe that must succeed gets three

@@ -11,8 +11,10 @@
 //! ... has PATH ~ REGEX                            (the whole value matches a regular expression)
 //! ... lacks PATH                                  (PATH's parent exists, PATH itself does not)
 //! container C file PATH contains|lacks TEXT       container C interfaces are|include NAME[,NAME...]
-//! container C mtu of IFACE is N
+//! container C mtu of IFACE is N                  container C routes include|lack ROUTE
 //! ```
+//! `ROUTE` is a route of the container's main table as `ip route` starts it, quoted:
+//! `'default dev eth0'`, `'default via 10.10.0.1'`, `'10.10.0.0/24 dev eth0'`.
 //! `A` is a container or a lab host; `B` a container (`web`, or `web@NET` to pick its address on
 //! network NET), a lab host (its underlay address), or an IP address. `PORT` is a number, or
 //! `C->N`: the host port Docker published for container C's port N (`ext reaches h1:web->80`). `PATH` is a dotted path into
@@ -295,6 +297,15 @@ pub enum Expectation {
         iface: String,
         /// Expected MTU.
         mtu: u32,
+    },
+    /// `container C routes include ROUTE` or `... lack ROUTE`.
+    Route {
+        /// Container name.
+        container: String,
+        /// The route as `ip route` starts its line: `default dev eth0`.
+        route: String,
+        /// True for `include`.
+        present: bool,
     },
 }
 
@@ -717,6 +728,29 @@ fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectErro
                 container: c,
                 iface,
                 mtu,
+            })
+        }
+        Some("routes") => {
+            let present = match w.get(3).copied() {
+                Some("include") => true,
+                Some("lack") => false,
+                _ => {
+                    return Err(error(
+                        3,
+                        "expected `routes include ROUTE` or `routes lack ROUTE`",
+                    ));
+                }
+            };
+            let route = w
+                .get(4)
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| error(4, "expected a route, quoted: 'default dev eth0'"))?
+                .to_string();
+            expect_end(w, 5)?;
+            Ok(Expectation::Route {
+                container: c,
+                route,
+                present,
             })
         }
         Some(field @ ("ip" | "ip6" | "mac" | "gateway")) => {

@@ -798,7 +798,8 @@ impl Known {
             Expectation::Container { container, .. }
             | Expectation::File { container, .. }
             | Expectation::Interfaces { container, .. }
-            | Expectation::Mtu { container, .. } => {
+            | Expectation::Mtu { container, .. }
+            | Expectation::Route { container, .. } => {
                 self.container(container).map(drop).map_err(at(1))
             }
         }
