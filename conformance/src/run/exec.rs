@@ -772,9 +772,10 @@ impl<'a, T: Target> Execution<'a, T> {
                 container,
                 route,
                 present,
+                ipv6,
             } => {
                 let netns = self.netns(container).await.map_err(setup)?;
-                let routes = routes(&netns).await.map_err(setup)?;
+                let routes = routes(&netns, *ipv6).await.map_err(setup)?;
                 let matching = routes
                     .iter()
                     .any(|r| r == route || r.starts_with(&format!("{route} ")));
@@ -1317,66 +1318,84 @@ async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
     Ok(found)
 }
 
-/// The routes of `netns`'s main table, IPv4 then IPv6, as `ip route` starts them:
-/// `default via 10.10.0.1 dev eth0`, `default dev eth0`, `10.10.0.0/24 dev eth0`.
-async fn routes(netns: &Netns) -> Result<Vec<String>, String> {
-    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
-    let names: std::collections::BTreeMap<u32, String> = {
-        let nl = netns.netlink().map_err(|e| e.to_string())?;
-        let mut found = std::collections::BTreeMap::new();
-        let mut links = nl.link().get().execute();
-        while let Some(link) = links.try_next().await.map_err(|e| e.to_string())? {
-            for attribute in &link.attributes {
-                if let LinkAttribute::IfName(name) = attribute {
-                    found.insert(link.header.index, name.clone());
-                }
-            }
-        }
-        drop(links);
-        nl.close().await;
-        found
-    };
+/// The routes of `netns`'s main IPv4 (or IPv6) table as `ip route` starts its lines: the type
+/// when not unicast, the destination, the next hops: `default via 10.10.0.1 dev eth0`,
+/// `default dev eth0`, `unreachable default`, `default nexthop via 10.0.0.1 dev eth0 nexthop ...`.
+async fn routes(netns: &Netns, ipv6: bool) -> Result<Vec<String>, String> {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
     let nl = netns.netlink().map_err(|e| e.to_string())?;
-    let mut lines = Vec::new();
-    for family in [
-        rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-        rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-    ] {
-        let mut routes = nl.route().get(family).execute();
-        while let Some(route) = routes.try_next().await.map_err(|e| e.to_string())? {
-            if route.header.table != 254 {
-                continue;
+    let mut names = std::collections::BTreeMap::new();
+    let mut links = nl.link().get().execute();
+    while let Some(link) = links.try_next().await.map_err(|e| e.to_string())? {
+        for attribute in &link.attributes {
+            if let LinkAttribute::IfName(name) = attribute {
+                names.insert(link.header.index, name.clone());
             }
-            let address = |a: &RouteAddress| match a {
-                RouteAddress::Inet(v4) => v4.to_string(),
-                RouteAddress::Inet6(v6) => v6.to_string(),
-                other => format!("{other:?}"),
-            };
-            let mut destination = None;
-            let mut line = String::new();
-            for attribute in &route.attributes {
-                match attribute {
-                    RouteAttribute::Destination(a) => destination = Some(address(a)),
-                    RouteAttribute::Gateway(a) => line += &format!(" via {}", address(a)),
-                    _ => {}
-                }
-            }
-            for attribute in &route.attributes {
-                if let RouteAttribute::Oif(index) = attribute {
-                    let name = names
-                        .get(index)
-                        .cloned()
-                        .unwrap_or_else(|| index.to_string());
-                    line += &format!(" dev {name}");
-                }
-            }
-            let destination = match destination {
-                Some(a) => format!("{a}/{}", route.header.destination_prefix_length),
-                None => "default".into(),
-            };
-            lines.push(format!("{destination}{line}"));
         }
     }
+    drop(links);
+    let address = |a: &RouteAddress| match a {
+        RouteAddress::Inet(v4) => v4.to_string(),
+        RouteAddress::Inet6(v6) => v6.to_string(),
+        other => format!("{other:?}"),
+    };
+    let hop = |attributes: &[RouteAttribute], oif: Option<u32>| {
+        let mut text = String::new();
+        for attribute in attributes {
+            if let RouteAttribute::Gateway(a) = attribute {
+                text += &format!(" via {}", address(a));
+            }
+        }
+        let oif = oif.or_else(|| {
+            attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(index) => Some(*index),
+                _ => None,
+            })
+        });
+        if let Some(index) = oif {
+            let name = names
+                .get(&index)
+                .cloned()
+                .unwrap_or_else(|| index.to_string());
+            text += &format!(" dev {name}");
+        }
+        text
+    };
+    let request = if ipv6 {
+        rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+    } else {
+        rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+    };
+    let mut lines = Vec::new();
+    let mut routes = nl.route().get(request).execute();
+    while let Some(route) = routes.try_next().await.map_err(|e| e.to_string())? {
+        if route.header.table != 254 {
+            continue;
+        }
+        let mut line = match route.header.kind {
+            RouteType::Unicast => String::new(),
+            kind => format!("{kind:?} ").to_lowercase(),
+        };
+        let destination = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(a) => Some(address(a)),
+            _ => None,
+        });
+        line += &match destination {
+            Some(a) => format!("{a}/{}", route.header.destination_prefix_length),
+            None => "default".into(),
+        };
+        line += &hop(&route.attributes, None);
+        for attribute in &route.attributes {
+            if let RouteAttribute::MultiPath(hops) = attribute {
+                for next in hops {
+                    line += " nexthop";
+                    line += &hop(&next.attributes, Some(next.interface_index));
+                }
+            }
+        }
+        lines.push(line);
+    }
+    drop(routes);
     nl.close().await;
     Ok(lines)
 }

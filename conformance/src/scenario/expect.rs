@@ -11,10 +11,11 @@
 //! ... has PATH ~ REGEX                            (the whole value matches a regular expression)
 //! ... lacks PATH                                  (PATH's parent exists, PATH itself does not)
 //! container C file PATH contains|lacks TEXT       container C interfaces are|include NAME[,NAME...]
-//! container C mtu of IFACE is N                  container C routes include|lack ROUTE
+//! container C mtu of IFACE is N                  container C routes|routes6 include|lack ROUTE
 //! ```
-//! `ROUTE` is a route of the container's main table as `ip route` starts it, quoted:
-//! `'default dev eth0'`, `'default via 10.10.0.1'`, `'10.10.0.0/24 dev eth0'`.
+//! `ROUTE` is a route of the container's main IPv4 (`routes`) or IPv6 (`routes6`) table as
+//! `ip route` starts its line, quoted: `'default dev eth0'`, `'default via 10.10.0.1'`,
+//! `'10.10.0.0/24 dev eth0'`, `'unreachable default'`.
 //! `A` is a container or a lab host; `B` a container (`web`, or `web@NET` to pick its address on
 //! network NET), a lab host (its underlay address), or an IP address. `PORT` is a number, or
 //! `C->N`: the host port Docker published for container C's port N (`ext reaches h1:web->80`). `PATH` is a dotted path into
@@ -298,7 +299,7 @@ pub enum Expectation {
         /// Expected MTU.
         mtu: u32,
     },
-    /// `container C routes include ROUTE` or `... lack ROUTE`.
+    /// `container C routes include ROUTE` or `... lack ROUTE` (`routes6` for IPv6).
     Route {
         /// Container name.
         container: String,
@@ -306,6 +307,8 @@ pub enum Expectation {
         route: String,
         /// True for `include`.
         present: bool,
+        /// The IPv6 table (`routes6`), else the IPv4 one.
+        ipv6: bool,
     },
 }
 
@@ -730,15 +733,14 @@ fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectErro
                 mtu,
             })
         }
-        Some("routes") => {
+        Some(table @ ("routes" | "routes6")) => {
             let present = match w.get(3).copied() {
                 Some("include") => true,
                 Some("lack") => false,
                 _ => {
-                    return Err(error(
-                        3,
-                        "expected `routes include ROUTE` or `routes lack ROUTE`",
-                    ));
+                    let message =
+                        format!("expected `{table} include ROUTE` or `{table} lack ROUTE`");
+                    return Err(error(3, message));
                 }
             };
             let route = w
@@ -751,6 +753,7 @@ fn container_fact(w: &[&str], container: &str) -> Result<Expectation, ExpectErro
                 container: c,
                 route,
                 present,
+                ipv6: table == "routes6",
             })
         }
         Some(field @ ("ip" | "ip6" | "mac" | "gateway")) => {

@@ -18,16 +18,17 @@
 //! does not arise in a userspace datapath whose l3 egress already goes through those hooks.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use drydock_netsim::Netns;
+use drydock_netsim::netns::write_sysctl;
 use rtnetlink::LinkUnspec;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::packet::PacketSocket;
-use super::pump::{Pump, Waker, poll, read_once, write_once};
+use super::packet::{PacketSocket, untagged_filter};
+use super::pump::{Pump, Ready, Waker, poll, read_once, write_once};
 use super::tap::Tap;
 use super::{BATCH, BUFFER, VNET_HDR, frame};
 
@@ -44,6 +45,8 @@ pub(crate) enum Mode {
 #[derive(Debug)]
 struct Member {
     endpoint: String,
+    /// Its `dev_id` on the port, as the kernel numbers ipvlan slaves (from 1).
+    dev_id: u16,
     addresses: Vec<IpAddr>,
     tap: Arc<Tap>,
 }
@@ -65,10 +68,10 @@ impl Port {
     /// Starts the port of `parent` on `host`.
     pub(crate) async fn start(host: &Netns, parent: &str, mode: Mode) -> io::Result<Port> {
         let (mac, mtu) = super::link_facts(host, parent).await?;
-        let socket = PacketSocket::open(host, parent, None)?;
+        let socket = PacketSocket::open(host, parent, Some(untagged_filter(mac)))?;
         let router = match mode {
             Mode::L2 => None,
-            Mode::L3 => Some(host.run(Router::open)??),
+            Mode::L3 => Some(host.run(|| Router::open(parent))??),
         };
         let members = Members::default();
         let forwarding = Forwarding {
@@ -91,14 +94,17 @@ impl Port {
     }
 
     /// Plugs endpoint `endpoint` into `sandbox` as link `ifname` (down, without addresses):
-    /// a TAP with the parent's MAC and MTU, NOARP in l3.
+    /// a TAP with the parent's MAC and MTU, NOARP in l3. With an IPv6 address, it also gets
+    /// the link-local address the kernel would give an ipvlan slave (the parent's EUI-64 with
+    /// the slave's `dev_id` in place of `ff:fe`), which it returns for the caller to add: the
+    /// endpoints share a MAC, so the kernel's own choice would be the same for all of them.
     pub(crate) async fn plug(
         &self,
         endpoint: &str,
         sandbox: &Netns,
         ifname: &str,
-        addresses: Vec<IpAddr>,
-    ) -> io::Result<()> {
+        mut addresses: Vec<IpAddr>,
+    ) -> io::Result<Option<Ipv6Addr>> {
         // l3 egress goes through raw sockets, which take whole packets only.
         let tap = Tap::create(sandbox, ifname, self.mode == Mode::L2)?;
         let nl = sandbox.netlink()?;
@@ -111,13 +117,29 @@ impl Port {
         let set = nl.link().set(link.build()).execute().await;
         nl.close().await;
         set.map_err(|e| io::Error::other(format!("set up ipvlan {ifname}: {e}")))?;
-        self.lock().push(Member {
+        let mut members = self.lock();
+        let dev_id = (1..=0xfffd)
+            .find(|id| members.iter().all(|m| m.dev_id != *id))
+            .ok_or_else(|| io::Error::other("no ipvlan dev_id left on this parent"))?;
+        let link_local = if addresses.iter().any(IpAddr::is_ipv6) {
+            let key = format!("net/ipv6/conf/{ifname}/addr_gen_mode");
+            // 1: none; the link-local comes from the caller, not from the shared MAC.
+            sandbox.run(move || write_sysctl(&key, "1"))??;
+            let address = link_local(self.mac, dev_id);
+            addresses.push(IpAddr::V6(address));
+            Some(address)
+        } else {
+            None
+        };
+        members.push(Member {
             endpoint: endpoint.to_string(),
+            dev_id,
             addresses,
             tap: Arc::new(tap),
         });
+        drop(members);
         self.pump.wake();
-        Ok(())
+        Ok(link_local)
     }
 
     /// Unplugs endpoint `endpoint`: its TAP goes once the thread has let go of it.
@@ -139,9 +161,12 @@ struct Router {
 }
 
 impl Router {
-    fn open() -> io::Result<Router> {
+    /// Sockets bound to `parent`: the kernel routes an l3 slave's packets out of its parent
+    /// (`flowi4_oif`), never out of another link of the host.
+    fn open(parent: &str) -> io::Result<Router> {
         let raw = |domain| -> io::Result<Socket> {
             let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+            socket.bind_device(Some(parent.as_bytes()))?;
             socket.set_nonblocking(true)?;
             Ok(socket)
         };
@@ -151,8 +176,16 @@ impl Router {
         })
     }
 
-    /// Hands an IP packet to the host's stack, which routes it as its own.
+    /// Hands an IP packet to the host's stack, which routes it as its own; group destinations
+    /// are dropped, as the kernel's l3 mode drops what does not route to a unicast address.
     fn route(&self, destination: IpAddr, packet: &[u8]) {
+        let group = match destination {
+            IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+            IpAddr::V6(v6) => v6.is_multicast(),
+        };
+        if group {
+            return;
+        }
         let socket = if destination.is_ipv4() {
             &self.v4
         } else {
@@ -178,6 +211,8 @@ struct Forwarding {
 struct Plugged {
     addresses: Vec<IpAddr>,
     tap: Arc<Tap>,
+    /// Its link is gone: no longer polled.
+    broken: bool,
 }
 
 impl Forwarding {
@@ -185,12 +220,15 @@ impl Forwarding {
         let mut plugged = self.snapshot();
         let mut buf = vec![0u8; BUFFER];
         loop {
+            // Broken TAPs (their link deleted under us) are left out until the next snapshot:
+            // they would poll as errors forever.
+            let live: Vec<usize> = (0..plugged.len()).filter(|&i| !plugged[i].broken).collect();
             let mut fds = vec![waker.fd().as_raw_fd(), self.socket.fd()];
-            fds.extend(plugged.iter().map(|p| p.tap.fd()));
+            fds.extend(live.iter().map(|&i| plugged[i].tap.fd()));
             let Ok(ready) = poll(&fds) else {
                 return;
             };
-            if ready[0] {
+            if ready[0] != Ready::Idle {
                 if waker.woken() {
                     return;
                 }
@@ -198,7 +236,7 @@ impl Forwarding {
                 plugged = self.snapshot();
                 continue;
             }
-            if ready[1] {
+            if ready[1] != Ready::Idle {
                 for _ in 0..BATCH {
                     let Some(n) = read_once(self.socket.fd(), &mut buf) else {
                         break;
@@ -206,15 +244,18 @@ impl Forwarding {
                     self.ingress(&plugged, &buf[..n]);
                 }
             }
-            for (index, member) in plugged.iter().enumerate() {
-                if !ready[index + 2] {
-                    continue;
-                }
-                for _ in 0..BATCH {
-                    let Some(n) = read_once(member.tap.fd(), &mut buf) else {
-                        break;
-                    };
-                    self.egress(&plugged, index, &buf[..n]);
+            for (slot, &index) in live.iter().enumerate() {
+                match ready[slot + 2] {
+                    Ready::Idle => {}
+                    Ready::Broken => plugged[index].broken = true,
+                    Ready::Readable => {
+                        for _ in 0..BATCH {
+                            let Some(n) = read_once(plugged[index].tap.fd(), &mut buf) else {
+                                break;
+                            };
+                            self.egress(&plugged, index, &buf[..n]);
+                        }
+                    }
                 }
             }
         }
@@ -227,6 +268,7 @@ impl Forwarding {
             .map(|m| Plugged {
                 addresses: m.addresses.clone(),
                 tap: Arc::clone(&m.tap),
+                broken: false,
             })
             .collect()
     }
@@ -290,8 +332,39 @@ impl Forwarding {
     }
 }
 
+/// The link-local address the kernel gives ipvlan slave `dev_id` of a parent with MAC `mac`
+/// (`addrconf_ifid_eui48`: the EUI-64 with `dev_id` where `ff:fe` would be).
+fn link_local(mac: [u8; 6], dev_id: u16) -> Ipv6Addr {
+    let [high, low] = dev_id.to_be_bytes();
+    let mut octets = [0u8; 16];
+    octets[..2].copy_from_slice(&[0xfe, 0x80]);
+    octets[8..].copy_from_slice(&[
+        mac[0] ^ 2,
+        mac[1],
+        mac[2],
+        high,
+        low,
+        mac[3],
+        mac[4],
+        mac[5],
+    ]);
+    Ipv6Addr::from(octets)
+}
+
 /// The member that owns the IP address `frame` is for.
 fn owner(plugged: &[Plugged], frame: &[u8]) -> Option<usize> {
     let ip = frame::target_ip(frame)?;
     plugged.iter().position(|p| p.addresses.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_locals_are_the_kernels_for_ipvlan_slaves() {
+        let mac = [0x02, 0xd0, 0x0a, 0x0a, 0x00, 0x01];
+        assert_eq!(link_local(mac, 1).to_string(), "fe80::d0:a00:10a:1");
+        assert_eq!(link_local(mac, 0x0203).to_string(), "fe80::d0:a02:30a:1");
+    }
 }

@@ -114,22 +114,54 @@ impl PacketSocket {
     }
 }
 
-/// A classic BPF filter keeping the frames of VLAN `vid` only. The kernel has moved the tag
-/// into the packet's metadata before AF_PACKET sees it, so the filter reads the ancillary
-/// fields rather than the frame.
+const LD_ABS_W: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const LD_ABS_H: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+const LD_ABS_B: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The offset of ancillary field `field` (the kernel's metadata rather than frame bytes).
+fn ancillary(field: i32) -> u32 {
+    (libc::SKF_AD_OFF + field) as u32
+}
+
+/// A classic BPF filter keeping the frames of VLAN `vid` (an 802.1Q tag, not an 802.1ad one)
+/// only. The kernel has moved the tag into the packet's metadata before AF_PACKET sees it, so
+/// the filter reads the ancillary fields rather than the frame.
 pub(crate) fn vlan_filter(vid: u16) -> Vec<libc::sock_filter> {
-    const LD_ABS_W: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let ancillary = |field: i32| (libc::SKF_AD_OFF + field) as u32;
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     vec![
         op(LD_ABS_W, 0, 0, ancillary(libc::SKF_AD_VLAN_TAG_PRESENT)),
-        op(JEQ_K, 3, 0, 0),
+        op(JEQ_K, 5, 0, 0),
+        op(LD_ABS_W, 0, 0, ancillary(libc::SKF_AD_VLAN_TPID)),
+        op(JEQ_K, 0, 3, 0x8100),
         op(LD_ABS_W, 0, 0, ancillary(libc::SKF_AD_VLAN_TAG)),
         op(AND_K, 0, 0, 0x0fff),
         op(JEQ_K, 1, 0, u32::from(vid)),
+        op(RET_K, 0, 0, 0),
+        op(RET_K, 0, 0, u32::MAX),
+    ]
+}
+
+/// A classic BPF filter keeping the untagged frames for `mac` or for a group address: what a
+/// link with that address receives. Tagged frames belong to the link's VLAN sub-interfaces.
+pub(crate) fn untagged_filter(mac: [u8; 6]) -> Vec<libc::sock_filter> {
+    let first = u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]]);
+    let last = u32::from(u16::from_be_bytes([mac[4], mac[5]]));
+    vec![
+        op(LD_ABS_W, 0, 0, ancillary(libc::SKF_AD_VLAN_TAG_PRESENT)),
+        op(JEQ_K, 0, 6, 0),
+        op(LD_ABS_B, 0, 0, 0),
+        op(JSET_K, 5, 0, 1),
+        op(LD_ABS_W, 0, 0, 0),
+        op(JEQ_K, 0, 2, first),
+        op(LD_ABS_H, 0, 0, 4),
+        op(JEQ_K, 1, 0, last),
         op(RET_K, 0, 0, 0),
         op(RET_K, 0, 0, u32::MAX),
     ]

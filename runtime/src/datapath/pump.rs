@@ -97,8 +97,19 @@ impl Drop for Pump {
     }
 }
 
-/// Waits until one of `fds` is readable (or has an error); returns, for each, whether it is.
-pub(crate) fn poll(fds: &[RawFd]) -> io::Result<Vec<bool>> {
+/// What `poll(2)` found on a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// Nothing to read.
+    Idle,
+    /// Something to read (or an error a read will report and clear).
+    Readable,
+    /// An error and nothing to read, for good: a TAP whose link is gone polls so forever.
+    Broken,
+}
+
+/// Waits until one of `fds` is readable or broken; returns what each is.
+pub(crate) fn poll(fds: &[RawFd]) -> io::Result<Vec<Ready>> {
     let mut polled: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -111,7 +122,14 @@ pub(crate) fn poll(fds: &[RawFd]) -> io::Result<Vec<bool>> {
         // SAFETY: `polled` is a live array of `polled.len()` pollfds.
         let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
         if n >= 0 {
-            return Ok(polled.iter().map(|p| p.revents != 0).collect());
+            return Ok(polled
+                .iter()
+                .map(|p| match p.revents {
+                    0 => Ready::Idle,
+                    r if r & libc::POLLIN != 0 => Ready::Readable,
+                    _ => Ready::Broken,
+                })
+                .collect());
         }
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {

@@ -18,7 +18,7 @@ const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 /// `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`: the stack may hand the TAP super-frames and
 /// unfinished checksums, which the datapath passes on whole.
-const OFFLOADS: libc::c_uint = 0x01 | 0x02 | 0x04;
+const OFFLOADS: libc::c_ulong = 0x01 | 0x02 | 0x04;
 
 /// A TAP device, alive while this value is.
 #[derive(Debug)]
@@ -68,8 +68,8 @@ impl Tap {
                 format!("create TAP {name}: {error}"),
             ));
         }
-        let offloads: libc::c_uint = if offload { OFFLOADS } else { 0 };
-        // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        let offloads: libc::c_ulong = if offload { OFFLOADS } else { 0 };
+        // SAFETY: TUNSETOFFLOAD takes its flags by value, as an unsigned long.
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, offloads) } < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -10,7 +10,7 @@ use drydock_netsim::Netns;
 use rtnetlink::LinkUnspec;
 
 use super::packet::{PacketSocket, vlan_filter};
-use super::pump::{Pump, poll, read_once, write_once};
+use super::pump::{Pump, Ready, poll, read_once, write_once};
 use super::tap::Tap;
 use super::{BATCH, BUFFER, frame};
 
@@ -45,6 +45,7 @@ impl VlanLink {
             .await;
         nl.close().await;
         set.map_err(|e| io::Error::other(format!("set up {name}: {e}")))?;
+        let name = name.to_string();
         let pump = Pump::spawn(&format!("dd-vlan-{name}"), move |waker| {
             let (tap_fd, socket_fd) = (tap.fd(), socket.fd());
             let mut buf = vec![0u8; BUFFER];
@@ -52,10 +53,15 @@ impl VlanLink {
                 let Ok(ready) = poll(&[waker.fd().as_raw_fd(), tap_fd, socket_fd]) else {
                     return;
                 };
-                if ready[0] && waker.woken() {
+                if ready[0] != Ready::Idle && waker.woken() {
                     return;
                 }
-                if ready[1] {
+                if ready[1] == Ready::Broken {
+                    // The sub-interface was deleted under us: nothing is left to carry.
+                    tracing::warn!("userspace VLAN {name}: the link is gone; its datapath stops");
+                    return;
+                }
+                if ready[1] == Ready::Readable {
                     // What the host sends through the sub-interface, tagged onto the parent.
                     for _ in 0..BATCH {
                         let Some(n) = read_once(tap_fd, &mut buf[4..]) else {
@@ -66,7 +72,7 @@ impl VlanLink {
                         }
                     }
                 }
-                if ready[2] {
+                if ready[2] != Ready::Idle {
                     // The parent's frames of this VLAN, untagged already by the kernel.
                     for _ in 0..BATCH {
                         let Some(n) = read_once(socket_fd, &mut buf) else {

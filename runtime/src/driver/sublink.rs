@@ -371,6 +371,7 @@ impl Driver for Sublink {
                     DriverError::Refused(format!("could not find endpoint with id {endpoint}"))
                 })?;
             let kind = self.kind.name();
+            let mut addresses = ep.addresses.clone();
             match &links {
                 Links::Macvlan(mode) => {
                     let mac = ep.mac.unwrap_or_default();
@@ -392,18 +393,21 @@ impl Driver for Sublink {
                 }
                 Links::UserspaceIpvlan(_, port) => {
                     let ips = ep.addresses.iter().map(IpNetwork::ip).collect();
-                    port.plug(endpoint, sandbox, ifname, ips)
-                        .await
-                        .map_err(|e| {
-                            DriverError::Refused(format!("failed to create the {kind} port: {e}"))
-                        })?;
+                    let link_local = port.plug(endpoint, sandbox, ifname, ips).await;
+                    let link_local = link_local.map_err(|e| {
+                        DriverError::Refused(format!("failed to create the {kind} port: {e}"))
+                    })?;
+                    if let Some(address) = link_local {
+                        let network = IpNetwork::new(address.into(), 64).expect("a /64 prefix");
+                        addresses.push(network);
+                    }
                 }
             }
             if let Some(e) = self.state().endpoints.get_mut(endpoint) {
                 e.joined = Some((sandbox.clone(), ifname.to_string()));
             }
             let what = format!("{kind} {ifname}");
-            let mut configured = configure_interface(sandbox, ifname, &ep.addresses, &what).await;
+            let mut configured = configure_interface(sandbox, ifname, &addresses, &what).await;
             if configured.is_ok() && links.routed() && !internal {
                 configured = connected_default_routes(sandbox, ifname, &ep.addresses).await;
             }

@@ -4,8 +4,8 @@
 //! forwarding on, the host would otherwise route each one back out with an ICMP redirect, or
 //! ARP for the endpoint's address.
 //!
-//! `ether daddr PARENT-MAC ip daddr SUBNET fib daddr type != local drop`, per subnet: only
-//! unicast to the shared MAC, and never to the host's own addresses.
+//! `ether daddr PARENT-MAC ether type ip ip daddr SUBNET fib daddr type != local drop`, per
+//! subnet: only untagged unicast to the shared MAC, and never to the host's own addresses.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -66,6 +66,12 @@ pub(crate) fn add(parent: &str, mac: [u8; 6], subnets: &[IpNetwork]) -> Nftables
                 payload("ether", "daddr"),
                 Operator::EQ,
                 Expression::String(mac.clone().into()),
+            ),
+            // Untagged only: the tag of a frame for a sub-interface eth0.N reads back here.
+            matches(
+                payload("ether", "type"),
+                Operator::EQ,
+                Expression::String(family.into()),
             ),
             matches(payload(family, "daddr"), Operator::EQ, prefix),
             matches(fib, Operator::NEQ, Expression::String("local".into())),

@@ -57,8 +57,8 @@ fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
 #[case("container web interfaces include eth1", Expectation::Interfaces { container: "web".into(), names: vec!["eth1".into()], exact: false })]
 #[case("network n lacks Options.x", Expectation::Network { network: "n".into(), host: None, path: "Options.x".into(), value: Value::Absent })]
 #[case("container web mtu of eth0 is 1450", Expectation::Mtu { container: "web".into(), iface: "eth0".into(), mtu: 1450 })]
-#[case("container web routes include 'default dev eth0'", Expectation::Route { container: "web".into(), route: "default dev eth0".into(), present: true })]
-#[case("container web routes lack 'default via 10.0.0.1'", Expectation::Route { container: "web".into(), route: "default via 10.0.0.1".into(), present: false })]
+#[case("container web routes include 'default dev eth0'", Expectation::Route { container: "web".into(), route: "default dev eth0".into(), present: true, ipv6: false })]
+#[case("container web routes6 lack 'default via fd00::1'", Expectation::Route { container: "web".into(), route: "default via fd00::1".into(), present: false, ipv6: true })]
 #[case("ext reaches h1:web->80/udp", Expectation::Reach { from: "ext".into(), to: endpoint("h1", None), port: Port::Published { container: "web".into(), port: 80 }, proto: Proto::Udp, fails: None })]
 #[case("container web has NetworkSettings.Ports.80/tcp.0.HostPort ~ ^[0-9]{5}$", Expectation::Container { container: "web".into(), path: "NetworkSettings.Ports.80/tcp.0.HostPort".into(), value: Value::Matches("^[0-9]{5}$".into()) })]
 fn lines_parse(#[case] line: &str, #[case] expected: Expectation) {
