@@ -38,8 +38,8 @@ fn exec(entry: &registry::Entry, host: &str, args: &[String]) -> anyhow::Result<
     let files: super::workload::Files = serde_json::from_str(&text).context("the lab's answer")?;
     let mut child = target.netns.command(&command[0], target.userns.as_ref());
     child.args(&command[1..]);
-    // The container's own /etc/resolv.conf and /etc/hosts, over the machine's.
-    super::workload::bind_files(&mut child, &files).map_err(anyhow::Error::msg)?;
+    // The container's own /etc/resolv.conf, /etc/hosts and hostname, over the machine's.
+    super::workload::container_view(&mut child, &files).map_err(anyhow::Error::msg)?;
     let status = child
         .status()
         .with_context(|| format!("cannot run {:?} in {name}", command[0]))?;

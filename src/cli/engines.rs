@@ -174,9 +174,14 @@ fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String>
         .ok_or_else(|| format!("{name} has no {field}"))
 }
 
-/// The files a process of container `name` sees as its `/etc/resolv.conf` and `/etc/hosts`.
+/// The files a process of container `name` sees as its `/etc/resolv.conf`, `/etc/hosts` and
+/// `/etc/hostname`.
 fn container_files(engine: &Engine, name: &str) -> Result<Files, String> {
     Ok(Files::from([
+        (
+            "/etc/hostname".to_string(),
+            file_path(engine, name, "HostnamePath")?,
+        ),
         (
             "/etc/resolv.conf".to_string(),
             file_path(engine, name, "ResolvConfPath")?,

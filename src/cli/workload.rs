@@ -3,7 +3,7 @@
 //!
 //! The reference engine makes a container's namespace, not a process. A command given to `run`
 //! is run by the process holding the lab, as Docker would run it: in the container's network
-//! namespace, with its `/etc/resolv.conf` and `/etc/hosts`, as the init of a PID namespace of its
+//! namespace, with its `/etc/resolv.conf`, `/etc/hosts` and hostname, as the init of a PID namespace of its
 //! own (`unshare --pid --fork --kill-child`), so that stopping the container, removing it, or
 //! the holder's death (even SIGKILL) ends it and everything it started.
 
@@ -18,12 +18,22 @@ use std::thread::JoinHandle;
 use drydock_conformance::probe::Listener;
 use drydock_netsim::Netns;
 
-/// A container's `/etc/resolv.conf` and `/etc/hosts`: path in the container → file of the engine.
+/// A container's `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`: path in the container →
+/// file of the engine.
 pub(crate) type Files = BTreeMap<String, String>;
 
-/// Bind-mounts `files` (target → source) over the machine's in the child of `command`, which
-/// must get a mount namespace of its own ([`Netns::command`] gives it one).
-pub(crate) fn bind_files(command: &mut Command, files: &Files) -> Result<(), String> {
+/// Gives the child of `command` the container's view: `files` (target → source) bind-mounted
+/// over the machine's (the child must get a mount namespace of its own, as [`Netns::command`]
+/// gives it), and, when `/etc/hostname` is among them, a UTS namespace of its own with that
+/// hostname, so that `hostname` in a container answers as in Docker.
+pub(crate) fn container_view(command: &mut Command, files: &Files) -> Result<(), String> {
+    let hostname = match files.get("/etc/hostname") {
+        Some(source) => {
+            let text = std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?;
+            Some(text.trim().to_string().into_bytes())
+        }
+        None => None,
+    };
     let mounts: Vec<(CString, CString)> = files
         .iter()
         .map(|(target, source)| {
@@ -34,7 +44,7 @@ pub(crate) fn bind_files(command: &mut Command, files: &Files) -> Result<(), Str
         })
         .collect::<Result<_, std::ffi::NulError>>()
         .map_err(|e| e.to_string())?;
-    // SAFETY: only mount(2) with strings prepared before the fork.
+    // SAFETY: only mount(2), unshare(2) and sethostname(2), with data prepared before the fork.
     unsafe {
         command.pre_exec(move || {
             for (source, target) in &mounts {
@@ -48,6 +58,12 @@ pub(crate) fn bind_files(command: &mut Command, files: &Files) -> Result<(), Str
                 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if let Some(name) = &hostname
+                && (libc::unshare(libc::CLONE_NEWUTS) != 0
+                    || libc::sethostname(name.as_ptr().cast(), name.len()) != 0)
+            {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });
@@ -107,7 +123,7 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        bind_files(&mut command, files)?;
+        container_view(&mut command, files)?;
         // SAFETY: prctl and getppid only.
         let parent = unsafe { libc::getpid() };
         unsafe {

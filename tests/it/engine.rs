@@ -88,6 +88,11 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     // Inside a container: Docker's resolv.conf, and the alias resolved by the embedded DNS.
     let resolv = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    // Its hostname, the short id as in Docker, not the machine's.
+    let hostname = docker_ok(h1, &["exec", "client", "--", "hostname"]);
+    let file = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/hostname"]);
+    assert_eq!(hostname, file);
+    assert_eq!(hostname.trim().len(), 12, "{hostname}");
     let page = docker_ok(h1, &["exec", "client", "--", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
     // From the other lab host, through the published port on h1's address.
