@@ -113,7 +113,8 @@ impl Engines {
                 state_dir: Some(state.join(host)),
             };
             let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
-            engines.insert(host.to_string(), (engine, Workloads::default()));
+            let workloads = Workloads::new(state.join(host).join("logs"));
+            engines.insert(host.to_string(), (engine, workloads));
         }
         let (engine, workloads) = engines.get_mut(host).expect("just started");
         let text = |t: String| {
@@ -134,6 +135,10 @@ impl Engines {
                 let all: Result<Vec<_>, _> =
                     names.iter().map(|n| engine.inspect_container(n)).collect();
                 text(pretty(all.map_err(|e| e.0)?))
+            }
+            ["logs", name] => {
+                engine.inspect_container(name).map_err(|e| e.0)?;
+                text(workloads.output(name))
             }
             ["exec", name] => {
                 let netns = engine.container_netns(name).map_err(|e| e.0)?;

@@ -53,7 +53,7 @@ enum Command {
     Gc,
     /// Docker-shaped commands for a lab host's engine, with -H LAB/HOST: `network
     /// create|ls|inspect|rm|connect|disconnect`, `run -d`, `rm`, `stop`, `start`, `inspect`,
-    /// `exec NAME -- CMD`.
+    /// `logs NAME`, `exec NAME -- CMD`.
     #[command(external_subcommand)]
     Docker(Vec<String>),
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -112,17 +113,23 @@ struct Process {
 }
 
 impl Process {
-    /// Starts `argv` in `netns` with `files`, from a thread of its own that waits for it: the
+    /// Starts `argv` in `netns` with `files`, its output appended to `log`, from a thread of its own that waits for it: the
     /// child's death signal (`PR_SET_PDEATHSIG`) follows the thread that spawned it, which
     /// therefore lives as long as the child.
-    fn spawn(netns: &Netns, files: &Files, argv: &[String]) -> Result<Self, String> {
+    fn spawn(netns: &Netns, files: &Files, argv: &[String], log: &Path) -> Result<Self, String> {
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let errors = output.try_clone().map_err(|e| e.to_string())?;
         let mut command = netns.command("unshare", None);
         command
             .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
             .args(program(argv)?)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(output)
+            .stderr(errors);
         container_view(&mut command, files)?;
         // SAFETY: prctl and getppid only.
         let parent = unsafe { libc::getpid() };
@@ -176,14 +183,35 @@ impl Drop for Process {
 }
 
 /// Everything running in one engine's containers, by container name.
-#[derive(Default)]
 pub(crate) struct Workloads {
+    /// Where each container's command writes its output (`NAME.log`), for `logs`.
+    logs: PathBuf,
     listeners: Vec<(String, Listener)>,
     commands: BTreeMap<String, Vec<String>>,
     processes: BTreeMap<String, Process>,
 }
 
 impl Workloads {
+    /// No workloads yet; containers' output will go to files in `logs`.
+    pub(crate) fn new(logs: PathBuf) -> Self {
+        Self {
+            logs,
+            listeners: Vec::new(),
+            commands: BTreeMap::new(),
+            processes: BTreeMap::new(),
+        }
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    /// What container `name`'s command wrote to stdout and stderr so far (`docker logs`), over
+    /// all its starts; empty when it has no command.
+    pub(crate) fn output(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+    }
+
     /// Records `argv` as the command of container `name` (run again by every start).
     pub(crate) fn set_command(&mut self, name: &str, argv: Vec<String>) {
         if !argv.is_empty() {
@@ -194,7 +222,9 @@ impl Workloads {
     /// Starts the command of a container that was just started, if it has one.
     pub(crate) fn start(&mut self, name: &str, netns: &Netns, files: &Files) -> Result<(), String> {
         if let Some(argv) = self.commands.get(name) {
-            let process = Process::spawn(netns, files, argv)?;
+            std::fs::create_dir_all(&self.logs)
+                .map_err(|e| format!("{}: {e}", self.logs.display()))?;
+            let process = Process::spawn(netns, files, argv, &self.log(name))?;
             self.processes.insert(name.to_string(), process);
         }
         Ok(())
@@ -215,5 +245,6 @@ impl Workloads {
     pub(crate) fn remove(&mut self, name: &str) {
         self.stop(name);
         self.commands.remove(name);
+        let _ = std::fs::remove_file(self.log(name));
     }
 }

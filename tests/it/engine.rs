@@ -66,6 +66,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
             "busybox",
             "httpd",
             "-f",
+            "-v",
             "-p",
             "80",
             "-h",
@@ -95,6 +96,9 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(hostname.trim().len(), 12, "{hostname}");
     let page = docker_ok(h1, &["exec", "client", "--", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
+    // httpd -v logs each request on stderr: `logs` shows it.
+    let logs = docker_ok(h1, &["logs", "web"]);
+    assert!(logs.contains("response:200"), "{logs}");
     // From the other lab host, through the published port on h1's address.
     let from_h2 = lab.lab(&[
         "exec",
