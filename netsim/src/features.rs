@@ -100,6 +100,13 @@ impl Feature {
         }
     }
 
+    /// Whether `DRYDOCK_FORCE_ABSENT` names this feature (an unreadable value names none;
+    /// [`KernelFeatures::probe`] reports it).
+    pub fn forced_absent(self) -> bool {
+        forced_absent(std::env::var(FORCE_ABSENT_VAR).ok().as_deref())
+            .is_ok_and(|forced| forced.contains(&self))
+    }
+
     /// The feature named `name` (as [`Feature::name`] gives it).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)

@@ -93,6 +93,11 @@ impl Port {
         })
     }
 
+    /// The parent's MAC address, which every endpoint has.
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
     /// Plugs endpoint `endpoint` into `sandbox` as link `ifname` (down, without addresses):
     /// a TAP with the parent's MAC and MTU, NOARP in l3. With an IPv6 address, it also gets
     /// the link-local address the kernel would give an ipvlan slave (the parent's EUI-64 with

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use drydock_netsim::Netns;
-use drydock_netsim::features::FORCE_ABSENT_VAR;
+use drydock_netsim::features::Feature;
 use drydock_netsim::lab::link_index;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{InfoData, InfoVeth};
@@ -91,7 +91,7 @@ pub(crate) async fn make(
         )));
     }
     let vid = u16::try_from(vid).expect("a VLAN id in 1-4094");
-    let added = if forced_absent("8021q") {
+    let added = if Feature::Vlan8021q.forced_absent() {
         Err(libc::EOPNOTSUPP)
     } else {
         nl.link()
@@ -146,14 +146,9 @@ pub(crate) async fn delete(
     deleted
 }
 
-/// Whether `DRYDOCK_FORCE_ABSENT` names `feature`.
-pub(crate) fn forced_absent(feature: &str) -> bool {
-    std::env::var(FORCE_ABSENT_VAR).is_ok_and(|v| v.split(',').any(|name| name.trim() == feature))
-}
-
 /// A dummy link named `name`, up; where the kernel has none, a veth end standing in for it.
 async fn make_dummy(nl: &rtnetlink::Handle, name: &str) -> Result<MadeParent, DriverError> {
-    let added = if forced_absent("dummy") {
+    let added = if Feature::Dummy.forced_absent() {
         Err(libc::EOPNOTSUPP)
     } else {
         nl.link()

@@ -21,6 +21,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use drydock_netsim::Netns;
+use drydock_netsim::features::Feature;
 use drydock_netsim::lab::link_index;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
@@ -169,16 +170,13 @@ impl Sublink {
         mode: ipvlan::Mode,
         subnets: &[IpNetwork],
     ) -> Result<Links, DriverError> {
-        if !parent::forced_absent("ipvlan") && kernel_has_ipvlan(nl, parent).await {
+        if !Feature::Ipvlan.forced_absent() && kernel_has_ipvlan(nl, parent).await {
             return Ok(Links::KernelIpvlan(mode));
         }
         let port = Port::start(&self.host, parent, mode.userspace())
             .await
             .map_err(DriverError::io("start the userspace ipvlan port"))?;
-        let (mac, _) = crate::datapath::link_facts(&self.host, parent)
-            .await
-            .map_err(DriverError::io("read the parent's address"))?;
-        firewall::guard_parent(&self.host, parent, mac, subnets)
+        firewall::guard_parent(&self.host, parent, port.mac(), subnets)
             .map_err(|e| DriverError::Refused(e.to_string()))?;
         Ok(Links::UserspaceIpvlan(mode, Arc::new(port)))
     }
