@@ -730,7 +730,7 @@ impl<'a, T: Target> Execution<'a, T> {
                     .await
                     .map_err(setup)?
                     .into_iter()
-                    .map(|(name, _)| name)
+                    .map(|link| link.name)
                     .collect();
                 let mut want = names.clone();
                 got.sort();
@@ -761,10 +761,10 @@ impl<'a, T: Target> Execution<'a, T> {
                     .await
                     .map_err(setup)?
                     .into_iter()
-                    .find(|(name, _)| name == iface);
+                    .find(|link| link.name == *iface);
                 match found {
-                    Some((_, got)) if got == *mtu => Ok(()),
-                    Some((_, got)) => Err((format!("MTU {mtu}"), format!("MTU {got}"))),
+                    Some(link) if link.mtu == *mtu => Ok(()),
+                    Some(link) => Err((format!("MTU {mtu}"), format!("MTU {}", link.mtu))),
                     None => Err((format!("an interface {iface}"), "none".into())),
                 }
             }
@@ -1295,8 +1295,15 @@ fn bridge_name(json: &serde_json::Value) -> Option<String> {
     Some(format!("br-{}", id.get(..12)?))
 }
 
-/// Every link of a namespace: name and MTU.
-async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
+/// A link of a namespace, as the checks see it.
+struct Link {
+    index: u32,
+    name: String,
+    mtu: u32,
+}
+
+/// Every link of a namespace.
+async fn links(netns: &Netns) -> Result<Vec<Link>, String> {
     let nl = netns.netlink().map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     let mut links = nl.link().get().execute();
@@ -1310,7 +1317,11 @@ async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
             _ => None,
         });
         if let (Some(name), Some(mtu)) = (name, mtu) {
-            found.push((name, mtu));
+            found.push(Link {
+                index: link.header.index,
+                name,
+                mtu,
+            });
         }
     }
     drop(links);
@@ -1323,17 +1334,12 @@ async fn links(netns: &Netns) -> Result<Vec<(String, u32)>, String> {
 /// `default dev eth0`, `unreachable default`, `default nexthop via 10.0.0.1 dev eth0 nexthop ...`.
 async fn routes(netns: &Netns, ipv6: bool) -> Result<Vec<String>, String> {
     use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
+    let names: std::collections::BTreeMap<u32, String> = links(netns)
+        .await?
+        .into_iter()
+        .map(|link| (link.index, link.name))
+        .collect();
     let nl = netns.netlink().map_err(|e| e.to_string())?;
-    let mut names = std::collections::BTreeMap::new();
-    let mut links = nl.link().get().execute();
-    while let Some(link) = links.try_next().await.map_err(|e| e.to_string())? {
-        for attribute in &link.attributes {
-            if let LinkAttribute::IfName(name) = attribute {
-                names.insert(link.header.index, name.clone());
-            }
-        }
-    }
-    drop(links);
     let address = |a: &RouteAddress| match a {
         RouteAddress::Inet(v4) => v4.to_string(),
         RouteAddress::Inet6(v6) => v6.to_string(),

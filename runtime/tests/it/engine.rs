@@ -7,9 +7,9 @@ use crate::{greeting, ip, link_names, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use drydock_netsim::{Lab, Netns, Topology};
+use drydock_netsim::{Lab, Netns};
 use drydock_runtime::api::body::{ContainerCreate, NetworkConnect, NetworkCreate};
-use drydock_runtime::engine::{Engine, Options};
+use drydock_runtime::engine::Engine;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::json;
@@ -20,9 +20,6 @@ const OK: Duration = Duration::from_secs(3);
 /// Where a drop is expected: short, it is always waited out.
 const DROP: Duration = Duration::from_millis(400);
 
-const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
-                        ext: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n";
 const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 1));
 
 struct Setup {
@@ -31,17 +28,8 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let lab = Lab::build(Topology::parse(TOPOLOGY, "engine.yaml").unwrap())
-        .await
-        .unwrap();
-    let options = Options {
-        dns: Vec::new(),
-        host_resolvers: vec!["127.0.0.1".parse().unwrap()],
-        state_dir: None,
-    };
-    let engine = Engine::start(lab.host("h1").unwrap(), options)
-        .await
-        .unwrap();
+    let (lab, mut engines) = crate::lab_with_engines(crate::H1_AND_EXT, &["h1"]).await;
+    let engine = engines.pop().unwrap();
     Setup { lab, engine }
 }
 

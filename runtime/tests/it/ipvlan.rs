@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use drydock_netsim::capture::{Capture, Packet};
-use drydock_netsim::{Lab, Netns, Topology};
-use drydock_runtime::engine::{Engine, Options};
+use drydock_netsim::{Lab, Netns};
+use drydock_runtime::engine::Engine;
 use serde_json::json;
 
 const OK: Duration = Duration::from_secs(3);
@@ -24,22 +24,7 @@ const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
                         ext: {interfaces: [{segment: lan, address: 10.10.0.3}]}\n";
 
 async fn setup() -> (Lab, Engine, Engine) {
-    let lab = Lab::build(Topology::parse(TOPOLOGY, "ipvlan.yaml").unwrap())
-        .await
-        .unwrap();
-    let mut engines = Vec::new();
-    for host in ["h1", "h2"] {
-        let options = Options {
-            dns: Vec::new(),
-            host_resolvers: vec!["127.0.0.1".parse().unwrap()],
-            state_dir: None,
-        };
-        engines.push(
-            Engine::start(lab.host(host).unwrap(), options)
-                .await
-                .unwrap(),
-        );
-    }
+    let (lab, mut engines) = crate::lab_with_engines(TOPOLOGY, &["h1", "h2"]).await;
     let h2 = engines.pop().unwrap();
     let h1 = engines.pop().unwrap();
     (lab, h1, h2)

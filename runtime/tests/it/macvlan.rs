@@ -6,9 +6,9 @@ use crate::{greeting, ip, link_names, run, serve};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use drydock_netsim::{Lab, Topology};
+use drydock_netsim::Lab;
 use drydock_runtime::api::body::NetworkCreate;
-use drydock_runtime::engine::{Engine, Options};
+use drydock_runtime::engine::Engine;
 use serde_json::json;
 
 /// Where success is expected: generous, it is never waited out.
@@ -16,24 +16,11 @@ const OK: Duration = Duration::from_secs(3);
 /// Where a drop is expected: short, it is always waited out.
 const DROP: Duration = Duration::from_millis(400);
 
-const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
-                        ext: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n";
 const EXT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 2));
 
 async fn setup() -> (Lab, Engine) {
-    let lab = Lab::build(Topology::parse(TOPOLOGY, "macvlan.yaml").unwrap())
-        .await
-        .unwrap();
-    let options = Options {
-        dns: Vec::new(),
-        host_resolvers: vec!["127.0.0.1".parse().unwrap()],
-        state_dir: None,
-    };
-    let engine = Engine::start(lab.host("h1").unwrap(), options)
-        .await
-        .unwrap();
-    (lab, engine)
+    let (lab, mut engines) = crate::lab_with_engines(crate::H1_AND_EXT, &["h1"]).await;
+    (lab, engines.pop().unwrap())
 }
 
 /// `docker network create -d macvlan --subnet SUBNET [--ip-range R] [-o K=V...] NAME`.

@@ -9,14 +9,41 @@ mod proxy;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use drydock_netsim::Netns;
-use drydock_runtime::engine::Engine;
+use drydock_netsim::{Lab, Netns, Topology};
+use drydock_runtime::engine::{Engine, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].
 pub(crate) fn privileged() -> bool {
     drydock_netsim::userns::privileged_or_skip()
+}
+
+/// A docker host h1 (10.10.0.1) and a plain host ext (10.10.0.2) on one segment.
+pub(crate) const H1_AND_EXT: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
+                                     h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
+                                     ext: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n";
+
+/// The lab of `topology` with an engine on each of `hosts`, in that order (upstream resolver
+/// 127.0.0.1, no state directory).
+pub(crate) async fn lab_with_engines(topology: &str, hosts: &[&str]) -> (Lab, Vec<Engine>) {
+    let lab = Lab::build(Topology::parse(topology, "lab.yaml").unwrap())
+        .await
+        .unwrap();
+    let mut engines = Vec::new();
+    for host in hosts {
+        let options = Options {
+            dns: Vec::new(),
+            host_resolvers: vec!["127.0.0.1".parse().unwrap()],
+            state_dir: None,
+        };
+        engines.push(
+            Engine::start(lab.host(host).unwrap(), options)
+                .await
+                .unwrap(),
+        );
+    }
+    (lab, engines)
 }
 
 /// `docker network create -d DRIVER --subnet SUBNET [--ip-range R] [-o K=V...] NAME`.
