@@ -266,25 +266,13 @@ async fn build_host(
             .execute()
             .await
             .context(what)?;
-        let address = iface.address;
-        nl.address()
-            .add(ifindex, IpAddr::V4(address.ip()), address.prefix())
-            .execute()
-            .await
-            .context(|| format!("host {name}: address {address} on {}", iface.name))?;
-        if let Some(address6) = iface.address6 {
-            let mut request =
-                nl.address()
-                    .add(ifindex, IpAddr::V6(address6.ip()), address6.prefix());
-            // Addresses are unique by construction: skip duplicate address detection's delay.
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            request
-                .execute()
+        // Addresses are unique by construction: skip duplicate address detection's delay.
+        let addresses =
+            std::iter::once(IpNetwork::V4(iface.address)).chain(iface.address6.map(IpNetwork::V6));
+        for address in addresses {
+            add_address(&nl, ifindex, address)
                 .await
-                .context(|| format!("host {name}: address {address6} on {}", iface.name))?;
+                .context(|| format!("host {name}: address {address} on {}", iface.name))?;
         }
     }
 
@@ -330,6 +318,23 @@ async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+}
+
+/// Adds `address` to link `index`; an IPv6 one without duplicate address detection
+/// (`nodad`), so that it is usable at once.
+pub async fn add_address(
+    handle: &Handle,
+    index: u32,
+    address: IpNetwork,
+) -> Result<(), rtnetlink::Error> {
+    let mut request = handle.address().add(index, address.ip(), address.prefix());
+    if address.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await
 }
 
 /// Index of the link named `name`, through `handle`'s namespace.

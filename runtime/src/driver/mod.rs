@@ -24,7 +24,6 @@ use drydock_netsim::lab::link_index;
 use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::LinkUnspec;
 
 /// A network driver, as libnetwork's `driverapi.Driver`. Networks and endpoints are named by
@@ -259,15 +258,7 @@ pub(crate) async fn add_address(
     address: IpNetwork,
     ifname: &str,
 ) -> Result<(), DriverError> {
-    let mut request = nl.address().add(index, address.ip(), address.prefix());
-    if address.is_ipv6() {
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    }
-    request
-        .execute()
+    drydock_netsim::lab::add_address(nl, index, address)
         .await
         .map_err(netlink_error(format!("address {address} on {ifname}")))
 }
