@@ -188,14 +188,7 @@ fn container_body(spec: &ContainerSpec) -> anyhow::Result<ContainerCreate> {
 /// The reference engine on the lab's host, its upstreams the lab's (as the conformance
 /// targets have them), with the network `mode` asks for; returns it and that network's name.
 async fn reference_engine(lab: &Lab, mode: Mode) -> anyhow::Result<(Engine, &'static str)> {
-    let options = Options {
-        dns: Vec::new(),
-        host_resolvers: lab_resolvers(lab, HOST)?,
-        state_dir: None,
-    };
-    let mut engine = Engine::start(host(lab)?, options)
-        .await
-        .context("starting the engine")?;
+    let mut engine = engine_on(lab, HOST).await?;
     let network = match mode {
         Mode::User => {
             let spec = NetworkSpec {
@@ -215,6 +208,22 @@ async fn reference_engine(lab: &Lab, mode: Mode) -> anyhow::Result<(Engine, &'st
         Mode::None => "none",
     };
     Ok((engine, network))
+}
+
+/// A reference engine on lab host `host`, its upstreams the lab's (as the conformance targets
+/// have them).
+async fn engine_on(lab: &Lab, host: &str) -> anyhow::Result<Engine> {
+    let options = Options {
+        dns: Vec::new(),
+        host_resolvers: lab_resolvers(lab, host)?,
+        state_dir: None,
+    };
+    let netns = lab
+        .host(host)
+        .with_context(|| format!("the lab has no host {host}"))?;
+    Engine::start(netns, options)
+        .await
+        .context("starting the engine")
 }
 
 /// `docker run -d` on the reference engine: create, then start.

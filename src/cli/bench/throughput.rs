@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use drydock_conformance::target::lab_resolvers;
 use drydock_netsim::{Lab, Netns, Topology};
 use drydock_runtime::api::body::NetworkCreate;
-use drydock_runtime::engine::{Engine, Options};
 use serde_json::{Value, json};
 
 use super::{SETTLE, container_body, container_spec, program, program_version, reference_run};
@@ -150,15 +148,7 @@ async fn measure(
     };
     let mut engines = Vec::new();
     for (index, host) in ["h1", "h2"].into_iter().enumerate() {
-        let options = Options {
-            dns: Vec::new(),
-            host_resolvers: lab_resolvers(&lab, host)?,
-            state_dir: None,
-        };
-        let netns = lab.host(host).context("no such host")?;
-        let mut engine = Engine::start(netns, options)
-            .await
-            .context("starting the engine")?;
+        let mut engine = super::engine_on(&lab, host).await?;
         let body: NetworkCreate = serde_json::from_value(json!({
             "Name": "net",
             "Driver": driver,
