@@ -594,30 +594,11 @@ async fn resolve_reads_answers_and_response_codes() {
         other => panic!("big: {other}"),
     }
     // No server on that port: the ICMP port unreachable ends the wait at once.
-    assert_eq!(
-        resolve(
-            lab.a(),
-            at(lab.b4, 5353),
-            "web",
-            RecordKind::A,
-            Proto::Udp,
-            OK
-        )
-        .await,
-        Resolution::Refused
-    );
-    assert_eq!(
-        resolve(
-            lab.a(),
-            at(lab.b4, 5353),
-            "web",
-            RecordKind::A,
-            Proto::Tcp,
-            OK
-        )
-        .await,
-        Resolution::Refused
-    );
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let closed = at(lab.b4, 5353);
+        let resolution = resolve(lab.a(), closed, "web", RecordKind::A, proto, OK).await;
+        assert_eq!(resolution, Resolution::Refused, "{proto:?}");
+    }
     for task in server {
         task.abort();
     }
