@@ -6,5 +6,6 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod target;
+pub mod suite;
+pub mod targets;
 pub mod version;

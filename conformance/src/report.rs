@@ -1,10 +1,23 @@
 //! Reports of a conformance run: terminal text, JUnit XML, JSON and Markdown.
 
 use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::run::{Outcome, Status, Verdict};
+
+/// A report file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JUnit XML: one test case per scenario.
+    Junit,
+    /// The whole report as JSON.
+    Json,
+    /// Markdown: a table, then the failures.
+    Markdown,
+}
 
 /// A finished run: which target, and every scenario's outcome.
 #[derive(Debug, Serialize)]
@@ -42,6 +55,56 @@ impl Report {
         }
     }
 
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Junit => self.junit(),
+            Format::Json => self.json(),
+            Format::Markdown => self.markdown(),
+        }
+    }
+
+    /// Writes the report in `format` to `path`, its folder made if needed; `suffix` (a
+    /// target's name, when a run has several) goes before the file's extension.
+    pub fn write(&self, format: Format, path: &Path, suffix: Option<&str>) -> io::Result<PathBuf> {
+        let path = match suffix {
+            Some(suffix) => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let extension = (path.extension())
+                    .map(|e| format!(".{}", e.to_string_lossy()))
+                    .unwrap_or_default();
+                path.with_file_name(format!("{stem}.{suffix}{extension}"))
+            }
+            None => path.to_path_buf(),
+        };
+        let context = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(context)?;
+        }
+        std::fs::write(&path, self.render(format)).map_err(context)?;
+        Ok(path)
+    }
+
+    /// Writes the captures of each failed scenario as one pcapng file in `dir`
+    /// (`SCENARIO.pcapng`, one interface block per capture).
+    pub fn write_pcaps(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let failed =
+            (self.outcomes.iter()).filter(|o| o.verdict == Verdict::Fail && !o.captures.is_empty());
+        for outcome in failed {
+            let stem = Path::new(&outcome.path).file_stem().unwrap_or_default();
+            let path = dir.join(format!("{}.pcapng", stem.to_string_lossy()));
+            let file = std::fs::File::create(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let captures: Vec<(&str, &[drydock_netsim::capture::Packet])> = (outcome.captures)
+                .iter()
+                .map(|c| (c.label.as_str(), c.packets.as_slice()))
+                .collect();
+            drydock_netsim::capture::write_pcapng(io::BufWriter::new(file), &captures)?;
+        }
+        Ok(())
+    }
+
     /// The terminal summary: one line per scenario, then every failure in full.
     pub fn terminal(&self) -> String {
         let mut out = String::new();
@@ -49,7 +112,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{:<4}  {:>5.1}s  {}  ({})",
-                verdict_word(&outcome.verdict),
+                outcome.verdict.word().to_uppercase(),
                 outcome.seconds,
                 outcome.name,
                 outcome.path
@@ -165,7 +228,7 @@ impl Report {
         for o in &self.outcomes {
             let verdict = match &o.verdict {
                 Verdict::Skip(reason) => format!("skip: {reason}"),
-                v => verdict_word(v).to_string(),
+                v => v.word().to_uppercase(),
             };
             let _ = writeln!(
                 out,
@@ -193,14 +256,6 @@ impl Report {
             }
         }
         out
-    }
-}
-
-fn verdict_word(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Skip(_) => "SKIP",
     }
 }
 

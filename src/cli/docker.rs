@@ -1,13 +1,14 @@
-//! `drydock -H LAB/HOST ...`: docker-shaped commands against the reference engine of a lab
-//! host, answered by the process holding the lab.
+//! `drydock -H LAB/HOST ...`: docker command lines against the reference engine of a lab host,
+//! answered by the process holding the lab.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use drydock_netsim::registry;
+use drydock_runtime::api::cli::{self, DockerCommand};
 
-/// Sends `args` to the engine of `target` (`LAB/HOST`) and prints the answer; `exec NAME --
-/// CMD...` runs CMD in the container's namespace with its resolv.conf and hosts.
+/// Sends `args` to the engine of `target` (`LAB/HOST`) and prints the answer; `exec NAME CMD...`
+/// runs CMD in the container's namespace with its resolv.conf, hosts and hostname.
 pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
     let Some(target) = target else {
         bail!(
@@ -18,24 +19,35 @@ pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitC
     let (lab, host) = target
         .split_once('/')
         .context("-H: expected LAB/HOST, e.g. -H three-hosts/h1")?;
+    let line: Vec<&str> = std::iter::once("docker")
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let command = cli::parse(&line).map_err(|e| anyhow::anyhow!(e.message))?;
     let entry = registry::find(lab)?;
-    if args.first().map(String::as_str) == Some("exec") {
-        return exec(&entry, host, &args[1..]);
+    let (text, netns) = entry.call(host, args)?;
+    match command {
+        DockerCommand::Exec { container, command } => exec(
+            &container,
+            &command,
+            &text,
+            netns.context("the lab sent no namespace")?,
+        ),
+        _ => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    let (text, _) = entry.call(host, args)?;
-    print!("{text}");
-    Ok(ExitCode::SUCCESS)
 }
 
-fn exec(entry: &registry::Entry, host: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+/// Runs `command` in the namespace of container `name`, with the files the lab named.
+fn exec(
+    name: &str,
+    command: &[String],
+    files: &str,
+    target: registry::HostNs,
+) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
-    let (name, command) = match args.iter().position(|a| a == "--") {
-        Some(i) if i == 1 && i + 1 < args.len() => (&args[0], &args[i + 1..]),
-        _ => bail!("expected `exec NAME -- CMD [ARGS...]`"),
-    };
-    let (text, target) = entry.call(host, &["exec".to_string(), name.clone()])?;
-    let target = target.context("the lab sent no namespace")?;
-    let files: super::workload::Files = serde_json::from_str(&text).context("the lab's answer")?;
+    let files: super::workload::Files = serde_json::from_str(files).context("the lab's answer")?;
     let mut child = target.netns.command(&command[0], target.userns.as_ref());
     child.args(&command[1..]);
     // The container's own /etc/resolv.conf, /etc/hosts and hostname, over the machine's.

@@ -83,7 +83,7 @@ fn run(command: Command, host: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         Command::Gc => {
             let mut report = registry::gc()?;
-            match drydock_conformance::target::docker::gc_leftovers() {
+            match drydock_conformance::targets::docker::gc_leftovers() {
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(format!("docker target leftovers: {e}")),
             }

@@ -1,5 +1,5 @@
-//! What runs inside the containers of a held lab: the listeners `run --listen` opens and the
-//! container's own command (`run -d --name web busybox httpd -f -p 80`).
+//! What runs inside the containers of a held lab: the container's own command (`run -d --name
+//! web busybox httpd -f -p 80`).
 //!
 //! The reference engine makes a container's namespace, not a process. A command given to `run`
 //! is run by the process holding the lab, as Docker would run it: in the container's network
@@ -16,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use drydock_conformance::probe::Listener;
 use drydock_netsim::Netns;
 
 /// A container's `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`: path in the container →
@@ -186,7 +185,6 @@ impl Drop for Process {
 pub(crate) struct Workloads {
     /// Where each container's command writes its output (`NAME.log`), for `logs`.
     logs: PathBuf,
-    listeners: Vec<(String, Listener)>,
     commands: BTreeMap<String, Vec<String>>,
     processes: BTreeMap<String, Process>,
 }
@@ -196,7 +194,6 @@ impl Workloads {
     pub(crate) fn new(logs: PathBuf) -> Self {
         Self {
             logs,
-            listeners: Vec::new(),
             commands: BTreeMap::new(),
             processes: BTreeMap::new(),
         }
@@ -230,14 +227,8 @@ impl Workloads {
         Ok(())
     }
 
-    /// Keeps a listener for as long as container `name` runs.
-    pub(crate) fn listen(&mut self, name: &str, listener: Listener) {
-        self.listeners.push((name.to_string(), listener));
-    }
-
     /// Ends everything running in container `name`.
     pub(crate) fn stop(&mut self, name: &str) {
-        self.listeners.retain(|(owner, _)| owner != name);
         self.processes.remove(name);
     }
 

@@ -1,44 +1,35 @@
-//! Running scenarios: each in a lab of its own, against a fresh target, in parallel up to a limit.
+//! Running one scenario: a lab of its own, a fresh target, the steps, then the expectations
+//! with the captures running; a dump when something failed; teardown whatever happened.
+//!
+//! The rooms: `execution.rs` (the order of things, results, timeouts), `steps.rs` (a step line
+//! becomes engine calls and listeners), `observe.rs` (awaiting what the target shows for an
+//! expectation: probes, inspects, files, links), `judge.rs` (whether it holds: pure),
+//! `oracle.rs` (which listener must answer a connection: pure), `captures.rs`, `dump.rs` (the
+//! state of hosts and containers when something failed), `inspect.rs` (reading inspect JSON).
 
-mod docker;
-mod exec;
-mod reference;
-mod resolve;
+mod captures;
+mod dump;
+mod execution;
+pub(crate) mod inspect;
+mod judge;
+mod links;
+mod observe;
+mod oracle;
+mod scene;
+mod steps;
 
-pub use docker::DockerBackend;
-pub use reference::ReferenceBackend;
-
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::capture::Packet;
 use drydock_netsim::features::Feature;
 use drydock_netsim::{KernelFeatures, Lab, Topology};
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::probe::UpstreamDns;
 use crate::scenario::Scenario;
-use crate::target::{Target, TargetResult};
-
-/// Starts and stops targets: one per scenario, on the scenario's lab.
-pub trait Backend {
-    /// The target it starts.
-    type Target: Target;
-
-    /// Starts the engine on each docker host of `lab`.
-    fn start(
-        &self,
-        lab: &Lab,
-        hosts: &[String],
-        run_id: &str,
-    ) -> impl Future<Output = TargetResult<Self::Target>>;
-
-    /// Stops it and removes everything it made.
-    fn stop(&self, target: Self::Target) -> impl Future<Output = ()>;
-}
+use crate::targets::Target;
 
 /// How scenarios run.
 #[derive(Debug, Clone)]
@@ -50,8 +41,6 @@ pub struct Options {
     pub timeout: Duration,
     /// How long a probe waits for an answer.
     pub probe_timeout: Duration,
-    /// Labels what targets create, so leftovers can be found.
-    pub run_id: String,
 }
 
 /// A scenario's verdict.
@@ -64,6 +53,17 @@ pub enum Verdict {
     Fail,
     /// Not run, and why (e.g. the target's Docker version is outside the scenario's range).
     Skip(String),
+}
+
+impl Verdict {
+    /// The word reports and tables print: `pass`, `FAIL` (loud), `skip`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip(_) => "skip",
+        }
+    }
 }
 
 /// The result of one step, expectation or capture check.
@@ -135,6 +135,9 @@ pub struct Outcome {
     pub captures: Vec<CaptureResult>,
     /// State of the hosts and containers when it failed.
     pub dump: Option<String>,
+    /// The target that ran it, as it describes itself (none when it did not start).
+    #[serde(skip)]
+    pub target: Option<String>,
 }
 
 impl Outcome {
@@ -149,6 +152,7 @@ impl Outcome {
             results: Vec::new(),
             captures: Vec::new(),
             dump: None,
+            target: None,
         }
     }
 }
@@ -189,33 +193,13 @@ impl Cancel {
     }
 }
 
-/// Runs every scenario (up to `options.jobs` at once) and returns their outcomes in the order
-/// given; `progress` is told about each as it ends. Once `cancel` is triggered, running
-/// scenarios stop and are torn down, and the others are skipped.
-pub async fn run<B: Backend>(
-    backend: &B,
-    scenarios: &[Scenario],
-    options: &Options,
-    progress: &(dyn Fn(&Outcome) + Sync),
-    cancel: &Cancel,
-) -> Vec<Outcome> {
-    futures::stream::iter(scenarios)
-        .map(|scenario| async move {
-            let outcome = run_one(backend, scenario, options, cancel).await;
-            progress(&outcome);
-            outcome
-        })
-        .buffered(options.jobs.max(1))
-        .collect()
-        .await
-}
-
 /// Runs one scenario on a lab of its own: the lab, an upstream DNS server on each docker host
-/// (see [`UpstreamDns`]), the target, the checks; then teardown, whatever happened.
-pub async fn run_one<B: Backend>(
-    backend: &B,
+/// (see [`UpstreamDns`]), a target of type `T` (`run_id` names and labels what it makes), the
+/// checks; then teardown, whatever happened.
+pub async fn run_one<T: Target>(
     scenario: &Scenario,
     options: &Options,
+    run_id: &str,
     cancel: &Cancel,
 ) -> Outcome {
     let started = Instant::now();
@@ -231,46 +215,61 @@ pub async fn run_one<B: Backend>(
         Ok(lab) => lab,
         Err(e) => return failed_to_start(scenario, started, format!("cannot build the lab: {e}")),
     };
-    let mut upstreams = Vec::new();
-    for host in &scenario.hosts {
-        let started_dns = lab
-            .host(host)
-            .ok_or_else(|| std::io::Error::other("no such lab host"))
-            .and_then(UpstreamDns::start);
-        match started_dns {
-            Ok(upstream) => upstreams.push(upstream),
-            Err(e) => {
-                let why = format!("cannot start the upstream DNS server on {host}: {e}");
-                return failed_to_start(scenario, started, why);
-            }
-        }
-    }
-    let startup = tokio::time::timeout_at(
-        deadline,
-        backend.start(&lab, &scenario.hosts, &options.run_id),
-    );
+    let upstreams = match start_upstreams(&lab, &scenario.hosts) {
+        Ok(upstreams) => upstreams,
+        Err(why) => return failed_to_start(scenario, started, why),
+    };
+    let startup = tokio::time::timeout_at(deadline, T::start(&lab, &scenario.hosts, run_id));
+    // `Err(None)`: interrupted; `Err(Some(why))`: it failed to start.
     let target = tokio::select! {
-        _ = cancel.cancelled() => {
-            close_all(upstreams).await;
-            return Outcome::new(scenario, Verdict::Skip("interrupted while the engine started".into()), started);
-        }
+        _ = cancel.cancelled() => Err(None),
         target = startup => match target {
-            Ok(Ok(target)) => target,
-            Ok(Err(e)) => {
-                close_all(upstreams).await;
-                return failed_to_start(scenario, started, format!("cannot start the target: {e}"));
-            }
-            Err(_) => {
-                close_all(upstreams).await;
-                let why = format!(
-                    "the target did not start within the scenario's timeout ({} s)",
-                    options.timeout.as_secs()
-                );
-                return failed_to_start(scenario, started, why);
-            }
+            Ok(Ok(target)) => Ok(target),
+            Ok(Err(e)) => Err(Some(format!("cannot start the target: {e}"))),
+            Err(_) => Err(Some(format!(
+                "the target did not start within the scenario's timeout ({} s)",
+                options.timeout.as_secs()
+            ))),
         },
     };
-    let skip = match &scenario.docker {
+    let target = match target {
+        Ok(target) => target,
+        Err(why) => {
+            close_all(upstreams).await;
+            return match why {
+                Some(why) => failed_to_start(scenario, started, why),
+                None => {
+                    let why = "interrupted while the engine started".into();
+                    Outcome::new(scenario, Verdict::Skip(why), started)
+                }
+            };
+        }
+    };
+    let mut outcome = match skip_reason(scenario, &target).await {
+        Some(reason) => Outcome::new(scenario, Verdict::Skip(reason), started),
+        None => {
+            let mut execution = execution::Execution::new(scenario, &target, &lab, options);
+            let end = tokio::select! {
+                _ = cancel.cancelled() => execution::End::Interrupted,
+                ran = tokio::time::timeout_at(deadline, execution.run()) => match ran {
+                    Ok(()) => execution::End::Finished,
+                    Err(_) => execution::End::TimedOut,
+                },
+            };
+            execution.finish(end, started).await
+        }
+    };
+    outcome.target = Some(target.describe());
+    target.stop().await;
+    close_all(upstreams).await;
+    outcome.seconds = started.elapsed().as_secs_f64();
+    outcome
+}
+
+/// Why `target` does not run `scenario` at all: its Docker release is out of the scenario's
+/// range, or it needs kernel links this kernel lacks.
+async fn skip_reason<T: Target>(scenario: &Scenario, target: &T) -> Option<String> {
+    match &scenario.docker {
         Some(range) if !range.contains(target.version()) => Some(format!(
             "{} is outside this scenario's Docker range {range}",
             target.describe()
@@ -286,25 +285,28 @@ pub async fn run_one<B: Backend>(
                 })
         }
         _ => None,
-    };
-    if let Some(reason) = skip {
-        backend.stop(target).await;
-        close_all(upstreams).await;
-        return Outcome::new(scenario, Verdict::Skip(reason), started);
     }
-    let mut execution = exec::Execution::new(scenario, &target, &lab, options);
-    let end = tokio::select! {
-        _ = cancel.cancelled() => exec::End::Interrupted,
-        ran = tokio::time::timeout_at(deadline, execution.run()) => match ran {
-            Ok(()) => exec::End::Finished,
-            Err(_) => exec::End::TimedOut,
-        },
-    };
-    let mut outcome = execution.finish(end, started).await;
-    backend.stop(target).await;
-    close_all(upstreams).await;
-    outcome.seconds = started.elapsed().as_secs_f64();
-    outcome
+}
+
+/// The lab's upstream DNS server on each docker host.
+fn start_upstreams(lab: &Lab, hosts: &[String]) -> Result<Vec<UpstreamDns>, String> {
+    let mut upstreams = Vec::new();
+    for host in hosts {
+        let started = lab
+            .host(host)
+            .ok_or_else(|| std::io::Error::other("no such lab host"))
+            .and_then(UpstreamDns::start);
+        match started {
+            Ok(upstream) => upstreams.push(upstream),
+            Err(e) => {
+                // Dropping the others closes them.
+                return Err(format!(
+                    "cannot start the upstream DNS server on {host}: {e}"
+                ));
+            }
+        }
+    }
+    Ok(upstreams)
 }
 
 /// The first of `needed` this kernel lacks (probed once per process; `DRYDOCK_FORCE_ABSENT`
@@ -345,7 +347,7 @@ fn failed_to_start(scenario: &Scenario, started: Instant, why: String) -> Outcom
             observed: why,
         },
     });
-    for (at, line) in exec::planned(scenario) {
+    for (at, line) in execution::planned(scenario) {
         outcome.results.push(CheckResult {
             at,
             line,

@@ -1,51 +1,25 @@
-//! Scenario steps are docker CLI lines. This is the subset scenarios use, parsed with clap into
-//! the typed requests every [`Target`](crate::target::Target) understands.
+//! Scenario steps: docker CLI lines, in the runtime's docker grammar
+//! ([`drydock_runtime::api::cli`]), plus what only scenarios say: `--listen KIND/PORT` on
+//! `docker run` (a listener drydock opens in the container), `drydock listen HOST KIND/PORT` and
+//! `drydock route HOST SUBNET via IP`.
 
-use std::net::IpAddr;
-
-use clap::{Args, Parser, Subcommand};
-use ipnetwork::IpNetwork;
+use clap::{Arg, ArgAction};
+use drydock_runtime::api::cli::{self, CliError, DockerCommand};
 
 use super::words::Word;
 use crate::probe::ListenKind;
-use crate::target::{ConnectSpec, ContainerSpec, NetworkSpec};
 
-/// A docker CLI line, understood.
+/// A step line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `docker network create`.
-    NetworkCreate(NetworkSpec),
-    /// `docker network rm NAME...`.
-    NetworkRm(Vec<String>),
-    /// `docker network connect`.
-    NetworkConnect(ConnectSpec),
-    /// `docker network disconnect [-f] NETWORK CONTAINER`.
-    NetworkDisconnect {
-        /// Network name.
-        network: String,
-        /// Container name.
-        container: String,
-        /// `-f`.
-        force: bool,
-    },
-    /// `docker run -d ...`, with the listeners drydock opens inside the container once it runs.
-    Run {
-        /// The container.
-        spec: ContainerSpec,
-        /// `--listen KIND/PORT` (drydock's own flag).
+    /// A docker CLI line; for `docker run`, the listeners to open in the container once it
+    /// runs (`--listen`, drydock's own flag).
+    Docker {
+        /// The command.
+        command: DockerCommand,
+        /// `--listen KIND/PORT`.
         listen: Vec<(ListenKind, u16)>,
     },
-    /// `docker rm [-f] NAME...`.
-    Rm {
-        /// Container names.
-        containers: Vec<String>,
-        /// `-f`.
-        force: bool,
-    },
-    /// `docker stop NAME...`.
-    Stop(Vec<String>),
-    /// `docker start NAME...`.
-    Start(Vec<String>),
     /// `drydock listen HOST KIND/PORT` (drydock's own step): a listener on a lab host, such as
     /// an external, non-containerized service.
     Listen {
@@ -69,154 +43,7 @@ pub enum Command {
 }
 
 /// Why a line is not a command drydock knows, and the index of the word at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandError {
-    /// Index of the offending word in the line (0: the whole line).
-    pub word: usize,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-#[derive(Parser)]
-#[command(
-    name = "docker",
-    disable_help_flag = true,
-    disable_version_flag = true,
-    disable_help_subcommand = true
-)]
-struct Docker {
-    #[command(subcommand)]
-    command: DockerCommand,
-}
-
-#[derive(Subcommand)]
-enum DockerCommand {
-    #[command(subcommand)]
-    Network(NetworkCommand),
-    Run(Box<RunArgs>),
-    Rm {
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    Stop {
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    Start {
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum NetworkCommand {
-    Create(CreateArgs),
-    #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-    Connect(ConnectArgs),
-    Disconnect {
-        #[arg(short, long)]
-        force: bool,
-        network: String,
-        container: String,
-    },
-}
-
-#[derive(Args)]
-struct CreateArgs {
-    #[arg(short, long)]
-    driver: Option<String>,
-    #[arg(long)]
-    subnet: Vec<IpNetwork>,
-    #[arg(long)]
-    gateway: Vec<IpAddr>,
-    #[arg(long = "ip-range")]
-    ip_range: Vec<IpNetwork>,
-    #[arg(long = "aux-address", value_parser = parse_aux)]
-    aux_address: Vec<(String, IpAddr)>,
-    #[arg(long)]
-    internal: bool,
-    #[arg(long)]
-    attachable: bool,
-    #[arg(long)]
-    ipv6: bool,
-    #[arg(short, long = "opt", value_parser = parse_pair)]
-    opt: Vec<(String, String)>,
-    #[arg(long, value_parser = parse_pair)]
-    label: Vec<(String, String)>,
-    name: String,
-}
-
-#[derive(Args)]
-struct ConnectArgs {
-    #[arg(long)]
-    ip: Option<IpAddr>,
-    #[arg(long)]
-    ip6: Option<IpAddr>,
-    #[arg(long)]
-    alias: Vec<String>,
-    #[arg(long)]
-    link: Vec<String>,
-    network: String,
-    container: String,
-}
-
-#[derive(Args)]
-struct RunArgs {
-    #[arg(short, long)]
-    detach: bool,
-    #[arg(long)]
-    name: Option<String>,
-    #[arg(long, alias = "net")]
-    network: Option<String>,
-    #[arg(long)]
-    ip: Option<IpAddr>,
-    #[arg(long)]
-    ip6: Option<IpAddr>,
-    #[arg(long = "network-alias", alias = "net-alias")]
-    network_alias: Vec<String>,
-    #[arg(short, long)]
-    publish: Vec<String>,
-    #[arg(short = 'P', long = "publish-all")]
-    publish_all: bool,
-    #[arg(long)]
-    expose: Vec<String>,
-    #[arg(long)]
-    link: Vec<String>,
-    #[arg(long)]
-    dns: Vec<IpAddr>,
-    #[arg(short = 'h', long)]
-    hostname: Option<String>,
-    #[arg(long = "mac-address")]
-    mac_address: Option<String>,
-    #[arg(long = "add-host")]
-    add_host: Vec<String>,
-    /// drydock's own: a listener opened inside the container (`tcp/80`, `udp/53`, `http/8080`).
-    #[arg(long, value_parser = parse_listen)]
-    listen: Vec<(ListenKind, u16)>,
-    image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
-fn parse_pair(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
-}
-
-fn parse_aux(text: &str) -> Result<(String, IpAddr), String> {
-    let (name, ip) = parse_pair(text)?;
-    let ip = ip
-        .parse()
-        .map_err(|_| format!("{ip:?} is not an IP address"))?;
-    Ok((name, ip))
-}
+pub type CommandError = CliError;
 
 fn parse_listen(text: &str) -> Result<(ListenKind, u16), String> {
     let expected = || format!("expected tcp/PORT, udp/PORT or http/PORT, got {text:?}");
@@ -234,56 +61,53 @@ fn parse_listen(text: &str) -> Result<(ListenKind, u16), String> {
 /// Parses the words of a step line.
 pub fn parse(words: &[Word]) -> Result<Command, CommandError> {
     match words.first() {
-        Some(first) if first.text == "docker" => {}
-        Some(first) if first.text == "drydock" => return drydock(words),
-        _ => {
-            return Err(CommandError {
-                word: 0,
-                message: "a step is a docker CLI line (or `drydock listen HOST KIND/PORT`): expected it to start with `docker`".into(),
-            });
-        }
-    }
-    let args = words.iter().map(|w| w.text.as_str());
-    let parsed = Docker::try_parse_from(args).map_err(|e| clap_error(&e, words))?;
-    Ok(match parsed.command {
-        DockerCommand::Network(NetworkCommand::Create(a)) => Command::NetworkCreate(NetworkSpec {
-            name: a.name,
-            driver: a.driver,
-            subnets: a.subnet,
-            gateways: a.gateway,
-            ip_ranges: a.ip_range,
-            aux_addresses: a.aux_address,
-            internal: a.internal,
-            attachable: a.attachable,
-            ipv6: a.ipv6,
-            options: a.opt,
-            labels: a.label,
+        Some(first) if first.text == "docker" => docker(words),
+        Some(first) if first.text == "drydock" => drydock(words),
+        _ => Err(CommandError {
+            word: 0,
+            message: "a step is a docker CLI line (or `drydock listen HOST KIND/PORT`): expected it to start with `docker`".into(),
         }),
-        DockerCommand::Network(NetworkCommand::Rm { names }) => Command::NetworkRm(names),
-        DockerCommand::Network(NetworkCommand::Connect(a)) => {
-            Command::NetworkConnect(ConnectSpec {
-                network: a.network,
-                container: a.container,
-                ip: a.ip,
-                ip6: a.ip6,
-                aliases: a.alias,
-                links: a.link,
-            })
+    }
+}
+
+/// A docker line: the runtime's grammar with `run --listen` added.
+fn docker(words: &[Word]) -> Result<Command, CommandError> {
+    let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let grammar = cli::grammar().mut_subcommand("run", |run| {
+        run.arg(
+            Arg::new("listen")
+                .long("listen")
+                .action(ArgAction::Append)
+                .value_parser(parse_listen),
+        )
+    });
+    let matches = grammar
+        .try_get_matches_from(&texts)
+        .map_err(|e| cli::error(&e, &texts))?;
+    let command = cli::command(&matches)?;
+    let listen = matches
+        .subcommand_matches("run")
+        .and_then(|run| run.get_many::<(ListenKind, u16)>("listen"))
+        .map(|found| found.copied().collect())
+        .unwrap_or_default();
+    let refuse = |message: &str| {
+        Err(CommandError {
+            word: 1,
+            message: message.into(),
+        })
+    };
+    match &command {
+        DockerCommand::Run(spec) if !spec.detach => {
+            refuse("scenarios run containers detached: add -d")
         }
-        DockerCommand::Network(NetworkCommand::Disconnect {
-            force,
-            network,
-            container,
-        }) => Command::NetworkDisconnect {
-            network,
-            container,
-            force,
-        },
-        DockerCommand::Run(a) => run(*a)?,
-        DockerCommand::Rm { force, containers } => Command::Rm { containers, force },
-        DockerCommand::Stop { containers } => Command::Stop(containers),
-        DockerCommand::Start { containers } => Command::Start(containers),
-    })
+        DockerCommand::Run(spec) if spec.name.is_empty() => {
+            refuse("scenarios name their containers: add --name NAME")
+        }
+        DockerCommand::Logs(_) | DockerCommand::Exec { .. } => refuse(
+            "a container's processes are not a scenario's: check what it serves with expectations (reaches, gets, resolves)",
+        ),
+        _ => Ok(Command::Docker { command, listen }),
+    }
 }
 
 /// drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`.
@@ -327,75 +151,6 @@ fn drydock(words: &[Word]) -> Result<Command, CommandError> {
             message: "drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`".into(),
         }),
     }
-}
-
-fn run(a: RunArgs) -> Result<Command, CommandError> {
-    if !a.detach {
-        return Err(CommandError {
-            word: 1,
-            message: "scenarios run containers detached: add -d".into(),
-        });
-    }
-    let Some(name) = a.name else {
-        return Err(CommandError {
-            word: 1,
-            message: "scenarios name their containers: add --name NAME".into(),
-        });
-    };
-    Ok(Command::Run {
-        spec: ContainerSpec {
-            name,
-            image: a.image,
-            command: a.command,
-            network: a.network,
-            ip: a.ip,
-            ip6: a.ip6,
-            aliases: a.network_alias,
-            publish: a.publish,
-            publish_all: a.publish_all,
-            expose: a.expose,
-            links: a.link,
-            dns: a.dns,
-            hostname: a.hostname,
-            mac_address: a.mac_address,
-            add_hosts: a.add_host,
-        },
-        listen: a.listen,
-    })
-}
-
-/// Turns clap's error into a message and the word it is about.
-fn clap_error(error: &clap::Error, words: &[Word]) -> CommandError {
-    use clap::error::{ContextKind, ContextValue};
-    let rendered = error.render().to_string();
-    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
-    let mut message = lines
-        .next()
-        .unwrap_or("invalid command")
-        .trim_start_matches("error: ")
-        .to_string();
-    if let Some(tip) = lines.find(|l| l.trim_start().starts_with("tip:")) {
-        message.push_str(&format!(" ({})", tip.trim()));
-    }
-    let culprit = [
-        ContextKind::InvalidValue,
-        ContextKind::InvalidArg,
-        ContextKind::InvalidSubcommand,
-    ]
-    .into_iter()
-    .find_map(|kind| match error.get(kind) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        _ => None,
-    });
-    let word = culprit
-        .and_then(|c| {
-            let flag = c.split([' ', '=']).next().unwrap_or(&c).to_string();
-            words.iter().position(|w| {
-                w.text == c || w.text == flag || w.text.starts_with(&format!("{flag}="))
-            })
-        })
-        .unwrap_or(0);
-    CommandError { word, message }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use std::path::Path;
 
 use drydock_netsim::LocatedError;
 use drydock_netsim::features::Feature;
+use drydock_runtime::api::cli::DockerCommand;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
@@ -145,6 +146,13 @@ pub struct Capture {
     pub allow_empty: bool,
     /// `file:line` for reports.
     pub at: String,
+}
+
+impl Capture {
+    /// How a check of this capture is reported: `capture on h1/eth0: none: udp port 53`.
+    pub fn check_line(&self, quantifier: Quantifier, filter: &Filter) -> String {
+        format!("capture on {}: {quantifier}: {filter}", self.on)
+    }
 }
 
 /// How many captured packets must match a check's filter.
@@ -441,14 +449,20 @@ impl Parser<'_> {
             }
             match &step.command {
                 // A run expected to fail may still leave its container (created), as Docker does.
-                Command::Run { spec, .. } => {
+                Command::Docker {
+                    command: DockerCommand::Run(spec),
+                    ..
+                } => {
                     known
                         .containers
                         .entry(spec.name.clone())
                         .or_default()
                         .insert(step.host.clone());
                 }
-                Command::NetworkCreate(spec) => {
+                Command::Docker {
+                    command: DockerCommand::NetworkCreate(spec),
+                    ..
+                } => {
                     known
                         .networks
                         .entry(step.host.clone())

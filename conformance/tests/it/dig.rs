@@ -3,9 +3,13 @@
 //! their TTLs, EDNS — everything but the query id and timings.
 
 use drydock_conformance::probe::UpstreamDns;
-use drydock_conformance::target::docker::DockerTarget;
-use drydock_conformance::target::reference::ReferenceTarget;
-use drydock_conformance::target::{ContainerSpec, NetworkSpec, Target};
+use drydock_conformance::targets::Target;
+use drydock_conformance::targets::docker::DockerTarget;
+use drydock_conformance::targets::reference::ReferenceTarget;
+use drydock_runtime::api::cli::DockerCommand;
+use drydock_runtime::api::spec::{ContainerSpec, NetworkSpec};
+
+use crate::call;
 use drydock_netsim::{Lab, Topology};
 
 /// The questions asked, as dig arguments.
@@ -36,6 +40,7 @@ async fn one_host_lab() -> Lab {
 fn container(name: &str, network: &str, aliases: &[&str]) -> ContainerSpec {
     ContainerSpec {
         name: name.into(),
+        detach: true,
         image: "busybox".into(),
         network: Some(network.into()),
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
@@ -68,14 +73,18 @@ async fn ask_all(target: &impl Target) -> Vec<String> {
             name: network.into(),
             ..NetworkSpec::default()
         };
-        target.create_network("h1", &spec).await.unwrap();
+        call(target, "h1", DockerCommand::NetworkCreate(spec.clone()))
+            .await
+            .unwrap();
     }
     for spec in [
         container("web", "app", &["www"]),
         container("client", "app", &[]),
         container("db", "back", &[]),
     ] {
-        target.run_container("h1", &spec).await.unwrap();
+        call(target, "h1", DockerCommand::Run(Box::new(spec.clone())))
+            .await
+            .unwrap();
     }
     let client = target.container_netns("h1", "client").await.unwrap();
     let mut answers = Vec::new();
@@ -101,9 +110,9 @@ async fn dig_in_a_container_gets_dockers_answers() {
 
     let lab = one_host_lab().await;
     let upstream = UpstreamDns::start(lab.host("h1").unwrap()).unwrap();
-    let reference = ReferenceTarget::start(&lab, &hosts).await.unwrap();
+    let reference = ReferenceTarget::start(&lab, &hosts, "dig").await.unwrap();
     let ours = ask_all(&reference).await;
-    reference.shutdown().await;
+    reference.stop().await;
     upstream.close().await;
     drop(lab);
 

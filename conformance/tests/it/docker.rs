@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drydock_conformance::target::docker::{DockerTarget, gc_leftovers};
-use drydock_conformance::target::{ContainerSpec, NetworkSpec, Target};
+use drydock_conformance::targets::Target;
+use drydock_conformance::targets::docker::{DockerTarget, gc_leftovers};
+use drydock_runtime::api::cli::DockerCommand;
+use drydock_runtime::api::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
+
+use crate::call;
 use drydock_netsim::{Lab, Topology};
 
 /// Environment variable that turns [`helper_holds_a_target_until_killed`] into a helper.
@@ -34,6 +38,7 @@ fn h1() -> Vec<String> {
 fn run_spec(name: &str, network: Option<&str>) -> ContainerSpec {
     ContainerSpec {
         name: name.into(),
+        detach: true,
         image: "busybox".into(),
         network: network.map(str::to_string),
         ..ContainerSpec::default()
@@ -191,7 +196,9 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
         name: "my-net".into(),
         ..NetworkSpec::default()
     };
-    target.create_network("h1", &my_net).await.unwrap();
+    call(&target, "h1", DockerCommand::NetworkCreate(my_net.clone()))
+        .await
+        .unwrap();
     let net = target.inspect_network("h1", "my-net").await.unwrap();
     assert_eq!(
         net["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16",
@@ -200,11 +207,9 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
     assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
     assert_eq!(net["Labels"]["drydock.run"], run_id.as_str());
     assert_eq!(
-        target
-            .create_network("h1", &my_net)
+        call(&target, "h1", DockerCommand::NetworkCreate(my_net.clone()))
             .await
-            .unwrap_err()
-            .message,
+            .unwrap_err(),
         "network with name my-net already exists"
     );
     let no_subnet = NetworkSpec {
@@ -213,20 +218,25 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
         ..NetworkSpec::default()
     };
     assert_eq!(
-        target
-            .create_network("h1", &no_subnet)
-            .await
-            .unwrap_err()
-            .message,
+        call(
+            &target,
+            "h1",
+            DockerCommand::NetworkCreate(no_subnet.clone())
+        )
+        .await
+        .unwrap_err(),
         "every ip-range or gateway must have a corresponding subnet"
     );
 
     // Containers on it get .2 and .3, in order.
     for name in ["c1", "c2"] {
-        target
-            .run_container("h1", &run_spec(name, Some("my-net")))
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        call(
+            &target,
+            "h1",
+            DockerCommand::Run(Box::new(run_spec(name, Some("my-net")))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     for (name, address) in [("c1", "172.18.0.2"), ("c2", "172.18.0.3")] {
         let info = target.inspect_container("h1", name).await.unwrap();
@@ -264,15 +274,23 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
         publish: vec!["8080:80".into()],
         ..run_spec(name, None)
     };
-    target.run_container("h1", &web("web1")).await.unwrap();
-    let refused = target.run_container("h1", &web("web2")).await.unwrap_err();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Run(Box::new(web("web1").clone())),
+    )
+    .await
+    .unwrap();
+    let refused = call(
+        &target,
+        "h1",
+        DockerCommand::Run(Box::new(web("web2").clone())),
+    )
+    .await
+    .unwrap_err();
     assert!(
-        refused
-            .message
-            .starts_with("driver failed programming external connectivity on endpoint web2 (")
-            && refused
-                .message
-                .ends_with("): Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        refused.starts_with("driver failed programming external connectivity on endpoint web2 (")
+            && refused.ends_with("): Bind for 0.0.0.0:8080 failed: port is already allocated"),
         "{refused}"
     );
     let web2 = target.inspect_container("h1", "web2").await.unwrap();
@@ -280,10 +298,16 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
     assert!(target.container_netns("h1", "web2").await.is_err());
 
     // Refusals before and at the daemon.
-    let in_use = target.remove_network("h1", "my-net").await.unwrap_err();
+    let in_use = call(
+        &target,
+        "h1",
+        DockerCommand::NetworkRm(vec!["my-net".into()]),
+    )
+    .await
+    .unwrap_err();
     let id = net["Id"].as_str().unwrap();
     assert_eq!(
-        in_use.message,
+        in_use,
         format!("error while removing network: network my-net id {id} has active endpoints")
     );
     let nginx = ContainerSpec {
@@ -291,11 +315,9 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
         ..run_spec("n1", None)
     };
     assert_eq!(
-        target
-            .run_container("h1", &nginx)
+        call(&target, "h1", DockerCommand::Run(Box::new(nginx.clone())))
             .await
-            .unwrap_err()
-            .message,
+            .unwrap_err(),
         "image nginx is not available: scenarios run busybox (no registry is reachable)"
     );
     let bad_port = ContainerSpec {
@@ -303,11 +325,13 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
         ..run_spec("p1", None)
     };
     assert_eq!(
-        target
-            .run_container("h1", &bad_port)
-            .await
-            .unwrap_err()
-            .message,
+        call(
+            &target,
+            "h1",
+            DockerCommand::Run(Box::new(bad_port.clone()))
+        )
+        .await
+        .unwrap_err(),
         "invalid containerPort: abc"
     );
     assert!(
@@ -317,7 +341,9 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
 
     // docker stop does not wait 10 s for busybox's sleep to ignore SIGTERM.
     let stopping = Instant::now();
-    target.stop_container("h1", "c2").await.unwrap();
+    call(&target, "h1", DockerCommand::Stop(vec!["c2".into()]))
+        .await
+        .unwrap();
     assert!(
         stopping.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -325,7 +351,16 @@ async fn a_private_dockerd_behaves_like_docker_and_leaves_nothing() {
     );
     let c2 = target.inspect_container("h1", "c2").await.unwrap();
     assert_eq!(c2["State"]["Status"], "exited");
-    target.remove_container("h1", "c2", false).await.unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Rm {
+            containers: vec!["c2".into()],
+            force: false,
+        },
+    )
+    .await
+    .unwrap();
 
     let dump = target.dump("h1").await;
     assert!(dump.contains("br-") && dump.contains("-A DOCKER"), "{dump}");
@@ -406,7 +441,9 @@ async fn run_options_and_network_modes_reach_the_daemon() {
         add_hosts: vec!["foo:1.2.3.4".into()],
         ..run_spec("lonely", None)
     };
-    target.run_container("h1", &lonely).await.unwrap();
+    call(&target, "h1", DockerCommand::Run(Box::new(lonely.clone())))
+        .await
+        .unwrap();
     let info = target.inspect_container("h1", "lonely").await.unwrap();
     let settings = &info["NetworkSettings"];
     assert_eq!(
@@ -443,7 +480,9 @@ async fn run_options_and_network_modes_reach_the_daemon() {
         links: vec!["lonely:lo".into()],
         ..run_spec("linked", None)
     };
-    target.run_container("h1", &linked).await.unwrap();
+    call(&target, "h1", DockerCommand::Run(Box::new(linked.clone())))
+        .await
+        .unwrap();
     let hosts = target
         .container_file("h1", "linked", "/etc/hosts")
         .await
@@ -457,34 +496,41 @@ async fn run_options_and_network_modes_reach_the_daemon() {
         ..run_spec("fixed", None)
     };
     assert_eq!(
-        target
-            .run_container("h1", &fixed)
+        call(&target, "h1", DockerCommand::Run(Box::new(fixed.clone())))
             .await
-            .unwrap_err()
-            .message,
+            .unwrap_err(),
         "user specified IP address is supported on user defined networks only"
     );
 
     // host, none, container:NAME.
-    target
-        .run_container("h1", &run_spec("on-host", Some("host")))
-        .await
-        .unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Run(Box::new(run_spec("on-host", Some("host")))),
+    )
+    .await
+    .unwrap();
     let on_host = target.container_netns("h1", "on-host").await.unwrap();
     assert_eq!(netns_inode(&on_host), netns_inode(lab.host("h1").unwrap()));
-    target
-        .run_container("h1", &run_spec("alone", Some("none")))
-        .await
-        .unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Run(Box::new(run_spec("alone", Some("none")))),
+    )
+    .await
+    .unwrap();
     let alone = ip(
         &target.container_netns("h1", "alone").await.unwrap(),
         &["-o", "link"],
     );
     assert_eq!(alone.lines().count(), 1, "only lo: {alone}");
-    target
-        .run_container("h1", &run_spec("sidecar", Some("container:lonely")))
-        .await
-        .unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Run(Box::new(run_spec("sidecar", Some("container:lonely")))),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         netns_inode(&target.container_netns("h1", "sidecar").await.unwrap()),
         netns_inode(&target.container_netns("h1", "lonely").await.unwrap())
@@ -496,13 +542,17 @@ async fn run_options_and_network_modes_reach_the_daemon() {
         subnets: vec!["10.99.0.0/24".parse().unwrap()],
         ..NetworkSpec::default()
     };
-    target.create_network("h1", &pinned).await.unwrap();
+    call(&target, "h1", DockerCommand::NetworkCreate(pinned.clone()))
+        .await
+        .unwrap();
     let member = ContainerSpec {
         ip: Some("10.99.0.50".parse().unwrap()),
         aliases: vec!["db".into()],
         ..run_spec("member", Some("pinned"))
     };
-    target.run_container("h1", &member).await.unwrap();
+    call(&target, "h1", DockerCommand::Run(Box::new(member.clone())))
+        .await
+        .unwrap();
     let info = target.inspect_container("h1", "member").await.unwrap();
     let endpoint = &info["NetworkSettings"]["Networks"]["pinned"];
     assert_eq!(endpoint["IPAddress"], "10.99.0.50");
@@ -513,26 +563,30 @@ async fn run_options_and_network_modes_reach_the_daemon() {
             .contains(&"db".into()),
         "{endpoint}"
     );
-    let connect = drydock_conformance::target::ConnectSpec {
+    let connect = ConnectSpec {
         network: "pinned".into(),
         container: "lonely".into(),
         ip: Some("10.99.0.60".parse().unwrap()),
         ..Default::default()
     };
-    target.connect("h1", &connect).await.unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::NetworkConnect(connect.clone()),
+    )
+    .await
+    .unwrap();
     let lonely_ns = target.container_netns("h1", "lonely").await.unwrap();
     assert!(ip(&lonely_ns, &["-4", "-o", "addr"]).contains("inet 10.99.0.60/24"));
-    target
-        .disconnect("h1", "pinned", "lonely", false)
-        .await
-        .unwrap();
+    let disconnect = || DockerCommand::NetworkDisconnect {
+        network: "pinned".into(),
+        container: "lonely".into(),
+        force: false,
+    };
+    call(&target, "h1", disconnect()).await.unwrap();
     assert!(!ip(&lonely_ns, &["-4", "-o", "addr"]).contains("10.99.0.60"));
     assert_eq!(
-        target
-            .disconnect("h1", "pinned", "lonely", false)
-            .await
-            .unwrap_err()
-            .message,
+        call(&target, "h1", disconnect()).await.unwrap_err(),
         format!(
             "container {} is not connected to network pinned",
             info_id(&target, "lonely").await
@@ -540,12 +594,31 @@ async fn run_options_and_network_modes_reach_the_daemon() {
     );
 
     // stop and start again.
-    target.stop_container("h1", "member").await.unwrap();
-    target.start_container("h1", "member").await.unwrap();
+    call(&target, "h1", DockerCommand::Stop(vec!["member".into()]))
+        .await
+        .unwrap();
+    call(&target, "h1", DockerCommand::Start(vec!["member".into()]))
+        .await
+        .unwrap();
     let info = target.inspect_container("h1", "member").await.unwrap();
     assert_eq!(info["State"]["Status"], "running");
-    target.remove_container("h1", "member", true).await.unwrap();
-    target.remove_network("h1", "pinned").await.unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::Rm {
+            containers: vec!["member".into()],
+            force: true,
+        },
+    )
+    .await
+    .unwrap();
+    call(
+        &target,
+        "h1",
+        DockerCommand::NetworkRm(vec!["pinned".into()]),
+    )
+    .await
+    .unwrap();
     assert!(target.inspect_network("h1", "pinned").await.is_err());
     target.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
 }
@@ -583,10 +656,13 @@ async fn helper_holds_a_target_until_killed() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for host in &hosts {
-        target
-            .run_container(host, &run_spec("held", None))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        call(
+            &target,
+            host,
+            DockerCommand::Run(Box::new(run_spec("held", None))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     println!("{READY} {}", target.run_dir().display());
     loop {

@@ -6,13 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use drydock_conformance::probe::ListenKind;
-use drydock_conformance::run::{
-    Backend, Cancel, DockerBackend, Options, Outcome, Status, Verdict, run_one,
-};
+use drydock_conformance::run::{Cancel, Options, Outcome, Status, Verdict, run_one};
 use drydock_conformance::scenario::Scenario;
-use drydock_conformance::target::{
-    ConnectSpec, ContainerSpec, NetworkSpec, Target, TargetError, TargetResult,
-};
+use drydock_conformance::targets::docker::DockerTarget;
+use drydock_conformance::targets::{Target, TargetError, TargetResult};
 use drydock_conformance::version::Version;
 use drydock_netsim::{Lab, Netns};
 
@@ -28,8 +25,12 @@ fn options() -> Options {
         jobs: 1,
         timeout: Duration::from_secs(120),
         probe_timeout: Duration::from_secs(1),
-        run_id: format!("test{}", std::process::id()),
     }
+}
+
+/// A run id of this process, `n`th of its kind.
+fn run_id(kind: &str, n: usize) -> String {
+    format!("{kind}{}-{n}", std::process::id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,9 +39,10 @@ async fn normalized_captures_are_the_same_on_every_run() {
         return;
     }
     let scenario = fixture("ping-capture.yaml");
-    let backend = DockerBackend::new();
-    let first = run_one(&backend, &scenario, &options(), &Cancel::new()).await;
-    let second = run_one(&backend, &scenario, &options(), &Cancel::new()).await;
+    let first =
+        run_one::<DockerTarget>(&scenario, &options(), &run_id("test", 0), &Cancel::new()).await;
+    let second =
+        run_one::<DockerTarget>(&scenario, &options(), &run_id("test", 1), &Cancel::new()).await;
     assert_eq!(first.verdict, Verdict::Pass, "{:#?}", first.results);
     assert_eq!(second.verdict, Verdict::Pass, "{:#?}", second.results);
     let lines = |o: &drydock_conformance::run::Outcome| -> Vec<Vec<String>> {
@@ -55,48 +57,34 @@ async fn normalized_captures_are_the_same_on_every_run() {
 }
 
 /// A target without an engine: scenarios made of lab hosts only (`drydock listen` steps,
-/// probes between hosts, captures on their interfaces) run against it, no Docker needed.
-struct NoEngine;
+/// probes between hosts, captures on their interfaces) run against it, no Docker needed. It
+/// starts after `DELAY` seconds (an engine's startup time), with ext's port 8080 redirected to
+/// its port 80 when `REDIRECT`.
+struct NoEngine<const DELAY: u64 = 0, const REDIRECT: bool = false>;
 
 fn no_engine<T>() -> TargetResult<T> {
     Err(TargetError::new("this test's target has no engine"))
 }
 
-impl Target for NoEngine {
+impl<const DELAY: u64, const REDIRECT: bool> Target for NoEngine<DELAY, REDIRECT> {
+    /// Never handed out: [`Target::api`] always refuses.
+    type Api = tokio::sync::Mutex<drydock_runtime::engine::Engine>;
+
+    async fn start(lab: &Lab, _: &[String], _: &str) -> TargetResult<Self> {
+        if REDIRECT {
+            redirect_8080_to_80(lab);
+        }
+        tokio::time::sleep(Duration::from_secs(DELAY)).await;
+        Ok(NoEngine)
+    }
+    async fn stop(self) {}
     fn describe(&self) -> String {
         "no engine".into()
     }
     fn version(&self) -> Version {
         Version(20, 10, 24)
     }
-    async fn create_network(&self, _: &str, _: &NetworkSpec) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn remove_network(&self, _: &str, _: &str) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn connect(&self, _: &str, _: &ConnectSpec) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn disconnect(&self, _: &str, _: &str, _: &str, _: bool) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn run_container(&self, _: &str, _: &ContainerSpec) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn stop_container(&self, _: &str, _: &str) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn start_container(&self, _: &str, _: &str) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn remove_container(&self, _: &str, _: &str, _: bool) -> TargetResult<()> {
-        no_engine()
-    }
-    async fn inspect_network(&self, _: &str, _: &str) -> TargetResult<serde_json::Value> {
-        no_engine()
-    }
-    async fn inspect_container(&self, _: &str, _: &str) -> TargetResult<serde_json::Value> {
+    fn api(&self, _: &str) -> TargetResult<&Self::Api> {
         no_engine()
     }
     async fn container_netns(&self, _: &str, _: &str) -> TargetResult<Netns> {
@@ -109,27 +97,6 @@ impl Target for NoEngine {
         String::new()
     }
 }
-
-/// Starts [`NoEngine`]s: after `setup` on the lab, and `delay` (an engine's startup time).
-struct NoEngineBackend {
-    delay: Duration,
-    setup: fn(&Lab),
-}
-
-impl Backend for NoEngineBackend {
-    type Target = NoEngine;
-    async fn start(&self, lab: &Lab, _: &[String], _: &str) -> TargetResult<NoEngine> {
-        (self.setup)(lab);
-        tokio::time::sleep(self.delay).await;
-        Ok(NoEngine)
-    }
-    async fn stop(&self, _: NoEngine) {}
-}
-
-const INSTANT: NoEngineBackend = NoEngineBackend {
-    delay: Duration::ZERO,
-    setup: |_| {},
-};
 
 /// A scenario of lab hosts h1 (docker host, without engine here) and ext.
 fn hosts_only(expect: &str, capture: &str) -> Scenario {
@@ -164,7 +131,7 @@ async fn a_probe_that_cannot_run_fails_whatever_was_expected() {
          - h1 reaches ext:80/tcp\n  - h1 cannot-reach ext:81/tcp refused\n",
         "",
     );
-    let outcome = run_one(&INSTANT, &scenario, &options(), &Cancel::new()).await;
+    let outcome = run_one::<NoEngine>(&scenario, &options(), "x", &Cancel::new()).await;
     assert_eq!(outcome.verdict, Verdict::Fail, "{:#?}", outcome.results);
     for line in [
         "h1 cannot-reach [fe80::1]:80/tcp",
@@ -221,11 +188,7 @@ async fn reaches_by_address_and_loopback_check_who_answered() {
     };
     second.line = "drydock listen ext tcp/8080".into();
     scenario.steps.push(second);
-    let backend = NoEngineBackend {
-        delay: Duration::ZERO,
-        setup: redirect_8080_to_80,
-    };
-    let outcome = run_one(&backend, &scenario, &options(), &Cancel::new()).await;
+    let outcome = run_one::<NoEngine<0, true>>(&scenario, &options(), "x", &Cancel::new()).await;
     for line in [
         "h1 reaches 10.10.0.2:80/tcp",
         "ext reaches 127.0.0.1:80/tcp",
@@ -260,7 +223,7 @@ async fn a_capture_of_only_none_checks_must_see_something() {
          - on: h1/lo\n    expect: [none: udp]\n  \
          - on: ext/lo\n    allow-empty: true\n    expect: [none: udp]\n",
     );
-    let outcome = run_one(&INSTANT, &scenario, &options(), &Cancel::new()).await;
+    let outcome = run_one::<NoEngine>(&scenario, &options(), "x", &Cancel::new()).await;
     assert_eq!(
         *status_of(&outcome, "capture on ext/eth0: none: udp port 53"),
         Status::Pass
@@ -308,7 +271,7 @@ async fn a_timeout_names_the_running_check_and_skips_the_rest() {
         probe_timeout: Duration::from_secs(30),
         ..options()
     };
-    let outcome = run_one(&INSTANT, &scenario, &options, &Cancel::new()).await;
+    let outcome = run_one::<NoEngine>(&scenario, &options, "x", &Cancel::new()).await;
     assert_eq!(outcome.verdict, Verdict::Fail);
     assert_eq!(*status_of(&outcome, "h1 reaches ext:80/tcp"), Status::Pass);
     match status_of(&outcome, &format!("h1 reaches {NOBODY}:80/tcp")) {
@@ -328,12 +291,8 @@ async fn a_timeout_names_the_running_check_and_skips_the_rest() {
     }
 
     // The engine's startup counts too.
-    let slow = NoEngineBackend {
-        delay: Duration::from_secs(60),
-        setup: |_| {},
-    };
     let started = std::time::Instant::now();
-    let outcome = run_one(&slow, &scenario, &options, &Cancel::new()).await;
+    let outcome = run_one::<NoEngine<60>>(&scenario, &options, "x", &Cancel::new()).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(outcome.verdict, Verdict::Fail);
     match status_of(&outcome, "(setup)") {
@@ -371,7 +330,8 @@ async fn a_cancelled_run_stops_and_skips() {
     let started = std::time::Instant::now();
     let scenarios = [scenario.clone(), scenario];
     let outcomes =
-        drydock_conformance::run::run(&INSTANT, &scenarios, &options, &|_| {}, &cancel).await;
+        drydock_conformance::suite::run_on::<NoEngine>(&scenarios, &options, "x", &|_| {}, &cancel)
+            .await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(outcomes[0].verdict, Verdict::Skip("interrupted".into()));
     assert_eq!(
@@ -427,20 +387,23 @@ async fn an_interrupted_docker_run_leaves_nothing_behind() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let options = Options {
-        run_id: format!("cancel{}", std::process::id()),
         probe_timeout: Duration::from_secs(60),
         ..options()
     };
-    let backend = DockerBackend::new();
+    let run = format!("cancel{}", std::process::id());
     // Once while the engine starts, once while the checks run.
-    for after in [Duration::from_millis(300), Duration::from_secs(8)] {
+    for (n, after) in [Duration::from_millis(300), Duration::from_secs(8)]
+        .into_iter()
+        .enumerate()
+    {
         let cancel = Cancel::new();
         let trigger = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             trigger.cancel();
         });
-        let outcome = run_one(&backend, &scenario, &options, &cancel).await;
+        let outcome =
+            run_one::<DockerTarget>(&scenario, &options, &format!("{run}-{n}"), &cancel).await;
         assert!(
             matches!(&outcome.verdict, Verdict::Skip(why) if why.starts_with("interrupted")),
             "{after:?}: {:?} {:#?}",
@@ -451,13 +414,9 @@ async fn an_interrupted_docker_run_leaves_nothing_behind() {
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&format!("drydock-docker-{}-", options.run_id)))
+            .filter(|name| name.starts_with(&format!("drydock-docker-{run}-")))
             .collect();
         assert_eq!(dirs, Vec::<String>::new(), "{after:?}");
-        assert_eq!(
-            cgroups_of(&options.run_id),
-            Vec::<String>::new(),
-            "{after:?}"
-        );
+        assert_eq!(cgroups_of(&run), Vec::<String>::new(), "{after:?}");
     }
 }

@@ -1,18 +1,25 @@
 //! The request bodies of Docker's Engine API (1.41) that the engine accepts, as serde types:
-//! what [`super::request`] builds, and what the docker CLI sends to dockerd.
+//! what [`super::request`] builds from the CLI's flags, what the engine reads, and what a client
+//! sends to dockerd. They serialize as the docker CLI 20.10 writes them (unset optional fields
+//! left out, which dockerd reads as it reads `null`) and deserialize whatever a client sends
+//! (missing fields take their defaults, unknown ones are ignored).
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `POST /networks/create`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreate {
     /// Network name.
     pub name: String,
+    /// Refuse a name in use (the CLI always asks).
+    pub check_duplicate: bool,
     /// Driver name (`bridge` when empty).
     pub driver: String,
+    /// `--scope`.
+    pub scope: String,
     /// `--ipv6`.
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: bool,
@@ -23,6 +30,10 @@ pub struct NetworkCreate {
     pub internal: bool,
     /// `--attachable`.
     pub attachable: bool,
+    /// `--ingress`.
+    pub ingress: bool,
+    /// `--config-only`.
+    pub config_only: bool,
     /// `-o key=value`.
     pub options: BTreeMap<String, String>,
     /// `--label key=value`.
@@ -30,43 +41,73 @@ pub struct NetworkCreate {
 }
 
 /// `IPAM` of a network create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipam {
     /// IPAM driver (`default`).
     pub driver: String,
+    /// `--ipam-opt`.
+    pub options: BTreeMap<String, String>,
     /// One entry per subnet.
     pub config: Vec<IpamConfig>,
 }
 
 /// One subnet of a network create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfig {
     /// `--subnet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
     /// `--ip-range`.
-    #[serde(rename = "IPRange")]
+    #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
     /// `--gateway`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     /// `--aux-address name=ip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
-/// `POST /containers/create` (only the fields the network side reads).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `POST /containers/create`: the container's configuration, its host configuration and its
+/// networks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerCreate {
     /// `--hostname` (empty: the container's short id).
     pub hostname: String,
-    /// Image as given.
-    pub image: String,
+    /// `--domainname`.
+    pub domainname: String,
+    /// `--user`.
+    pub user: String,
+    /// Attach the container's standard input (`run` without `-d`, with `-i`).
+    pub attach_stdin: bool,
+    /// Attach its standard output (`run` without `-d`).
+    pub attach_stdout: bool,
+    /// Attach its standard error (`run` without `-d`).
+    pub attach_stderr: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// Close standard input after the first client detaches (`-i` without `-d`).
+    pub stdin_once: bool,
+    /// `--env`.
+    pub env: Option<Vec<String>>,
     /// Command after the image.
     pub cmd: Option<Vec<String>>,
+    /// Image as given.
+    pub image: String,
+    /// `--workdir`.
+    pub working_dir: String,
+    /// `--entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
     /// Container ports, `"80/tcp"` → `{}` (`--expose`, `-p`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
     /// `--mac-address` (API 1.41 keeps it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -76,8 +117,8 @@ pub struct ContainerCreate {
     pub networking_config: NetworkingConfig,
 }
 
-/// `HostConfig` of a container create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `HostConfig` of a container create request (what networking reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     /// `default`, `bridge`, `host`, `none`, `container:NAME`, or a network name.
@@ -86,16 +127,41 @@ pub struct HostConfig {
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     /// `-P`.
     pub publish_all_ports: bool,
+    /// `--restart`.
+    pub restart_policy: RestartPolicy,
     /// Legacy links `name:alias`.
     pub links: Option<Vec<String>>,
     /// `--dns`.
     pub dns: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
     /// `--add-host host:ip`.
     pub extra_hosts: Option<Vec<String>>,
 }
 
+/// `--restart`: what the daemon does when the container exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// The `N` of `on-failure:N`.
+    pub maximum_retry_count: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        }
+    }
+}
+
 /// One host binding of a container port.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct PortBinding {
     /// Host address (empty: all).
@@ -105,7 +171,7 @@ pub struct PortBinding {
 }
 
 /// `NetworkingConfig` of a container create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
     /// Network name → endpoint settings.
@@ -113,36 +179,55 @@ pub struct NetworkingConfig {
 }
 
 /// Endpoint settings: `--ip`, `--alias`, `--link` for one network.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
     /// Static addresses.
-    #[serde(rename = "IPAMConfig")]
+    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
     pub ipam_config: Option<EndpointIpam>,
     /// Links (on user networks: aliases of other containers).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<Vec<String>>,
     /// Network-scoped aliases.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aliases: Option<Vec<String>>,
 }
 
+impl EndpointSettings {
+    /// True when no option is set (the CLI then leaves the endpoint out of a create request).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Static addresses of an endpoint.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EndpointIpam {
     /// `--ip`.
-    #[serde(rename = "IPv4Address")]
+    #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<String>,
     /// `--ip6`.
-    #[serde(rename = "IPv6Address")]
+    #[serde(rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
 }
 
 /// `POST /networks/{id}/connect`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkConnect {
     /// Container name or id.
     pub container: String,
     /// Its endpoint settings on the network.
     pub endpoint_config: EndpointSettings,
+}
+
+/// `POST /networks/{id}/disconnect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkDisconnect {
+    /// Container name or id.
+    pub container: String,
+    /// `-f`: disconnect even when the engine cannot reach the network.
+    pub force: bool,
 }

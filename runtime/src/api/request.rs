@@ -12,35 +12,31 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use serde_json::{Map, Value, json};
 
+use super::body::{
+    ContainerCreate, EndpointIpam, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnect,
+    NetworkCreate, NetworkingConfig, PortBinding,
+};
 use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
 
-/// `POST /networks/create` body for `docker network create`; `labels` are added to the
-/// network's own (a test run marks what it creates with one).
-pub fn network_create(
-    spec: &NetworkSpec,
-    labels: &BTreeMap<String, String>,
-) -> Result<Value, String> {
-    let configs = ipam_configs(spec)?;
-    let labels: BTreeMap<String, String> =
-        spec.labels.iter().cloned().chain(labels.clone()).collect();
-    let options: BTreeMap<String, String> = spec.options.iter().cloned().collect();
-    Ok(json!({
-        "Name": spec.name,
-        "CheckDuplicate": true,
-        "Driver": spec.driver.as_deref().unwrap_or("bridge"),
-        "Scope": "",
-        "EnableIPv6": spec.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
-        "Internal": spec.internal,
-        "Attachable": spec.attachable,
-        "Ingress": false,
-        "ConfigOnly": false,
-        "ConfigFrom": null,
-        "Options": options,
-        "Labels": labels,
-    }))
+/// `POST /networks/create` body for `docker network create`.
+pub fn network_create(spec: &NetworkSpec) -> Result<NetworkCreate, String> {
+    Ok(NetworkCreate {
+        name: spec.name.clone(),
+        check_duplicate: true,
+        driver: spec.driver.clone().unwrap_or_else(|| "bridge".into()),
+        enable_ipv6: spec.ipv6,
+        ipam: Ipam {
+            driver: "default".into(),
+            options: BTreeMap::new(),
+            config: ipam_configs(spec)?,
+        },
+        internal: spec.internal,
+        attachable: spec.attachable,
+        options: spec.options.iter().cloned().collect(),
+        labels: spec.labels.iter().cloned().collect(),
+        ..NetworkCreate::default()
+    })
 }
 
 /// One `IPAM.Config` entry being consolidated.
@@ -54,7 +50,7 @@ struct Pool {
 
 /// docker/cli `createIPAMConfig`: pairs ranges, gateways and auxiliary addresses with the
 /// subnet that contains them, with the CLI's messages.
-fn ipam_configs(spec: &NetworkSpec) -> Result<Vec<Value>, String> {
+fn ipam_configs(spec: &NetworkSpec) -> Result<Vec<IpamConfig>, String> {
     if spec.subnets.len() < spec.ip_ranges.len() || spec.subnets.len() < spec.gateways.len() {
         return Err("every ip-range or gateway must have a corresponding subnet".into());
     }
@@ -123,19 +119,11 @@ fn ipam_configs(spec: &NetworkSpec) -> Result<Vec<Value>, String> {
     }
     Ok(pools
         .into_iter()
-        .map(|pool| {
-            let mut config = Map::new();
-            config.insert("Subnet".into(), pool.subnet.to_string().into());
-            if let Some(range) = pool.ip_range {
-                config.insert("IPRange".into(), range.to_string().into());
-            }
-            if let Some(gateway) = pool.gateway {
-                config.insert("Gateway".into(), gateway.to_string().into());
-            }
-            if !pool.aux.is_empty() {
-                config.insert("AuxiliaryAddresses".into(), json!(pool.aux));
-            }
-            Value::Object(config)
+        .map(|pool| IpamConfig {
+            subnet: Some(pool.subnet.to_string()),
+            ip_range: pool.ip_range.map(|r| r.to_string()),
+            gateway: pool.gateway.map(|g| g.to_string()),
+            auxiliary_addresses: (!pool.aux.is_empty()).then_some(pool.aux),
         })
         .collect())
 }
@@ -158,12 +146,8 @@ fn is_builtin_mode(mode: &str) -> bool {
     matches!(mode, "default" | "bridge" | "host" | "none") || mode.starts_with("container:")
 }
 
-/// `POST /containers/create` body for `docker run -d` (the image already mapped); `labels`
-/// become the container's labels.
-pub fn container_create(
-    spec: &ContainerSpec,
-    labels: &BTreeMap<String, String>,
-) -> Result<Value, String> {
+/// `POST /containers/create` body for `docker run` (the image as written).
+pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String> {
     // Flag validators run while the command line is parsed, before everything else.
     for link in &spec.links {
         validate_link(link)
@@ -187,123 +171,86 @@ pub fn container_create(
     if !user_defined && !spec.aliases.is_empty() {
         return Err("network-scoped aliases are only supported for user-defined networks".into());
     }
-    let mut endpoint = Map::new();
-    if spec.ip.is_some() || spec.ip6.is_some() {
-        let mut ipam = Map::new();
-        if let Some(ip) = spec.ip {
-            ipam.insert("IPv4Address".into(), ip.to_string().into());
-        }
-        if let Some(ip6) = spec.ip6 {
-            ipam.insert("IPv6Address".into(), ip6.to_string().into());
-        }
-        endpoint.insert("IPAMConfig".into(), Value::Object(ipam));
-    }
-    // On a user-defined network `--link` is an endpoint option (an alias); on the default
-    // bridge it is a legacy link only (HostConfig.Links, below).
-    if user_defined && !spec.links.is_empty() {
-        endpoint.insert("Links".into(), json!(spec.links));
-    }
-    if !spec.aliases.is_empty() {
-        endpoint.insert("Aliases".into(), json!(spec.aliases));
-    }
-    let mut endpoints = Map::new();
+    let endpoint = EndpointSettings {
+        ipam_config: endpoint_ipam(spec.ip, spec.ip6),
+        // On a user-defined network `--link` is an endpoint option (an alias); on the default
+        // bridge it is a legacy link only (HostConfig.Links, below).
+        links: (user_defined && !spec.links.is_empty()).then(|| spec.links.clone()),
+        aliases: optional(&spec.aliases),
+    };
+    let mut endpoints = BTreeMap::new();
     if spec.network.is_none() {
-        endpoints.insert("default".into(), Value::Object(endpoint));
+        endpoints.insert("default".to_string(), endpoint);
     } else if !endpoint.is_empty() {
         // A single network without endpoint options is left out, like the CLI does.
-        endpoints.insert(mode.into(), Value::Object(endpoint));
+        endpoints.insert(mode.to_string(), endpoint);
     }
-
-    let exposed: Map<String, Value> = ports
-        .exposed
-        .keys()
-        .map(|port| (port.clone(), json!({})))
-        .collect();
-    let bindings: Map<String, Value> = ports
+    let port_bindings = ports
         .bindings
         .into_iter()
         .map(|(port, list)| {
-            let list: Vec<Value> = list
+            let list = list
                 .into_iter()
-                .map(|(ip, host)| json!({"HostIp": ip, "HostPort": host}))
+                .map(|(host_ip, host_port)| PortBinding { host_ip, host_port })
                 .collect();
-            (port, Value::Array(list))
+            (port, list)
         })
         .collect();
-    let dns: Vec<String> = spec.dns.iter().map(ToString::to_string).collect();
-    let mut body = json!({
-        "Hostname": spec.hostname.as_deref().unwrap_or(""),
-        "Domainname": "",
-        "User": "",
-        "AttachStdin": false,
-        "AttachStdout": false,
-        "AttachStderr": false,
-        "Tty": false,
-        "OpenStdin": false,
-        "StdinOnce": false,
-        "Env": null,
-        "Cmd": if spec.command.is_empty() { Value::Null } else { json!(spec.command) },
-        "Image": spec.image,
-        "Volumes": {},
-        "WorkingDir": "",
-        "Entrypoint": null,
-        "OnBuild": null,
-        "Labels": labels,
-        "HostConfig": {
-            "NetworkMode": mode,
-            "PortBindings": bindings,
-            "PublishAllPorts": spec.publish_all,
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            "Links": if spec.links.is_empty() { Value::Null } else { json!(spec.links) },
-            "Dns": dns,
-            "DnsOptions": [],
-            "DnsSearch": [],
-            "ExtraHosts": if extra_hosts.is_empty() { Value::Null } else { json!(extra_hosts) },
+    Ok(ContainerCreate {
+        hostname: spec.hostname.clone().unwrap_or_default(),
+        attach_stdout: !spec.detach,
+        attach_stderr: !spec.detach,
+        cmd: optional(&spec.command),
+        image: spec.image.clone(),
+        exposed_ports: ports
+            .exposed
+            .into_keys()
+            .map(|port| (port, serde_json::json!({})))
+            .collect(),
+        mac_address: spec.mac_address.clone(),
+        host_config: HostConfig {
+            network_mode: mode.to_string(),
+            port_bindings,
+            publish_all_ports: spec.publish_all,
+            links: optional(&spec.links),
+            dns: spec.dns.iter().map(ToString::to_string).collect(),
+            extra_hosts: optional(&extra_hosts),
+            ..HostConfig::default()
         },
-        "NetworkingConfig": {"EndpointsConfig": endpoints},
-    });
-    if !exposed.is_empty() {
-        body["ExposedPorts"] = Value::Object(exposed);
-    }
-    if let Some(mac) = &spec.mac_address {
-        body["MacAddress"] = mac.as_str().into();
-    }
-    Ok(body)
+        networking_config: NetworkingConfig {
+            endpoints_config: endpoints,
+        },
+        ..ContainerCreate::default()
+    })
 }
 
 /// `POST /networks/{id}/connect` body for `docker network connect`.
-pub fn connect(spec: &ConnectSpec) -> Result<Value, String> {
+pub fn connect(spec: &ConnectSpec) -> Result<NetworkConnect, String> {
     for link in &spec.links {
         validate_link(link)
             .map_err(|e| format!("invalid argument {link:?} for \"--link\" flag: {e}"))?;
     }
-    let ipam = if spec.ip.is_some() || spec.ip6.is_some() {
-        let mut ipam = Map::new();
-        if let Some(ip) = spec.ip {
-            ipam.insert("IPv4Address".into(), ip.to_string().into());
-        }
-        if let Some(ip6) = spec.ip6 {
-            ipam.insert("IPv6Address".into(), ip6.to_string().into());
-        }
-        Value::Object(ipam)
-    } else {
-        Value::Null
-    };
-    let optional = |list: &[String]| {
-        if list.is_empty() {
-            Value::Null
-        } else {
-            json!(list)
-        }
-    };
-    Ok(json!({
-        "Container": spec.container,
-        "EndpointConfig": {
-            "IPAMConfig": ipam,
-            "Links": optional(&spec.links),
-            "Aliases": optional(&spec.aliases),
+    Ok(NetworkConnect {
+        container: spec.container.clone(),
+        endpoint_config: EndpointSettings {
+            ipam_config: endpoint_ipam(spec.ip, spec.ip6),
+            links: optional(&spec.links),
+            aliases: optional(&spec.aliases),
         },
-    }))
+    })
+}
+
+/// `--ip` and `--ip6` of an endpoint, when either is given.
+fn endpoint_ipam(ip: Option<IpAddr>, ip6: Option<IpAddr>) -> Option<EndpointIpam> {
+    (ip.is_some() || ip6.is_some()).then(|| EndpointIpam {
+        ipv4_address: ip.map(|ip| ip.to_string()),
+        ipv6_address: ip6.map(|ip| ip.to_string()),
+    })
+}
+
+/// A list the CLI sends as `null` when empty.
+fn optional(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
 }
 
 /// docker/cli `opts.ValidateLink` (`ParseLink`): `name` or `name:alias`.
@@ -365,10 +312,13 @@ fn is_mac(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
-    fn run() -> BTreeMap<String, String> {
-        [("drydock.run".to_string(), "r1".to_string())].into()
+    /// A body as the daemon receives it.
+    fn wire(body: impl serde::Serialize) -> Value {
+        serde_json::to_value(body).expect("bodies serialize")
     }
 
     fn net(text: &str) -> IpNetwork {
@@ -392,7 +342,7 @@ mod tests {
             labels: vec![("x".into(), "y".into())],
             ..NetworkSpec::default()
         };
-        let body = network_create(&spec, &run()).unwrap();
+        let body = wire(network_create(&spec).unwrap());
         assert_eq!(body["CheckDuplicate"], true);
         assert_eq!(body["Driver"], "bridge");
         assert_eq!(
@@ -400,23 +350,22 @@ mod tests {
             json!([{"Subnet": "10.5.0.0/16", "IPRange": "10.5.1.0/24", "Gateway": "10.5.0.1",
                     "AuxiliaryAddresses": {"a": "10.5.0.9"}}])
         );
-        assert_eq!(body["Labels"], json!({"drydock.run": "r1", "x": "y"}));
+        assert_eq!(body["Labels"], json!({"x": "y"}));
         assert_eq!(body["Options"], json!({"foo": "bar"}));
-        let plain = network_create(
-            &NetworkSpec {
+        let plain = wire(
+            network_create(&NetworkSpec {
                 name: "n".into(),
                 ..NetworkSpec::default()
-            },
-            &run(),
-        )
-        .unwrap();
+            })
+            .unwrap(),
+        );
         assert_eq!(plain["IPAM"]["Config"], json!([]));
     }
 
     #[test]
     fn ipam_mistakes_fail_with_the_cli_messages() {
         let check = |spec: NetworkSpec, message: &str| {
-            assert_eq!(network_create(&spec, &run()).unwrap_err(), message);
+            assert_eq!(network_create(&spec).unwrap_err(), message);
         };
         check(
             NetworkSpec {
@@ -475,7 +424,7 @@ mod tests {
     }
 
     fn container(spec: ContainerSpec) -> Result<Value, String> {
-        container_create(&spec, &run())
+        container_create(&spec).map(wire)
     }
 
     #[test]
@@ -516,7 +465,7 @@ mod tests {
             body["NetworkingConfig"]["EndpointsConfig"],
             json!({"pn": {"IPAMConfig": {"IPv4Address": "10.5.1.7"}, "Links": ["dd:ddd"], "Aliases": ["al"]}})
         );
-        assert_eq!(body["Labels"], json!({"drydock.run": "r1"}));
+        assert_eq!(body["Labels"], json!({}));
 
         let plain = container(ContainerSpec {
             name: "c".into(),
@@ -620,18 +569,20 @@ mod tests {
 
     #[test]
     fn connect_bodies_carry_endpoint_options() {
-        let body = connect(&ConnectSpec {
-            network: "pn".into(),
-            container: "pd".into(),
-            ip: Some(ip("10.5.1.9")),
-            aliases: vec!["x2".into()],
-            ..ConnectSpec::default()
-        })
-        .unwrap();
+        let body = wire(
+            connect(&ConnectSpec {
+                network: "pn".into(),
+                container: "pd".into(),
+                ip: Some(ip("10.5.1.9")),
+                aliases: vec!["x2".into()],
+                ..ConnectSpec::default()
+            })
+            .unwrap(),
+        );
         assert_eq!(
             body,
             json!({"Container": "pd", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.5.1.9"},
-                   "Links": null, "Aliases": ["x2"]}})
+                   "Aliases": ["x2"]}})
         );
     }
 }

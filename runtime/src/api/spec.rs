@@ -1,5 +1,6 @@
-//! The docker CLI's requests as structures: what `docker network create`, `docker run -d` and
-//! `docker network connect` ask for, before they become API request bodies ([`super::request`]).
+//! The docker CLI's requests as structures: what `docker network create`, `docker run` and
+//! `docker network connect` ask for ([`super::cli`] reads them from a command line), before
+//! they become API request bodies ([`super::request`]).
 
 use std::net::IpAddr;
 
@@ -32,11 +33,13 @@ pub struct NetworkSpec {
     pub labels: Vec<(String, String)>,
 }
 
-/// `docker run -d` as a structure (only what scenarios use).
+/// `docker run` as a structure (only what scenarios use).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerSpec {
-    /// `--name`.
+    /// `--name` (empty: the engine names it).
     pub name: String,
+    /// `-d`: start it and return, rather than attach to its output.
+    pub detach: bool,
     /// Image as written; every target maps `busybox` to its own small image.
     pub image: String,
     /// Command after the image (empty: the image's default, which keeps the container running).

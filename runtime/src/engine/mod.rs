@@ -5,6 +5,7 @@
 //! docker CLI prints them after "Error response from daemon: ". Each operation either completes
 //! or leaves nothing half-made.
 
+mod api;
 mod container;
 mod dns;
 mod files;

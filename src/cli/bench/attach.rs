@@ -23,8 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use drydock_conformance::target::Target;
-use drydock_conformance::target::docker::DockerTarget;
+use drydock_conformance::targets::docker::DockerTarget;
 use drydock_netsim::{Lab, Netns};
 use drydock_runtime::dns::Dns;
 use drydock_runtime::engine::Engine;
@@ -510,10 +509,7 @@ async fn docker_attaches(
         let spec = container_spec(i, NETWORK, publish);
         let at = SystemTime::now();
         let started = Instant::now();
-        target
-            .run_container(HOST, &spec)
-            .await
-            .with_context(|| format!("docker run {}", spec.name))?;
+        super::docker_run(target, &spec).await?;
         let elapsed = started.elapsed();
         samples.push(elapsed);
         sent.push((spec.name, at, at + elapsed));

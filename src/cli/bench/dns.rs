@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use drydock_conformance::probe::UpstreamDns;
-use drydock_conformance::target::{Target, lab_resolvers};
+use drydock_conformance::targets::{Target, lab_resolvers};
 use drydock_netsim::{Lab, Netns};
 use drydock_runtime::api::spec::ContainerSpec;
 use drydock_runtime::dns::RESOLVER_IP;
@@ -340,10 +340,7 @@ async fn docker(
     let _upstream = Upstream::start(&lab)?;
     with_docker(&lab, run_id, async |target| {
         for spec in containers(NETWORK) {
-            target
-                .run_container(HOST, &spec)
-                .await
-                .with_context(|| format!("docker run {}", spec.name))?;
+            super::docker_run(target, &spec).await?;
         }
         let client = target.container_netns(HOST, CLIENT).await?;
         dnsperf

@@ -23,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
-use drydock_conformance::target::docker::DockerTarget;
-use drydock_conformance::target::{Target, lab_resolvers};
+use drydock_conformance::targets::docker::DockerTarget;
+use drydock_conformance::targets::{Target, lab_resolvers};
 use drydock_netsim::{Lab, Netns, Topology};
-use drydock_runtime::api::body::{ContainerCreate, NetworkCreate};
+use drydock_runtime::api::body::ContainerCreate;
+use drydock_runtime::api::cli::DockerCommand;
+use drydock_runtime::api::dispatch::dispatch;
 use drydock_runtime::api::request;
 use drydock_runtime::api::spec::{ContainerSpec, NetworkSpec};
 use drydock_runtime::engine::{Engine, Options};
@@ -167,6 +169,7 @@ enum Mode {
 fn container_spec(i: usize, network: &str, publish: bool) -> ContainerSpec {
     ContainerSpec {
         name: format!("c{i}"),
+        detach: true,
         image: "busybox".into(),
         command: vec!["sleep".into(), "3600".into()],
         network: Some(network.into()),
@@ -181,8 +184,17 @@ fn container_spec(i: usize, network: &str, publish: bool) -> ContainerSpec {
 
 /// The body the docker CLI would send for `spec`.
 fn container_body(spec: &ContainerSpec) -> anyhow::Result<ContainerCreate> {
-    let body = request::container_create(spec, &BTreeMap::new()).map_err(|e| anyhow!(e))?;
-    Ok(serde_json::from_value(body)?)
+    request::container_create(spec).map_err(|e| anyhow!(e))
+}
+
+/// `docker run -d` on a docker host of `target`, as the docker CLI does it.
+async fn docker_run(target: &DockerTarget, spec: &ContainerSpec) -> anyhow::Result<()> {
+    let command = DockerCommand::Run(Box::new(spec.clone()));
+    let reply = dispatch(target.api(HOST)?, &command).await;
+    reply
+        .result()
+        .map(drop)
+        .map_err(|e| anyhow!("docker run {}: {e}", spec.name))
 }
 
 /// The reference engine on the lab's host, its upstreams the lab's (as the conformance
@@ -195,9 +207,7 @@ async fn reference_engine(lab: &Lab, mode: Mode) -> anyhow::Result<(Engine, &'st
                 name: NETWORK.into(),
                 ..NetworkSpec::default()
             };
-            let body: NetworkCreate = serde_json::from_value(
-                request::network_create(&spec, &BTreeMap::new()).map_err(|e| anyhow!(e))?,
-            )?;
+            let body = request::network_create(&spec).map_err(|e| anyhow!(e))?;
             engine
                 .create_network(&body)
                 .await
@@ -258,10 +268,11 @@ async fn with_docker<T>(
             name: NETWORK.into(),
             ..NetworkSpec::default()
         };
-        target
-            .create_network(HOST, &spec)
-            .await
-            .context("docker network create")?;
+        let command = DockerCommand::NetworkCreate(spec);
+        let reply = dispatch(target.api(HOST)?, &command).await;
+        reply
+            .result()
+            .map_err(|e| anyhow!("docker network create: {e}"))?;
         work(&target).await
     }
     .await;
@@ -274,7 +285,7 @@ async fn with_docker<T>(
 
 /// Removes what crashed docker runs left (daemons die with their owner; their files may stay).
 fn docker_gc() {
-    if let Err(e) = drydock_conformance::target::docker::gc_leftovers() {
+    if let Err(e) = drydock_conformance::targets::docker::gc_leftovers() {
         tracing::warn!("docker target leftovers: {e}");
     }
 }

@@ -8,33 +8,13 @@ fn parse_line(line: &str) -> Result<Command, CommandError> {
 }
 
 #[test]
-fn network_create_takes_docker_flags() {
-    let command = parse_line("docker network create -d bridge --subnet 10.1.0.0/16 --gateway 10.1.0.254 --ip-range 10.1.5.0/24 --aux-address r=10.1.0.9 --internal -o com.docker.network.bridge.enable_icc=false --label a=b net1").unwrap();
-    let Command::NetworkCreate(spec) = command else {
-        panic!("{command:?}")
-    };
-    assert_eq!(spec.name, "net1");
-    assert_eq!(spec.driver.as_deref(), Some("bridge"));
-    assert_eq!(spec.subnets, ["10.1.0.0/16".parse().unwrap()]);
-    assert_eq!(spec.gateways, ["10.1.0.254".parse::<IpAddr>().unwrap()]);
-    assert_eq!(
-        spec.aux_addresses,
-        [("r".to_string(), "10.1.0.9".parse().unwrap())]
-    );
-    assert!(spec.internal);
-    assert_eq!(
-        spec.options,
-        [(
-            "com.docker.network.bridge.enable_icc".to_string(),
-            "false".to_string()
-        )]
-    );
-}
-
-#[test]
 fn run_takes_docker_flags_and_listeners() {
     let command = parse_line("docker run -d --name web --net my-net --ip 172.18.0.9 --network-alias www -p 8080:80 -p 127.0.0.1::53/udp --listen http/80 --listen udp/53 busybox sleep 99").unwrap();
-    let Command::Run { spec, listen } = command else {
+    let Command::Docker {
+        command: DockerCommand::Run(spec),
+        listen,
+    } = command
+    else {
         panic!("{command:?}")
     };
     assert_eq!(
@@ -44,6 +24,26 @@ fn run_takes_docker_flags_and_listeners() {
     assert_eq!(spec.publish, ["8080:80", "127.0.0.1::53/udp"]);
     assert_eq!(spec.command, ["sleep", "99"]);
     assert_eq!(listen, [(ListenKind::Http, 80), (ListenKind::Udp, 53)]);
+}
+
+#[test]
+fn drydock_steps_parse() {
+    assert_eq!(
+        parse_line("drydock listen ext tcp/8080").unwrap(),
+        Command::Listen {
+            host: "ext".into(),
+            kind: ListenKind::Tcp,
+            port: 8080
+        }
+    );
+    assert_eq!(
+        parse_line("drydock route ext 10.1.0.0/24 via 10.10.0.2").unwrap(),
+        Command::Route {
+            host: "ext".into(),
+            destination: "10.1.0.0/24".parse().unwrap(),
+            via: "10.10.0.2".parse().unwrap(),
+        }
+    );
 }
 
 /// Each bad line names the word at fault and what was expected.
@@ -67,6 +67,7 @@ fn run_takes_docker_flags_and_listeners() {
 )]
 #[case::attached("docker run --name x busybox", 1, "add -d")]
 #[case::unnamed("docker run -d busybox", 1, "add --name NAME")]
+#[case::exec("docker exec web ls", 1, "not a scenario's")]
 #[case::bad_listener(
     "docker run -d --name x --listen sctp/9 busybox",
     6,

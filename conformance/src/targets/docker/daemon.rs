@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use drydock_netsim::Netns;
 
-use super::api::Api;
+use super::http::Api;
 
 /// `open_tree` flag: clone the tree instead of opening it.
 const OPEN_TREE_CLONE: libc::c_uint = 1;

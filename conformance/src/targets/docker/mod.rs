@@ -5,32 +5,32 @@
 //! namespace, in PID and mount namespaces of its own (`daemon.rs`): killing drydock, even with
 //! SIGKILL, kills dockerd, containerd, the shims and every container, and leaves no mount.
 //! Each daemon gets the machine's static busybox as its only image (`image.rs`) and is driven
-//! over its API socket, pinned to API 1.41 (`api.rs`), with the request bodies the docker CLI
-//! would send (`drydock_runtime::api::request`), including the CLI's own client-side checks.
+//! over its API socket, pinned to API 1.41 (`http.rs`), as an Engine API (`client.rs`) fed the
+//! request bodies the docker CLI would send (`drydock_runtime::api::dispatch`), including the
+//! CLI's own client-side checks.
 //!
 //! A run's files live in `/tmp/drydock-docker-RUN/` (short: unix socket paths are limited to
 //! 108 bytes, and containerd puts its sockets under the exec root): `owner.pid`, and one
 //! directory per host with the daemon's data root, exec root, socket and log. After a crash,
 //! [`gc_leftovers`] removes what dead runs left (directories and empty cgroups).
 
-mod api;
+mod client;
 mod daemon;
+mod http;
 mod image;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use drydock_netsim::{Lab, Netns};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use drydock_runtime::api::request;
-
-use self::api::encode;
+pub use self::client::Client;
 use self::daemon::Daemon;
-use crate::target::{ConnectSpec, ContainerSpec, NetworkSpec, Target, TargetError, TargetResult};
+use crate::targets::{Target, TargetError, TargetResult};
 use crate::version::Version;
 
 /// The label that marks everything a run creates.
@@ -44,9 +44,6 @@ pub const RUN_DIR_PREFIX: &str = "drydock-docker-";
 
 /// How long a daemon may take to answer its API after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Grace period of `docker stop` between SIGTERM and SIGKILL (Docker's default is 10 s).
-const STOP_GRACE_SECONDS: u32 = 1;
 
 /// The longest unix socket path the daemons need: containerd's ttrpc socket.
 const LONGEST_SOCKET: &str = "exec/containerd/containerd.sock.ttrpc";
@@ -62,6 +59,8 @@ pub struct DockerTarget {
     run_id: String,
     run_dir: PathBuf,
     daemons: Vec<Daemon>,
+    /// The Engine API of each daemon, by docker host.
+    clients: BTreeMap<String, Client>,
     server_version: String,
     version: Version,
     torn_down: bool,
@@ -139,6 +138,7 @@ impl DockerTarget {
             run_id: run_id.to_string(),
             run_dir,
             daemons: Vec::new(),
+            clients: BTreeMap::new(),
             server_version: String::new(),
             version: Version(0, 0, 0),
             torn_down: false,
@@ -175,6 +175,10 @@ impl DockerTarget {
             ))
         })?;
         target.server_version = text.unwrap_or_default().to_string();
+        let labels = target.run_labels();
+        target.clients = (target.daemons.iter())
+            .map(|d| (d.host.clone(), Client::new(d.api.clone(), labels.clone())))
+            .collect();
         tracing::debug!(
             "docker target {run_id}: {} daemons of Docker {} ready",
             target.daemons.len(),
@@ -199,7 +203,7 @@ impl DockerTarget {
     }
 
     /// The labels this run puts on what it creates.
-    fn run_labels(&self) -> std::collections::BTreeMap<String, String> {
+    fn run_labels(&self) -> BTreeMap<String, String> {
         [(RUN_LABEL.to_string(), self.run_id.clone())].into()
     }
 
@@ -251,8 +255,8 @@ impl DockerTarget {
 
     /// `GET /containers/NAME/json` on `host`.
     async fn container_json(&self, host: &str, name: &str) -> TargetResult<Value> {
-        let path = format!("/containers/{}/json", encode(name));
-        Ok(self.daemon(host)?.api.call_json("GET", &path, None).await?)
+        use drydock_runtime::api::EngineApi;
+        Ok(self.api(host)?.inspect_container(name).await?)
     }
 }
 
@@ -265,6 +269,18 @@ impl Drop for DockerTarget {
 }
 
 impl Target for DockerTarget {
+    type Api = Client;
+
+    async fn start(lab: &Lab, docker_hosts: &[String], run_id: &str) -> TargetResult<Self> {
+        DockerTarget::start(lab, docker_hosts, run_id).await
+    }
+
+    async fn stop(self) {
+        if let Err(e) = self.shutdown().await {
+            tracing::warn!("docker target teardown: {e}");
+        }
+    }
+
     fn describe(&self) -> String {
         format!("docker {}", self.server_version)
     }
@@ -277,97 +293,10 @@ impl Target for DockerTarget {
         true
     }
 
-    async fn create_network(&self, host: &str, spec: &NetworkSpec) -> TargetResult<()> {
-        let daemon = self.daemon(host)?;
-        let body = request::network_create(spec, &self.run_labels()).map_err(TargetError::new)?;
-        daemon
-            .api
-            .call("POST", "/networks/create", Some(&body))
-            .await?;
-        Ok(())
-    }
-
-    async fn remove_network(&self, host: &str, name: &str) -> TargetResult<()> {
-        let path = format!("/networks/{}", encode(name));
-        self.daemon(host)?.api.call("DELETE", &path, None).await?;
-        Ok(())
-    }
-
-    async fn connect(&self, host: &str, spec: &ConnectSpec) -> TargetResult<()> {
-        let daemon = self.daemon(host)?;
-        let body = request::connect(spec).map_err(TargetError::new)?;
-        let path = format!("/networks/{}/connect", encode(&spec.network));
-        daemon.api.call("POST", &path, Some(&body)).await?;
-        Ok(())
-    }
-
-    async fn disconnect(
-        &self,
-        host: &str,
-        network: &str,
-        container: &str,
-        force: bool,
-    ) -> TargetResult<()> {
-        let body = json!({"Container": container, "Force": force});
-        let path = format!("/networks/{}/disconnect", encode(network));
-        self.daemon(host)?
-            .api
-            .call("POST", &path, Some(&body))
-            .await?;
-        Ok(())
-    }
-
-    async fn run_container(&self, host: &str, spec: &ContainerSpec) -> TargetResult<()> {
-        let daemon = self.daemon(host)?;
-        // The CLI checks its flags before it looks for the image.
-        let body = request::container_create(spec, &self.run_labels()).map_err(TargetError::new)?;
-        image::check_name(&spec.image)?;
-        let create = if spec.name.is_empty() {
-            "/containers/create".to_string()
-        } else {
-            format!("/containers/create?name={}", encode(&spec.name))
-        };
-        let created = daemon.api.call_json("POST", &create, Some(&body)).await?;
-        // Started by id, like the CLI; a failed start leaves the container created.
-        let id = created
-            .get("Id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| spec.name.clone());
-        daemon
-            .api
-            .call("POST", &format!("/containers/{}/start", encode(&id)), None)
-            .await?;
-        Ok(())
-    }
-
-    async fn stop_container(&self, host: &str, name: &str) -> TargetResult<()> {
-        // busybox's `sleep` as PID 1 ignores SIGTERM, so Docker's 10 s grace always ends in
-        // SIGKILL (exit 137): one second of grace reaches the same state without the wait.
-        let path = format!("/containers/{}/stop?t={STOP_GRACE_SECONDS}", encode(name));
-        self.daemon(host)?.api.call("POST", &path, None).await?;
-        Ok(())
-    }
-
-    async fn start_container(&self, host: &str, name: &str) -> TargetResult<()> {
-        let path = format!("/containers/{}/start", encode(name));
-        self.daemon(host)?.api.call("POST", &path, None).await?;
-        Ok(())
-    }
-
-    async fn remove_container(&self, host: &str, name: &str, force: bool) -> TargetResult<()> {
-        let path = format!("/containers/{}?force={}", encode(name), u8::from(force));
-        self.daemon(host)?.api.call("DELETE", &path, None).await?;
-        Ok(())
-    }
-
-    async fn inspect_network(&self, host: &str, name: &str) -> TargetResult<Value> {
-        let path = format!("/networks/{}", encode(name));
-        Ok(self.daemon(host)?.api.call_json("GET", &path, None).await?)
-    }
-
-    async fn inspect_container(&self, host: &str, name: &str) -> TargetResult<Value> {
-        self.container_json(host, name).await
+    fn api(&self, host: &str) -> TargetResult<&Client> {
+        self.clients
+            .get(host)
+            .ok_or_else(|| TargetError::new(format!("{host} is not a docker host of this run")))
     }
 
     async fn container_netns(&self, host: &str, name: &str) -> TargetResult<Netns> {
@@ -426,29 +355,22 @@ impl Target for DockerTarget {
             Ok(daemon) => daemon,
             Err(e) => return e.message,
         };
+        // Docker's firewall is iptables: only its own tool prints it (a failure dump may run
+        // a process; addresses and routes are read by the runner over netlink).
         let netns = daemon.netns.clone();
-        let host_name = host.to_string();
-        let commands = tokio::task::spawn_blocking(move || {
-            let mut out = String::new();
-            for (program, args) in [
-                ("ip", &["-d", "addr"][..]),
-                ("ip", &["route"][..]),
-                ("ip", &["-6", "route"][..]),
-                ("iptables-save", &[][..]),
-            ] {
-                out.push_str(&format!("== {host_name}: {program} {}\n", args.join(" ")));
-                match netns.command(program, None).args(args).output() {
-                    Ok(output) => {
-                        out.push_str(&String::from_utf8_lossy(&output.stdout));
-                        out.push_str(&String::from_utf8_lossy(&output.stderr));
-                    }
-                    Err(e) => out.push_str(&format!("({program}: {e})\n")),
-                }
+        let rules = tokio::task::spawn_blocking(move || {
+            match netns.command("iptables-save", None).output() {
+                Ok(output) => format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+                Err(e) => format!("(iptables-save: {e})\n"),
             }
-            out
         })
         .await
-        .unwrap_or_else(|e| format!("(dump panicked: {e})\n"));
+        .unwrap_or_else(|e| format!("(iptables-save panicked: {e})\n"));
+        let commands = format!("== {host}: iptables-save\n{rules}");
         format!(
             "{commands}== {host}: dockerd log (last 30 lines)\n{}\n",
             daemon.log_tail(30)

@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 client for the Docker Engine API on a unix socket, pinned to API 1.41.
 //!
-//! Requests carry raw JSON in Docker's own field names (what the docker CLI sends to a 1.41
-//! daemon) and answers come back as the daemon wrote them. bollard's models follow API 1.53 and
+//! Requests carry JSON in Docker's own field names (the typed bodies of
+//! `drydock_runtime::api::body`, as the docker CLI sends them to a 1.41 daemon) and answers come
+//! back as the daemon wrote them. bollard's models follow API 1.53 and
 //! cannot express some 1.41 fields (`CheckDuplicate` on network create, `Config.MacAddress` on
 //! container create), and a round trip through them drops fields that 20.10 still reports
 //! (`NetworkSettings.IPAddress`...): inspect output must be the daemon's, byte for byte.
@@ -14,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 /// The API version every request names (Docker Engine 20.10).
 pub(super) const API_VERSION: &str = "1.41";
@@ -39,7 +40,7 @@ pub(super) struct Reply {
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ApiError {
+pub(super) enum CallError {
     /// The daemon refused: its message, as the docker CLI prints it after
     /// "Error response from daemon: ".
     #[error("{message}")]
@@ -59,9 +60,15 @@ pub(super) enum ApiError {
     },
 }
 
-impl From<ApiError> for TargetError {
-    fn from(error: ApiError) -> Self {
+impl From<CallError> for TargetError {
+    fn from(error: CallError) -> Self {
         TargetError::new(error.to_string())
+    }
+}
+
+impl From<CallError> for drydock_runtime::api::ApiError {
+    fn from(error: CallError) -> Self {
+        Self::new(error.to_string())
     }
 }
 
@@ -79,8 +86,8 @@ impl Api {
         method: &str,
         path: &str,
         body: Option<(&str, &[u8])>,
-    ) -> Result<Reply, ApiError> {
-        let transport = |detail: String| ApiError::Transport {
+    ) -> Result<Reply, CallError> {
+        let transport = |detail: String| CallError::Transport {
             what: format!("{method} {path}"),
             detail,
         };
@@ -101,7 +108,7 @@ impl Api {
         method: &str,
         path: &str,
         json: Option<&Value>,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, CallError> {
         let path = format!("/v{API_VERSION}{path}");
         let body = json.map(|v| v.to_string().into_bytes());
         let reply = self
@@ -120,12 +127,12 @@ impl Api {
         method: &str,
         path: &str,
         json: Option<&Value>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, CallError> {
         let body = self.call(method, path, json).await?;
         if body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&body).map_err(|e| ApiError::Transport {
+        serde_json::from_slice(&body).map_err(|e| CallError::Transport {
             what: format!("{method} {path}"),
             detail: format!("the answer is not JSON: {e}"),
         })
@@ -188,11 +195,11 @@ impl Api {
 }
 
 /// Turns a non-success reply into the daemon's message.
-fn check(reply: Reply) -> Result<Vec<u8>, ApiError> {
+fn check(reply: Reply) -> Result<Vec<u8>, CallError> {
     if (200..300).contains(&reply.status) || reply.status == 304 {
         return Ok(reply.body);
     }
-    Err(ApiError::Daemon {
+    Err(CallError::Daemon {
         status: reply.status,
         message: daemon_message(reply.status, &reply.body),
     })

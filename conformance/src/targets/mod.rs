@@ -1,6 +1,7 @@
-//! Engines under test. A [`Target`] does what a scenario's docker CLI lines ask, on the docker
-//! hosts of a netsim lab, and hands out container namespaces so that probes and listeners work
-//! the same on every target.
+//! Engines under test. A [`Target`] runs an engine on the docker hosts of a netsim lab, serves
+//! the Engine API there (a scenario's docker CLI lines become calls on it through
+//! [`drydock_runtime::api::dispatch`]), and hands out container namespaces so that probes and
+//! listeners work the same on every target.
 
 pub mod docker;
 pub mod reference;
@@ -9,7 +10,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use drydock_netsim::{Lab, Netns};
-pub use drydock_runtime::api::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
+use drydock_runtime::api::{ApiError, EngineApi};
 
 use crate::probe::UPSTREAM;
 use crate::version::Version;
@@ -45,12 +46,34 @@ impl TargetError {
     }
 }
 
+impl From<ApiError> for TargetError {
+    fn from(error: ApiError) -> Self {
+        Self::new(error.message)
+    }
+}
+
 /// Result of a target operation.
 pub type TargetResult<T> = Result<T, TargetError>;
 
-/// An engine under test, running on the docker hosts of a lab. Every method names the docker
-/// host it acts on (a lab host name such as `h1`).
-pub trait Target {
+/// An engine under test, running on the docker hosts of a lab: its Engine API per docker host,
+/// and what probes need that the API does not give (namespaces, files). Every method names the
+/// docker host it acts on (a lab host name such as `h1`).
+pub trait Target: Sized {
+    /// The Engine API of one docker host.
+    type Api: EngineApi;
+
+    /// Starts the engine on each of `docker_hosts` (lab hosts of `lab`), with the lab's
+    /// resolvers ([`lab_resolvers`]); `run_id` names and labels what it makes, so that
+    /// leftovers can be found.
+    fn start(
+        lab: &Lab,
+        docker_hosts: &[String],
+        run_id: &str,
+    ) -> impl Future<Output = TargetResult<Self>>;
+
+    /// Stops it and removes everything it made.
+    fn stop(self) -> impl Future<Output = ()>;
+
     /// What this is, for reports: e.g. "docker 20.10.24".
     fn describe(&self) -> String;
 
@@ -64,62 +87,26 @@ pub trait Target {
         false
     }
 
-    /// `docker network create`.
-    fn create_network(
-        &self,
-        host: &str,
-        spec: &NetworkSpec,
-    ) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker network rm NAME`.
-    fn remove_network(&self, host: &str, name: &str) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker network connect`.
-    fn connect(&self, host: &str, spec: &ConnectSpec) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker network disconnect [-f] NETWORK CONTAINER`.
-    fn disconnect(
-        &self,
-        host: &str,
-        network: &str,
-        container: &str,
-        force: bool,
-    ) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker run -d`: create and start; returns once the container runs.
-    fn run_container(
-        &self,
-        host: &str,
-        spec: &ContainerSpec,
-    ) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker stop NAME`.
-    fn stop_container(&self, host: &str, name: &str) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker start NAME`.
-    fn start_container(&self, host: &str, name: &str) -> impl Future<Output = TargetResult<()>>;
-
-    /// `docker rm [-f] NAME`.
-    fn remove_container(
-        &self,
-        host: &str,
-        name: &str,
-        force: bool,
-    ) -> impl Future<Output = TargetResult<()>>;
+    /// The Engine API of docker host `host`.
+    fn api(&self, host: &str) -> TargetResult<&Self::Api>;
 
     /// `docker network inspect NAME`: the engine's JSON, in Docker's shape.
     fn inspect_network(
         &self,
         host: &str,
         name: &str,
-    ) -> impl Future<Output = TargetResult<serde_json::Value>>;
+    ) -> impl Future<Output = TargetResult<serde_json::Value>> {
+        async move { Ok(self.api(host)?.inspect_network(name).await?) }
+    }
 
     /// `docker inspect NAME`: the engine's JSON, in Docker's shape.
     fn inspect_container(
         &self,
         host: &str,
         name: &str,
-    ) -> impl Future<Output = TargetResult<serde_json::Value>>;
+    ) -> impl Future<Output = TargetResult<serde_json::Value>> {
+        async move { Ok(self.api(host)?.inspect_container(name).await?) }
+    }
 
     /// The network namespace of a running container (for probes, listeners and captures).
     fn container_netns(&self, host: &str, name: &str) -> impl Future<Output = TargetResult<Netns>>;
@@ -132,7 +119,8 @@ pub trait Target {
         path: &str,
     ) -> impl Future<Output = TargetResult<String>>;
 
-    /// Everything worth reading when a scenario fails on `host`: interfaces, routes, firewall
-    /// rules, the engine's own log tail.
+    /// Everything worth reading when a scenario fails on `host` that the engine alone knows:
+    /// firewall rules, the engine's own log tail. (Addresses and routes are read by the
+    /// runner.)
     fn dump(&self, host: &str) -> impl Future<Output = String>;
 }

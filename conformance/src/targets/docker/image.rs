@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::api::{Api, ApiError, encode};
-use crate::target::{TargetError, TargetResult};
+use super::http::{Api, CallError, encode};
+use crate::targets::{TargetError, TargetResult};
 
 /// Where the busybox binary comes from.
 const BUSYBOX: &str = "/bin/busybox";
@@ -204,10 +204,10 @@ fn fnv1a(data: &[u8]) -> u64 {
 }
 
 /// `docker import` of the root filesystem, then `docker tag ... busybox:latest`.
-pub(super) async fn import(api: &Api, rootfs: &Rootfs) -> Result<(), ApiError> {
+pub(super) async fn import(api: &Api, rootfs: &Rootfs) -> Result<(), CallError> {
     let mut path = format!(
         "/v{}/images/create?fromSrc=-&repo={}&tag={}",
-        super::api::API_VERSION,
+        super::http::API_VERSION,
         encode(REPOSITORY),
         encode(&rootfs.tag)
     );
@@ -218,20 +218,20 @@ pub(super) async fn import(api: &Api, rootfs: &Rootfs) -> Result<(), ApiError> {
         .request("POST", &path, Some(("application/x-tar", &rootfs.tar)))
         .await?;
     if !(200..300).contains(&reply.status) {
-        return Err(ApiError::Daemon {
+        return Err(CallError::Daemon {
             status: reply.status,
-            message: super::api::daemon_message(reply.status, &reply.body),
+            message: super::http::daemon_message(reply.status, &reply.body),
         });
     }
     // The answer is a stream of JSON progress messages; an error arrives as one of them.
     let mut id = None;
     for message in serde_json::Deserializer::from_slice(&reply.body).into_iter::<Value>() {
-        let message = message.map_err(|e| ApiError::Transport {
+        let message = message.map_err(|e| CallError::Transport {
             what: "image import".into(),
             detail: format!("unreadable progress message: {e}"),
         })?;
         if let Some(error) = message.get("error").and_then(Value::as_str) {
-            return Err(ApiError::Daemon {
+            return Err(CallError::Daemon {
                 status: reply.status,
                 message: error.to_string(),
             });

@@ -1,0 +1,129 @@
+//! The Engine API of one private dockerd, as [`EngineApi`] calls: the typed request bodies go
+//! out as the docker CLI sends them, with the run's label added to what they create.
+
+use std::collections::BTreeMap;
+
+use drydock_runtime::api::body::{
+    ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect,
+};
+use drydock_runtime::api::{ApiResult, EngineApi};
+use serde_json::Value;
+
+use super::http::{Api, encode};
+use super::image;
+
+/// Grace period of `docker stop` between SIGTERM and SIGKILL (Docker's default is 10 s).
+const STOP_GRACE_SECONDS: u32 = 1;
+
+/// A dockerd's API, marking what it creates with a run's labels.
+#[derive(Debug, Clone)]
+pub struct Client {
+    api: Api,
+    labels: BTreeMap<String, String>,
+}
+
+impl Client {
+    /// A client of `api` that adds `labels` to every network and container it creates.
+    pub(super) fn new(api: Api, labels: BTreeMap<String, String>) -> Self {
+        Self { api, labels }
+    }
+
+    fn labelled(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        labels
+            .clone()
+            .into_iter()
+            .chain(self.labels.clone())
+            .collect()
+    }
+}
+
+fn json(body: &impl serde::Serialize) -> Value {
+    serde_json::to_value(body).expect("request bodies serialize")
+}
+
+impl EngineApi for Client {
+    async fn create_network(&self, body: &NetworkCreate) -> ApiResult<String> {
+        let body = NetworkCreate {
+            labels: self.labelled(&body.labels),
+            ..body.clone()
+        };
+        let created = self
+            .api
+            .call_json("POST", "/networks/create", Some(&json(&body)))
+            .await?;
+        Ok(created["Id"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn remove_network(&self, name: &str) -> ApiResult<()> {
+        let path = format!("/networks/{}", encode(name));
+        self.api.call("DELETE", &path, None).await?;
+        Ok(())
+    }
+
+    async fn connect(&self, network: &str, body: &NetworkConnect) -> ApiResult<()> {
+        let path = format!("/networks/{}/connect", encode(network));
+        self.api.call("POST", &path, Some(&json(body))).await?;
+        Ok(())
+    }
+
+    async fn disconnect(&self, network: &str, body: &NetworkDisconnect) -> ApiResult<()> {
+        let path = format!("/networks/{}/disconnect", encode(network));
+        self.api.call("POST", &path, Some(&json(body))).await?;
+        Ok(())
+    }
+
+    async fn list_networks(&self) -> ApiResult<Vec<Value>> {
+        let list = self.api.call_json("GET", "/networks", None).await?;
+        Ok(list.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
+        let path = format!("/networks/{}", encode(name));
+        Ok(self.api.call_json("GET", &path, None).await?)
+    }
+
+    /// The image must be the run's busybox (checked after the CLI's own checks, as the CLI
+    /// looks for the image last).
+    async fn create_container(&self, name: &str, body: &ContainerCreate) -> ApiResult<String> {
+        image::check_name(&body.image)
+            .map_err(|e| drydock_runtime::api::ApiError::new(e.message))?;
+        let body = ContainerCreate {
+            labels: self.labelled(&body.labels),
+            ..body.clone()
+        };
+        let path = match name {
+            "" => "/containers/create".to_string(),
+            name => format!("/containers/create?name={}", encode(name)),
+        };
+        let created = self
+            .api
+            .call_json("POST", &path, Some(&json(&body)))
+            .await?;
+        Ok(created["Id"].as_str().unwrap_or(name).to_string())
+    }
+
+    async fn start_container(&self, name: &str) -> ApiResult<()> {
+        let path = format!("/containers/{}/start", encode(name));
+        self.api.call("POST", &path, None).await?;
+        Ok(())
+    }
+
+    /// busybox's `sleep` as PID 1 ignores SIGTERM, so Docker's 10 s grace always ends in
+    /// SIGKILL (exit 137): one second of grace reaches the same state without the wait.
+    async fn stop_container(&self, name: &str) -> ApiResult<()> {
+        let path = format!("/containers/{}/stop?t={STOP_GRACE_SECONDS}", encode(name));
+        self.api.call("POST", &path, None).await?;
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
+        let path = format!("/containers/{}?force={}", encode(name), u8::from(force));
+        self.api.call("DELETE", &path, None).await?;
+        Ok(())
+    }
+
+    async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
+        let path = format!("/containers/{}/json", encode(name));
+        Ok(self.api.call_json("GET", &path, None).await?)
+    }
+}

@@ -1,0 +1,96 @@
+//! drydock's own engine as a target: one [`Engine`] per docker host of the lab, in-process,
+//! answering the same Engine API calls the docker target sends to dockerd.
+
+use std::collections::BTreeMap;
+
+use drydock_netsim::{Lab, Netns};
+use drydock_runtime::engine::{Engine, EngineError, Options};
+use tokio::sync::Mutex;
+
+use super::{Target, TargetError, TargetResult};
+use crate::version::Version;
+
+/// The Docker release whose behavior the reference engine has (the one it is checked against).
+pub const EMULATED: Version = Version(20, 10, 24);
+
+/// The reference engine on the docker hosts of a lab.
+#[derive(Debug)]
+pub struct ReferenceTarget {
+    engines: BTreeMap<String, Mutex<Engine>>,
+}
+
+fn error(e: EngineError) -> TargetError {
+    TargetError::new(e.0)
+}
+
+impl ReferenceTarget {
+    async fn engine(&self, host: &str) -> TargetResult<tokio::sync::MutexGuard<'_, Engine>> {
+        Ok(self.api(host)?.lock().await)
+    }
+}
+
+impl Target for ReferenceTarget {
+    type Api = Mutex<Engine>;
+
+    async fn start(lab: &Lab, docker_hosts: &[String], _run_id: &str) -> TargetResult<Self> {
+        let mut engines = BTreeMap::new();
+        for host in docker_hosts {
+            let netns = lab
+                .host(host)
+                .ok_or_else(|| TargetError::new(format!("no lab host {host}")))?;
+            let options = Options {
+                dns: Vec::new(),
+                host_resolvers: super::lab_resolvers(lab, host)?,
+                state_dir: None,
+            };
+            let engine = Engine::start(netns, options).await.map_err(error)?;
+            engines.insert(host.clone(), Mutex::new(engine));
+        }
+        Ok(Self { engines })
+    }
+
+    /// Stops every container and removes every network.
+    async fn stop(self) {
+        for (_, engine) in self.engines {
+            engine.into_inner().shutdown().await;
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("reference (Docker {EMULATED} semantics)")
+    }
+
+    fn version(&self) -> Version {
+        EMULATED
+    }
+
+    fn api(&self, host: &str) -> TargetResult<&Mutex<Engine>> {
+        self.engines.get(host).ok_or_else(|| {
+            TargetError::new(format!("{host} is not a docker host of this scenario"))
+        })
+    }
+
+    async fn container_netns(&self, host: &str, name: &str) -> TargetResult<Netns> {
+        self.engine(host)
+            .await?
+            .container_netns(name)
+            .map_err(error)
+    }
+
+    async fn container_file(&self, host: &str, name: &str, path: &str) -> TargetResult<String> {
+        self.engine(host)
+            .await?
+            .container_file(name, path)
+            .map_err(error)
+    }
+
+    async fn dump(&self, host: &str) -> String {
+        match self.engine(host).await {
+            Ok(engine) => format!(
+                "== {host}: nft list table inet drydock\n{}",
+                engine.firewall_dump()
+            ),
+            Err(e) => e.message,
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Where a docker command becomes engine calls: the Engine API as a trait ([`EngineApi`]: the
+//! reference engine in-process, or a daemon over its socket), and [`dispatch`], which does what
+//! the docker CLI does for a [`DockerCommand`]: builds the request bodies with the CLI's checks,
+//! makes the calls in the CLI's order, and reports what it would print.
+
+use std::future::Future;
+
+use serde_json::Value;
+
+use super::body::{ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect};
+use super::cli::DockerCommand;
+use super::request;
+
+/// An engine's refusal, as the docker CLI prints it after "Error response from daemon: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The engine's message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Result of an Engine API call.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The Engine API calls drydock's commands make, one method per endpoint. Names and ids are
+/// accepted wherever Docker accepts either; inspect answers are Docker's JSON.
+pub trait EngineApi {
+    /// `POST /networks/create`; the new network's id.
+    fn create_network(&self, body: &NetworkCreate) -> impl Future<Output = ApiResult<String>>;
+    /// `DELETE /networks/{id}`.
+    fn remove_network(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    /// `POST /networks/{id}/connect`.
+    fn connect(&self, network: &str, body: &NetworkConnect) -> impl Future<Output = ApiResult<()>>;
+    /// `POST /networks/{id}/disconnect`.
+    fn disconnect(
+        &self,
+        network: &str,
+        body: &NetworkDisconnect,
+    ) -> impl Future<Output = ApiResult<()>>;
+    /// `GET /networks`.
+    fn list_networks(&self) -> impl Future<Output = ApiResult<Vec<Value>>>;
+    /// `GET /networks/{id}`.
+    fn inspect_network(&self, name: &str) -> impl Future<Output = ApiResult<Value>>;
+    /// `POST /containers/create?name=NAME` (no name: the engine's choice); the new id.
+    fn create_container(
+        &self,
+        name: &str,
+        body: &ContainerCreate,
+    ) -> impl Future<Output = ApiResult<String>>;
+    /// `POST /containers/{id}/start`.
+    fn start_container(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    /// `POST /containers/{id}/stop`.
+    fn stop_container(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    /// `DELETE /containers/{id}?force=`.
+    fn remove_container(&self, name: &str, force: bool) -> impl Future<Output = ApiResult<()>>;
+    /// `GET /containers/{id}/json`.
+    fn inspect_container(&self, name: &str) -> impl Future<Output = ApiResult<Value>>;
+}
+
+/// A container whose state a command changed, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Created (by `run`; it stays, created, when its start fails).
+    Created(String),
+    /// Started (by `run` or `start`).
+    Started(String),
+    /// Stopped.
+    Stopped(String),
+    /// Removed.
+    Removed(String),
+}
+
+/// What a command did, as the docker CLI would report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// What the CLI prints on its standard output.
+    pub stdout: String,
+    /// Its errors, one per refused call (a command naming several objects goes on after one
+    /// fails, as the CLI does).
+    pub errors: Vec<String>,
+    /// Containers whose state changed.
+    pub changes: Vec<Change>,
+}
+
+impl Reply {
+    /// Standard output when every call succeeded; else the errors, one per line.
+    pub fn result(&self) -> Result<&str, String> {
+        match self.errors.is_empty() {
+            true => Ok(&self.stdout),
+            false => Err(self.errors.join("\n")),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        Self {
+            errors: vec![message.into()],
+            ..Self::default()
+        }
+    }
+
+    fn print(&mut self, line: &str) {
+        self.stdout.push_str(line);
+        self.stdout.push('\n');
+    }
+
+    /// Runs `call` on each name, printing the name when it succeeds and recording `change`.
+    async fn each<F: Future<Output = ApiResult<()>>>(
+        &mut self,
+        names: &[String],
+        call: impl Fn(String) -> F,
+        change: Option<fn(String) -> Change>,
+    ) {
+        for name in names {
+            match call(name.clone()).await {
+                Ok(()) => {
+                    self.print(name);
+                    self.changes.extend(change.map(|c| c(name.clone())));
+                }
+                Err(e) => self.errors.push(e.message),
+            }
+        }
+    }
+}
+
+/// Does what the docker CLI does for `command` against `api`. `logs` and `exec` are not the
+/// engine's to answer (drydock's engines keep no processes): they come back as errors.
+pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
+    let mut reply = Reply::default();
+    match command {
+        DockerCommand::NetworkCreate(spec) => {
+            match request::network_create(spec) {
+                Ok(body) => match api.create_network(&body).await {
+                    Ok(id) => reply.print(&id),
+                    Err(e) => reply.errors.push(e.message),
+                },
+                Err(message) => reply.errors.push(message),
+            };
+        }
+        DockerCommand::NetworkRm(names) => {
+            reply
+                .each(names, |n| async move { api.remove_network(&n).await }, None)
+                .await;
+        }
+        DockerCommand::NetworkConnect(spec) => {
+            let done = match request::connect(spec) {
+                Ok(body) => api.connect(&spec.network, &body).await,
+                Err(message) => Err(ApiError::new(message)),
+            };
+            reply.errors.extend(done.err().map(|e| e.message));
+        }
+        DockerCommand::NetworkDisconnect {
+            network,
+            container,
+            force,
+        } => {
+            let body = NetworkDisconnect {
+                container: container.clone(),
+                force: *force,
+            };
+            let done = api.disconnect(network, &body).await;
+            reply.errors.extend(done.err().map(|e| e.message));
+        }
+        DockerCommand::NetworkLs => match api.list_networks().await {
+            Ok(networks) => reply.stdout = network_table(networks),
+            Err(e) => reply.errors.push(e.message),
+        },
+        DockerCommand::NetworkInspect(names) => {
+            let mut found = Vec::new();
+            for name in names {
+                match api.inspect_network(name).await {
+                    Ok(json) => found.push(json),
+                    Err(e) => reply.errors.push(e.message),
+                }
+            }
+            reply.stdout = pretty(&found);
+        }
+        DockerCommand::Inspect(names) => {
+            let mut found = Vec::new();
+            for name in names {
+                match api.inspect_container(name).await {
+                    Ok(json) => found.push(json),
+                    Err(e) => reply.errors.push(e.message),
+                }
+            }
+            reply.stdout = pretty(&found);
+        }
+        DockerCommand::Run(spec) => return run(api, spec).await,
+        DockerCommand::Rm { containers, force } => {
+            let force = *force;
+            let remove = |n: String| async move { api.remove_container(&n, force).await };
+            reply.each(containers, remove, Some(Change::Removed)).await;
+        }
+        DockerCommand::Stop(names) => {
+            let stop = |n: String| async move { api.stop_container(&n).await };
+            reply.each(names, stop, Some(Change::Stopped)).await;
+        }
+        DockerCommand::Start(names) => {
+            let start = |n: String| async move { api.start_container(&n).await };
+            reply.each(names, start, Some(Change::Started)).await;
+        }
+        DockerCommand::Logs(_) | DockerCommand::Exec { .. } => {
+            return Reply::failed(
+                "logs and exec are about a container's processes, which the engine does not keep",
+            );
+        }
+    }
+    reply
+}
+
+/// `docker run -d`: create, then start by id; a container whose start fails stays, created.
+async fn run(api: &impl EngineApi, spec: &super::spec::ContainerSpec) -> Reply {
+    if !spec.detach {
+        return Reply::failed("drydock's engines run containers detached only: add -d");
+    }
+    let body = match request::container_create(spec) {
+        Ok(body) => body,
+        Err(message) => return Reply::failed(message),
+    };
+    let id = match api.create_container(&spec.name, &body).await {
+        Ok(id) => id,
+        Err(e) => return Reply::failed(e.message),
+    };
+    let name = if spec.name.is_empty() {
+        &id
+    } else {
+        &spec.name
+    };
+    let mut reply = Reply {
+        changes: vec![Change::Created(name.clone())],
+        ..Reply::default()
+    };
+    match api.start_container(&id).await {
+        Ok(()) => {
+            reply.print(&id);
+            reply.changes.push(Change::Started(name.clone()));
+        }
+        Err(e) => reply.errors.push(e.message),
+    }
+    reply
+}
+
+/// JSON as `docker inspect` prints it: an array, indented by four spaces.
+fn pretty(values: &[Value]) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    values
+        .serialize(&mut serializer)
+        .expect("JSON values serialize");
+    format!("{}\n", String::from_utf8_lossy(&out))
+}
+
+/// `docker network ls`: sorted by name, in the CLI's table layout (columns at least 10 wide,
+/// three spaces between them).
+fn network_table(mut networks: Vec<Value>) -> String {
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+    networks.sort_by_key(|n| text(n, "Name"));
+    let mut rows = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(String::from)];
+    for network in &networks {
+        let id = text(network, "Id");
+        rows.push([
+            id.get(..12).unwrap_or(&id).to_string(),
+            text(network, "Name"),
+            text(network, "Driver"),
+            text(network, "Scope"),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count() + 3)
+                .fold(10, usize::max)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            match c {
+                3 => out.push_str(cell),
+                _ => out.push_str(&format!("{cell:<width$}", width = widths[c])),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::cli;
+
+    /// An engine that records the calls it gets and refuses names starting with "bad".
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        networks: BTreeMap<String, Value>,
+    }
+
+    impl Recorder {
+        fn call(&self, what: String) -> ApiResult<()> {
+            let refused = what
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|n| n.starts_with("bad"));
+            self.calls.lock().unwrap().push(what.clone());
+            match refused {
+                true => Err(ApiError::new(format!("refused: {what}"))),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl EngineApi for Recorder {
+        async fn create_network(&self, body: &NetworkCreate) -> ApiResult<String> {
+            self.call(format!("create-network {}", body.name))?;
+            Ok("n1d".into())
+        }
+        async fn remove_network(&self, name: &str) -> ApiResult<()> {
+            self.call(format!("remove-network {name}"))
+        }
+        async fn connect(&self, network: &str, body: &NetworkConnect) -> ApiResult<()> {
+            self.call(format!("connect {network} {}", body.container))
+        }
+        async fn disconnect(&self, network: &str, body: &NetworkDisconnect) -> ApiResult<()> {
+            self.call(format!(
+                "disconnect {network} {} {}",
+                body.container, body.force
+            ))
+        }
+        async fn list_networks(&self) -> ApiResult<Vec<Value>> {
+            Ok(self.networks.values().cloned().collect())
+        }
+        async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
+            self.networks
+                .get(name)
+                .cloned()
+                .ok_or_else(|| ApiError::new(format!("network {name} not found")))
+        }
+        async fn create_container(&self, name: &str, body: &ContainerCreate) -> ApiResult<String> {
+            self.call(format!("create {name} {}", body.image))?;
+            Ok(format!("id-{name}"))
+        }
+        async fn start_container(&self, name: &str) -> ApiResult<()> {
+            self.call(format!("start {name}"))
+        }
+        async fn stop_container(&self, name: &str) -> ApiResult<()> {
+            self.call(format!("stop {name}"))
+        }
+        async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
+            self.call(format!("remove {name} {force}"))
+        }
+        async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
+            Err(ApiError::new(format!("No such container: {name}")))
+        }
+    }
+
+    fn dispatch_line(api: &Recorder, line: &str) -> Reply {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let command = cli::parse(&words).unwrap();
+        futures::executor::block_on(dispatch(api, &command))
+    }
+
+    #[test]
+    fn run_creates_then_starts_by_id_and_prints_the_id() {
+        let api = Recorder::default();
+        let reply = dispatch_line(&api, "docker run -d --name web busybox");
+        assert_eq!(
+            *api.calls.lock().unwrap(),
+            ["create web busybox", "start id-web"]
+        );
+        assert_eq!(reply.stdout, "id-web\n");
+        assert_eq!(
+            reply.changes,
+            [Change::Created("web".into()), Change::Started("web".into())]
+        );
+    }
+
+    #[test]
+    fn run_checks_its_flags_before_any_call() {
+        let api = Recorder::default();
+        let reply = dispatch_line(&api, "docker run -d --name web --add-host nope busybox");
+        assert!(api.calls.lock().unwrap().is_empty());
+        assert_eq!(
+            reply.result().unwrap_err(),
+            r#"invalid argument "nope" for "--add-host" flag: bad format for add-host: "nope""#
+        );
+        let attached = dispatch_line(&api, "docker run --name web busybox");
+        assert!(attached.result().unwrap_err().contains("add -d"));
+    }
+
+    #[test]
+    fn commands_on_several_names_go_on_after_a_refusal() {
+        let api = Recorder::default();
+        let reply = dispatch_line(&api, "docker rm -f a bad b");
+        assert_eq!(reply.stdout, "a\nb\n");
+        assert_eq!(reply.errors, ["refused: remove bad true"]);
+        assert_eq!(
+            reply.changes,
+            [Change::Removed("a".into()), Change::Removed("b".into())]
+        );
+        let stop = dispatch_line(&api, "docker stop x");
+        assert_eq!(stop.changes, [Change::Stopped("x".into())]);
+    }
+
+    #[test]
+    fn network_commands_send_the_clis_bodies() {
+        let api = Recorder::default();
+        let create = dispatch_line(&api, "docker network create --subnet 10.1.0.0/16 n1");
+        assert_eq!(create.result(), Ok("n1d\n"));
+        let connect = dispatch_line(&api, "docker network connect --alias x n1 web");
+        assert_eq!(connect.result(), Ok(""));
+        dispatch_line(&api, "docker network disconnect -f n1 web");
+        let refused = dispatch_line(&api, "docker network create --gateway 10.0.0.1 n2");
+        assert_eq!(
+            refused.result().unwrap_err(),
+            "every ip-range or gateway must have a corresponding subnet"
+        );
+        assert_eq!(
+            *api.calls.lock().unwrap(),
+            [
+                "create-network n1",
+                "connect n1 web",
+                "disconnect n1 web true"
+            ]
+        );
+    }
+
+    #[test]
+    fn views_print_as_the_cli_does() {
+        let network = |name: &str, id: &str| json!({"Name": name, "Id": id, "Driver": "bridge", "Scope": "local"});
+        let api = Recorder {
+            networks: [
+                ("zeta".to_string(), network("zeta", "0123456789abcdef")),
+                ("bridge".to_string(), network("bridge", "fedcba9876543210")),
+            ]
+            .into(),
+            ..Recorder::default()
+        };
+        let ls = dispatch_line(&api, "docker network ls");
+        assert_eq!(
+            ls.stdout,
+            "NETWORK ID     NAME      DRIVER    SCOPE\n\
+             fedcba987654   bridge    bridge    local\n\
+             0123456789ab   zeta      bridge    local\n"
+        );
+        let inspect = dispatch_line(&api, "docker network inspect zeta nope");
+        assert!(
+            inspect
+                .stdout
+                .starts_with("[\n    {\n        \"Driver\": \"bridge\"")
+        );
+        assert_eq!(inspect.errors, ["network nope not found"]);
+        let logs = dispatch_line(&api, "docker logs web");
+        assert!(logs.result().is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! The Engine API served in-process: an engine behind a lock answers [`EngineApi`] calls, one
+//! at a time, as a daemon answers requests.
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{Engine, EngineError};
+use crate::api::body::{ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect};
+use crate::api::{ApiError, ApiResult, EngineApi};
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        ApiError::new(error.0)
+    }
+}
+
+impl EngineApi for Mutex<Engine> {
+    async fn create_network(&self, body: &NetworkCreate) -> ApiResult<String> {
+        Ok(self.lock().await.create_network(body).await?)
+    }
+
+    async fn remove_network(&self, name: &str) -> ApiResult<()> {
+        Ok(self.lock().await.remove_network(name).await?)
+    }
+
+    async fn connect(&self, network: &str, body: &NetworkConnect) -> ApiResult<()> {
+        Ok(self.lock().await.connect(network, body).await?)
+    }
+
+    async fn disconnect(&self, network: &str, body: &NetworkDisconnect) -> ApiResult<()> {
+        let mut engine = self.lock().await;
+        Ok(engine
+            .disconnect(network, &body.container, body.force)
+            .await?)
+    }
+
+    async fn list_networks(&self) -> ApiResult<Vec<Value>> {
+        let engine = self.lock().await;
+        let names = engine.network_names();
+        Ok(names
+            .iter()
+            .map(|name| engine.inspect_network(name))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
+        Ok(self.lock().await.inspect_network(name)?)
+    }
+
+    async fn create_container(&self, name: &str, body: &ContainerCreate) -> ApiResult<String> {
+        Ok(self.lock().await.create_container(name, body)?)
+    }
+
+    async fn start_container(&self, name: &str) -> ApiResult<()> {
+        Ok(self.lock().await.start_container(name).await?)
+    }
+
+    async fn stop_container(&self, name: &str) -> ApiResult<()> {
+        Ok(self.lock().await.stop_container(name).await?)
+    }
+
+    async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
+        Ok(self.lock().await.remove_container(name, force).await?)
+    }
+
+    async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
+        Ok(self.lock().await.inspect_container(name)?)
+    }
+}
