@@ -51,9 +51,9 @@ enum Command {
     },
     /// Remove persistent labs and anything a crashed run left behind.
     Gc,
-    /// Docker-shaped commands for a lab host's engine, with -H LAB/HOST: `network
-    /// create|ls|inspect|rm|connect|disconnect`, `run -d`, `rm`, `stop`, `start`, `inspect`,
-    /// `logs NAME`, `exec NAME -- CMD`.
+    /// Docker command lines for a lab host's engine, with -H LAB/HOST (the runtime's docker
+    /// grammar): `network create|ls|inspect|rm|connect|disconnect`, `run -d`, `rm`, `stop`,
+    /// `start`, `inspect`, `logs NAME`, `exec NAME CMD...`.
     #[command(external_subcommand)]
     Docker(Vec<String>),
 }

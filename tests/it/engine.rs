@@ -90,7 +90,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     let resolv = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     // Its hostname, the short id as in Docker, not the machine's.
-    let hostname = docker_ok(h1, &["exec", "client", "--", "hostname"]);
+    let hostname = docker_ok(h1, &["exec", "client", "hostname"]);
     let file = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/hostname"]);
     assert_eq!(hostname, file);
     assert_eq!(hostname.trim().len(), 12, "{hostname}");
