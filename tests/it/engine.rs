@@ -25,6 +25,19 @@ fn docker_ok(target: &str, args: &[&str]) -> String {
 }
 
 /// Lines of `ps -eo args` that mention `needle`.
+/// The processes with `needle` in their command line, once there are `count` of them (a
+/// container's command forks and execs after `run` returns), or as they are after 5 s.
+fn processes_settled(needle: &str, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let found = processes_with(needle);
+        if found.len() == count || std::time::Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn processes_with(needle: &str) -> Vec<String> {
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
@@ -132,7 +145,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     let stderr = String::from_utf8_lossy(&in_use.stderr);
     assert!(stderr.contains("has active endpoints"), "{stderr}");
 
-    assert_eq!(processes_with(root).len(), 2, "unshare and httpd run");
+    assert_eq!(processes_settled(root, 2).len(), 2, "unshare and httpd run");
     docker_ok(h1, &["rm", "-f", "web"]);
     assert_eq!(processes_with(root), Vec::<String>::new());
     let gone = docker(
@@ -156,7 +169,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
         h1,
         &["run", "-d", "--name", "sleeper", "busybox", "sleep", "4243"],
     );
-    assert_eq!(processes_with("sleep 4243").len(), 2);
+    assert_eq!(processes_settled("sleep 4243", 2).len(), 2);
     let state = format!("/tmp/drydock-engines-{}", lab.child.id());
     assert!(std::path::Path::new(&state).is_dir());
     drop(lab);
