@@ -12,7 +12,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkDummy, LinkIpVlan, LinkMacVlan, LinkVeth, LinkVlan, LinkVxlan,
 };
 
-use crate::lab::link_index;
+use crate::link;
 use crate::netns::Netns;
 
 /// Environment variable listing features to treat as absent (comma-separated names).
@@ -209,14 +209,14 @@ async fn probe_one(feature: Feature, netns: &Netns, nl: &Handle) -> Result<(), S
     // Links that need a parent use this veth end (created once, on first need).
     const PARENT: &str = "probe-parent";
     let parent = || async {
-        if let Ok(index) = link_index(nl, PARENT).await {
+        if let Ok(index) = link::index(nl, PARENT).await {
             return Ok(index);
         }
         nl.link()
             .add(LinkVeth::new(PARENT, "probe-peer").build())
             .execute()
             .await?;
-        link_index(nl, PARENT).await
+        link::index(nl, PARENT).await
     };
     let result = match feature {
         Feature::Veth => {

@@ -5,16 +5,14 @@
 //! the machine's own namespace; dropping the [`Lab`] (or killing its process) frees everything.
 
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use netlink_packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 
+use crate::link;
 use crate::netns::{Netlink, Netns, write_sysctl};
 use crate::topology::{Host, Topology};
 
@@ -96,7 +94,7 @@ impl Lab {
                 .execute()
                 .await
                 .context(what)?;
-            bridges.push(link_index(&fabric_nl, &segment.name).await.context(what)?);
+            bridges.push(link::index(&fabric_nl, &segment.name).await.context(what)?);
         }
 
         tracing::debug!(
@@ -117,8 +115,8 @@ impl Lab {
         for ((index, host), nl) in topology.hosts.iter().enumerate().zip(&handles) {
             for iface in &host.interfaces {
                 let what = || format!("host {}: {} carrier", host.name, iface.name);
-                wait_until_up(nl, &iface.name).await.context(what)?;
-                wait_until_up(&fabric_nl, &port_name(index, &iface.name))
+                link::wait_until_up(nl, &iface.name).await.context(what)?;
+                link::wait_until_up(&fabric_nl, &port_name(index, &iface.name))
                     .await
                     .context(what)?;
             }
@@ -260,7 +258,7 @@ async fn build_host(
         fabric_nl.link().add(veth).execute().await.context(what)?;
 
         // (Setting the peer up in the creating request fails with ENOTCONN on 6.18: do it here.)
-        let ifindex = link_index(&nl, &iface.name).await.context(what)?;
+        let ifindex = link::index(&nl, &iface.name).await.context(what)?;
         nl.link()
             .set(LinkUnspec::new_with_index(ifindex).up().build())
             .execute()
@@ -270,83 +268,16 @@ async fn build_host(
         let addresses =
             std::iter::once(IpNetwork::V4(iface.address)).chain(iface.address6.map(IpNetwork::V6));
         for address in addresses {
-            add_address(&nl, ifindex, address)
+            link::add_address(&nl, ifindex, address)
                 .await
                 .context(|| format!("host {name}: address {address} on {}", iface.name))?;
         }
     }
 
     for route in &host.routes {
-        let what = || format!("host {name}: route to {} via {}", route.to, route.via);
-        let message = match (route.to, route.via) {
-            (IpNetwork::V4(to), IpAddr::V4(via)) => {
-                RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                    .destination_prefix(to.ip(), to.prefix())
-                    .gateway(via)
-                    .build()
-            }
-            (IpNetwork::V6(to), IpAddr::V6(via)) => {
-                RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                    .destination_prefix(to.ip(), to.prefix())
-                    .gateway(via)
-                    .build()
-            }
-            _ => unreachable!("topology validation keeps route families consistent"),
-        };
-        nl.route().add(message).execute().await.context(what)?;
+        link::add_route(netns, route.to, route.via)
+            .await
+            .context(|| format!("host {name}: route to {} via {}", route.to, route.via))?;
     }
     Ok(nl)
-}
-
-/// Waits (up to 5 s) until link `name` reports operational state UP.
-async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
-    use netlink_packet_route::link::{LinkAttribute, State};
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let link = find_link(handle, name).await.map_err(io::Error::other)?;
-        if link
-            .attributes
-            .contains(&LinkAttribute::OperState(State::Up))
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{name} is not up after 5 s"),
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-/// Adds `address` to link `index`; an IPv6 one without duplicate address detection
-/// (`nodad`), so that it is usable at once.
-pub async fn add_address(
-    handle: &Handle,
-    index: u32,
-    address: IpNetwork,
-) -> Result<(), rtnetlink::Error> {
-    let mut request = handle.address().add(index, address.ip(), address.prefix());
-    if address.is_ipv6() {
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    }
-    request.execute().await
-}
-
-/// Index of the link named `name`, through `handle`'s namespace.
-pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
-    Ok(find_link(handle, name).await?.header.index)
-}
-
-/// The link named `name` (the kernel answers ENODEV when there is none).
-pub async fn find_link(handle: &Handle, name: &str) -> Result<LinkMessage, rtnetlink::Error> {
-    let mut links = handle.link().get().match_name(name.to_string()).execute();
-    links
-        .try_next()
-        .await?
-        .ok_or(rtnetlink::Error::RequestFailed)
 }

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use drydock_netsim::capture::{Capture, Packet, summarize};
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use drydock_netsim::{Lab, Netns, Topology};
 use netlink_packet_route::link::MacVlanMode;
 use rtnetlink::{LinkMacVlan, LinkUnspec, LinkVxlan};
@@ -39,12 +39,10 @@ fn summaries(packets: &[Packet]) -> Vec<String> {
 }
 
 /// Adds `address` to link `name` inside `netns` and sets it up.
-async fn configure(netns: &Netns, name: &str, address: std::net::IpAddr, prefix: u8) {
+async fn configure(netns: &Netns, name: &str, address: &str) {
     let nl = netns.netlink().unwrap();
-    let index = link_index(&nl, name).await.unwrap();
-    nl.address()
-        .add(index, address, prefix)
-        .execute()
+    let index = link::index(&nl, name).await.unwrap();
+    link::add_address(&nl, index, address.parse().unwrap())
         .await
         .unwrap();
     nl.link()
@@ -108,13 +106,13 @@ async fn host_interfaces_serve_as_macvlan_parents() {
     let container = Netns::new().unwrap();
     let mac = [0x02, 0x42, 10, 0, 1, 100];
     let nl = h1.netlink().unwrap();
-    let parent = link_index(&nl, "eth0").await.unwrap();
-    let link = LinkMacVlan::new("eth0", parent, MacVlanMode::Bridge)
+    let parent = link::index(&nl, "eth0").await.unwrap();
+    let macvlan = LinkMacVlan::new("eth0", parent, MacVlanMode::Bridge)
         .setns_by_fd(container.as_fd().as_raw_fd())
         .address(mac.to_vec())
         .build();
-    nl.link().add(link).execute().await.unwrap();
-    configure(&container, "eth0", "10.0.1.100".parse().unwrap(), 24).await;
+    nl.link().add(macvlan).execute().await.unwrap();
+    configure(&container, "eth0", "10.0.1.100/24").await;
 
     let capture = Capture::start(h2, "eth0", "h2/eth0").unwrap();
     assert!(
@@ -150,7 +148,7 @@ async fn vxlan_between_hosts_crosses_a_routed_underlay() {
     ] {
         let netns = lab.host(host).unwrap();
         let nl = netns.netlink().unwrap();
-        let dev = link_index(&nl, "eth0").await.unwrap();
+        let dev = link::index(&nl, "eth0").await.unwrap();
         let vxlan = LinkVxlan::new("vxlan42", 42)
             .dev(dev)
             .local(local.parse().unwrap())
@@ -159,7 +157,7 @@ async fn vxlan_between_hosts_crosses_a_routed_underlay() {
             .learning(false)
             .build();
         nl.link().add(vxlan).execute().await.unwrap();
-        configure(netns, "vxlan42", overlay.parse().unwrap(), 24).await;
+        configure(netns, "vxlan42", &format!("{overlay}/24")).await;
     }
     let capture = Capture::start(lab.host("r1").unwrap(), "eth1", "r1/eth1").unwrap();
     assert!(

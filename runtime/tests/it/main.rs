@@ -119,23 +119,8 @@ pub(crate) async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Op
 
 /// The names of the links of `netns`, sorted.
 pub(crate) async fn link_names(netns: &Netns) -> Vec<String> {
-    use futures::TryStreamExt;
-    use netlink_packet_route::link::LinkAttribute;
-    let nl = netns.netlink().unwrap();
-    let mut names: Vec<String> = nl
-        .link()
-        .get()
-        .execute()
-        .try_filter_map(|m| async move {
-            Ok(m.attributes.iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            }))
-        })
-        .try_collect()
-        .await
-        .unwrap();
-    nl.close().await;
+    let links = drydock_netsim::link::list(netns).await.unwrap();
+    let mut names: Vec<String> = links.into_iter().map(|link| link.name).collect();
     names.sort();
     names
 }
