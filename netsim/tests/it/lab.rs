@@ -188,11 +188,16 @@ async fn segments_without_a_router_are_isolated() {
     if !crate::privileged() {
         return;
     }
-    let topology = Topology::parse(
-        "segments:\n  a: {subnet: 10.1.0.0/24}\n  b: {subnet: 10.2.0.0/24}\nhosts:\n  x: {interfaces: [{segment: a}]}\n  y: {interfaces: [{segment: b}]}\n  z: {interfaces: [{segment: a}, {segment: b}]}\n",
-        "isolated.yaml",
-    )
-    .unwrap();
+    // z is on both segments: 10.1.0.2 on a, 10.2.0.2 on b.
+    let topology = Topology::builder("isolated")
+        .segment("a", "10.1.0.0/24".parse().unwrap())
+        .host("x")
+        .host("z")
+        .segment("b", "10.2.0.0/24".parse().unwrap())
+        .host("y")
+        .host("z")
+        .build()
+        .unwrap();
     let lab = Lab::build(topology).await.unwrap();
     let (x, z) = (lab.host("x").unwrap(), lab.host("z").unwrap());
     let capture = Capture::start(lab.host("y").unwrap(), "eth0", "y/eth0").unwrap();

@@ -26,14 +26,15 @@ const OK: Duration = Duration::from_secs(3);
 /// Where a drop is expected: short, it is always waited out.
 const DROP: Duration = Duration::from_millis(300);
 
-const TOPOLOGY: &str = "name: fw\nsegments:\n  lan: {subnet: 10.10.0.0/24, subnet6: 'fd00:10::/64'}\n\
-                        hosts:\n  h1: {interfaces: [{segment: lan, address: 10.10.0.1, address6: 'fd00:10::1'}]}\n  \
-                        ext: {interfaces: [{segment: lan, address: 10.10.0.2, address6: 'fd00:10::2'}]}\n";
-
-const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 1));
-const EXT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 2));
-const H1_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 1));
-const EXT_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 2));
+/// h1's and ext's addresses on the lab's segment.
+const H1_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+const EXT_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+const H1_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 1);
+const EXT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 2);
+const H1: IpAddr = IpAddr::V4(H1_V4);
+const EXT: IpAddr = IpAddr::V4(EXT_V4);
+const H1_6: IpAddr = IpAddr::V6(H1_V6);
+const EXT_6: IpAddr = IpAddr::V6(EXT_V6);
 
 /// What a connection attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +61,13 @@ struct Network {
 
 impl World {
     async fn new() -> Self {
-        let topology = Topology::parse(TOPOLOGY, "firewall.yaml").expect("topology");
+        let topology = Topology::builder("fw")
+            .segment("lan", "10.10.0.0/24".parse().unwrap())
+            .subnet6("fd00:10::/64".parse().unwrap())
+            .host_at6("h1", H1_V4, H1_V6)
+            .host_at6("ext", EXT_V4, EXT_V6)
+            .build()
+            .expect("topology");
         let lab = Lab::build(topology).await.expect("lab");
         let h1 = lab.host("h1").expect("h1");
         let firewall = Firewall::start(h1).expect("firewall starts");

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use drydock_netsim::link;
-use drydock_netsim::{Lab, Netns, Topology};
+use drydock_netsim::{Lab, Netns};
 use drydock_runtime::proxy::{Protocol, Proxy};
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{InfoData, InfoVeth};
@@ -36,11 +36,7 @@ struct Setup {
 
 /// A lab with h1 and ext on one segment, and a container behind h1 running the servers.
 async fn setup() -> Setup {
-    let topology = Topology::parse(
-        "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: lan}]}\n  ext: {interfaces: [{segment: lan}]}\n",
-        "p.yaml",
-    )
-    .unwrap();
+    let topology = crate::lan(&["h1", "ext"]);
     let h1_lan = topology.host("h1").unwrap().interfaces[0].address.ip();
     let lab = Lab::build(topology)
         .await
