@@ -88,12 +88,14 @@ impl Lab {
         let mut bridges = Vec::new();
         for segment in &topology.segments {
             let what = || format!("segment {}: create bridge", segment.name);
-            fabric_nl
-                .link()
-                .add(LinkBridge::new(&segment.name).mtu(segment.mtu).up().build())
-                .execute()
-                .await
-                .context(what)?;
+            // A switch that snoops multicast joins 224.0.0.106 and sends IGMP reports of its own
+            // out of every port (into every capture): a segment is a plain switch, and floods.
+            let bridge = LinkBridge::new(&segment.name)
+                .mtu(segment.mtu)
+                .mcast_snooping(false)
+                .up()
+                .build();
+            fabric_nl.link().add(bridge).execute().await.context(what)?;
             bridges.push(link::index(&fabric_nl, &segment.name).await.context(what)?);
         }
 

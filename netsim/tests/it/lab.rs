@@ -214,3 +214,29 @@ async fn segments_without_a_router_are_isolated() {
         "no frame from segment a reaches y: {seen:#?}"
     );
 }
+
+/// A bridge that snoops multicast joins the all-snoopers group (224.0.0.106) when it comes up
+/// and reports it with IGMP out of every port, where any host's capture may catch it. A lab's
+/// switch sends nothing of its own: it does not snoop.
+#[tokio::test]
+async fn segment_switches_join_no_multicast_group() {
+    if !crate::privileged() {
+        return;
+    }
+    let lab = build("two-hosts.yaml").await;
+    let fabric = lab.namespaces().last().expect("the fabric");
+    let igmp = fabric
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/igmp"))
+        .unwrap()
+        .unwrap();
+    let lan = igmp
+        .split_inclusive('\n')
+        .skip_while(|line| !line.contains("lan"))
+        .take_while(|line| line.contains("lan") || line.starts_with('\t'))
+        .collect::<String>();
+    assert!(
+        lan.contains("010000E0"),
+        "lan is listed with 224.0.0.1:\n{igmp}"
+    );
+    assert!(!lan.contains("6A0000E0"), "lan joined 224.0.0.106:\n{igmp}");
+}
