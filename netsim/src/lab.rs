@@ -5,6 +5,7 @@
 //! the machine's own namespace; dropping the [`Lab`] (or killing its process) frees everything.
 
 use std::io;
+use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
@@ -124,6 +125,21 @@ impl Lab {
             }
         }
         tracing::debug!("lab {}: every link is up", topology.name);
+        for (host, netns) in topology.hosts.iter().zip(&hosts) {
+            for iface in &host.interfaces {
+                if let Some(address6) = iface.address6 {
+                    let what = || {
+                        format!(
+                            "host {}: {} IPv6 neighbour discovery",
+                            host.name, iface.name
+                        )
+                    };
+                    wait_until_solicitable(netns, &iface.name, address6.ip())
+                        .await
+                        .context(what)?;
+                }
+            }
+        }
         // Close our netlink sockets now: they would keep the namespaces alive after a drop.
         for nl in handles {
             nl.close().await;
@@ -282,4 +298,56 @@ async fn build_host(
             .context(|| format!("host {name}: route to {} via {}", route.to, route.via))?;
     }
     Ok(nl)
+}
+
+/// Waits (up to 5 s) until `ifname` of `netns` listens on the solicited-node multicast group of
+/// `address`. The kernel joins it from a work queue after the address is added, even without
+/// duplicate address detection; until then it drops neighbour solicitations for the address,
+/// and a first packet to it waits a second for the retry.
+async fn wait_until_solicitable(netns: &Netns, ifname: &str, address: Ipv6Addr) -> io::Result<()> {
+    let group = hex(&solicited_node(address).octets());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let groups = netns.run(|| std::fs::read_to_string("/proc/thread-self/net/igmp6"))??;
+        // Lines: index, interface, group (32 hex digits), users, flags, timer.
+        let joined = groups.lines().any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some(ifname) && fields.next() == Some(group.as_str())
+        });
+        if joined {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{ifname} has not joined {} after 5 s",
+                    solicited_node(address)
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// The solicited-node multicast address of `address` (RFC 4291): `ff02::1:ff` + its last 24 bits.
+fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
+    let [.., a, b, c] = address.octets();
+    Ipv6Addr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, a, b, c])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_solicited_node_group_is_written_as_proc_net_igmp6_does() {
+        let group = solicited_node("fd00:1::12:3456".parse().unwrap());
+        assert_eq!(group, "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(hex(&group.octets()), "ff0200000000000000000001ff123456");
+    }
 }
