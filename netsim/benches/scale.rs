@@ -21,11 +21,11 @@ const RUNS: usize = 5;
 
 /// `hosts` plain hosts on one switch.
 fn star(hosts: usize) -> Topology {
-    let mut yaml = String::from("name: bench\nsegments:\n  lan: {subnet: 10.0.0.0/16}\nhosts:\n");
+    let mut builder = Topology::builder("bench").segment("lan", "10.0.0.0/16".parse().unwrap());
     for i in 0..hosts {
-        yaml.push_str(&format!("  h{i}: {{interfaces: [{{segment: lan}}]}}\n"));
+        builder = builder.host(&format!("h{i}"));
     }
-    Topology::parse(&yaml, "bench.yaml").unwrap()
+    builder.build().unwrap()
 }
 
 /// Observes namespace destruction from a namespace of its own (see the module comment).

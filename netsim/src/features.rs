@@ -1,8 +1,9 @@
-//! What the kernel can do, probed once in a throwaway namespace, and what drydock uses instead.
+//! What the kernel can do, probed once in a throwaway namespace.
 //!
 //! Each link kind is created for real; an error such as EOPNOTSUPP means "absent". The variable
 //! `DRYDOCK_FORCE_ABSENT=ipvlan,8021q,esp4` marks features absent even where the kernel has them,
-//! so the userspace fallbacks can be tested on any machine.
+//! so that the userspace stand-ins (chosen by their users, e.g. the runtime) can be tested on any
+//! machine.
 
 use std::fmt;
 use std::io;
@@ -12,7 +13,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkDummy, LinkIpVlan, LinkMacVlan, LinkVeth, LinkVlan, LinkVxlan,
 };
 
-use crate::lab::link_index;
+use crate::link;
 use crate::netns::Netns;
 
 /// Environment variable listing features to treat as absent (comma-separated names).
@@ -74,32 +75,6 @@ impl Feature {
         }
     }
 
-    /// What drydock does when the kernel lacks this feature.
-    pub fn fallback(self) -> Fallback {
-        match self {
-            Feature::Veth => Fallback::None("labs cannot be built"),
-            Feature::Bridge => Fallback::None("segments and bridge networks cannot be built"),
-            Feature::Macvlan => Fallback::None("macvlan networks are unavailable"),
-            Feature::Ipvlan => {
-                Fallback::Userspace("ipvlan datapath: AF_PACKET demux by IP, parent's MAC shared")
-            }
-            Feature::Vxlan => Fallback::Planned("VXLAN over UDP sockets (with the overlay driver)"),
-            Feature::Vlan8021q => {
-                Fallback::Userspace("TAP sub-interface eth0.N with 802.1Q tag/untag over AF_PACKET")
-            }
-            Feature::Dummy => {
-                Fallback::Userspace("a veth end whose peer stays in a hidden namespace")
-            }
-            Feature::Tun => Fallback::None("userspace datapaths that need TAP are unavailable"),
-            Feature::Nftables => {
-                Fallback::None("firewall rules (isolation, NAT, published ports) are unavailable")
-            }
-            Feature::EspGcm => Fallback::Planned(
-                "ESP (rfc4106 AES-GCM, 8-byte ICV) over a raw IP socket (with the overlay driver)",
-            ),
-        }
-    }
-
     /// Whether `DRYDOCK_FORCE_ABSENT` names this feature (an unreadable value names none;
     /// [`KernelFeatures::probe`] reports it).
     pub fn forced_absent(self) -> bool {
@@ -117,17 +92,6 @@ impl fmt::Display for Feature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// What drydock uses when a feature is absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    /// A userspace datapath with the same behavior.
-    Userspace(&'static str),
-    /// A userspace datapath designed but not built yet: what needs the feature is unavailable.
-    Planned(&'static str),
-    /// Nothing can stand in; the text says what becomes unavailable.
-    None(&'static str),
 }
 
 /// The probe's finding for one feature.
@@ -209,14 +173,14 @@ async fn probe_one(feature: Feature, netns: &Netns, nl: &Handle) -> Result<(), S
     // Links that need a parent use this veth end (created once, on first need).
     const PARENT: &str = "probe-parent";
     let parent = || async {
-        if let Ok(index) = link_index(nl, PARENT).await {
+        if let Ok(index) = link::index(nl, PARENT).await {
             return Ok(index);
         }
         nl.link()
             .add(LinkVeth::new(PARENT, "probe-peer").build())
             .execute()
             .await?;
-        link_index(nl, PARENT).await
+        link::index(nl, PARENT).await
     };
     let result = match feature {
         Feature::Veth => {

@@ -5,16 +5,15 @@
 //! the machine's own namespace; dropping the [`Lab`] (or killing its process) frees everything.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use netlink_packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 
+use crate::link;
 use crate::netns::{Netlink, Netns, write_sysctl};
 use crate::topology::{Host, Topology};
 
@@ -90,13 +89,15 @@ impl Lab {
         let mut bridges = Vec::new();
         for segment in &topology.segments {
             let what = || format!("segment {}: create bridge", segment.name);
-            fabric_nl
-                .link()
-                .add(LinkBridge::new(&segment.name).mtu(segment.mtu).up().build())
-                .execute()
-                .await
-                .context(what)?;
-            bridges.push(link_index(&fabric_nl, &segment.name).await.context(what)?);
+            // A switch that snoops multicast joins 224.0.0.106 and sends IGMP reports of its own
+            // out of every port (into every capture): a segment is a plain switch, and floods.
+            let bridge = LinkBridge::new(&segment.name)
+                .mtu(segment.mtu)
+                .mcast_snooping(false)
+                .up()
+                .build();
+            fabric_nl.link().add(bridge).execute().await.context(what)?;
+            bridges.push(link::index(&fabric_nl, &segment.name).await.context(what)?);
         }
 
         tracing::debug!(
@@ -117,13 +118,28 @@ impl Lab {
         for ((index, host), nl) in topology.hosts.iter().enumerate().zip(&handles) {
             for iface in &host.interfaces {
                 let what = || format!("host {}: {} carrier", host.name, iface.name);
-                wait_until_up(nl, &iface.name).await.context(what)?;
-                wait_until_up(&fabric_nl, &port_name(index, &iface.name))
+                link::wait_until_up(nl, &iface.name).await.context(what)?;
+                link::wait_until_up(&fabric_nl, &port_name(index, &iface.name))
                     .await
                     .context(what)?;
             }
         }
         tracing::debug!("lab {}: every link is up", topology.name);
+        for (host, netns) in topology.hosts.iter().zip(&hosts) {
+            for iface in &host.interfaces {
+                if let Some(address6) = iface.address6 {
+                    let what = || {
+                        format!(
+                            "host {}: {} IPv6 neighbour discovery",
+                            host.name, iface.name
+                        )
+                    };
+                    wait_until_solicitable(netns, &iface.name, address6.ip())
+                        .await
+                        .context(what)?;
+                }
+            }
+        }
         // Close our netlink sockets now: they would keep the namespaces alive after a drop.
         for nl in handles {
             nl.close().await;
@@ -260,7 +276,7 @@ async fn build_host(
         fabric_nl.link().add(veth).execute().await.context(what)?;
 
         // (Setting the peer up in the creating request fails with ENOTCONN on 6.18: do it here.)
-        let ifindex = link_index(&nl, &iface.name).await.context(what)?;
+        let ifindex = link::index(&nl, &iface.name).await.context(what)?;
         nl.link()
             .set(LinkUnspec::new_with_index(ifindex).up().build())
             .execute()
@@ -270,83 +286,68 @@ async fn build_host(
         let addresses =
             std::iter::once(IpNetwork::V4(iface.address)).chain(iface.address6.map(IpNetwork::V6));
         for address in addresses {
-            add_address(&nl, ifindex, address)
+            link::add_address(&nl, ifindex, address)
                 .await
                 .context(|| format!("host {name}: address {address} on {}", iface.name))?;
         }
     }
 
     for route in &host.routes {
-        let what = || format!("host {name}: route to {} via {}", route.to, route.via);
-        let message = match (route.to, route.via) {
-            (IpNetwork::V4(to), IpAddr::V4(via)) => {
-                RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                    .destination_prefix(to.ip(), to.prefix())
-                    .gateway(via)
-                    .build()
-            }
-            (IpNetwork::V6(to), IpAddr::V6(via)) => {
-                RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                    .destination_prefix(to.ip(), to.prefix())
-                    .gateway(via)
-                    .build()
-            }
-            _ => unreachable!("topology validation keeps route families consistent"),
-        };
-        nl.route().add(message).execute().await.context(what)?;
+        link::add_route(netns, route.to, route.via)
+            .await
+            .context(|| format!("host {name}: route to {} via {}", route.to, route.via))?;
     }
     Ok(nl)
 }
 
-/// Waits (up to 5 s) until link `name` reports operational state UP.
-async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
-    use netlink_packet_route::link::{LinkAttribute, State};
+/// Waits (up to 5 s) until `ifname` of `netns` listens on the solicited-node multicast group of
+/// `address`. The kernel joins it from a work queue after the address is added, even without
+/// duplicate address detection; until then it drops neighbour solicitations for the address,
+/// and a first packet to it waits a second for the retry.
+async fn wait_until_solicitable(netns: &Netns, ifname: &str, address: Ipv6Addr) -> io::Result<()> {
+    let group = hex(&solicited_node(address).octets());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let link = find_link(handle, name).await.map_err(io::Error::other)?;
-        if link
-            .attributes
-            .contains(&LinkAttribute::OperState(State::Up))
-        {
+        let groups = netns.run(|| std::fs::read_to_string("/proc/thread-self/net/igmp6"))??;
+        // Lines: index, interface, group (32 hex digits), users, flags, timer.
+        let joined = groups.lines().any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some(ifname) && fields.next() == Some(group.as_str())
+        });
+        if joined {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{name} is not up after 5 s"),
+                format!(
+                    "{ifname} has not joined {} after 5 s",
+                    solicited_node(address)
+                ),
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 
-/// Adds `address` to link `index`; an IPv6 one without duplicate address detection
-/// (`nodad`), so that it is usable at once.
-pub async fn add_address(
-    handle: &Handle,
-    index: u32,
-    address: IpNetwork,
-) -> Result<(), rtnetlink::Error> {
-    let mut request = handle.address().add(index, address.ip(), address.prefix());
-    if address.is_ipv6() {
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+/// The solicited-node multicast address of `address` (RFC 4291): `ff02::1:ff` + its last 24 bits.
+fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
+    let [.., a, b, c] = address.octets();
+    Ipv6Addr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, a, b, c])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_solicited_node_group_is_written_as_proc_net_igmp6_does() {
+        let group = solicited_node("fd00:1::12:3456".parse().unwrap());
+        assert_eq!(group, "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(hex(&group.octets()), "ff0200000000000000000001ff123456");
     }
-    request.execute().await
-}
-
-/// Index of the link named `name`, through `handle`'s namespace.
-pub async fn link_index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
-    Ok(find_link(handle, name).await?.header.index)
-}
-
-/// The link named `name` (the kernel answers ENODEV when there is none).
-pub async fn find_link(handle: &Handle, name: &str) -> Result<LinkMessage, rtnetlink::Error> {
-    let mut links = handle.link().get().match_name(name.to_string()).execute();
-    links
-        .try_next()
-        .await?
-        .ok_or(rtnetlink::Error::RequestFailed)
 }

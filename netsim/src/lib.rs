@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod features;
 pub mod lab;
+pub mod link;
 pub mod located;
 pub mod netns;
 pub mod registry;

@@ -19,9 +19,10 @@
 //!
 //! A host's interfaces are `eth0`, `eth1`... in order. A non-router host gets a default route via
 //! the first router on one of its segments; `routes` add or override routes. Every error names
-//! `file:line:column` and what was expected.
+//! `file:line:column` and what was expected. [`Topology::builder`] makes the common shapes in
+//! code, through the same validation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -30,6 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
 use crate::located::{Entries, LocatedError};
+
+mod build;
+pub use build::Builder;
 
 /// A validated lab topology, ready to build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +120,11 @@ impl Topology {
         Validator { error: &error }.topology(name, file)
     }
 
+    /// A builder of a topology in code (see [`Builder`]): the same validation as a file's.
+    pub fn builder(name: &str) -> Builder {
+        Builder::new(name)
+    }
+
     /// Reads and parses a topology file.
     pub fn load(path: &std::path::Path) -> Result<Self, TopologyError> {
         let shown = path.display().to_string();
@@ -196,8 +205,10 @@ struct RouteFile {
 
 // ---- Validation ----
 
-struct Validator<'a> {
-    error: &'a dyn Fn(&Location, String) -> TopologyError,
+/// Validates a [`File`] into a [`Topology`]; `error` makes an `E` of a message and the location
+/// it concerns (a file's error points at the line; a builder's has none).
+struct Validator<'a, E> {
+    error: &'a dyn Fn(&Location, String) -> E,
 }
 
 /// Per-segment address bookkeeping while interfaces are validated.
@@ -207,11 +218,49 @@ struct Taken {
     v6: BTreeSet<Ipv6Addr>,
 }
 
-impl Validator<'_> {
-    fn topology(&self, name: String, file: File) -> Result<Topology, TopologyError> {
-        let mut segments = Vec::new();
-        for (key, seg) in &file.segments.0 {
+impl<E> Validator<'_, E> {
+    fn topology(&self, name: String, file: File) -> Result<Topology, E> {
+        let segments = self.segments(&file.segments)?;
+        let file_hosts = &file.hosts.value.0;
+        if file_hosts.is_empty() {
+            return Err(self.err(&file.hosts, "a lab needs at least one host".into()));
+        }
+        // Explicit addresses first, so that allocation never hands out one written later.
+        let mut taken: Vec<Taken> = segments.iter().map(|_| Taken::default()).collect();
+        let mut hosts = Vec::new();
+        for (key, host) in file_hosts {
+            hosts.push(self.host(key, host, &segments, &mut taken)?);
+        }
+        for (host, (_, file_host)) in hosts.iter_mut().zip(file_hosts) {
+            self.allocate(host, file_host, &segments, &mut taken)?;
+        }
+        for (host, (_, file_host)) in hosts.iter_mut().zip(file_hosts) {
+            host.routes = self.routes(host, &file_host.routes, &segments)?;
+        }
+        let defaults: Vec<Vec<Route>> = hosts.iter().map(|h| default_routes(h, &hosts)).collect();
+        for (host, defaults) in hosts.iter_mut().zip(defaults) {
+            for route in defaults {
+                if !host.routes.iter().any(|r| r.to == route.to) {
+                    host.routes.push(route);
+                }
+            }
+        }
+        Ok(Topology {
+            name,
+            segments,
+            hosts,
+        })
+    }
+
+    /// Validates the segments, in order: names, subnets that do not overlap, MTUs.
+    fn segments(&self, file: &Entries<SegmentFile>) -> Result<Vec<Segment>, E> {
+        let mut segments: Vec<Segment> = Vec::new();
+        for (key, seg) in &file.0 {
             let name = check_name(&key.value, "segment", 15).map_err(|m| self.err(key, m))?;
+            if segments.iter().any(|s| s.name == name) {
+                // (A file cannot say this: its parser refuses duplicate keys.)
+                return Err(self.err(key, format!("segment {name:?} is defined twice")));
+            }
             if is_reserved_in_fabric(&name) {
                 return Err(self.err(key, format!("segment name {name:?} is reserved: it names a link of the lab's fabric (lo, or a port like p0-eth0)")));
             }
@@ -226,38 +275,15 @@ impl Validator<'_> {
                 Some(s) => Some(parse_net6(&s.value).map_err(|m| self.err(s, m))?),
                 None => None,
             };
-            let mtu = seg.mtu.as_ref().map_or(Ok(1500), |m| {
-                if (68..=65535).contains(&m.value) {
-                    Ok(m.value)
-                } else {
-                    Err(self.err(
-                        m,
-                        format!("MTU {} is out of range: expected 68 to 65535", m.value),
-                    ))
-                }
-            })?;
-            if let (Some(_), Some(m)) = (&subnet6, &seg.mtu)
-                && m.value < 1280
-            {
+            let mtu = self.mtu(seg.mtu.as_ref(), subnet6.is_some())?;
+            if let Some(other) = segments.iter().find(|o| o.subnet.overlaps(subnet)) {
                 return Err(self.err(
-                    m,
+                    &seg.subnet,
                     format!(
-                        "MTU {} is too small for IPv6 (subnet6): expected 1280 or more",
-                        m.value
+                        "subnet {subnet} overlaps segment {:?} ({})",
+                        other.name, other.subnet
                     ),
                 ));
-            }
-            for other in &segments {
-                let other: &Segment = other;
-                if other.subnet.overlaps(subnet) {
-                    return Err(self.err(
-                        &seg.subnet,
-                        format!(
-                            "subnet {subnet} overlaps segment {:?} ({})",
-                            other.name, other.subnet
-                        ),
-                    ));
-                }
             }
             segments.push(Segment {
                 name,
@@ -266,101 +292,104 @@ impl Validator<'_> {
                 mtu,
             });
         }
-        let by_name: HashMap<&str, usize> = segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
-        if file.hosts.value.0.is_empty() {
-            return Err(self.err(&file.hosts, "a lab needs at least one host".into()));
-        }
+        Ok(segments)
+    }
 
-        // Explicit addresses first, so that allocation never hands out one written later.
-        let mut taken: Vec<Taken> = segments.iter().map(|_| Taken::default()).collect();
-        let mut hosts = Vec::new();
-        for (key, host) in &file.hosts.value.0 {
-            let host_name = check_name(&key.value, "host", 40).map_err(|m| self.err(key, m))?;
-            if host.interfaces.value.is_empty() {
-                return Err(self.err(
-                    &host.interfaces,
-                    format!("host {host_name:?} needs at least one interface"),
-                ));
-            }
-            let mut interfaces = Vec::new();
-            for (index, iface) in host.interfaces.value.iter().enumerate() {
-                interfaces.push(self.explicit_interface(
-                    index,
-                    &iface.value,
-                    &segments,
-                    &by_name,
-                    &mut taken,
-                )?);
-            }
-            hosts.push(Host {
-                name: host_name,
-                router: host.router,
-                interfaces,
-                routes: Vec::new(),
-            });
+    /// A segment's MTU: 1500 unless given; at least 1280 where the segment carries IPv6.
+    fn mtu(&self, mtu: Option<&Spanned<u32>>, ipv6: bool) -> Result<u32, E> {
+        let Some(m) = mtu else {
+            return Ok(1500);
+        };
+        if !(68..=65535).contains(&m.value) {
+            return Err(self.err(
+                m,
+                format!("MTU {} is out of range: expected 68 to 65535", m.value),
+            ));
         }
-        for (host, (_, file_host)) in hosts.iter_mut().zip(&file.hosts.value.0) {
-            for (iface, file_iface) in host.interfaces.iter_mut().zip(&file_host.interfaces.value) {
-                let seg = &segments[iface.segment];
-                let used = &mut taken[iface.segment];
-                if iface.address.ip().is_unspecified() {
-                    let ip = free_v4(seg.subnet, &used.v4).ok_or_else(|| {
-                        let at = &file_iface.value.segment;
-                        self.err(
-                            at,
-                            format!(
-                                "segment {:?} ({}) has no free address left for {}/{}",
-                                seg.name, seg.subnet, host.name, iface.name
-                            ),
-                        )
-                    })?;
-                    used.v4.insert(ip);
-                    iface.address = Ipv4Network::new(ip, seg.subnet.prefix())
-                        .expect("prefix of a valid subnet");
-                    iface.mac = mac_for(ip);
-                }
-                if let (Some(subnet6), Some(addr6)) = (seg.subnet6, &mut iface.address6)
-                    && addr6.ip().is_unspecified()
-                {
-                    let ip = free_v6(subnet6, &used.v6).ok_or_else(|| {
-                        let at = &file_iface.value.segment;
-                        self.err(
-                            at,
-                            format!(
-                                "segment {:?} ({subnet6}) has no free IPv6 address left for {}/{}",
-                                seg.name, host.name, iface.name
-                            ),
-                        )
-                    })?;
-                    used.v6.insert(ip);
-                    *addr6 =
-                        Ipv6Network::new(ip, subnet6.prefix()).expect("prefix of a valid subnet");
-                }
-            }
+        if ipv6 && m.value < 1280 {
+            return Err(self.err(
+                m,
+                format!(
+                    "MTU {} is too small for IPv6 (subnet6): expected 1280 or more",
+                    m.value
+                ),
+            ));
         }
-        for (host, (_, file_host)) in hosts.iter_mut().zip(&file.hosts.value.0) {
-            host.routes = self.routes(host, &file_host.routes, &segments)?;
+        Ok(m.value)
+    }
+
+    /// Validates a host and its explicit addresses (the others are allocated later).
+    fn host(
+        &self,
+        key: &Spanned<String>,
+        host: &HostFile,
+        segments: &[Segment],
+        taken: &mut [Taken],
+    ) -> Result<Host, E> {
+        let host_name = check_name(&key.value, "host", 40).map_err(|m| self.err(key, m))?;
+        if host.interfaces.value.is_empty() {
+            return Err(self.err(
+                &host.interfaces,
+                format!("host {host_name:?} needs at least one interface"),
+            ));
         }
-        let mut auto = Vec::new();
-        for host in &hosts {
-            auto.push(default_routes(host, &hosts));
+        let mut interfaces = Vec::new();
+        for (index, iface) in host.interfaces.value.iter().enumerate() {
+            interfaces.push(self.explicit_interface(index, &iface.value, segments, taken)?);
         }
-        for (host, defaults) in hosts.iter_mut().zip(auto) {
-            for route in defaults {
-                if !host.routes.iter().any(|r| r.to == route.to) {
-                    host.routes.push(route);
-                }
-            }
-        }
-        Ok(Topology {
-            name,
-            segments,
-            hosts,
+        Ok(Host {
+            name: host_name,
+            router: host.router,
+            interfaces,
+            routes: Vec::new(),
         })
+    }
+
+    /// Gives the host's interfaces without an explicit address the lowest free one of their
+    /// segment (and of its IPv6 subnet).
+    fn allocate(
+        &self,
+        host: &mut Host,
+        file: &HostFile,
+        segments: &[Segment],
+        taken: &mut [Taken],
+    ) -> Result<(), E> {
+        for (iface, file_iface) in host.interfaces.iter_mut().zip(&file.interfaces.value) {
+            let seg = &segments[iface.segment];
+            let used = &mut taken[iface.segment];
+            let at = &file_iface.value.segment;
+            if iface.address.ip().is_unspecified() {
+                let ip = free_v4(seg.subnet, &used.v4).ok_or_else(|| {
+                    self.err(
+                        at,
+                        format!(
+                            "segment {:?} ({}) has no free address left for {}/{}",
+                            seg.name, seg.subnet, host.name, iface.name
+                        ),
+                    )
+                })?;
+                used.v4.insert(ip);
+                iface.address =
+                    Ipv4Network::new(ip, seg.subnet.prefix()).expect("prefix of a valid subnet");
+                iface.mac = mac_for(ip);
+            }
+            if let (Some(subnet6), Some(addr6)) = (seg.subnet6, &mut iface.address6)
+                && addr6.ip().is_unspecified()
+            {
+                let ip = free_v6(subnet6, &used.v6).ok_or_else(|| {
+                    self.err(
+                        at,
+                        format!(
+                            "segment {:?} ({subnet6}) has no free IPv6 address left for {}/{}",
+                            seg.name, host.name, iface.name
+                        ),
+                    )
+                })?;
+                used.v6.insert(ip);
+                *addr6 = Ipv6Network::new(ip, subnet6.prefix()).expect("prefix of a valid subnet");
+            }
+        }
+        Ok(())
     }
 
     /// Validates one interface; addresses left out are set to unspecified for allocation later.
@@ -369,10 +398,10 @@ impl Validator<'_> {
         index: usize,
         file: &InterfaceFile,
         segments: &[Segment],
-        by_name: &HashMap<&str, usize>,
         taken: &mut [Taken],
-    ) -> Result<Interface, TopologyError> {
-        let segment = *by_name.get(file.segment.value.as_str()).ok_or_else(|| {
+    ) -> Result<Interface, E> {
+        let by_name = |s: &Segment| s.name == file.segment.value;
+        let segment = segments.iter().position(by_name).ok_or_else(|| {
             let known: Vec<&str> = segments.iter().map(|s| s.name.as_str()).collect();
             self.err(
                 &file.segment,
@@ -457,7 +486,7 @@ impl Validator<'_> {
         host: &Host,
         routes: &[RouteFile],
         segments: &[Segment],
-    ) -> Result<Vec<Route>, TopologyError> {
+    ) -> Result<Vec<Route>, E> {
         let mut out: Vec<Route> = Vec::new();
         for route in routes {
             let via: IpAddr = route.via.value.parse().map_err(|_| {
@@ -532,7 +561,7 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn err<T>(&self, at: &Spanned<T>, message: String) -> TopologyError {
+    fn err<T>(&self, at: &Spanned<T>, message: String) -> E {
         (self.error)(&at.referenced, message)
     }
 }

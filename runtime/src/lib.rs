@@ -8,6 +8,7 @@ mod datapath;
 pub mod dns;
 pub mod driver;
 pub mod engine;
+pub mod fallback;
 pub mod firewall;
 pub mod ipam;
 mod nfnl;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use drydock_netsim::KernelFeatures;
-use drydock_netsim::features::Fallback;
+use drydock_runtime::fallback::Fallback;
 
 use super::table;
 
@@ -18,7 +18,7 @@ pub(crate) fn run(json: bool) -> anyhow::Result<ExitCode> {
         let uses = if status.uses_kernel() {
             "kernel".to_string()
         } else {
-            match status.feature.fallback() {
+            match Fallback::of(status.feature) {
                 Fallback::Userspace(what) => format!("userspace: {what}"),
                 Fallback::Planned(what) => format!("nothing yet (planned userspace: {what})"),
                 Fallback::None(what) => format!("nothing: {what}"),

@@ -27,11 +27,11 @@ const QUERIES: &[&str] = &[
 ];
 
 async fn one_host_lab() -> Lab {
-    let topology = Topology::parse(
-        "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: lan}]}\n",
-        "dig.yaml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let topology = Topology::builder("dig")
+        .segment("lan", "10.10.0.0/24".parse().unwrap())
+        .host("h1")
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     Lab::build(topology)
         .await
         .unwrap_or_else(|e| panic!("{e:?}"))

@@ -21,11 +21,12 @@ const HELPER_ENV: &str = "DRYDOCK_DOCKER_HELPER_RUN";
 const READY: &str = "DRYDOCK-DOCKER-READY";
 
 async fn lab() -> Lab {
-    let topology = Topology::parse(
-        "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: lan}]}\n  h2: {interfaces: [{segment: lan}]}\n",
-        "docker.yaml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let topology = Topology::builder("docker")
+        .segment("lan", "10.10.0.0/24".parse().unwrap())
+        .host("h1")
+        .host("h2")
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     Lab::build(topology)
         .await
         .unwrap_or_else(|e| panic!("{e:?}"))

@@ -20,9 +20,6 @@ const OK: Duration = Duration::from_secs(3);
 /// Where a timeout is expected: short, it is always waited out.
 const SHORT: Duration = Duration::from_millis(400);
 
-const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.0.0.0/24, subnet6: 'fd00::/64'}\nhosts:\n  \
-                        a: {interfaces: [{segment: lan}]}\n  b: {interfaces: [{segment: lan}]}\n";
-
 /// A two-host lab: hosts `a` and `b` on one segment, with IPv4 and IPv6.
 struct TwoHosts {
     lab: Lab,
@@ -34,7 +31,13 @@ struct TwoHosts {
 
 impl TwoHosts {
     async fn build() -> Self {
-        let topology = Topology::parse(TOPOLOGY, "probe.yaml").expect("topology");
+        let topology = Topology::builder("probe")
+            .segment("lan", "10.0.0.0/24".parse().unwrap())
+            .subnet6("fd00::/64".parse().unwrap())
+            .host("a")
+            .host("b")
+            .build()
+            .expect("topology");
         let b = &topology.host("b").expect("host b").interfaces[0];
         let b4 = IpAddr::V4(b.address.ip());
         let b6 = IpAddr::V6(b.address6.expect("b has IPv6").ip());

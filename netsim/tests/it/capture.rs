@@ -1,14 +1,14 @@
 //! Packet capture against the real kernel: AF_PACKET in a namespace, pcapng read back by tshark.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drydock_netsim::Netns;
 use drydock_netsim::capture::{Capture, Direction, Packet, PcapNgSink, summarize};
 use drydock_netsim::netns::ifindex;
+use drydock_netsim::{Netns, link};
 use rtnetlink::{LinkUnspec, LinkVeth};
 
 /// Index of `lo` in every namespace.
@@ -290,10 +290,8 @@ async fn veth_pair() -> (Netns, Netns) {
     for (netns, ifname, addr) in [(&h1, "eth0", A1), (&h2, "peer", A2)] {
         let index = netns.run(|| ifindex(ifname)).unwrap().unwrap();
         let handle = netns.netlink().unwrap();
-        handle
-            .address()
-            .add(index, IpAddr::V4(addr), 24)
-            .execute()
+        let address = ipnetwork::Ipv4Network::new(addr, 24).unwrap();
+        link::add_address(&handle, index, address.into())
             .await
             .unwrap();
         set_up(netns, index).await;

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use drydock_netsim::capture::{Capture, Packet, summarize};
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use drydock_netsim::{Lab, Netns, Topology};
 use netlink_packet_route::link::MacVlanMode;
 use rtnetlink::{LinkMacVlan, LinkUnspec, LinkVxlan};
@@ -39,12 +39,10 @@ fn summaries(packets: &[Packet]) -> Vec<String> {
 }
 
 /// Adds `address` to link `name` inside `netns` and sets it up.
-async fn configure(netns: &Netns, name: &str, address: std::net::IpAddr, prefix: u8) {
+async fn configure(netns: &Netns, name: &str, address: &str) {
     let nl = netns.netlink().unwrap();
-    let index = link_index(&nl, name).await.unwrap();
-    nl.address()
-        .add(index, address, prefix)
-        .execute()
+    let index = link::index(&nl, name).await.unwrap();
+    link::add_address(&nl, index, address.parse().unwrap())
         .await
         .unwrap();
     nl.link()
@@ -108,13 +106,13 @@ async fn host_interfaces_serve_as_macvlan_parents() {
     let container = Netns::new().unwrap();
     let mac = [0x02, 0x42, 10, 0, 1, 100];
     let nl = h1.netlink().unwrap();
-    let parent = link_index(&nl, "eth0").await.unwrap();
-    let link = LinkMacVlan::new("eth0", parent, MacVlanMode::Bridge)
+    let parent = link::index(&nl, "eth0").await.unwrap();
+    let macvlan = LinkMacVlan::new("eth0", parent, MacVlanMode::Bridge)
         .setns_by_fd(container.as_fd().as_raw_fd())
         .address(mac.to_vec())
         .build();
-    nl.link().add(link).execute().await.unwrap();
-    configure(&container, "eth0", "10.0.1.100".parse().unwrap(), 24).await;
+    nl.link().add(macvlan).execute().await.unwrap();
+    configure(&container, "eth0", "10.0.1.100/24").await;
 
     let capture = Capture::start(h2, "eth0", "h2/eth0").unwrap();
     assert!(
@@ -150,7 +148,7 @@ async fn vxlan_between_hosts_crosses_a_routed_underlay() {
     ] {
         let netns = lab.host(host).unwrap();
         let nl = netns.netlink().unwrap();
-        let dev = link_index(&nl, "eth0").await.unwrap();
+        let dev = link::index(&nl, "eth0").await.unwrap();
         let vxlan = LinkVxlan::new("vxlan42", 42)
             .dev(dev)
             .local(local.parse().unwrap())
@@ -159,7 +157,7 @@ async fn vxlan_between_hosts_crosses_a_routed_underlay() {
             .learning(false)
             .build();
         nl.link().add(vxlan).execute().await.unwrap();
-        configure(netns, "vxlan42", overlay.parse().unwrap(), 24).await;
+        configure(netns, "vxlan42", &format!("{overlay}/24")).await;
     }
     let capture = Capture::start(lab.host("r1").unwrap(), "eth1", "r1/eth1").unwrap();
     assert!(
@@ -190,11 +188,16 @@ async fn segments_without_a_router_are_isolated() {
     if !crate::privileged() {
         return;
     }
-    let topology = Topology::parse(
-        "segments:\n  a: {subnet: 10.1.0.0/24}\n  b: {subnet: 10.2.0.0/24}\nhosts:\n  x: {interfaces: [{segment: a}]}\n  y: {interfaces: [{segment: b}]}\n  z: {interfaces: [{segment: a}, {segment: b}]}\n",
-        "isolated.yaml",
-    )
-    .unwrap();
+    // z is on both segments: 10.1.0.2 on a, 10.2.0.2 on b.
+    let topology = Topology::builder("isolated")
+        .segment("a", "10.1.0.0/24".parse().unwrap())
+        .host("x")
+        .host("z")
+        .segment("b", "10.2.0.0/24".parse().unwrap())
+        .host("y")
+        .host("z")
+        .build()
+        .unwrap();
     let lab = Lab::build(topology).await.unwrap();
     let (x, z) = (lab.host("x").unwrap(), lab.host("z").unwrap());
     let capture = Capture::start(lab.host("y").unwrap(), "eth0", "y/eth0").unwrap();
@@ -210,4 +213,30 @@ async fn segments_without_a_router_are_isolated() {
         seen.iter().all(|s| !s.contains("10.1.0.")),
         "no frame from segment a reaches y: {seen:#?}"
     );
+}
+
+/// A bridge that snoops multicast joins the all-snoopers group (224.0.0.106) when it comes up
+/// and reports it with IGMP out of every port, where any host's capture may catch it. A lab's
+/// switch sends nothing of its own: it does not snoop.
+#[tokio::test]
+async fn segment_switches_join_no_multicast_group() {
+    if !crate::privileged() {
+        return;
+    }
+    let lab = build("two-hosts.yaml").await;
+    let fabric = lab.namespaces().last().expect("the fabric");
+    let igmp = fabric
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/igmp"))
+        .unwrap()
+        .unwrap();
+    let lan = igmp
+        .split_inclusive('\n')
+        .skip_while(|line| !line.contains("lan"))
+        .take_while(|line| line.contains("lan") || line.starts_with('\t'))
+        .collect::<String>();
+    assert!(
+        lan.contains("010000E0"),
+        "lan is listed with 224.0.0.1:\n{igmp}"
+    );
+    assert!(!lan.contains("6A0000E0"), "lan joined 224.0.0.106:\n{igmp}");
 }

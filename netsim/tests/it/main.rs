@@ -3,6 +3,7 @@
 mod capture;
 mod features;
 mod lab;
+mod link;
 mod rootless;
 
 /// True when this test may create namespaces; see [`drydock_netsim::userns::privileged_or_skip`].

@@ -30,23 +30,12 @@ pub(crate) async fn link_facts(
     netns: &drydock_netsim::Netns,
     name: &str,
 ) -> std::io::Result<([u8; 6], u32)> {
-    use netlink_packet_route::link::LinkAttribute;
     let nl = netns.netlink()?;
-    let found = drydock_netsim::lab::find_link(&nl, name).await;
+    let found = drydock_netsim::link::find(&nl, name).await;
     nl.close().await;
     let link = found.map_err(|e| std::io::Error::other(format!("link {name}: {e}")))?;
-    let mut facts = (None, None);
-    for attribute in link.attributes {
-        match attribute {
-            LinkAttribute::Address(mac) => facts.0 = <[u8; 6]>::try_from(mac.as_slice()).ok(),
-            LinkAttribute::Mtu(mtu) => facts.1 = Some(mtu),
-            _ => {}
-        }
-    }
-    match facts {
-        (Some(mac), Some(mtu)) => Ok((mac, mtu)),
-        _ => Err(std::io::Error::other(format!(
-            "link {name} has no Ethernet address or MTU"
-        ))),
-    }
+    let mac = link
+        .mac
+        .ok_or_else(|| std::io::Error::other(format!("link {name} has no Ethernet address")))?;
+    Ok((mac, link.mtu))
 }

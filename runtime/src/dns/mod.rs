@@ -7,6 +7,8 @@
 //! - [`answer`]: the request handler (pure, over hickory-proto messages);
 //! - `server`, `forward`, `nat`: serving in the container's namespace.
 
+use std::net::Ipv4Addr;
+
 pub mod answer;
 mod forward;
 mod nat;
@@ -16,4 +18,7 @@ pub mod records;
 mod server;
 
 pub use records::{Entry, Lookup, NetworkRecords, Records, SandboxEndpoint, SandboxView, Upstream};
-pub use server::{Dns, RESOLVER_IP, Resolver};
+pub use server::{Dns, Resolver};
+
+/// The address every container's resolver listens on (`nat` makes its port 53).
+pub const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);

@@ -18,7 +18,7 @@ use std::io;
 
 use crate::nfnl::{self, Batch, Writer};
 
-use super::server::RESOLVER_IP;
+use super::RESOLVER_IP;
 
 /// The table's name.
 pub(crate) const TABLE: &str = "drydock-dns";

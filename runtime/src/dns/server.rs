@@ -3,7 +3,7 @@
 //! and forwarding the rest as libnetwork does.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,13 +17,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
+use super::RESOLVER_IP;
 use super::answer::{Action, Transport, answer};
 use super::forward::Forwarder;
 use super::nat;
 use super::records::{Records, Upstream};
-
-/// The address every container's resolver listens on.
-pub const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// Upstream servers tried per query (libnetwork's `maxExtDNS`).
 const MAX_UPSTREAMS: usize = 3;

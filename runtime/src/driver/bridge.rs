@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use drydock_netsim::Netns;
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
@@ -252,7 +252,7 @@ async fn create_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), Driv
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
     let what = format!("create bridge {}", network.bridge);
-    if link_index(&nl, &network.bridge).await.is_ok() {
+    if link::index(&nl, &network.bridge).await.is_ok() {
         return Err(DriverError::Refused(format!(
             "cannot create network: a link named {} already exists on the host",
             network.bridge
@@ -263,7 +263,7 @@ async fn create_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), Driv
         .execute()
         .await
         .map_err(netlink_error(&what))?;
-    let index = link_index(&nl, &network.bridge)
+    let index = link::index(&nl, &network.bridge)
         .await
         .map_err(netlink_error(&what))?;
     if network.gateways.iter().any(IpNetwork::is_ipv6) {
@@ -291,7 +291,7 @@ async fn delete_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), Driv
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
     let what = format!("delete bridge {}", network.bridge);
-    if let Ok(index) = link_index(&nl, &network.bridge).await {
+    if let Ok(index) = link::index(&nl, &network.bridge).await {
         nl.link()
             .del(index)
             .execute()
@@ -315,7 +315,7 @@ async fn plug(
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
     let what = format!("veth {} for {ifname}", endpoint.host_ifname);
-    let bridge = link_index(&nl, &network.bridge)
+    let bridge = link::index(&nl, &network.bridge)
         .await
         .map_err(netlink_error(&what))?;
     let peer = LinkUnspec::new_with_name(ifname)
@@ -344,7 +344,7 @@ async fn unplug(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(), DriverErr
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
-    if let Ok(index) = link_index(&nl, &endpoint.host_ifname).await {
+    if let Ok(index) = link::index(&nl, &endpoint.host_ifname).await {
         nl.link()
             .del(index)
             .execute()

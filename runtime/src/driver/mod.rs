@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use drydock_netsim::Netns;
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use drydock_netsim::netns::write_sysctl;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
@@ -258,7 +258,7 @@ pub(crate) async fn add_address(
     address: IpNetwork,
     ifname: &str,
 ) -> Result<(), DriverError> {
-    drydock_netsim::lab::add_address(nl, index, address)
+    link::add_address(nl, index, address)
         .await
         .map_err(netlink_error(format!("address {address} on {ifname}")))
 }
@@ -281,7 +281,7 @@ pub(crate) async fn configure_interface(
         .netlink()
         .map_err(DriverError::io("open netlink in the sandbox"))?;
     let result = async {
-        let index = link_index(&inner, ifname)
+        let index = link::index(&inner, ifname)
             .await
             .map_err(netlink_error(what))?;
         for address in addresses {

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use drydock_netsim::Netns;
 use drydock_netsim::features::Feature;
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{LinkDummy, LinkUnspec, LinkVeth, LinkVlan};
@@ -63,7 +63,7 @@ pub(crate) async fn make(
     dummy: bool,
     driver: &str,
 ) -> Result<Option<MadeParent>, DriverError> {
-    if link_index(nl, parent).await.is_ok() {
+    if link::index(nl, parent).await.is_ok() {
         return Ok(None);
     }
     if dummy {
@@ -74,7 +74,7 @@ pub(crate) async fn make(
             "invalid subinterface vlan name {parent}, example formatting is eth0.10"
         )));
     };
-    let Ok(master_index) = link_index(nl, master).await else {
+    let Ok(master_index) = link::index(nl, master).await else {
         // (sic: macvlan's parseVlan says "does was").
         let verb = if driver == "macvlan" {
             "does was"
@@ -104,7 +104,7 @@ pub(crate) async fn make(
         Ok(()) => Ok(Some(MadeParent::Vlan)),
         Err(code) if code == libc::EOPNOTSUPP => VlanLink::start(host, master, parent, vid)
             .await
-            .map(|link| Some(MadeParent::UserspaceVlan(link)))
+            .map(|vlan| Some(MadeParent::UserspaceVlan(vlan)))
             .map_err(|e| {
                 DriverError::Refused(format!(
                     "failed to create {parent} vlan link: {e} (userspace 802.1Q datapath)"
@@ -123,15 +123,15 @@ pub(crate) async fn delete(
     parent: &str,
     made: MadeParent,
 ) -> Result<(), DriverError> {
-    if let MadeParent::UserspaceVlan(link) = made {
+    if let MadeParent::UserspaceVlan(vlan) = made {
         // The TAP goes with its thread's descriptor.
-        drop(link);
+        drop(vlan);
         return Ok(());
     }
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
-    let deleted = match link_index(&nl, parent).await {
+    let deleted = match link::index(&nl, parent).await {
         Ok(index) => nl
             .link()
             .del(index)
@@ -188,7 +188,7 @@ async fn make_dummy(nl: &rtnetlink::Handle, name: &str) -> Result<MadeParent, Dr
         .map_err(netlink_error(&what));
     inner.close().await;
     if let Err(e) = up {
-        if let Ok(index) = link_index(nl, name).await {
+        if let Ok(index) = link::index(nl, name).await {
             let _ = nl.link().del(index).execute().await;
         }
         return Err(e);
@@ -274,7 +274,7 @@ pub(crate) async fn delete_in(
     let inner = sandbox
         .netlink()
         .map_err(DriverError::io("open netlink in the sandbox"))?;
-    let result = match link_index(&inner, ifname).await {
+    let result = match link::index(&inner, ifname).await {
         Ok(index) => match inner.link().del(index).execute().await {
             // Gone meanwhile: a userspace port's TAP goes with its last descriptor.
             Err(e) if errno(&e) == libc::ENODEV => Ok(()),

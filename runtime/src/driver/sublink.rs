@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use drydock_netsim::Netns;
 use drydock_netsim::features::Feature;
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use futures::future::BoxFuture;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::LinkMessage;
@@ -460,7 +460,7 @@ impl Sublink {
         build: impl FnOnce(u32) -> LinkMessage,
     ) -> Result<(), DriverError> {
         let nl = self.netlink()?;
-        let Ok(parent_index) = link_index(&nl, parent).await else {
+        let Ok(parent_index) = link::index(&nl, parent).await else {
             nl.close().await;
             return Err(DriverError::Refused(format!(
                 "the requested parent interface {parent} was not found on the Docker host"
@@ -480,7 +480,7 @@ impl Sublink {
 
 /// Whether the kernel makes ipvlan links on `parent`: one is made and deleted at once.
 async fn kernel_has_ipvlan(nl: &rtnetlink::Handle, parent: &str) -> bool {
-    let Ok(index) = link_index(nl, parent).await else {
+    let Ok(index) = link::index(nl, parent).await else {
         return false;
     };
     let probe = format!("ddprobe{:08x}", fastrand::u32(..));
@@ -492,7 +492,7 @@ async fn kernel_has_ipvlan(nl: &rtnetlink::Handle, parent: &str) -> bool {
     if let Err(e) = added {
         return errno(&e) != libc::EOPNOTSUPP;
     }
-    if let Ok(made) = link_index(nl, &probe).await {
+    if let Ok(made) = link::index(nl, &probe).await {
         let _ = nl.link().del(made).execute().await;
     }
     true
@@ -509,7 +509,7 @@ async fn connected_default_routes(
         .netlink()
         .map_err(DriverError::io("open netlink in the sandbox"))?;
     let result = async {
-        let index = link_index(&nl, ifname)
+        let index = link::index(&nl, ifname)
             .await
             .map_err(netlink_error(format!("ipvlan {ifname}")))?;
         let mut routes = Vec::new();

@@ -87,8 +87,58 @@ impl Engine {
 
     /// `docker inspect NAME` (the parts that concern networking, in Docker's shape).
     pub fn inspect_container(&self, name_or_id: &str) -> EngineResult<Value> {
-        let index = self.container_index(name_or_id)?;
-        let c = &self.containers[index];
+        let c = &self.containers[self.container_index(name_or_id)?];
+        let running = c.state == State::Running;
+        let cfg = &c.config;
+        let exposed: Map<String, Value> = cfg
+            .exposed_ports
+            .keys()
+            .map(|k| (k.clone(), json!({})))
+            .collect();
+        let path = |file: &str| {
+            c.dir
+                .as_ref()
+                .map(|d| d.join(file).display().to_string())
+                .unwrap_or_default()
+        };
+        Ok(json!({
+            "Id": c.id,
+            "Created": c.created,
+            "Path": cfg.cmd.as_ref().and_then(|cmd| cmd.first().cloned()).unwrap_or_else(|| "sleep".into()),
+            "Args": cfg.cmd.as_ref().map_or_else(|| vec!["1000000000".to_string()], |cmd| cmd.iter().skip(1).cloned().collect()),
+            "State": {
+                "Status": c.state.name(),
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": 0,
+                "ExitCode": if c.state == State::Exited { 137 } else { 0 },
+                "Error": "",
+            },
+            "Image": cfg.image,
+            "ResolvConfPath": path("resolv.conf"),
+            "HostnamePath": path("hostname"),
+            "HostsPath": path("hosts"),
+            "Name": format!("/{}", c.name),
+            "HostConfig": host_config_json(c),
+            "Config": {
+                "Hostname": c.hostname,
+                "Domainname": "",
+                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+                "Cmd": cfg.cmd,
+                "Image": cfg.image,
+                "Labels": cfg.labels,
+                "MacAddress": cfg.mac_address,
+            },
+            "NetworkSettings": self.network_settings(c),
+        }))
+    }
+
+    /// A container's `NetworkSettings`: an entry per network, and at the top level the
+    /// default bridge's endpoint fields (empty when it is not on the default bridge).
+    fn network_settings(&self, c: &Container) -> Value {
         let running = c.state == State::Running;
         let mut networks = Map::new();
         let mut top = json!({"EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": ""});
@@ -146,71 +196,32 @@ impl Engine {
         if let (Some(settings), Some(top)) = (settings.as_object_mut(), top.as_object()) {
             settings.extend(top.clone());
         }
-        let cfg = &c.config;
-        let host = &cfg.host_config;
-        let exposed: Map<String, Value> = cfg
-            .exposed_ports
-            .keys()
-            .map(|k| (k.clone(), json!({})))
-            .collect();
-        let bindings: Map<String, Value> = host
-            .port_bindings
-            .iter()
-            .map(|(k, list)| {
-                let list: Vec<Value> = list
-                    .iter()
-                    .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
-                    .collect();
-                (k.clone(), Value::Array(list))
-            })
-            .collect();
-        let path = |file: &str| {
-            c.dir
-                .as_ref()
-                .map(|d| d.join(file).display().to_string())
-                .unwrap_or_default()
-        };
-        Ok(json!({
-            "Id": c.id,
-            "Created": c.created,
-            "Path": cfg.cmd.as_ref().and_then(|cmd| cmd.first().cloned()).unwrap_or_else(|| "sleep".into()),
-            "Args": cfg.cmd.as_ref().map_or_else(|| vec!["1000000000".to_string()], |cmd| cmd.iter().skip(1).cloned().collect()),
-            "State": {
-                "Status": c.state.name(),
-                "Running": running,
-                "Paused": false,
-                "Restarting": false,
-                "OOMKilled": false,
-                "Dead": false,
-                "Pid": 0,
-                "ExitCode": if c.state == State::Exited { 137 } else { 0 },
-                "Error": "",
-            },
-            "Image": cfg.image,
-            "ResolvConfPath": path("resolv.conf"),
-            "HostnamePath": path("hostname"),
-            "HostsPath": path("hosts"),
-            "Name": format!("/{}", c.name),
-            "HostConfig": {
-                "NetworkMode": c.mode(),
-                "PortBindings": bindings,
-                "PublishAllPorts": host.publish_all_ports,
-                "Links": host.links.as_ref().map(|links| links.iter().map(|l| legacy_link(l, &c.name)).collect::<Vec<_>>()),
-                "Dns": host.dns,
-                "ExtraHosts": host.extra_hosts,
-            },
-            "Config": {
-                "Hostname": c.hostname,
-                "Domainname": "",
-                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-                "Cmd": cfg.cmd,
-                "Image": cfg.image,
-                "Labels": cfg.labels,
-                "MacAddress": cfg.mac_address,
-            },
-            "NetworkSettings": settings,
-        }))
+        settings
     }
+}
+
+/// A container's `HostConfig` (its networking fields).
+fn host_config_json(c: &Container) -> Value {
+    let host = &c.config.host_config;
+    let bindings: Map<String, Value> = host
+        .port_bindings
+        .iter()
+        .map(|(k, list)| {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
+                .collect();
+            (k.clone(), Value::Array(list))
+        })
+        .collect();
+    json!({
+        "NetworkMode": c.mode(),
+        "PortBindings": bindings,
+        "PublishAllPorts": host.publish_all_ports,
+        "Links": host.links.as_ref().map(|links| links.iter().map(|l| legacy_link(l, &c.name)).collect::<Vec<_>>()),
+        "Dns": host.dns,
+        "ExtraHosts": host.extra_hosts,
+    })
 }
 
 /// One entry of `NetworkSettings.Networks`.

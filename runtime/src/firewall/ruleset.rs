@@ -261,15 +261,20 @@ fn dnat(family: NATFamily, addr: &PublishMap, port: &PublishMap) -> Statement<'s
 /// The whole table, replacing any table of that name (a stale one from an earlier engine): one
 /// transaction.
 pub(crate) fn start() -> Nftables<'static> {
-    use MetaKey::{Iifname, Oifname};
-    use Operator::{EQ, IN, NEQ};
-    let accept = || Statement::Accept(None);
-    let drop = || Statement::Drop(None);
     let mut batch = Batch::new();
     // `add` then `delete`: deleting a table that does not exist would fail the transaction.
     batch.add(NfListObject::Table(table()));
     batch.delete(NfListObject::Table(table()));
     batch.add(NfListObject::Table(table()));
+    add_sets_and_maps(&mut batch);
+    add_forward(&mut batch);
+    add_publish(&mut batch);
+    add_nat(&mut batch);
+    batch.to_nftables()
+}
+
+/// The sets and maps that hold every Docker-managed fact.
+fn add_sets_and_maps(batch: &mut Batch<'static>) {
     for name in [BRIDGES, INTERNAL, ICC_OFF] {
         batch.add(ifname_set(name));
     }
@@ -298,8 +303,14 @@ pub(crate) fn start() -> Nftables<'static> {
             ..Map::default()
         })));
     }
+}
 
-    // forward: Docker's FORWARD chain (policy DROP) with its isolation stages first.
+/// forward: Docker's FORWARD chain (policy DROP) with its isolation stages first.
+fn add_forward(batch: &mut Batch<'static>) {
+    use MetaKey::{Iifname, Oifname};
+    use Operator::{EQ, IN, NEQ};
+    let accept = || Statement::Accept(None);
+    let drop = || Statement::Drop(None);
     batch.add(NfListObject::Chain(base_chain(
         "forward",
         NfChainType::Filter,
@@ -357,8 +368,10 @@ pub(crate) fn start() -> Nftables<'static> {
     for expr in forward {
         batch.add(rule("forward", expr));
     }
+}
 
-    // publish: DNAT of published ports (made before the chains that jump to it).
+/// publish: DNAT of published ports (made before the chains that jump to it).
+fn add_publish(batch: &mut Batch<'static>) {
     batch.add(NfListObject::Chain(Chain {
         family: NfFamily::INet,
         table: TABLE.into(),
@@ -370,7 +383,7 @@ pub(crate) fn start() -> Nftables<'static> {
     batch.add(rule(
         "publish",
         vec![
-            matches(meta(Iifname), EQ, set_ref(BRIDGES)),
+            matches(meta(MetaKey::Iifname), Operator::EQ, set_ref(BRIDGES)),
             Statement::Return(None),
         ],
     ));
@@ -381,8 +394,12 @@ pub(crate) fn start() -> Nftables<'static> {
             batch.add(rule("publish", vec![dnat(family, addr, port)]));
         }
     }
+}
 
-    // nat: DNAT of published ports, from outside (prerouting) and from the host (output).
+/// nat: DNAT of published ports, from outside (prerouting) and from the host (output), and
+/// masquerade of what leaves the networks for the outside world (postrouting).
+fn add_nat(batch: &mut Batch<'static>) {
+    use Operator::{EQ, NEQ};
     batch.add(NfListObject::Chain(base_chain(
         "prerouting",
         NfChainType::NAT,
@@ -435,12 +452,11 @@ pub(crate) fn start() -> Nftables<'static> {
             "postrouting",
             vec![
                 matches(payload(protocol, "saddr"), EQ, set_ref(set)),
-                matches(meta(Oifname), NEQ, set_ref(BRIDGES)),
+                matches(meta(MetaKey::Oifname), NEQ, set_ref(BRIDGES)),
                 Statement::Masquerade(None),
             ],
         ));
     }
-    batch.to_nftables()
 }
 
 /// The set elements that stand for one network, by set.

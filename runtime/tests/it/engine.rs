@@ -28,7 +28,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let (lab, mut engines) = crate::lab_with_engines(crate::H1_AND_EXT, &["h1"]).await;
+    let (lab, mut engines) = crate::lab_with_engines(crate::lan(&["h1", "ext"]), &["h1"]).await;
     let engine = engines.pop().unwrap();
     Setup { lab, engine }
 }

@@ -11,14 +11,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use drydock_netsim::lab::link_index;
+use drydock_netsim::link;
 use drydock_netsim::netns::Netlink;
 use drydock_netsim::{Lab, Netns, Topology};
 use drydock_runtime::firewall::{Binding, Firewall, FirewallError, NetworkRules, Protocol};
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,14 +26,15 @@ const OK: Duration = Duration::from_secs(3);
 /// Where a drop is expected: short, it is always waited out.
 const DROP: Duration = Duration::from_millis(300);
 
-const TOPOLOGY: &str = "name: fw\nsegments:\n  lan: {subnet: 10.10.0.0/24, subnet6: 'fd00:10::/64'}\n\
-                        hosts:\n  h1: {interfaces: [{segment: lan, address: 10.10.0.1, address6: 'fd00:10::1'}]}\n  \
-                        ext: {interfaces: [{segment: lan, address: 10.10.0.2, address6: 'fd00:10::2'}]}\n";
-
-const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 1));
-const EXT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 2));
-const H1_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 1));
-const EXT_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 2));
+/// h1's and ext's addresses on the lab's segment.
+const H1_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+const EXT_V4: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+const H1_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 1);
+const EXT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 2);
+const H1: IpAddr = IpAddr::V4(H1_V4);
+const EXT: IpAddr = IpAddr::V4(EXT_V4);
+const H1_6: IpAddr = IpAddr::V6(H1_V6);
+const EXT_6: IpAddr = IpAddr::V6(EXT_V6);
 
 /// What a connection attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,7 +61,13 @@ struct Network {
 
 impl World {
     async fn new() -> Self {
-        let topology = Topology::parse(TOPOLOGY, "firewall.yaml").expect("topology");
+        let topology = Topology::builder("fw")
+            .segment("lan", "10.10.0.0/24".parse().unwrap())
+            .subnet6("fd00:10::/64".parse().unwrap())
+            .host_at6("h1", H1_V4, H1_V6)
+            .host_at6("ext", EXT_V4, EXT_V6)
+            .build()
+            .expect("topology");
         let lab = Lab::build(topology).await.expect("lab");
         let h1 = lab.host("h1").expect("h1");
         let firewall = Firewall::start(h1).expect("firewall starts");
@@ -95,10 +101,9 @@ impl World {
             .execute()
             .await
             .expect("bridge");
-        let index = link_index(nl, bridge).await.expect("bridge index");
+        let index = link::index(nl, bridge).await.expect("bridge index");
         for subnet in &subnets {
-            let gateway = nth(subnet, 1);
-            add_address(nl, index, gateway, subnet.prefix()).await;
+            add_address(nl, index, subnet, 1).await;
         }
         let mut rules = NetworkRules {
             bridge: bridge.into(),
@@ -117,7 +122,7 @@ impl World {
     async fn container(&self, network: &Network, n: u32) -> Netns {
         let netns = Netns::new().expect("container namespace");
         let nl = &self.h1_nl;
-        let bridge = link_index(nl, &network.rules.bridge)
+        let bridge = link::index(nl, &network.rules.bridge)
             .await
             .expect("bridge index");
         let host_end = format!("v{}-{n}", network.rules.bridge);
@@ -139,28 +144,28 @@ impl World {
                 .await
                 .expect("link up");
         }
-        let eth0 = link_index(&cnl, "eth0").await.expect("eth0");
+        let eth0 = link::index(&cnl, "eth0").await.expect("eth0");
         for subnet in &network.rules.subnets {
-            add_address(&cnl, eth0, nth(subnet, n), subnet.prefix()).await;
-            let route = match nth(subnet, 1) {
-                IpAddr::V4(gateway) => RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gateway)
-                    .build(),
-                IpAddr::V6(gateway) => RouteMessageBuilder::<Ipv6Addr>::new()
-                    .gateway(gateway)
-                    .build(),
+            add_address(&cnl, eth0, subnet, n).await;
+            let default = if subnet.is_ipv4() {
+                "0.0.0.0/0"
+            } else {
+                "::/0"
             };
-            cnl.route()
-                .add(route)
-                .execute()
+            link::add_route(&netns, default.parse().unwrap(), nth(subnet, 1))
                 .await
                 .expect("default route");
         }
         // Until the kernel reports both ends up it drops what is sent on them (a drop
         // expected by a test must not come from there).
-        wait_until_up(&cnl, "eth0").await;
-        wait_until_up(nl, &host_end).await;
-        wait_until_up(nl, &network.rules.bridge).await;
+        let ends = [
+            (&cnl, "eth0"),
+            (nl, host_end.as_str()),
+            (nl, network.rules.bridge.as_str()),
+        ];
+        for (handle, name) in ends {
+            link::wait_until_up(handle, name).await.expect("link up");
+        }
         cnl.close().await;
         listen(&netns, 80);
         netns
@@ -169,16 +174,9 @@ impl World {
     /// Gives ext a route to `subnet` via h1, as a neighbour that tries to reach containers.
     async fn ext_routes_via_h1(&self, subnet: &str) {
         let subnet: IpNetwork = subnet.parse().expect("subnet");
-        let nl = self.ext().netlink().expect("ext netlink");
-        let route = match (subnet, H1) {
-            (IpNetwork::V4(to), IpAddr::V4(via)) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(to.network(), to.prefix())
-                .gateway(via)
-                .build(),
-            _ => unreachable!("IPv4 routes only"),
-        };
-        nl.route().add(route).execute().await.expect("route on ext");
-        nl.close().await;
+        link::add_route(self.ext(), subnet, H1)
+            .await
+            .expect("route on ext");
     }
 
     /// Runs nft in h1 (a witness) and returns its stdout.
@@ -217,28 +215,6 @@ impl World {
     }
 }
 
-/// Waits (up to 5 s) until link `name` reports operational state UP.
-async fn wait_until_up(nl: &rtnetlink::Handle, name: &str) {
-    use futures::TryStreamExt;
-    use netlink_packet_route::link::{LinkAttribute, State};
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut links = nl.link().get().match_name(name.to_string()).execute();
-        let link = links.try_next().await.expect("link").expect("link exists");
-        if link
-            .attributes
-            .contains(&LinkAttribute::OperState(State::Up))
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} is not up after 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// The `n`th address of `subnet`.
 fn nth(subnet: &IpNetwork, n: u32) -> IpAddr {
     match subnet {
@@ -247,16 +223,12 @@ fn nth(subnet: &IpNetwork, n: u32) -> IpAddr {
     }
 }
 
-async fn add_address(nl: &rtnetlink::Handle, index: u32, ip: IpAddr, prefix: u8) {
-    let mut request = nl.address().add(index, ip, prefix);
-    if ip.is_ipv6() {
-        // Skip duplicate address detection's delay: addresses are unique here.
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    }
-    request.execute().await.expect("address");
+/// Adds the `n`th address of `subnet` (with its prefix) to link `index`.
+async fn add_address(nl: &rtnetlink::Handle, index: u32, subnet: &IpNetwork, n: u32) {
+    let address = IpNetwork::new(nth(subnet, n), subnet.prefix()).expect("address");
+    link::add_address(nl, index, address)
+        .await
+        .expect("address");
 }
 
 /// Listens on TCP `port` (every IPv4 and IPv6 address) in `netns`; answers every connection
@@ -462,8 +434,10 @@ async fn published_port_reaches_the_container_with_the_client_address() {
     );
 
     // A binding to one host address: only that address forwards.
-    let h1_eth0 = link_index(&world.h1_nl, "eth0").await.expect("eth0");
-    add_address(&world.h1_nl, h1_eth0, "10.10.0.11".parse().unwrap(), 24).await;
+    let h1_eth0 = link::index(&world.h1_nl, "eth0").await.expect("eth0");
+    link::add_address(&world.h1_nl, h1_eth0, "10.10.0.11/24".parse().unwrap())
+        .await
+        .expect("address");
     let one = tcp(Some("10.10.0.1"), 8081, "172.18.0.2", 80);
     world
         .firewall

@@ -18,13 +18,9 @@ const OK: Duration = Duration::from_secs(3);
 /// Threads and descriptors are counted per process: the tests of this module take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const TOPOLOGY: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
-                        h2: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n  \
-                        ext: {interfaces: [{segment: lan, address: 10.10.0.3}]}\n";
-
 async fn setup() -> (Lab, Engine, Engine) {
-    let (lab, mut engines) = crate::lab_with_engines(TOPOLOGY, &["h1", "h2"]).await;
+    let (lab, mut engines) =
+        crate::lab_with_engines(crate::lan(&["h1", "h2", "ext"]), &["h1", "h2"]).await;
     let h2 = engines.pop().unwrap();
     let h1 = engines.pop().unwrap();
     (lab, h1, h2)

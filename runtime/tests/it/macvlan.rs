@@ -19,7 +19,7 @@ const DROP: Duration = Duration::from_millis(400);
 const EXT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 10, 0, 2));
 
 async fn setup() -> (Lab, Engine) {
-    let (lab, mut engines) = crate::lab_with_engines(crate::H1_AND_EXT, &["h1"]).await;
+    let (lab, mut engines) = crate::lab_with_engines(crate::lan(&["h1", "ext"]), &["h1"]).await;
     (lab, engines.pop().unwrap())
 }
 

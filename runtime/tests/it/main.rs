@@ -6,7 +6,7 @@ mod ipvlan;
 mod macvlan;
 mod proxy;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use drydock_netsim::{Lab, Netns, Topology};
@@ -19,17 +19,19 @@ pub(crate) fn privileged() -> bool {
     drydock_netsim::userns::privileged_or_skip()
 }
 
-/// A docker host h1 (10.10.0.1) and a plain host ext (10.10.0.2) on one segment.
-pub(crate) const H1_AND_EXT: &str = "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  \
-                                     h1: {interfaces: [{segment: lan, address: 10.10.0.1}]}\n  \
-                                     ext: {interfaces: [{segment: lan, address: 10.10.0.2}]}\n";
+/// `hosts` on one segment `lan`, 10.10.0.0/24, at 10.10.0.1, .2... in that order.
+pub(crate) fn lan(hosts: &[&str]) -> Topology {
+    let mut builder = Topology::builder("lab").segment("lan", "10.10.0.0/24".parse().unwrap());
+    for (n, host) in (1..).zip(hosts) {
+        builder = builder.host_at(host, Ipv4Addr::new(10, 10, 0, n));
+    }
+    builder.build().unwrap()
+}
 
 /// The lab of `topology` with an engine on each of `hosts`, in that order (upstream resolver
 /// 127.0.0.1, no state directory).
-pub(crate) async fn lab_with_engines(topology: &str, hosts: &[&str]) -> (Lab, Vec<Engine>) {
-    let lab = Lab::build(Topology::parse(topology, "lab.yaml").unwrap())
-        .await
-        .unwrap();
+pub(crate) async fn lab_with_engines(topology: Topology, hosts: &[&str]) -> (Lab, Vec<Engine>) {
+    let lab = Lab::build(topology).await.unwrap();
     let mut engines = Vec::new();
     for host in hosts {
         let options = Options {
@@ -119,23 +121,8 @@ pub(crate) async fn greeting(from: &Netns, to: SocketAddr, wait: Duration) -> Op
 
 /// The names of the links of `netns`, sorted.
 pub(crate) async fn link_names(netns: &Netns) -> Vec<String> {
-    use futures::TryStreamExt;
-    use netlink_packet_route::link::LinkAttribute;
-    let nl = netns.netlink().unwrap();
-    let mut names: Vec<String> = nl
-        .link()
-        .get()
-        .execute()
-        .try_filter_map(|m| async move {
-            Ok(m.attributes.iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.clone()),
-                _ => None,
-            }))
-        })
-        .try_collect()
-        .await
-        .unwrap();
-    nl.close().await;
+    let links = drydock_netsim::link::list(netns).await.unwrap();
+    let mut names: Vec<String> = links.into_iter().map(|link| link.name).collect();
     names.sort();
     names
 }

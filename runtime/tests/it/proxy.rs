@@ -6,11 +6,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use drydock_netsim::lab::link_index;
-use drydock_netsim::{Lab, Netns, Topology};
+use drydock_netsim::link;
+use drydock_netsim::{Lab, Netns};
 use drydock_runtime::proxy::{Protocol, Proxy};
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, State};
-use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use ipnetwork::IpNetwork;
+use netlink_packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{LinkUnspec, LinkVeth};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
@@ -35,11 +36,7 @@ struct Setup {
 
 /// A lab with h1 and ext on one segment, and a container behind h1 running the servers.
 async fn setup() -> Setup {
-    let topology = Topology::parse(
-        "segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n  h1: {interfaces: [{segment: lan}]}\n  ext: {interfaces: [{segment: lan}]}\n",
-        "p.yaml",
-    )
-    .unwrap();
+    let topology = crate::lan(&["h1", "ext"]);
     let h1_lan = topology.host("h1").unwrap().interfaces[0].address.ip();
     let lab = Lab::build(topology)
         .await
@@ -58,12 +55,9 @@ async fn setup() -> Setup {
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
     nl.link().add(veth).execute().await.unwrap();
-    let index = link_index(&nl, "veth-c").await.unwrap();
-    nl.address()
-        .add(index, IpAddr::V4(GATEWAY), 24)
-        .execute()
-        .await
-        .unwrap();
+    let index = link::index(&nl, "veth-c").await.unwrap();
+    let gateway = IpNetwork::new(IpAddr::V4(GATEWAY), 24).unwrap();
+    link::add_address(&nl, index, gateway).await.unwrap();
 
     let cnl = container.netlink().unwrap();
     for name in ["lo", "eth0"] {
@@ -73,23 +67,15 @@ async fn setup() -> Setup {
             .await
             .unwrap();
     }
-    let eth0 = link_index(&cnl, "eth0").await.unwrap();
-    cnl.address()
-        .add(eth0, IpAddr::V4(CONTAINER), 24)
-        .execute()
+    let eth0 = link::index(&cnl, "eth0").await.unwrap();
+    let address = IpNetwork::new(IpAddr::V4(CONTAINER), 24).unwrap();
+    link::add_address(&cnl, eth0, address).await.unwrap();
+    let default = "0.0.0.0/0".parse().unwrap();
+    link::add_route(&container, default, IpAddr::V4(GATEWAY))
         .await
         .unwrap();
-    cnl.route()
-        .add(
-            RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(GATEWAY)
-                .build(),
-        )
-        .execute()
-        .await
-        .unwrap();
-    wait_until_up(&nl, "veth-c").await;
-    wait_until_up(&cnl, "eth0").await;
+    link::wait_until_up(&nl, "veth-c").await.unwrap();
+    link::wait_until_up(&cnl, "eth0").await.unwrap();
     nl.close().await;
     cnl.close().await;
 
@@ -100,24 +86,6 @@ async fn setup() -> Setup {
         ext,
         h1_lan,
         _container: container,
-    }
-}
-
-/// Waits until the kernel reports link `name` up: before that it drops what is sent on it.
-async fn wait_until_up(nl: &rtnetlink::Handle, name: &str) {
-    use futures::TryStreamExt;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let mut links = nl.link().get().match_name(name).execute();
-        let link = links.try_next().await.unwrap().unwrap();
-        if link
-            .attributes
-            .contains(&LinkAttribute::OperState(State::Up))
-        {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{name} stays down");
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -58,9 +58,6 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The lab: one host on one segment.
-const TOPOLOGY: &str = "name: bench\nsegments:\n  lan: {subnet: 10.0.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.0.0.10}]}\n";
 /// The lab's only host: the docker host.
 const HOST: &str = "h1";
 /// The user-defined bridge network every container joins.
@@ -143,10 +140,20 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs, Linux {}", release.trim())
 }
 
-/// A fresh lab of [`TOPOLOGY`].
+/// The lab `bench`: `hosts` on one segment, 10.0.0.0/24, at 10.0.0.10, .11... in that order.
+fn topology(hosts: &[&str]) -> anyhow::Result<Topology> {
+    let mut builder = Topology::builder("bench").segment("lan", "10.0.0.0/24".parse()?);
+    for (n, host) in (10..).zip(hosts) {
+        builder = builder.host_at(host, Ipv4Addr::new(10, 0, 0, n));
+    }
+    builder.build().map_err(|e| anyhow!(e))
+}
+
+/// A fresh lab of the docker host [`HOST`] alone (at 10.0.0.10).
 async fn lab() -> anyhow::Result<Lab> {
-    let topology = Topology::parse(TOPOLOGY, "bench.yaml").map_err(|e| anyhow!("{e}"))?;
-    Lab::build(topology).await.context("building the lab")
+    Lab::build(topology(&[HOST])?)
+        .await
+        .context("building the lab")
 }
 
 /// The lab's docker host namespace.

@@ -9,16 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use drydock_netsim::{Lab, Netns, Topology};
+use drydock_netsim::{Lab, Netns};
 use drydock_runtime::api::body::NetworkCreate;
 use serde_json::{Value, json};
 
 use super::{SETTLE, container_body, container_spec, program, program_version, reference_run};
-
-/// Two docker hosts on one segment.
-const TOPOLOGY: &str = "name: bench\nsegments:\n  lan: {subnet: 10.0.0.0/24}\nhosts:\n  \
-                        h1: {interfaces: [{segment: lan, address: 10.0.0.10}]}\n  \
-                        h2: {interfaces: [{segment: lan, address: 10.0.0.11}]}\n";
 
 /// `drydock bench throughput` options.
 #[derive(Args)]
@@ -135,8 +130,10 @@ async fn measure(
     iperf3: &std::path::Path,
     seconds: u32,
 ) -> anyhow::Result<Figures> {
-    let topology = Topology::parse(TOPOLOGY, "bench.yaml").map_err(|e| anyhow!("{e}"))?;
-    let lab = Lab::build(topology).await.context("building the lab")?;
+    // Two docker hosts on one segment: h1 at 10.0.0.10, h2 at 10.0.0.11.
+    let lab = Lab::build(super::topology(&["h1", "h2"])?)
+        .await
+        .context("building the lab")?;
     let Some((driver, parent)) = path.network() else {
         let (h1, h2) = (lab.host("h1").unwrap(), lab.host("h2").unwrap());
         let bits = iperf(iperf3, h1, h2, "10.0.0.11".parse()?, seconds)?;
