@@ -1,33 +1,26 @@
-//! The failure dump: the state of each docker host and container when a check failed (links and
-//! routes over netlink, the engine's own view from the target), and the tail of each capture.
+//! The failure dump: the state of each docker host and container when a check failed
+//! (addresses and routes over netlink, the engine's own view from the target), and the tail of
+//! each capture.
 
 use std::fmt::Write as _;
 
-use drydock_netsim::Netns;
+use drydock_netsim::{Netns, link};
 
 use super::execution::Execution;
 use crate::targets::Target;
 
-/// A namespace's links and routes, as text.
+/// A namespace's addresses and routes, as `ip -br addr` and `ip route` show them (over
+/// netlink: a dump runs no process).
 async fn network_state(netns: &Netns) -> String {
     let mut out = String::new();
-    match super::links::links(netns).await {
-        Ok(links) => {
-            for link in links {
-                let _ = writeln!(out, "{} mtu {}", link.name, link.mtu);
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(out, "(links: {e})");
-        }
-    }
-    for ipv6 in [false, true] {
-        match super::links::routes(netns, ipv6).await {
-            Ok(routes) => routes.iter().for_each(|r| {
-                let _ = writeln!(out, "{r}");
-            }),
+    for shown in [
+        link::show_addresses(netns).await,
+        link::show_routes(netns).await,
+    ] {
+        match shown {
+            Ok(text) => out.push_str(&text),
             Err(e) => {
-                let _ = writeln!(out, "(routes: {e})");
+                let _ = writeln!(out, "({e})");
             }
         }
     }

@@ -12,7 +12,6 @@ mod dump;
 mod execution;
 pub(crate) mod inspect;
 mod judge;
-mod links;
 mod observe;
 mod oracle;
 mod scene;
@@ -361,12 +360,11 @@ fn failed_to_start(scenario: &Scenario, started: Instant, why: String) -> Outcom
 
 /// The lab a scenario runs on: its docker hosts, then its external hosts, on one segment.
 pub fn lab_topology(scenario: &Scenario) -> Topology {
-    let mut yaml = String::from("segments:\n  lan: {subnet: 10.10.0.0/24}\nhosts:\n");
+    let segment = "10.10.0.0/24".parse().expect("a subnet");
+    let mut builder =
+        Topology::builder(&format!("conform-{}", std::process::id())).segment("lan", segment);
     for host in scenario.hosts.iter().chain(&scenario.external) {
-        yaml.push_str(&format!("  {host}: {{interfaces: [{{segment: lan}}]}}\n"));
+        builder = builder.host(host);
     }
-    let mut topology =
-        Topology::parse(&yaml, "scenario-lab.yaml").expect("scenario host names are validated");
-    topology.name = format!("conform-{}", std::process::id());
-    topology
+    builder.build().expect("scenario host names are validated")
 }

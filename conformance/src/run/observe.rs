@@ -93,24 +93,7 @@ impl<T: Target> Execution<'_, T> {
                 names,
                 ..
             } => {
-                let want = match (answers, names) {
-                    (Some(endpoints), _) => {
-                        let v6 = question.kind == RecordKind::Aaaa;
-                        let mut want = Vec::new();
-                        for endpoint in endpoints {
-                            let ip = self.address(from, endpoint, Some(v6)).await?;
-                            want.push(RecordData::Address(ip));
-                        }
-                        Some(want)
-                    }
-                    (None, Some(names)) => Some(
-                        names
-                            .iter()
-                            .map(|n| RecordData::Name(absolute(n)))
-                            .collect(),
-                    ),
-                    (None, None) => None,
-                };
+                let want = self.records(from, question, answers, names).await?;
                 self.ask(from, question, timeout, want).await?
             }
             E::NoResolve { from, question, .. } => self.ask(from, question, timeout, None).await?,
@@ -156,16 +139,41 @@ impl<T: Target> Execution<'_, T> {
             }
             E::Interfaces { container, .. } | E::Mtu { container, .. } => {
                 let netns = self.netns(container).await?;
-                let links = super::links::links(&netns).await?;
+                let links = drydock_netsim::link::list(&netns).await;
+                let links = links.map_err(|e| e.to_string())?;
                 Observation::Links(links.into_iter().map(|l| (l.name, l.mtu)).collect())
             }
             E::Route {
                 container, ipv6, ..
             } => {
                 let netns = self.netns(container).await?;
-                Observation::Routes(super::links::routes(&netns, *ipv6).await?)
+                let routes = drydock_netsim::link::routes(&netns, *ipv6).await;
+                Observation::Routes(routes.map_err(|e| e.to_string())?)
             }
         })
+    }
+
+    /// The records a `resolves ... to` check expects: the addresses of its endpoints (as `from`
+    /// would use them), or its names; `None` when it names none.
+    async fn records(
+        &self,
+        from: &str,
+        question: &Question,
+        answers: &Option<Vec<Endpoint>>,
+        names: &Option<Vec<String>>,
+    ) -> Result<Option<Vec<RecordData>>, String> {
+        let Some(endpoints) = answers else {
+            let names = names.as_ref();
+            return Ok(names.map(|n| n.iter().map(|n| RecordData::Name(absolute(n))).collect()));
+        };
+        let v6 = question.kind == RecordKind::Aaaa;
+        let mut want = Vec::new();
+        for endpoint in endpoints {
+            want.push(RecordData::Address(
+                self.address(from, endpoint, Some(v6)).await?,
+            ));
+        }
+        Ok(Some(want))
     }
 
     /// Asks `question` from `from` through its resolver.

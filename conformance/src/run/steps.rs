@@ -63,7 +63,7 @@ impl<T: Target> Execution<'_, T> {
                 via,
             } => {
                 let netns = (self.lab.host(host)).ok_or_else(|| format!("no lab host {host}"))?;
-                super::links::add_route(netns, *destination, *via)
+                drydock_netsim::link::add_route(netns, *destination, *via)
                     .await
                     .map_err(|e| format!("route {destination} via {via} on {host}: {e}"))
             }
