@@ -1,5 +1,6 @@
 //! drydock's conformance framework: scenario files, the runner, probes inside containers,
-//! capture snapshots and reports, run against Docker Engine and the reference engine.
+//! capture snapshots and reports, run against Docker Engine and the reference engine
+//! ([`targets`]), a suite at a time ([`suite`]).
 
 pub mod normalize;
 pub mod probe;

@@ -135,7 +135,7 @@ pub async fn run(
 }
 
 /// Runs `scenarios` on targets of type `T`, up to `options.jobs` at once, and returns their
-/// outcomes in the order given (see [`run`]).
+/// outcomes in the order given (see [`run()`]).
 pub async fn run_on<T: Target>(
     scenarios: &[Scenario],
     options: &Options,

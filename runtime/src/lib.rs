@@ -1,7 +1,7 @@
-//! drydock's reference engine: Docker's network drivers (bridge, host, none; later macvlan,
-//! ipvlan, overlay, remote plugins), IPAM, published ports, firewall rules and the embedded
-//! DNS server, running in the network namespace of a netsim lab host. Knows nothing of
-//! scenarios.
+//! drydock's reference engine: Docker's network drivers (bridge, host, none, macvlan, ipvlan;
+//! overlay and remote plugins to come), IPAM, published ports, firewall rules and the embedded
+//! DNS server, running in the network namespace of a netsim lab host; and the docker command
+//! language that drives it ([`api`]). Knows nothing of scenarios.
 
 pub mod api;
 mod datapath;

@@ -1,6 +1,7 @@
 //! Network drivers behind the [`Driver`] trait, libnetwork's driver API (`driverapi.Driver`):
-//! `bridge` plugs containers into a Linux bridge of the docker host; `macvlan` gives each a
-//! macvlan link of a parent interface of the docker host; `host` shares the docker host's
+//! `bridge` plugs containers into a Linux bridge of the docker host; `macvlan` and `ipvlan`
+//! (one driver, `sublink.rs`) give each a sub-link of a parent interface of the docker host (a
+//! kernel link, or a port of the userspace ipvlan datapath); `host` shares the docker host's
 //! namespace; `null` (the `none` network) gives a namespace with only `lo`.
 //!
 //! The engine keeps what is engine-level (IPAM, firewall, published ports, DNS, files, Docker's
