@@ -299,7 +299,15 @@ async fn build_host(
 }
 
 /// Waits (up to 5 s) until link `name` reports operational state UP.
-async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
+///
+/// A link whose carrier has just come on (a veth end whose peer was set up after it, a bridge
+/// whose first port was just enabled) drops everything sent on it, its queue still the
+/// kernel's noop qdisc, until the kernel's linkwatch work activates it: asynchronously, on a
+/// workqueue, after the netlink request that set the link up has returned. Asking for the one
+/// link (`RTM_GETLINK` by name, not a dump) makes the kernel (6.8 and later) run that pending
+/// work at once, under RTNL (`rtnl_getlink` calls `linkwatch_sync_dev`); so there the first
+/// answer already says UP and the link sends, and older kernels are polled until it does.
+pub async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
     use netlink_packet_route::link::{LinkAttribute, State};
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
