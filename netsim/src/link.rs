@@ -87,8 +87,15 @@ pub async fn add_address(
     request.execute().await
 }
 
-/// Waits (up to 5 s) until link `name` reports operational state UP: until then the kernel
-/// drops what is sent on it.
+/// Waits (up to 5 s) until link `name` reports operational state UP.
+///
+/// A link whose carrier has just come on (a veth end whose peer was set up after it, a bridge
+/// whose first port was just enabled) drops everything sent on it, its queue still the
+/// kernel's noop qdisc, until the kernel's linkwatch work activates it: asynchronously, on a
+/// workqueue, after the netlink request that set the link up has returned. Asking for the one
+/// link (`RTM_GETLINK` by name, not a dump) makes the kernel (6.8 and later) run that pending
+/// work at once, under RTNL (`rtnl_getlink` calls `linkwatch_sync_dev`); so there the first
+/// answer already says UP and the link sends, and older kernels are polled until it does.
 pub async fn wait_until_up(handle: &Handle, name: &str) -> io::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {

@@ -303,7 +303,7 @@ async fn delete_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), Driv
 }
 
 /// Plugs an endpoint: a veth pair, the host end on the bridge, the container end (`ifname`)
-/// configured inside the sandbox.
+/// configured inside the sandbox. Returns once the pair and the bridge send.
 async fn plug(
     host: &Netns,
     sandbox: &Netns,
@@ -336,7 +336,32 @@ async fn plug(
         .map_err(netlink_error(&what))?;
     nl.close().await;
 
-    configure_interface(sandbox, ifname, &endpoint.addresses, &what).await
+    configure_interface(sandbox, ifname, &endpoint.addresses, &what).await?;
+    // The host end came up first, without carrier: setting the container end up gave it one
+    // (and the bridge too, with its first port), but the kernel activates their queues later,
+    // on its linkwatch work; until then they drop what they send. The bridge's ARP reply to the
+    // container's first packet was lost so, and that packet waited for ARP's retry a second
+    // later: a DNS query nothing listens for got its ICMP port unreachable after a probe's
+    // one-second timeout. Asking the kernel about each link does that work at once (see
+    // `wait_until_up`): the endpoint sends from the moment `docker run` returns.
+    all_up(host, &[&endpoint.host_ifname, &network.bridge]).await?;
+    all_up(sandbox, &[ifname]).await
+}
+
+/// Waits until every link of `links` in `netns` is UP (and so sends).
+async fn all_up(netns: &Netns, links: &[&str]) -> Result<(), DriverError> {
+    let nl = netns.netlink().map_err(DriverError::io("open netlink"))?;
+    let mut result = Ok(());
+    for name in links {
+        result = link::wait_until_up(&nl, name)
+            .await
+            .map_err(DriverError::io(&format!("{name} up")));
+        if result.is_err() {
+            break;
+        }
+    }
+    nl.close().await;
+    result
 }
 
 /// Unplugs an endpoint: deleting the host end deletes the pair.
