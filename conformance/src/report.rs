@@ -77,25 +77,23 @@ impl Report {
             }
             None => path.to_path_buf(),
         };
-        let context = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(context)?;
+            std::fs::create_dir_all(dir).map_err(cannot("create", dir))?;
         }
-        std::fs::write(&path, self.render(format)).map_err(context)?;
+        std::fs::write(&path, self.render(format)).map_err(cannot("write", &path))?;
         Ok(path)
     }
 
     /// Writes the captures of each failed scenario as one pcapng file in `dir`
     /// (`SCENARIO.pcapng`, one interface block per capture).
     pub fn write_pcaps(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(cannot("create", dir))?;
         let failed =
             (self.outcomes.iter()).filter(|o| o.verdict == Verdict::Fail && !o.captures.is_empty());
         for outcome in failed {
             let stem = Path::new(&outcome.path).file_stem().unwrap_or_default();
             let path = dir.join(format!("{}.pcapng", stem.to_string_lossy()));
-            let file = std::fs::File::create(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let file = std::fs::File::create(&path).map_err(cannot("create", &path))?;
             let captures: Vec<(&str, &[drydock_netsim::capture::Packet])> = (outcome.captures)
                 .iter()
                 .map(|c| (c.label.as_str(), c.packets.as_slice()))
@@ -257,6 +255,12 @@ impl Report {
         }
         out
     }
+}
+
+/// An I/O error that says what could not be done to which file: `cannot write PATH: ...`.
+fn cannot(what: &'static str, at: &Path) -> impl FnOnce(io::Error) -> io::Error {
+    let at = at.display().to_string();
+    move |e| io::Error::new(e.kind(), format!("cannot {what} {at}: {e}"))
 }
 
 /// Every failed check of an outcome: where, what, expected, observed.

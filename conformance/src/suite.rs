@@ -15,7 +15,7 @@ use crate::targets::docker::DockerTarget;
 use crate::targets::reference::ReferenceTarget;
 
 /// The engines a suite runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetKind {
     /// drydock's reference engine, in this process, on each scenario's lab.
     Reference,

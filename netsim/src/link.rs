@@ -11,7 +11,10 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, State};
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoMacVlan, InfoVlan, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
+    State,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
@@ -30,6 +33,12 @@ pub struct Link {
     pub mac: Option<[u8; 6]>,
     /// Operational state (`UP` once the kernel passes traffic on it).
     pub state: State,
+    /// Its kind (`veth`, `bridge`, `macvlan`, `vxlan`...), when not a plain device.
+    pub kind: Option<String>,
+    /// What its kind says of it: a VLAN's id, a macvlan's or ipvlan's mode, a VXLAN's VNI.
+    pub detail: Option<String>,
+    /// The index of the bridge (or other controller) it is a port of.
+    pub master: Option<u32>,
 }
 
 impl From<&LinkMessage> for Link {
@@ -41,6 +50,9 @@ impl From<&LinkMessage> for Link {
             mtu: 0,
             mac: None,
             state: State::Unknown,
+            kind: None,
+            detail: None,
+            master: None,
         };
         for attribute in &message.attributes {
             match attribute {
@@ -48,10 +60,43 @@ impl From<&LinkMessage> for Link {
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::Address(mac) => link.mac = mac.as_slice().try_into().ok(),
                 LinkAttribute::OperState(state) => link.state = *state,
+                LinkAttribute::Controller(index) => link.master = Some(*index),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                            LinkInfo::Data(data) => link.detail = detail(data),
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         link
+    }
+}
+
+/// What `ip -d link` says of a link's kind: `id 10`, `mode bridge`, `vni 4097`.
+fn detail(data: &InfoData) -> Option<String> {
+    match data {
+        InfoData::Vlan(infos) => infos.iter().find_map(|i| match i {
+            InfoVlan::Id(id) => Some(format!("id {id}")),
+            _ => None,
+        }),
+        InfoData::MacVlan(infos) => infos.iter().find_map(|i| match i {
+            InfoMacVlan::Mode(mode) => Some(format!("mode {mode:?}").to_lowercase()),
+            _ => None,
+        }),
+        InfoData::IpVlan(infos) => infos.iter().find_map(|i| match i {
+            InfoIpVlan::Mode(mode) => Some(format!("mode {mode:?}").to_lowercase()),
+            _ => None,
+        }),
+        InfoData::Vxlan(infos) => infos.iter().find_map(|i| match i {
+            InfoVxlan::Id(vni) => Some(format!("vni {vni}")),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 
@@ -164,6 +209,42 @@ fn address_of(message: &AddressMessage) -> Option<(u32, IpNetwork)> {
     })?;
     let network = IpNetwork::new(ip, message.header.prefix_len).ok()?;
     Some((message.header.index, network))
+}
+
+/// `netns`'s links as `ip -d -br link` would: name, state, MAC, MTU, kind (with what it says of
+/// the link) and the bridge it is a port of.
+pub async fn show_links(netns: &Netns) -> io::Result<String> {
+    Ok(detailed(&list(netns).await?))
+}
+
+/// One line per link: `eth0  UP  02:42:ac:11:00:02 mtu 1500 veth master docker0`.
+fn detailed(links: &[Link]) -> String {
+    let mut text = String::new();
+    for link in links {
+        let mut line = format!("{:<16} {:<14}", link.name, state_name(link.state));
+        if let Some(mac) = link.mac {
+            let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = write!(line, " {}", mac.join(":"));
+        }
+        let _ = write!(line, " mtu {}", link.mtu);
+        for word in [&link.kind, &link.detail].into_iter().flatten() {
+            let _ = write!(line, " {word}");
+        }
+        if let Some(master) = link.master {
+            let name = links
+                .iter()
+                .find(|l| l.index == master)
+                .map(|l| l.name.clone());
+            let _ = write!(
+                line,
+                " master {}",
+                name.unwrap_or_else(|| master.to_string())
+            );
+        }
+        text += &line;
+        text.push('\n');
+    }
+    text
 }
 
 /// `netns`'s links and addresses as `ip -br addr` shows them: `eth0  UP  10.0.0.2/24 ...`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use drydock_conformance::report::Format;
 use drydock_conformance::run::{Cancel, Options, Outcome};
 use drydock_conformance::suite;
@@ -17,7 +17,7 @@ pub(crate) struct ConformArgs {
     paths: Vec<PathBuf>,
     /// The engine(s) under test; two (`reference,docker`) also print where their verdicts differ.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "reference")]
-    target: Vec<TargetKind>,
+    target: Vec<suite::TargetKind>,
     /// Only scenarios whose file path or name matches this glob (e.g. 'bridge/*' or '*dns*').
     #[arg(long)]
     filter: Option<String>,
@@ -34,23 +34,6 @@ pub(crate) struct ConformArgs {
     /// Longest a scenario may take, in seconds.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum TargetKind {
-    /// drydock's reference engine (in this process, on the scenario's lab).
-    Reference,
-    /// Docker Engine (a private dockerd per docker host, inside the scenario's lab).
-    Docker,
-}
-
-impl From<TargetKind> for suite::TargetKind {
-    fn from(kind: TargetKind) -> Self {
-        match kind {
-            TargetKind::Reference => suite::TargetKind::Reference,
-            TargetKind::Docker => suite::TargetKind::Docker,
-        }
-    }
 }
 
 pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
@@ -83,7 +66,6 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         if cancel.is_cancelled() {
             break;
         }
-        let kind = kind.into();
         if kind == suite::TargetKind::Docker {
             remove_leftovers();
         }

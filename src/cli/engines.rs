@@ -98,10 +98,11 @@ impl Engines {
         }
     }
 
-    /// Starts the engine of lab host `host` (its state under [`Engines::state_dir`]).
-    async fn start(&self, hosts: &BTreeMap<String, Host>, host: &str) -> Result<Host, String> {
+    /// Starts the engine of lab host `host` (its state under [`Engines::state_dir`], made by
+    /// the `first` engine).
+    async fn start(&self, host: &str, first: bool) -> Result<Host, String> {
         let netns = (self.lab.host(host)).ok_or_else(|| self.lab.topology().unknown_host(host))?;
-        let state = match hosts.is_empty() {
+        let state = match first {
             true => Self::make_state_dir().map_err(|e| format!("engine state: {e}"))?,
             false => Self::state_dir(),
         };
@@ -124,7 +125,7 @@ impl Engines {
         let command = cli::parse(&line).map_err(|e| e.message)?;
         let mut hosts = self.hosts.lock().await;
         if !hosts.contains_key(host) {
-            let started = self.start(&hosts, host).await?;
+            let started = self.start(host, hosts.is_empty()).await?;
             hosts.insert(host.to_string(), started);
         }
         let Host { engine, workloads } = hosts.get_mut(host).expect("just started");
@@ -155,7 +156,7 @@ impl Engines {
                 let reply = dispatch(&*engine, &command).await;
                 let mut errors = reply.errors;
                 for change in reply.changes {
-                    if let Err(e) = follow(engine, workloads, &command, change).await {
+                    if let Err(e) = follow_change(engine, workloads, &command, change).await {
                         errors.push(e);
                     }
                 }
@@ -170,7 +171,7 @@ impl Engines {
 
 /// Keeps what runs in a container in step with what a command did to it: its command is
 /// recorded when `run` creates it, runs while it runs, and goes with it.
-async fn follow(
+async fn follow_change(
     engine: &Mutex<Engine>,
     workloads: &mut Workloads,
     command: &DockerCommand,

@@ -24,7 +24,6 @@ fn docker_ok(target: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Lines of `ps -eo args` that mention `needle`.
 /// The processes with `needle` in their command line, once there are `count` of them (a
 /// container's command forks and execs after `run` returns), or as they are after 5 s.
 fn processes_settled(needle: &str, count: usize) -> Vec<String> {
@@ -38,6 +37,7 @@ fn processes_settled(needle: &str, count: usize) -> Vec<String> {
     }
 }
 
+/// Lines of `ps -eo args` that mention `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])

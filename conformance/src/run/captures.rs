@@ -10,8 +10,12 @@ use crate::normalize::Normalizer;
 use crate::scenario::{self, CapturePoint, Quantifier};
 use crate::targets::Target;
 
-/// A capture that runs, with its label in pcap files.
-pub(super) type Running<'a> = Vec<(&'a scenario::Capture, (Capture, String))>;
+/// A capture that runs: what the scenario asked, the capture, its label in pcap files.
+pub(super) struct Running<'a> {
+    spec: &'a scenario::Capture,
+    capture: Capture,
+    label: String,
+}
 
 /// Whether `matching` of the `kept` packets satisfy `quantifier`.
 fn holds(quantifier: Quantifier, matching: usize, kept: usize) -> bool {
@@ -38,7 +42,7 @@ fn empty_capture(capture: &scenario::Capture, seen: usize) -> Option<Status> {
 }
 
 /// Every check of `capture` on the packets it kept (`seen` before its filter), with its line.
-fn judge(capture: &scenario::Capture, seen: usize, kept: &[Packet]) -> Vec<(String, Status)> {
+fn checks(capture: &scenario::Capture, seen: usize, kept: &[Packet]) -> Vec<(String, Status)> {
     let counted = match &capture.filter {
         Some(filter) => format!(
             "{} packet(s) kept by `{filter}` of {seen} seen on the interface",
@@ -66,17 +70,21 @@ fn judge(capture: &scenario::Capture, seen: usize, kept: &[Packet]) -> Vec<(Stri
 
 impl<'a, T: Target> Execution<'a, T> {
     /// Starts every capture of the scenario; one that cannot start fails as a check.
-    pub(super) async fn start_captures(&mut self) -> Running<'a> {
+    pub(super) async fn start_captures(&mut self) -> Vec<Running<'a>> {
         let mut running = Vec::new();
-        for capture in &self.scenario.captures {
-            match self.start_capture(&capture.on).await {
-                Ok(started) => running.push((capture, started)),
+        for spec in &self.scenario.captures {
+            match self.start_capture(&spec.on).await {
+                Ok((capture, label)) => running.push(Running {
+                    spec,
+                    capture,
+                    label,
+                }),
                 Err(why) => {
                     let status = Status::Fail {
                         expected: "a capture".into(),
                         observed: why,
                     };
-                    self.record(&capture.at, &format!("capture on {}", capture.on), status);
+                    self.record(&spec.at, &format!("capture on {}", spec.on), status);
                 }
             }
         }
@@ -84,8 +92,13 @@ impl<'a, T: Target> Execution<'a, T> {
     }
 
     /// Stops the captures, judges their checks and keeps what they saw (normalized).
-    pub(super) fn stop_captures(&mut self, running: Running<'a>) {
-        for (spec, (capture, label)) in running {
+    pub(super) fn stop_captures(&mut self, running: Vec<Running<'a>>) {
+        for Running {
+            spec,
+            capture,
+            label,
+        } in running
+        {
             let packets = match capture.stop() {
                 Ok(packets) => packets,
                 Err(e) => {
@@ -101,7 +114,7 @@ impl<'a, T: Target> Execution<'a, T> {
             let kept: Vec<Packet> = (packets.into_iter())
                 .filter(|p| spec.filter.as_ref().is_none_or(|f| f.matches(&p.data)))
                 .collect();
-            for (line, status) in judge(spec, seen, &kept) {
+            for (line, status) in checks(spec, seen, &kept) {
                 self.record(&spec.at, &line, status);
             }
             let mut normalizer = Normalizer::new();
@@ -199,7 +212,7 @@ mod tests {
     #[test]
     fn a_silent_interface_proves_no_none_check() {
         let silent = capture(&[(Quantifier::None, "udp port 53")], false);
-        let results = judge(&silent, 0, &[]);
+        let results = checks(&silent, 0, &[]);
         assert_eq!(results.len(), 2);
         assert_eq!(results[0].0, "capture on h1/eth0");
         assert!(
@@ -210,13 +223,13 @@ mod tests {
             ("capture on h1/eth0: none: udp port 53".into(), Status::Pass)
         );
         let allowed = capture(&[(Quantifier::None, "udp port 53")], true);
-        assert_eq!(judge(&allowed, 0, &[]).len(), 1);
+        assert_eq!(checks(&allowed, 0, &[]).len(), 1);
     }
 
     #[test]
     fn a_failed_check_counts_what_it_saw() {
         let some = capture(&[(Quantifier::Some, "icmp")], false);
-        let results = judge(&some, 3, &[]);
+        let results = checks(&some, 3, &[]);
         assert_eq!(
             results,
             [(

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use drydock_netsim::Lab;
 
+use super::oracle::Snapshot;
 use super::scene::Scene;
 use super::{CaptureResult, CheckResult, Options, Outcome, Status, Verdict};
 use crate::scenario::Scenario;
@@ -32,6 +33,8 @@ pub(super) struct Execution<'a, T: Target> {
     pub(super) scene: Scene,
     /// The captures, once stopped.
     pub(super) captures: Vec<CaptureResult>,
+    /// The scene as the oracle sees it once the steps have run.
+    pub(super) snapshot: tokio::sync::OnceCell<Snapshot>,
     results: Vec<CheckResult>,
     /// The check running now (`at`, line), for a timeout's report.
     running: Option<(String, String)>,
@@ -51,6 +54,7 @@ impl<'a, T: Target> Execution<'a, T> {
             options,
             scene: Scene::default(),
             captures: Vec::new(),
+            snapshot: tokio::sync::OnceCell::new(),
             results: Vec::new(),
             running: None,
         }

@@ -35,8 +35,9 @@ pub(crate) enum Observation {
         asked: String,
         /// What came back.
         outcome: Resolution,
-        /// The records expected (from the scenario's `to`, addresses looked up), if any.
-        want: Option<Vec<RecordData>>,
+        /// The records expected (from the scenario's `to`, addresses looked up after the
+        /// question was asked), if any; why they could not be known.
+        want: Option<Result<Vec<RecordData>, String>>,
     },
     /// An HTTP GET.
     Http {
@@ -200,7 +201,7 @@ fn resolve(
     expected: impl Fn() -> String,
     ttl: Option<u32>,
     outcome: &Resolution,
-    want: &Option<Vec<RecordData>>,
+    want: &Option<Result<Vec<RecordData>, String>>,
 ) -> Result<(), Failed> {
     let got = match outcome {
         Resolution::Answers(got) => got,
@@ -215,6 +216,7 @@ fn resolve(
     let Some(want) = want else {
         return Ok(());
     };
+    let want = want.as_ref().map_err(setup)?;
     let mut got: Vec<&RecordData> = got.iter().map(|r| &r.data).collect();
     let mut want: Vec<&RecordData> = want.iter().collect();
     got.sort();

@@ -10,7 +10,7 @@
 mod captures;
 mod dump;
 mod execution;
-pub(crate) mod inspect;
+mod inspect;
 mod judge;
 mod observe;
 mod oracle;

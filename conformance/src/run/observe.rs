@@ -12,7 +12,7 @@ use super::Status;
 use super::execution::Execution;
 use super::inspect::{container_addresses, lookup, text};
 use super::judge::{self, Observation};
-use super::oracle::{Seen, World, kind_of};
+use super::oracle::{ContainerFacts, Snapshot, kind_of};
 use crate::probe::{self, ListenKind, Proto, RecordData, RecordKind};
 use crate::scenario::expect::{Asked, Endpoint, Port, Question};
 use crate::scenario::{Expect, Expectation};
@@ -70,7 +70,9 @@ impl<T: Target> Execution<'_, T> {
                 // Who answered matters only when a connection must be made and was.
                 let answerer = match (fails, &outcome) {
                     (None, probe::Reach::Reached { .. }) => {
-                        self.world().await.answerer(from, to, port, kind_of(*proto))
+                        self.snapshot()
+                            .await
+                            .answerer(from, to, port, kind_of(*proto))
                     }
                     _ => None,
                 };
@@ -93,10 +95,16 @@ impl<T: Target> Execution<'_, T> {
                 names,
                 ..
             } => {
-                let want = self.records(from, question, answers, names).await?;
-                self.ask(from, question, timeout, want).await?
+                let mut observation = self.ask(from, question, timeout).await?;
+                if let Observation::Dns { want, .. } = &mut observation {
+                    *want = self
+                        .records(from, question, answers, names)
+                        .await
+                        .transpose();
+                }
+                observation
             }
-            E::NoResolve { from, question, .. } => self.ask(from, question, timeout, None).await?,
+            E::NoResolve { from, question, .. } => self.ask(from, question, timeout).await?,
             E::Http {
                 from,
                 to,
@@ -111,7 +119,7 @@ impl<T: Target> Execution<'_, T> {
                 );
                 let outcome = probe::http_get(&netns, at, &to.name, path, timeout).await;
                 let answerer = self
-                    .world()
+                    .snapshot()
                     .await
                     .answerer(from, to, port, ListenKind::Http);
                 Observation::Http {
@@ -176,13 +184,13 @@ impl<T: Target> Execution<'_, T> {
         Ok(Some(want))
     }
 
-    /// Asks `question` from `from` through its resolver.
+    /// Asks `question` from `from` through its resolver (the records wanted are for the caller
+    /// to add).
     async fn ask(
         &self,
         from: &str,
         question: &Question,
         timeout: Duration,
-        want: Option<Vec<RecordData>>,
     ) -> Result<Observation, String> {
         let netns = self.netns(from).await?;
         let server = self.resolver(from).await?;
@@ -199,7 +207,7 @@ impl<T: Target> Execution<'_, T> {
         Ok(Observation::Dns {
             asked: format!("{} via {server}", asking(question, &name)),
             outcome,
-            want,
+            want: None,
         })
     }
 
@@ -329,9 +337,15 @@ impl<T: Target> Execution<'_, T> {
             .ok_or_else(|| format!("{from}'s /etc/resolv.conf names no nameserver:\n{conf}"))
     }
 
-    /// The scene as the oracle sees it now: lab hosts and their listeners, and each
-    /// container's listeners, addresses, published ports and namespace.
-    async fn world(&self) -> World {
+    /// The scene as the oracle sees it once the steps have run (expectations change nothing),
+    /// taken at the first check that needs it.
+    async fn snapshot(&self) -> &Snapshot {
+        self.snapshot.get_or_init(|| self.take_snapshot()).await
+    }
+
+    /// Lab hosts and their listeners, and each container's listeners, addresses, published
+    /// ports and namespace.
+    async fn take_snapshot(&self) -> Snapshot {
         let hosts = (self.lab.topology().hosts.iter())
             .map(|h| {
                 let addresses = h.interfaces.iter().map(|i| IpAddr::V4(i.address.ip()));
@@ -343,27 +357,27 @@ impl<T: Target> Execution<'_, T> {
             .collect();
         let mut containers = Vec::new();
         for ((host, name), container) in &self.scene.containers {
-            let mut seen = Seen {
+            let mut facts = ContainerFacts {
                 host: host.clone(),
                 name: name.clone(),
                 listen: container.listen.clone(),
-                ..Seen::default()
+                ..ContainerFacts::default()
             };
             if let Ok(json) = self.target.inspect_container(host, name).await {
-                seen.host_network =
+                facts.host_network =
                     lookup(&json, "HostConfig.NetworkMode").map(text).as_deref() == Some("host");
-                seen.addresses = container_addresses(&json)
+                facts.addresses = container_addresses(&json)
                     .into_iter()
                     .map(|(_, ip)| ip)
                     .collect();
-                seen.published = published(&json);
+                facts.published = published(&json);
             }
             if let Ok(netns) = self.target.container_netns(host, name).await {
-                seen.netns = nix::sys::stat::fstat(netns.as_fd()).ok().map(|s| s.st_ino);
+                facts.netns = nix::sys::stat::fstat(netns.as_fd()).ok().map(|s| s.st_ino);
             }
-            containers.push(seen);
+            containers.push(facts);
         }
-        World {
+        Snapshot {
             hosts,
             host_listeners,
             containers,
@@ -384,7 +398,8 @@ fn published(inspect: &serde_json::Value) -> Vec<(u16, ListenKind, u16)> {
         };
         let kind = match proto {
             "udp" => ListenKind::Udp,
-            _ => ListenKind::Tcp,
+            "tcp" => ListenKind::Tcp,
+            _ => continue,
         };
         let Ok(port) = port.parse::<u16>() else {
             continue;

@@ -1,5 +1,5 @@
 //! The oracle: which of drydock's listeners must answer a connection, when the scenario makes it
-//! knowable. Pure, over a snapshot of the scene ([`World`]): a reach that lands on the wrong
+//! knowable. Pure, over a snapshot of the scene ([`Snapshot`]): a reach that lands on the wrong
 //! listener (a port published to another container, a stray DNAT) fails even though something
 //! answered.
 
@@ -25,18 +25,18 @@ pub(super) fn kind_of(proto: crate::probe::Proto) -> ListenKind {
 
 /// What the oracle knows of the scene when a connection is made.
 #[derive(Debug, Clone, Default)]
-pub(super) struct World {
+pub(super) struct Snapshot {
     /// Lab hosts and their (IPv4) addresses.
     pub(super) hosts: Vec<(String, Vec<IpAddr>)>,
     /// `drydock listen` listeners: lab host, kind, port.
     pub(super) host_listeners: Vec<(String, ListenKind, u16)>,
     /// Containers the scenario ran.
-    pub(super) containers: Vec<Seen>,
+    pub(super) containers: Vec<ContainerFacts>,
 }
 
 /// A container as the oracle sees it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Seen {
+pub(super) struct ContainerFacts {
     /// Its docker host.
     pub(super) host: String,
     /// Its name.
@@ -53,7 +53,7 @@ pub(super) struct Seen {
     pub(super) netns: Option<u64>,
 }
 
-impl Seen {
+impl ContainerFacts {
     fn listens(&self, kind: ListenKind, port: u16) -> bool {
         self.listen.iter().any(|&(k, p)| k == kind && p == port)
     }
@@ -63,14 +63,14 @@ impl Seen {
 #[derive(Debug, Clone, Copy)]
 enum Landing<'a> {
     /// In a container's namespace.
-    Container(&'a Seen),
+    Container(&'a ContainerFacts),
     /// In a lab host's own namespace.
     Host(&'a str),
 }
 
-impl World {
+impl Snapshot {
     /// The container named `name`, when exactly one docker host runs one of that name.
-    fn unique(&self, name: &str) -> Option<&Seen> {
+    fn unique(&self, name: &str) -> Option<&ContainerFacts> {
         let mut found = self.containers.iter().filter(|c| c.name == name);
         match (found.next(), found.next()) {
             (Some(one), None) => Some(one),
@@ -116,7 +116,7 @@ impl World {
                     .filter(|o| o.host == c.host && o.listens(kind, n) && o.netns == Some(here))
                     .map(|o| banner(&o.name, n))
                     .collect();
-                one(found)
+                only_one(found)
             }
         }
     }
@@ -172,7 +172,7 @@ impl World {
                 }
             }
         }
-        one(found)
+        only_one(found)
     }
 }
 
@@ -185,7 +185,7 @@ fn kind_published(kind: ListenKind) -> ListenKind {
 }
 
 /// The one banner found (a port published on IPv4 and IPv6 is found twice), if only one.
-fn one(mut found: Vec<String>) -> Option<String> {
+fn only_one(mut found: Vec<String>) -> Option<String> {
     found.sort();
     found.dedup();
     (found.len() == 1).then(|| found.remove(0))
@@ -211,14 +211,14 @@ mod tests {
     /// h1 runs web (tcp/80, http/8080; publishes 80 as 8080 and 8080 as 9090), its namespace
     /// shared by side (tcp/81), a host-networked agent (tcp/7000) and a client; h2 runs another
     /// web; ext listens on tcp/25.
-    fn world() -> World {
-        let container = |host: &str, name: &str, netns: u64| Seen {
+    fn snapshot() -> Snapshot {
+        let container = |host: &str, name: &str, netns: u64| ContainerFacts {
             host: host.into(),
             name: name.into(),
             netns: Some(netns),
-            ..Seen::default()
+            ..ContainerFacts::default()
         };
-        World {
+        Snapshot {
             hosts: vec![
                 ("h1".into(), vec![ip("10.10.0.1")]),
                 ("h2".into(), vec![ip("10.10.0.2")]),
@@ -226,7 +226,7 @@ mod tests {
             ],
             host_listeners: vec![("ext".into(), ListenKind::Tcp, 25)],
             containers: vec![
-                Seen {
+                ContainerFacts {
                     listen: vec![(ListenKind::Tcp, 80), (ListenKind::Http, 8080)],
                     addresses: vec![ip("172.18.0.2")],
                     published: vec![
@@ -236,20 +236,20 @@ mod tests {
                     ],
                     ..container("h1", "web", 1)
                 },
-                Seen {
+                ContainerFacts {
                     listen: vec![(ListenKind::Tcp, 81)],
                     ..container("h1", "side", 1)
                 },
-                Seen {
+                ContainerFacts {
                     listen: vec![(ListenKind::Tcp, 7000)],
                     host_network: true,
                     ..container("h1", "agent", 9)
                 },
-                Seen {
+                ContainerFacts {
                     addresses: vec![ip("172.18.0.3")],
                     ..container("h1", "client", 2)
                 },
-                Seen {
+                ContainerFacts {
                     listen: vec![(ListenKind::Tcp, 80)],
                     addresses: vec![ip("172.18.0.2")],
                     ..container("h2", "other", 3)
@@ -297,13 +297,13 @@ mod tests {
         #[case] kind: ListenKind,
         #[case] expected: Option<&str>,
     ) {
-        let answer = world().answerer(from, &endpoint(to), &Port::Number(port), kind);
+        let answer = snapshot().answerer(from, &endpoint(to), &Port::Number(port), kind);
         assert_eq!(answer.as_deref(), expected);
     }
 
     #[test]
     fn published_ports_name_their_container() {
-        let world = world();
+        let world = snapshot();
         let published = |container: &str, port: u16| Port::Published {
             container: container.into(),
             port,
@@ -326,13 +326,13 @@ mod tests {
 
     #[test]
     fn a_name_on_two_docker_hosts_is_not_guessed() {
-        let mut world = world();
-        world.containers.push(Seen {
+        let mut world = snapshot();
+        world.containers.push(ContainerFacts {
             host: "h2".into(),
             name: "web".into(),
             listen: vec![(ListenKind::Tcp, 80)],
             netns: Some(4),
-            ..Seen::default()
+            ..ContainerFacts::default()
         });
         assert_eq!(
             world.answerer(
@@ -347,14 +347,14 @@ mod tests {
 
     #[test]
     fn two_containers_publishing_one_port_leave_it_open() {
-        let mut world = world();
-        world.containers.push(Seen {
+        let mut world = snapshot();
+        world.containers.push(ContainerFacts {
             host: "h1".into(),
             name: "twin".into(),
             listen: vec![(ListenKind::Tcp, 80)],
             published: vec![(80, ListenKind::Tcp, 8080)],
             netns: Some(5),
-            ..Seen::default()
+            ..ContainerFacts::default()
         });
         assert_eq!(
             world.answerer("ext", &endpoint("h1"), &Port::Number(8080), ListenKind::Tcp),

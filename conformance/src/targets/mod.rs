@@ -29,28 +29,9 @@ pub fn lab_resolvers(lab: &Lab, host: &str) -> TargetResult<Vec<IpAddr>> {
     Ok(vec![UPSTREAM.ip(), address])
 }
 
-/// An engine's refusal, as the docker CLI would print it after "Error response from daemon: ".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct TargetError {
-    /// The engine's message.
-    pub message: String,
-}
-
-impl TargetError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ApiError> for TargetError {
-    fn from(error: ApiError) -> Self {
-        Self::new(error.message)
-    }
-}
+/// A target's failure or an engine's refusal, as the docker CLI would print it after "Error
+/// response from daemon: ": the Engine API's error.
+pub type TargetError = ApiError;
 
 /// Result of a target operation.
 pub type TargetResult<T> = Result<T, TargetError>;
@@ -96,7 +77,7 @@ pub trait Target: Sized {
         host: &str,
         name: &str,
     ) -> impl Future<Output = TargetResult<serde_json::Value>> {
-        async move { Ok(self.api(host)?.inspect_network(name).await?) }
+        async move { self.api(host)?.inspect_network(name).await }
     }
 
     /// `docker inspect NAME`: the engine's JSON, in Docker's shape.
@@ -105,7 +86,7 @@ pub trait Target: Sized {
         host: &str,
         name: &str,
     ) -> impl Future<Output = TargetResult<serde_json::Value>> {
-        async move { Ok(self.api(host)?.inspect_container(name).await?) }
+        async move { self.api(host)?.inspect_container(name).await }
     }
 
     /// The network namespace of a running container (for probes, listeners and captures).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use drydock_netsim::{Lab, Netns};
-use drydock_runtime::engine::{Engine, EngineError, Options};
+use drydock_runtime::engine::{Engine, Options};
 use tokio::sync::Mutex;
 
 use super::{Target, TargetError, TargetResult};
@@ -17,10 +17,6 @@ pub const EMULATED: Version = Version(20, 10, 24);
 #[derive(Debug)]
 pub struct ReferenceTarget {
     engines: BTreeMap<String, Mutex<Engine>>,
-}
-
-fn error(e: EngineError) -> TargetError {
-    TargetError::new(e.0)
 }
 
 impl ReferenceTarget {
@@ -43,7 +39,9 @@ impl Target for ReferenceTarget {
                 host_resolvers: super::lab_resolvers(lab, host)?,
                 state_dir: None,
             };
-            let engine = Engine::start(netns, options).await.map_err(error)?;
+            let engine = Engine::start(netns, options)
+                .await
+                .map_err(TargetError::from)?;
             engines.insert(host.clone(), Mutex::new(engine));
         }
         Ok(Self { engines })
@@ -74,23 +72,25 @@ impl Target for ReferenceTarget {
         self.engine(host)
             .await?
             .container_netns(name)
-            .map_err(error)
+            .map_err(TargetError::from)
     }
 
     async fn container_file(&self, host: &str, name: &str, path: &str) -> TargetResult<String> {
         self.engine(host)
             .await?
             .container_file(name, path)
-            .map_err(error)
+            .map_err(TargetError::from)
     }
 
     async fn dump(&self, host: &str) -> String {
-        match self.engine(host).await {
-            Ok(engine) => format!(
-                "== {host}: nft list table inet drydock\n{}",
-                engine.firewall_dump()
-            ),
-            Err(e) => e.message,
-        }
+        let netns = match self.engine(host).await {
+            Ok(engine) => engine.host().clone(),
+            Err(e) => return e.message,
+        };
+        // nft is a process: wait for it on a blocking thread, without the engine's lock.
+        let table = tokio::task::spawn_blocking(move || drydock_runtime::firewall::dump(&netns))
+            .await
+            .unwrap_or_else(|e| format!("(nft panicked: {e})"));
+        format!("== {host}: nft list table inet drydock\n{table}")
     }
 }

@@ -122,6 +122,9 @@ fn links_and_addresses_read_like_ip_brief_addr() {
         mtu: 1500,
         mac: None,
         state,
+        kind: None,
+        detail: None,
+        master: None,
     };
     let links = [
         link(1, "lo", State::Unknown),
@@ -143,24 +146,48 @@ fn links_and_addresses_read_like_ip_brief_addr() {
 }
 
 #[test]
-fn a_link_message_gives_name_mtu_mac_and_state() {
+fn a_link_message_gives_name_mtu_mac_state_kind_and_master() {
+    use netlink_packet_route::link::{InfoData, InfoKind, InfoVlan, LinkInfo};
     let mut message = LinkMessage::default();
     message.header.index = 7;
     message.attributes = vec![
-        LinkAttribute::IfName("eth0".into()),
+        LinkAttribute::IfName("eth0.10".into()),
         LinkAttribute::Mtu(1450),
         LinkAttribute::Address(vec![2, 0xd0, 10, 0, 0, 2]),
         LinkAttribute::OperState(State::Up),
+        LinkAttribute::Controller(3),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vlan),
+            LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)])),
+        ]),
     ];
+    let link = Link::from(&message);
     assert_eq!(
-        Link::from(&message),
+        link,
         Link {
             index: 7,
-            name: "eth0".into(),
+            name: "eth0.10".into(),
             mtu: 1450,
             mac: Some([2, 0xd0, 10, 0, 0, 2]),
             state: State::Up,
+            kind: Some("vlan".into()),
+            detail: Some("id 10".into()),
+            master: Some(3),
         }
+    );
+    let bridge = Link {
+        index: 3,
+        name: "br0".into(),
+        mac: None,
+        kind: Some("bridge".into()),
+        detail: None,
+        master: None,
+        ..link.clone()
+    };
+    assert_eq!(
+        detailed(&[link, bridge]),
+        "eth0.10          UP             02:d0:0a:00:00:02 mtu 1450 vlan id 10 master br0\n\
+         br0              UP             mtu 1450 bridge\n"
     );
 }
 

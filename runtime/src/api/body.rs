@@ -1,12 +1,34 @@
 //! The request bodies of Docker's Engine API (1.41) that the engine accepts, as serde types:
 //! what [`super::request`] builds from the CLI's flags, what the engine reads, and what a client
-//! sends to dockerd. They serialize as the docker CLI 20.10 writes them (unset optional fields
-//! left out, which dockerd reads as it reads `null`) and deserialize whatever a client sends
-//! (missing fields take their defaults, unknown ones are ignored).
+//! sends to dockerd. They serialize as the docker CLI 20.10 writes them (a few optional fields
+//! left out where dockerd reads a missing field as it reads `null`), and deserialize what Go
+//! clients send: missing fields and `null` maps and lists take their defaults, a command may be
+//! a string or a list, unknown fields are ignored.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Reads `null` as the default value: Go clients send `null` for nil maps, slices and pointers.
+fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Docker's `StrSlice`: a command given as a list, or as one string.
+fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(
+        Option::<Either>::deserialize(d)?.map(|either| match either {
+            Either::One(one) => vec![one],
+            Either::Many(many) => many,
+        }),
+    )
+}
 
 /// `POST /networks/create`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +46,7 @@ pub struct NetworkCreate {
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: bool,
     /// `--subnet`, `--gateway`, ... as consolidated by the CLI.
-    #[serde(rename = "IPAM")]
+    #[serde(rename = "IPAM", deserialize_with = "nullable")]
     pub ipam: Ipam,
     /// `--internal`.
     pub internal: bool,
@@ -35,8 +57,10 @@ pub struct NetworkCreate {
     /// `--config-only`.
     pub config_only: bool,
     /// `-o key=value`.
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, String>,
     /// `--label key=value`.
+    #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -47,8 +71,10 @@ pub struct Ipam {
     /// IPAM driver (`default`).
     pub driver: String,
     /// `--ipam-opt`.
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, String>,
     /// One entry per subnet.
+    #[serde(deserialize_with = "nullable")]
     pub config: Vec<IpamConfig>,
 }
 
@@ -96,24 +122,32 @@ pub struct ContainerCreate {
     /// `--env`.
     pub env: Option<Vec<String>>,
     /// Command after the image.
+    #[serde(deserialize_with = "str_slice")]
     pub cmd: Option<Vec<String>>,
     /// Image as given.
     pub image: String,
     /// `--workdir`.
     pub working_dir: String,
     /// `--entrypoint`.
+    #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     /// Container ports, `"80/tcp"` → `{}` (`--expose`, `-p`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
     /// `--mac-address` (API 1.41 keeps it here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     /// Labels.
+    #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// Host configuration.
+    #[serde(deserialize_with = "nullable")]
     pub host_config: HostConfig,
     /// Per-network endpoint settings.
+    #[serde(deserialize_with = "nullable")]
     pub networking_config: NetworkingConfig,
 }
 
@@ -124,18 +158,23 @@ pub struct HostConfig {
     /// `default`, `bridge`, `host`, `none`, `container:NAME`, or a network name.
     pub network_mode: String,
     /// `"80/tcp"` → bindings.
+    #[serde(deserialize_with = "nullable")]
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     /// `-P`.
     pub publish_all_ports: bool,
     /// `--restart`.
+    #[serde(deserialize_with = "nullable")]
     pub restart_policy: RestartPolicy,
     /// Legacy links `name:alias`.
     pub links: Option<Vec<String>>,
     /// `--dns`.
+    #[serde(deserialize_with = "nullable")]
     pub dns: Vec<String>,
     /// `--dns-option`.
+    #[serde(deserialize_with = "nullable")]
     pub dns_options: Vec<String>,
     /// `--dns-search`.
+    #[serde(deserialize_with = "nullable")]
     pub dns_search: Vec<String>,
     /// `--add-host host:ip`.
     pub extra_hosts: Option<Vec<String>>,
@@ -175,6 +214,7 @@ pub struct PortBinding {
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
     /// Network name → endpoint settings.
+    #[serde(deserialize_with = "nullable")]
     pub endpoints_config: BTreeMap<String, EndpointSettings>,
 }
 
@@ -219,6 +259,7 @@ pub struct NetworkConnect {
     /// Container name or id.
     pub container: String,
     /// Its endpoint settings on the network.
+    #[serde(deserialize_with = "nullable")]
     pub endpoint_config: EndpointSettings,
 }
 
@@ -230,4 +271,39 @@ pub struct NetworkDisconnect {
     pub container: String,
     /// `-f`: disconnect even when the engine cannot reach the network.
     pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_clients_nulls_and_string_commands_are_read() {
+        let body: ContainerCreate = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "Cmd": "sleep 1",
+            "Labels": null,
+            "ExposedPorts": null,
+            "HostConfig": {"Dns": null, "PortBindings": null, "RestartPolicy": null},
+            "NetworkingConfig": null,
+        }))
+        .unwrap();
+        assert_eq!(body.cmd, Some(vec!["sleep 1".to_string()]));
+        assert!(body.labels.is_empty() && body.host_config.dns.is_empty());
+        assert_eq!(body.host_config.restart_policy.name, "no");
+        let network: NetworkCreate = serde_json::from_value(serde_json::json!({
+            "Name": "n", "IPAM": null, "Options": null, "Labels": null,
+        }))
+        .unwrap();
+        assert_eq!(network.name, "n");
+        let ipam: NetworkCreate = serde_json::from_value(serde_json::json!({
+            "Name": "n", "IPAM": {"Driver": "default", "Config": null, "Options": null},
+        }))
+        .unwrap();
+        assert!(ipam.ipam.config.is_empty());
+        let connect: NetworkConnect =
+            serde_json::from_value(serde_json::json!({"Container": "c", "EndpointConfig": null}))
+                .unwrap();
+        assert!(connect.endpoint_config.is_empty());
+    }
 }

@@ -32,38 +32,50 @@ impl ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The Engine API calls drydock's commands make, one method per endpoint. Names and ids are
-/// accepted wherever Docker accepts either; inspect answers are Docker's JSON.
-pub trait EngineApi {
+/// accepted wherever Docker accepts either; inspect answers are Docker's JSON. The calls are
+/// `Send` futures, so that a server can answer requests on any thread.
+pub trait EngineApi: Sync {
     /// `POST /networks/create`; the new network's id.
-    fn create_network(&self, body: &NetworkCreate) -> impl Future<Output = ApiResult<String>>;
+    fn create_network(
+        &self,
+        body: &NetworkCreate,
+    ) -> impl Future<Output = ApiResult<String>> + Send;
     /// `DELETE /networks/{id}`.
-    fn remove_network(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    fn remove_network(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// `POST /networks/{id}/connect`.
-    fn connect(&self, network: &str, body: &NetworkConnect) -> impl Future<Output = ApiResult<()>>;
+    fn connect(
+        &self,
+        network: &str,
+        body: &NetworkConnect,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `POST /networks/{id}/disconnect`.
     fn disconnect(
         &self,
         network: &str,
         body: &NetworkDisconnect,
-    ) -> impl Future<Output = ApiResult<()>>;
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `GET /networks`.
-    fn list_networks(&self) -> impl Future<Output = ApiResult<Vec<Value>>>;
+    fn list_networks(&self) -> impl Future<Output = ApiResult<Vec<Value>>> + Send;
     /// `GET /networks/{id}`.
-    fn inspect_network(&self, name: &str) -> impl Future<Output = ApiResult<Value>>;
-    /// `POST /containers/create?name=NAME` (no name: the engine's choice); the new id.
+    fn inspect_network(&self, name: &str) -> impl Future<Output = ApiResult<Value>> + Send;
+    /// `POST /containers/create?name=NAME`; the new id.
     fn create_container(
         &self,
         name: &str,
         body: &ContainerCreate,
-    ) -> impl Future<Output = ApiResult<String>>;
+    ) -> impl Future<Output = ApiResult<String>> + Send;
     /// `POST /containers/{id}/start`.
-    fn start_container(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    fn start_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// `POST /containers/{id}/stop`.
-    fn stop_container(&self, name: &str) -> impl Future<Output = ApiResult<()>>;
+    fn stop_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// `DELETE /containers/{id}?force=`.
-    fn remove_container(&self, name: &str, force: bool) -> impl Future<Output = ApiResult<()>>;
+    fn remove_container(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `GET /containers/{id}/json`.
-    fn inspect_container(&self, name: &str) -> impl Future<Output = ApiResult<Value>>;
+    fn inspect_container(&self, name: &str) -> impl Future<Output = ApiResult<Value>> + Send;
 }
 
 /// A container whose state a command changed, in the order it happened.
@@ -174,24 +186,12 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             Err(e) => reply.errors.push(e.message),
         },
         DockerCommand::NetworkInspect(names) => {
-            let mut found = Vec::new();
-            for name in names {
-                match api.inspect_network(name).await {
-                    Ok(json) => found.push(json),
-                    Err(e) => reply.errors.push(e.message),
-                }
-            }
-            reply.stdout = pretty(&found);
+            let inspect = |n: String| async move { api.inspect_network(&n).await };
+            reply.inspect(names, inspect).await;
         }
         DockerCommand::Inspect(names) => {
-            let mut found = Vec::new();
-            for name in names {
-                match api.inspect_container(name).await {
-                    Ok(json) => found.push(json),
-                    Err(e) => reply.errors.push(e.message),
-                }
-            }
-            reply.stdout = pretty(&found);
+            let inspect = |n: String| async move { api.inspect_container(&n).await };
+            reply.inspect(names, inspect).await;
         }
         DockerCommand::Run(spec) => return run(api, spec).await,
         DockerCommand::Rm { containers, force } => {
@@ -216,10 +216,31 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
     reply
 }
 
+impl Reply {
+    /// `inspect` of each name, printed as one JSON array as `docker inspect` prints it.
+    async fn inspect<F: Future<Output = ApiResult<Value>>>(
+        &mut self,
+        names: &[String],
+        inspect: impl Fn(String) -> F,
+    ) {
+        let mut found = Vec::new();
+        for name in names {
+            match inspect(name.clone()).await {
+                Ok(json) => found.push(json),
+                Err(e) => self.errors.push(e.message),
+            }
+        }
+        self.stdout = pretty(&found);
+    }
+}
+
 /// `docker run -d`: create, then start by id; a container whose start fails stays, created.
 async fn run(api: &impl EngineApi, spec: &super::spec::ContainerSpec) -> Reply {
     if !spec.detach {
         return Reply::failed("drydock's engines run containers detached only: add -d");
+    }
+    if spec.name.is_empty() {
+        return Reply::failed("drydock's engines run named containers only: add --name NAME");
     }
     let body = match request::container_create(spec) {
         Ok(body) => body,

@@ -112,11 +112,6 @@ impl Engine {
         &self.host
     }
 
-    /// The firewall's rules as nft prints them (for failure dumps).
-    pub fn firewall_dump(&self) -> String {
-        self.firewall.dump()
-    }
-
     /// The network with this name, full id or unique id prefix (Docker's lookup order).
     fn network_index(&self, name_or_id: &str) -> EngineResult<usize> {
         if let Some(i) = self.networks.iter().position(|n| n.id == name_or_id) {

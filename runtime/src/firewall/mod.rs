@@ -166,6 +166,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Firewall {
+    /// The table as `nft list table inet drydock` prints it (see [`dump`]).
+    pub fn dump(&self) -> String {
+        dump(&self.host)
+    }
+
     /// Creates the table (replacing a stale one of ours), sets `ip_forward=1`
     /// (`net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding`) and
     /// `bridge-nf-call-iptables=1` (and `-ip6tables`) in the host namespace, and opens the
@@ -261,27 +266,6 @@ impl Firewall {
                 error: e.error,
             }
         })
-    }
-
-    /// The table as `nft list table inet drydock` prints it (for failure dumps; spawns nft).
-    pub fn dump(&self) -> String {
-        let output = self
-            .host
-            .command("nft", None)
-            .args(["list", "table", "inet", ruleset::TABLE])
-            .stdin(Stdio::null())
-            .output();
-        match output {
-            Ok(output) if output.status.success() => {
-                String::from_utf8_lossy(&output.stdout).into_owned()
-            }
-            Ok(output) => format!(
-                "nft list table inet {} failed: {}",
-                ruleset::TABLE,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            Err(e) => format!("nft list table inet {}: {e}", ruleset::TABLE),
-        }
     }
 }
 
@@ -402,6 +386,27 @@ fn nft_apply(host: &Netns, what: &str, ruleset: &Nftables<'_>) -> Result<(), Fir
         what: format!("write the ruleset to nft to {what}"),
         error,
     })
+}
+
+/// The table of the engine in `host` as `nft list table inet drydock` prints it (for failure
+/// dumps; spawns nft and waits for it: call it from a blocking thread).
+pub fn dump(host: &Netns) -> String {
+    let output = host
+        .command("nft", None)
+        .args(["list", "table", "inet", ruleset::TABLE])
+        .stdin(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+        Ok(output) => format!(
+            "nft list table inet {} failed: {}",
+            ruleset::TABLE,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        Err(e) => format!("nft list table inet {}: {e}", ruleset::TABLE),
+    }
 }
 
 #[cfg(test)]

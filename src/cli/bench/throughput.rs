@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use drydock_netsim::{Lab, Netns};
-use drydock_runtime::api::body::NetworkCreate;
+use drydock_runtime::api::request;
+use drydock_runtime::api::spec::NetworkSpec;
 use serde_json::{Value, json};
 
 use super::{SETTLE, container_body, container_spec, program, program_version, reference_run};
@@ -146,15 +147,15 @@ async fn measure(
     let mut engines = Vec::new();
     for (index, host) in ["h1", "h2"].into_iter().enumerate() {
         let mut engine = super::engine_on(&lab, host).await?;
-        let body: NetworkCreate = serde_json::from_value(json!({
-            "Name": "net",
-            "Driver": driver,
-            "Options": {"parent": parent},
-            "IPAM": {"Driver": "default", "Config": [{
-                "Subnet": "192.168.10.0/24",
-                "IPRange": format!("192.168.10.{}/26", 64 * (index + 1)),
-            }]},
-        }))?;
+        let spec = NetworkSpec {
+            name: "net".into(),
+            driver: Some(driver.into()),
+            options: vec![("parent".into(), parent.into())],
+            subnets: vec!["192.168.10.0/24".parse()?],
+            ip_ranges: vec![format!("192.168.10.{}/26", 64 * (index + 1)).parse()?],
+            ..NetworkSpec::default()
+        };
+        let body = request::network_create(&spec).map_err(|e| anyhow!(e))?;
         engine
             .create_network(&body)
             .await

@@ -118,6 +118,10 @@ fn pings(
 }
 
 fn dns(outcome: Resolution, want: Option<Vec<RecordData>>) -> Observation {
+    dns_wanting(outcome, want.map(Ok))
+}
+
+fn dns_wanting(outcome: Resolution, want: Option<Result<Vec<RecordData>, String>>) -> Observation {
     Observation::Dns {
         asked: "A web via 127.0.0.11:53".into(),
         outcome,
@@ -171,6 +175,16 @@ fn addresses(ips: &[&str]) -> Option<Vec<RecordData>> {
     "c resolves web",
     dns(Resolution::Error("no socket".into()), None),
     fails("the probe to run", "A web via 127.0.0.11:53: error: no socket")
+)]
+#[case::answers_unknown(
+    "c resolves web to web6",
+    dns_wanting(answers(&["172.18.0.2"], 600), Some(Err("web6 has no IPv4 address".into()))),
+    fails("the probe to run", "web6 has no IPv4 address")
+)]
+#[case::answers_unknown_but_not_resolved(
+    "c resolves web to web6",
+    dns_wanting(Resolution::NxDomain, Some(Err("web6 has no IPv4 address".into()))),
+    fails("A web to resolve", "A web via 127.0.0.11:53: NXDOMAIN")
 )]
 fn resolves(
     #[case] line: &str,

@@ -554,7 +554,7 @@ fn isolate(
 /// The daemon's `/etc/resolv.conf`, listing `resolvers`.
 fn resolv_conf_text(resolvers: &[IpAddr]) -> String {
     let mut text =
-        String::from("# drydock lab host (see drydock_conformance::target::lab_resolvers)\n");
+        String::from("# drydock lab host (see drydock_conformance::targets::lab_resolvers)\n");
     for resolver in resolvers {
         text.push_str(&format!("nameserver {resolver}\n"));
     }

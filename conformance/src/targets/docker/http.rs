@@ -62,12 +62,6 @@ pub(super) enum CallError {
 
 impl From<CallError> for TargetError {
     fn from(error: CallError) -> Self {
-        TargetError::new(error.to_string())
-    }
-}
-
-impl From<CallError> for drydock_runtime::api::ApiError {
-    fn from(error: CallError) -> Self {
         Self::new(error.to_string())
     }
 }

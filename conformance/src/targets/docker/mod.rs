@@ -256,7 +256,7 @@ impl DockerTarget {
     /// `GET /containers/NAME/json` on `host`.
     async fn container_json(&self, host: &str, name: &str) -> TargetResult<Value> {
         use drydock_runtime::api::EngineApi;
-        Ok(self.api(host)?.inspect_container(name).await?)
+        self.api(host)?.inspect_container(name).await
     }
 }
 
