@@ -100,6 +100,11 @@ pub trait Target: Sized {
         path: &str,
     ) -> impl Future<Output = TargetResult<String>>;
 
+    /// Kills the engine of docker host `host` at once, as a node dies: its containers go with
+    /// it, it leaves no swarm on its way out (the others find out by themselves), and it
+    /// answers no call after.
+    fn kill(&self, host: &str) -> impl Future<Output = TargetResult<()>>;
+
     /// Everything worth reading when a scenario fails on `host` that the engine alone knows:
     /// firewall rules, the engine's own log tail. (Addresses and routes are read by the
     /// runner.)

@@ -82,6 +82,11 @@ impl Target for ReferenceTarget {
             .map_err(TargetError::from)
     }
 
+    async fn kill(&self, host: &str) -> TargetResult<()> {
+        self.engine(host).await?.kill().await;
+        Ok(())
+    }
+
     async fn dump(&self, host: &str) -> String {
         let netns = match self.engine(host).await {
             Ok(engine) => engine.host().clone(),

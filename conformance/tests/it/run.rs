@@ -93,6 +93,9 @@ impl<const DELAY: u64, const REDIRECT: bool> Target for NoEngine<DELAY, REDIRECT
     async fn container_file(&self, _: &str, _: &str, _: &str) -> TargetResult<String> {
         no_engine()
     }
+    async fn kill(&self, _: &str) -> TargetResult<()> {
+        no_engine()
+    }
     async fn dump(&self, _: &str) -> String {
         String::new()
     }

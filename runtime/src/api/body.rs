@@ -273,6 +273,44 @@ pub struct NetworkDisconnect {
     pub force: bool,
 }
 
+/// `POST /swarm/init`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SwarmInit {
+    /// `--listen-addr`: where managers listen for each other (`0.0.0.0:2377`).
+    pub listen_addr: String,
+    /// `--advertise-addr`: the address other nodes reach this one at.
+    pub advertise_addr: String,
+    /// `--data-path-addr`: the address the overlay's VXLAN traffic leaves from.
+    pub data_path_addr: String,
+    /// `--data-path-port` (0: 4789).
+    pub data_path_port: u32,
+    /// `--default-addr-pool` (empty: 10.0.0.0/8).
+    #[serde(deserialize_with = "nullable")]
+    pub default_addr_pool: Vec<String>,
+    /// `--default-addr-pool-mask-length` (0: 24).
+    pub subnet_size: u32,
+    /// `--force-new-cluster`.
+    pub force_new_cluster: bool,
+}
+
+/// `POST /swarm/join`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SwarmJoin {
+    /// `--listen-addr`.
+    pub listen_addr: String,
+    /// `--advertise-addr`.
+    pub advertise_addr: String,
+    /// `--data-path-addr`.
+    pub data_path_addr: String,
+    /// A manager to join through (`HOST:PORT`).
+    #[serde(deserialize_with = "nullable")]
+    pub remote_addrs: Vec<String>,
+    /// `--token`: a worker's or a manager's join token.
+    pub join_token: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

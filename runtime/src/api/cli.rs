@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ipnetwork::IpNetwork;
 
-use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
+use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec, SwarmInitSpec, SwarmJoinSpec};
 
 /// A docker CLI command line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,15 @@ pub enum DockerCommand {
         container: String,
         /// The command and its arguments.
         command: Vec<String>,
+    },
+    /// `docker swarm init`.
+    SwarmInit(SwarmInitSpec),
+    /// `docker swarm join --token TOKEN HOST:PORT`.
+    SwarmJoin(SwarmJoinSpec),
+    /// `docker swarm leave [-f]`.
+    SwarmLeave {
+        /// `-f`: leave even as the last manager.
+        force: bool,
     },
 }
 
@@ -111,6 +120,31 @@ enum Verb {
         container: String,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    #[command(subcommand)]
+    Swarm(SwarmVerb),
+}
+
+#[derive(Subcommand)]
+enum SwarmVerb {
+    Init {
+        #[arg(long = "advertise-addr")]
+        advertise_addr: Option<String>,
+        #[arg(long = "listen-addr")]
+        listen_addr: Option<String>,
+    },
+    Join {
+        #[arg(long, required = true)]
+        token: String,
+        #[arg(long = "advertise-addr")]
+        advertise_addr: Option<String>,
+        #[arg(long = "listen-addr")]
+        listen_addr: Option<String>,
+        remote: String,
+    },
+    Leave {
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -246,6 +280,7 @@ pub fn command(matches: &ArgMatches) -> Result<DockerCommand, CliError> {
         Verb::Inspect { names } => DockerCommand::Inspect(names),
         Verb::Logs { container } => DockerCommand::Logs(container),
         Verb::Exec { container, command } => DockerCommand::Exec { container, command },
+        Verb::Swarm(verb) => swarm(verb),
     })
 }
 
@@ -293,6 +328,30 @@ fn network(verb: NetworkVerb) -> DockerCommand {
         },
         NetworkVerb::Ls => DockerCommand::NetworkLs,
         NetworkVerb::Inspect { names } => DockerCommand::NetworkInspect(names),
+    }
+}
+
+fn swarm(verb: SwarmVerb) -> DockerCommand {
+    match verb {
+        SwarmVerb::Init {
+            advertise_addr,
+            listen_addr,
+        } => DockerCommand::SwarmInit(SwarmInitSpec {
+            advertise_addr,
+            listen_addr,
+        }),
+        SwarmVerb::Join {
+            token,
+            advertise_addr,
+            listen_addr,
+            remote,
+        } => DockerCommand::SwarmJoin(SwarmJoinSpec {
+            token,
+            remote,
+            advertise_addr,
+            listen_addr,
+        }),
+        SwarmVerb::Leave { force } => DockerCommand::SwarmLeave { force },
     }
 }
 
@@ -428,6 +487,15 @@ mod tests {
     #[case("docker inspect web", DockerCommand::Inspect(vec!["web".into()]))]
     #[case("docker logs web", DockerCommand::Logs("web".into()))]
     #[case("docker rm -f a b", DockerCommand::Rm { containers: vec!["a".into(), "b".into()], force: true })]
+    #[case("docker swarm leave -f", DockerCommand::SwarmLeave { force: true })]
+    #[case(
+        "docker swarm init --advertise-addr 10.10.0.1",
+        DockerCommand::SwarmInit(SwarmInitSpec { advertise_addr: Some("10.10.0.1".into()), listen_addr: None })
+    )]
+    #[case(
+        "docker swarm join --token SWMTKN-1-x 10.10.0.1:2377",
+        DockerCommand::SwarmJoin(SwarmJoinSpec { token: "SWMTKN-1-x".into(), remote: "10.10.0.1:2377".into(), ..SwarmJoinSpec::default() })
+    )]
     fn views_and_removals_parse(#[case] line: &str, #[case] expected: DockerCommand) {
         assert_eq!(parse_line(line).unwrap(), expected);
     }

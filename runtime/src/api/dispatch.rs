@@ -7,7 +7,9 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use super::body::{ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect};
+use super::body::{
+    ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
+};
 use super::cli::DockerCommand;
 use super::request;
 
@@ -76,6 +78,18 @@ pub trait EngineApi: Sync {
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `GET /containers/{id}/json`.
     fn inspect_container(&self, name: &str) -> impl Future<Output = ApiResult<Value>> + Send;
+    /// `GET /info`: the engine, and its node's place in a swarm (`Swarm.NodeID`,
+    /// `Swarm.LocalNodeState`, `Swarm.ControlAvailable`...).
+    fn info(&self) -> impl Future<Output = ApiResult<Value>> + Send;
+    /// `POST /swarm/init`; the new node's id.
+    fn swarm_init(&self, body: &SwarmInit) -> impl Future<Output = ApiResult<String>> + Send;
+    /// `POST /swarm/join`.
+    fn swarm_join(&self, body: &SwarmJoin) -> impl Future<Output = ApiResult<()>> + Send;
+    /// `POST /swarm/leave?force=`.
+    fn swarm_leave(&self, force: bool) -> impl Future<Output = ApiResult<()>> + Send;
+    /// `GET /swarm` (managers only): the cluster, its join tokens (`JoinTokens.Worker`,
+    /// `JoinTokens.Manager`).
+    fn swarm_inspect(&self) -> impl Future<Output = ApiResult<Value>> + Send;
 }
 
 /// A container whose state a command changed, in the order it happened.
@@ -207,6 +221,32 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             let start = |n: String| async move { api.start_container(&n).await };
             reply.each(names, start, Some(Change::Started)).await;
         }
+        DockerCommand::SwarmInit(spec) => match api.swarm_init(&request::swarm_init(spec)).await {
+            Ok(id) => {
+                let line = format!("Swarm initialized: current node ({id}) is now a manager.");
+                reply.print(&line);
+            }
+            Err(e) => reply.errors.push(e.message),
+        },
+        DockerCommand::SwarmJoin(spec) => match api.swarm_join(&request::swarm_join(spec)).await {
+            Ok(()) => {
+                let manager = api.info().await.ok().and_then(|info| {
+                    info.pointer("/Swarm/ControlAvailable")
+                        .and_then(Value::as_bool)
+                });
+                let role = if manager == Some(true) {
+                    "manager"
+                } else {
+                    "worker"
+                };
+                reply.print(&format!("This node joined a swarm as a {role}."));
+            }
+            Err(e) => reply.errors.push(e.message),
+        },
+        DockerCommand::SwarmLeave { force } => match api.swarm_leave(*force).await {
+            Ok(()) => reply.print("Node left the swarm."),
+            Err(e) => reply.errors.push(e.message),
+        },
         DockerCommand::Logs(_) | DockerCommand::Exec { .. } => {
             return Reply::failed(
                 "logs and exec are about a container's processes, which the engine does not keep",
@@ -389,6 +429,22 @@ mod tests {
         async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
             Err(ApiError::new(format!("No such container: {name}")))
         }
+        async fn info(&self) -> ApiResult<Value> {
+            Ok(json!({"Swarm": {"ControlAvailable": false}}))
+        }
+        async fn swarm_init(&self, body: &SwarmInit) -> ApiResult<String> {
+            self.call(format!("swarm-init {}", body.advertise_addr))?;
+            Ok("node1".into())
+        }
+        async fn swarm_join(&self, body: &SwarmJoin) -> ApiResult<()> {
+            self.call(format!("swarm-join {}", body.remote_addrs.join(",")))
+        }
+        async fn swarm_leave(&self, force: bool) -> ApiResult<()> {
+            self.call(format!("swarm-leave {force}"))
+        }
+        async fn swarm_inspect(&self) -> ApiResult<Value> {
+            Ok(json!({}))
+        }
     }
 
     fn dispatch_line(api: &Recorder, line: &str) -> Reply {
@@ -458,6 +514,28 @@ mod tests {
                 "create-network n1",
                 "connect n1 web",
                 "disconnect n1 web true"
+            ]
+        );
+    }
+
+    #[test]
+    fn swarm_commands_say_what_the_cli_says() {
+        let api = Recorder::default();
+        let init = dispatch_line(&api, "docker swarm init --advertise-addr 10.10.0.1");
+        assert_eq!(
+            init.result(),
+            Ok("Swarm initialized: current node (node1) is now a manager.\n")
+        );
+        let join = dispatch_line(&api, "docker swarm join --token T 10.10.0.1:2377");
+        assert_eq!(join.result(), Ok("This node joined a swarm as a worker.\n"));
+        let leave = dispatch_line(&api, "docker swarm leave --force");
+        assert_eq!(leave.result(), Ok("Node left the swarm.\n"));
+        assert_eq!(
+            *api.calls.lock().unwrap(),
+            [
+                "swarm-init 10.10.0.1",
+                "swarm-join 10.10.0.1:2377",
+                "swarm-leave true"
             ]
         );
     }

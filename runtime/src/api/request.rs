@@ -15,9 +15,9 @@ use ipnetwork::IpNetwork;
 
 use super::body::{
     ContainerCreate, EndpointIpam, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnect,
-    NetworkCreate, NetworkingConfig, PortBinding,
+    NetworkCreate, NetworkingConfig, PortBinding, SwarmInit, SwarmJoin,
 };
-use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec};
+use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec, SwarmInitSpec, SwarmJoinSpec};
 
 /// `POST /networks/create` body for `docker network create`.
 pub fn network_create(spec: &NetworkSpec) -> Result<NetworkCreate, String> {
@@ -251,6 +251,29 @@ fn endpoint_ipam(ip: Option<IpAddr>, ip6: Option<IpAddr>) -> Option<EndpointIpam
 /// A list the CLI sends as `null` when empty.
 fn optional(list: &[String]) -> Option<Vec<String>> {
     (!list.is_empty()).then(|| list.to_vec())
+}
+
+/// The address swarm managers listen on unless told: docker/cli's `NodeAddrOption` default.
+const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:2377";
+
+/// `POST /swarm/init` body for `docker swarm init`.
+pub fn swarm_init(spec: &SwarmInitSpec) -> SwarmInit {
+    SwarmInit {
+        listen_addr: (spec.listen_addr.clone()).unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into()),
+        advertise_addr: spec.advertise_addr.clone().unwrap_or_default(),
+        ..SwarmInit::default()
+    }
+}
+
+/// `POST /swarm/join` body for `docker swarm join`.
+pub fn swarm_join(spec: &SwarmJoinSpec) -> SwarmJoin {
+    SwarmJoin {
+        listen_addr: (spec.listen_addr.clone()).unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into()),
+        advertise_addr: spec.advertise_addr.clone().unwrap_or_default(),
+        data_path_addr: String::new(),
+        remote_addrs: vec![spec.remote.clone()],
+        join_token: spec.token.clone(),
+    }
 }
 
 /// docker/cli `opts.ValidateLink` (`ParseLink`): `name` or `name:alias`.

@@ -86,3 +86,25 @@ pub struct ConnectSpec {
     /// `--link NAME[:ALIAS]`.
     pub links: Vec<String>,
 }
+
+/// `docker swarm init` as a structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwarmInitSpec {
+    /// `--advertise-addr` (an address or an interface name; empty: the daemon's choice).
+    pub advertise_addr: Option<String>,
+    /// `--listen-addr` (default `0.0.0.0:2377`).
+    pub listen_addr: Option<String>,
+}
+
+/// `docker swarm join` as a structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwarmJoinSpec {
+    /// `--token`.
+    pub token: String,
+    /// The manager to join through, `HOST[:PORT]`.
+    pub remote: String,
+    /// `--advertise-addr`.
+    pub advertise_addr: Option<String>,
+    /// `--listen-addr` (default `0.0.0.0:2377`).
+    pub listen_addr: Option<String>,
+}

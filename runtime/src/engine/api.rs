@@ -5,7 +5,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Engine, EngineError};
-use crate::api::body::{ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect};
+use crate::api::body::{
+    ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
+};
 use crate::api::{ApiError, ApiResult, EngineApi};
 
 impl From<EngineError> for ApiError {
@@ -65,5 +67,25 @@ impl EngineApi for Mutex<Engine> {
 
     async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
         Ok(self.lock().await.inspect_container(name)?)
+    }
+
+    async fn info(&self) -> ApiResult<Value> {
+        Ok(self.lock().await.info())
+    }
+
+    async fn swarm_init(&self, body: &SwarmInit) -> ApiResult<String> {
+        Ok(self.lock().await.swarm_init(body).await?)
+    }
+
+    async fn swarm_join(&self, body: &SwarmJoin) -> ApiResult<()> {
+        Ok(self.lock().await.swarm_join(body).await?)
+    }
+
+    async fn swarm_leave(&self, force: bool) -> ApiResult<()> {
+        Ok(self.lock().await.swarm_leave(force).await?)
+    }
+
+    async fn swarm_inspect(&self) -> ApiResult<Value> {
+        Ok(self.lock().await.swarm_inspect()?)
     }
 }

@@ -14,6 +14,7 @@ mod inspect;
 mod model;
 mod network;
 mod ports;
+mod swarm;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use drydock_runtime::api::body::{
-    ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect,
+    ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
 };
 use drydock_runtime::api::{ApiResult, EngineApi};
 use serde_json::Value;
@@ -125,5 +125,33 @@ impl EngineApi for Client {
     async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
         let path = format!("/containers/{}/json", encode(name));
         Ok(self.api.call_json("GET", &path, None).await?)
+    }
+
+    async fn info(&self) -> ApiResult<Value> {
+        Ok(self.api.call_json("GET", "/info", None).await?)
+    }
+
+    async fn swarm_init(&self, body: &SwarmInit) -> ApiResult<String> {
+        let id = (self.api)
+            .call_json("POST", "/swarm/init", Some(&json(body)))
+            .await?;
+        Ok(id.as_str().unwrap_or_default().to_string())
+    }
+
+    async fn swarm_join(&self, body: &SwarmJoin) -> ApiResult<()> {
+        self.api
+            .call("POST", "/swarm/join", Some(&json(body)))
+            .await?;
+        Ok(())
+    }
+
+    async fn swarm_leave(&self, force: bool) -> ApiResult<()> {
+        let path = format!("/swarm/leave?force={}", u8::from(force));
+        self.api.call("POST", &path, None).await?;
+        Ok(())
+    }
+
+    async fn swarm_inspect(&self) -> ApiResult<Value> {
+        Ok(self.api.call_json("GET", "/swarm", None).await?)
     }
 }

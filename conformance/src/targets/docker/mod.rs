@@ -350,6 +350,12 @@ impl Target for DockerTarget {
             .map_err(|e| TargetError::new(format!("{path} of container {name} ({file}): {e}")))
     }
 
+    async fn kill(&self, host: &str) -> TargetResult<()> {
+        Err(TargetError::new(format!(
+            "killing the daemon of {host} is not built into the docker target yet"
+        )))
+    }
+
     async fn dump(&self, host: &str) -> String {
         let daemon = match self.daemon(host) {
             Ok(daemon) => daemon,
