@@ -4,6 +4,7 @@
 //! language that drives it ([`api`]). Knows nothing of scenarios.
 
 pub mod api;
+pub mod cluster;
 mod datapath;
 pub mod dns;
 pub mod driver;
