@@ -11,7 +11,8 @@ use drydock_netsim::Lab;
 use drydock_netsim::registry::Answer;
 use drydock_runtime::api::cli::{self, DockerCommand};
 use drydock_runtime::api::dispatch::{Change, dispatch};
-use drydock_runtime::engine::{Engine, Options};
+use drydock_runtime::cluster::MemoryHub;
+use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use tokio::sync::Mutex;
 
 use super::workload::{Files, Workloads};
@@ -55,6 +56,8 @@ struct Host {
 pub(crate) struct Engines {
     lab: Arc<Lab>,
     hosts: Mutex<BTreeMap<String, Host>>,
+    /// The lab's in-process control plane, for the swarms its engines make.
+    hub: Arc<MemoryHub>,
 }
 
 impl Engines {
@@ -62,6 +65,7 @@ impl Engines {
         Self {
             lab,
             hosts: Mutex::new(BTreeMap::new()),
+            hub: Arc::new(MemoryHub::new()),
         }
     }
 
@@ -110,6 +114,8 @@ impl Engines {
             dns: Vec::new(),
             host_resolvers: lab_resolvers(&self.lab, host).map_err(|e| e.to_string())?,
             state_dir: Some(state.join(host)),
+            hostname: host.to_string(),
+            control_plane: ControlPlane::Hub(self.hub.clone()),
         };
         let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
         Ok(Host {

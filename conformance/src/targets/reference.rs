@@ -2,9 +2,11 @@
 //! answering the same Engine API calls the docker target sends to dockerd.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use drydock_netsim::{Lab, Netns};
-use drydock_runtime::engine::{Engine, Options};
+use drydock_runtime::cluster::MemoryHub;
+use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use tokio::sync::Mutex;
 
 use super::{Target, TargetError, TargetResult};
@@ -28,7 +30,9 @@ impl ReferenceTarget {
 impl Target for ReferenceTarget {
     type Api = Mutex<Engine>;
 
+    /// The engines share an in-process control plane, for the swarms they make.
     async fn start(lab: &Lab, docker_hosts: &[String], _run_id: &str) -> TargetResult<Self> {
+        let hub = Arc::new(MemoryHub::new());
         let mut engines = BTreeMap::new();
         for host in docker_hosts {
             let netns = lab
@@ -38,6 +42,8 @@ impl Target for ReferenceTarget {
                 dns: Vec::new(),
                 host_resolvers: super::lab_resolvers(lab, host)?,
                 state_dir: None,
+                hostname: host.clone(),
+                control_plane: ControlPlane::Hub(hub.clone()),
             };
             let engine = Engine::start(netns, options)
                 .await

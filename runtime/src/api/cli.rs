@@ -67,6 +67,13 @@ pub enum DockerCommand {
         /// `-f`: leave even as the last manager.
         force: bool,
     },
+    /// `docker swarm join-token [-q] worker|manager`.
+    SwarmJoinToken {
+        /// `manager` (else `worker`).
+        manager: bool,
+        /// `-q`: the token alone.
+        quiet: bool,
+    },
 }
 
 /// Why a command line is not a command drydock knows, and the index of the argument at fault.
@@ -145,6 +152,12 @@ enum SwarmVerb {
     Leave {
         #[arg(short, long)]
         force: bool,
+    },
+    JoinToken {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(value_parser = ["worker", "manager"])]
+        role: String,
     },
 }
 
@@ -352,6 +365,10 @@ fn swarm(verb: SwarmVerb) -> DockerCommand {
             listen_addr,
         }),
         SwarmVerb::Leave { force } => DockerCommand::SwarmLeave { force },
+        SwarmVerb::JoinToken { quiet, role } => DockerCommand::SwarmJoinToken {
+            manager: role == "manager",
+            quiet,
+        },
     }
 }
 

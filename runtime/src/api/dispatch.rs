@@ -247,6 +247,9 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             Ok(()) => reply.print("Node left the swarm."),
             Err(e) => reply.errors.push(e.message),
         },
+        DockerCommand::SwarmJoinToken { manager, quiet } => {
+            return join_token(api, *manager, *quiet).await;
+        }
         DockerCommand::Logs(_) | DockerCommand::Exec { .. } => {
             return Reply::failed(
                 "logs and exec are about a container's processes, which the engine does not keep",
@@ -306,6 +309,39 @@ async fn run(api: &impl EngineApi, spec: &super::spec::ContainerSpec) -> Reply {
         }
         Err(e) => reply.errors.push(e.message),
     }
+    reply
+}
+
+/// `docker swarm join-token`: the token, or the command that joins with it.
+async fn join_token(api: &impl EngineApi, manager: bool, quiet: bool) -> Reply {
+    let swarm = match api.swarm_inspect().await {
+        Ok(swarm) => swarm,
+        Err(e) => return Reply::failed(e.message),
+    };
+    let role = if manager { "Manager" } else { "Worker" };
+    let token = swarm["JoinTokens"][role]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut reply = Reply::default();
+    if quiet {
+        reply.print(&token);
+        return reply;
+    }
+    let address = match api.info().await {
+        Ok(info) => info["Swarm"]["NodeAddr"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => return Reply::failed(e.message),
+    };
+    let role = role.to_lowercase();
+    reply.print(&format!(
+        "To add a {role} to this swarm, run the following command:\n"
+    ));
+    reply.print(&format!(
+        "    docker swarm join --token {token} {address}:2377\n"
+    ));
     reply
 }
 

@@ -95,7 +95,10 @@ fn endpoints_go_with_their_nodes_lease() {
     };
     let mut watch = block(cluster.watch_endpoints("a")).unwrap();
     block(cluster.add_endpoint(&endpoint, lease.id)).unwrap();
-    assert_eq!(block(cluster.endpoints("a")).unwrap(), std::slice::from_ref(&endpoint));
+    assert_eq!(
+        block(cluster.endpoints("a")).unwrap(),
+        std::slice::from_ref(&endpoint)
+    );
     drop(lease);
     assert!(block(cluster.endpoints("a")).unwrap().is_empty());
     let Some(Event::Put { key, value }) = watch.events.try_recv().ok() else {

@@ -2,9 +2,10 @@
 //! port 53 through NAT rules in the sandbox), answering from the engine's latest [`Records`]
 //! and forwarding the rest as libnetwork does.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use drydock_netsim::Netns;
@@ -21,7 +22,7 @@ use super::RESOLVER_IP;
 use super::answer::{Action, Transport, answer};
 use super::forward::Forwarder;
 use super::nat;
-use super::records::{Records, Upstream};
+use super::records::{Entry, Records, Upstream};
 
 /// Upstream servers tried per query (libnetwork's `maxExtDNS`).
 const MAX_UPSTREAMS: usize = 3;
@@ -29,12 +30,37 @@ const MAX_UPSTREAMS: usize = 3;
 /// How long an idle TCP client connection stays open.
 const TCP_IDLE: Duration = Duration::from_secs(8);
 
-/// The embedded DNS of one engine: the records its resolvers answer from, and the forwarder
-/// for upstreams on the docker host's loopback.
+/// The embedded DNS of one engine: the records its resolvers answer from (the engine's own,
+/// merged with other nodes' endpoints on swarm networks), and the forwarder for upstreams on the
+/// docker host's loopback.
 #[derive(Debug)]
 pub struct Dns {
     records: RwLock<Arc<Records>>,
+    sources: Mutex<Sources>,
     host: Forwarder,
+}
+
+/// What the merged records are made of.
+#[derive(Debug, Default)]
+struct Sources {
+    /// The engine's own.
+    local: Records,
+    /// Other nodes' endpoints, by swarm network id.
+    remote: BTreeMap<String, Vec<Entry>>,
+}
+
+impl Sources {
+    /// The records the resolvers answer from: the engine's, plus other nodes' endpoints on the
+    /// networks this node has.
+    fn merged(&self) -> Records {
+        let mut records = self.local.clone();
+        for (network, entries) in &self.remote {
+            if let Some(records) = records.networks.get_mut(network) {
+                records.entries.extend(entries.iter().cloned());
+            }
+        }
+        records
+    }
 }
 
 impl Dns {
@@ -42,13 +68,26 @@ impl Dns {
     pub fn new(host: Netns) -> Arc<Self> {
         Arc::new(Self {
             records: RwLock::new(Arc::new(Records::default())),
+            sources: Mutex::default(),
             host: Forwarder::new(host),
         })
     }
 
-    /// Replaces what the resolvers know; queries from now on see it.
+    /// Replaces what the engine knows; queries from now on see it.
     pub fn update(&self, records: Records) {
-        *self.records.write().expect("DNS records") = Arc::new(records);
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        sources.local = records;
+        *self.records.write().expect("DNS records") = Arc::new(sources.merged());
+    }
+
+    /// Replaces what other nodes have on swarm network `network` (nothing: forgets them).
+    pub fn set_remote(&self, network: &str, entries: Vec<Entry>) {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.is_empty() {
+            true => sources.remote.remove(network),
+            false => sources.remote.insert(network.to_string(), entries),
+        };
+        *self.records.write().expect("DNS records") = Arc::new(sources.merged());
     }
 
     fn records(&self) -> Arc<Records> {

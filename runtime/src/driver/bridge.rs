@@ -42,26 +42,26 @@ struct State {
     endpoints: BTreeMap<String, BridgeEndpoint>,
 }
 
-/// A bridge network.
+/// A bridge network (the overlay driver's bridges, in their own namespaces, are ones too).
 #[derive(Debug, Clone)]
-struct BridgeNetwork {
+pub(super) struct BridgeNetwork {
     /// Linux bridge name (`br-<id12>`, `docker0`, or the name option).
-    bridge: String,
+    pub(super) bridge: String,
     /// The bridge's addresses: each subnet's gateway with the subnet's prefix.
-    gateways: Vec<IpNetwork>,
+    pub(super) gateways: Vec<IpNetwork>,
     /// MTU of the bridge and of every endpoint.
-    mtu: u32,
+    pub(super) mtu: u32,
 }
 
 /// An endpoint of a bridge network.
 #[derive(Debug, Clone)]
-struct BridgeEndpoint {
+pub(super) struct BridgeEndpoint {
     /// Host-side veth name (`veth` + 7 hex digits).
-    host_ifname: String,
+    pub(super) host_ifname: String,
     /// MAC address.
-    mac: [u8; 6],
+    pub(super) mac: [u8; 6],
     /// Addresses with their subnet prefix.
-    addresses: Vec<IpNetwork>,
+    pub(super) addresses: Vec<IpNetwork>,
 }
 
 impl Bridge {
@@ -247,7 +247,10 @@ pub(crate) fn elect_mac(interface: &Interface) -> [u8; 6] {
 }
 
 /// Creates the bridge with its gateway addresses, up.
-async fn create_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), DriverError> {
+pub(super) async fn create_bridge(
+    host: &Netns,
+    network: &BridgeNetwork,
+) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;
@@ -304,7 +307,7 @@ async fn delete_bridge(host: &Netns, network: &BridgeNetwork) -> Result<(), Driv
 
 /// Plugs an endpoint: a veth pair, the host end on the bridge, the container end (`ifname`)
 /// configured inside the sandbox. Returns once the pair and the bridge send.
-async fn plug(
+pub(super) async fn plug(
     host: &Netns,
     sandbox: &Netns,
     network: &BridgeNetwork,
@@ -365,7 +368,7 @@ async fn all_up(netns: &Netns, links: &[&str]) -> Result<(), DriverError> {
 }
 
 /// Unplugs an endpoint: deleting the host end deletes the pair.
-async fn unplug(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(), DriverError> {
+pub(super) async fn unplug(host: &Netns, endpoint: &BridgeEndpoint) -> Result<(), DriverError> {
     let nl = host
         .netlink()
         .map_err(DriverError::io("open netlink in the docker host"))?;

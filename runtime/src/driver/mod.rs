@@ -12,6 +12,7 @@
 pub(crate) mod bridge;
 pub(crate) mod ipvlan;
 pub(crate) mod macvlan;
+pub(crate) mod overlay;
 pub(crate) mod parent;
 pub(crate) mod special;
 pub(crate) mod sublink;

@@ -2,7 +2,7 @@
 //! at a time, as a daemon answers requests.
 
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::{Engine, EngineError};
 use crate::api::body::{
@@ -16,28 +16,40 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// What a client of a daemon that is not there reads.
+const NOT_RUNNING: &str = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+
+/// The engine, unless it was killed.
+async fn alive(engine: &Mutex<Engine>) -> ApiResult<MutexGuard<'_, Engine>> {
+    let engine = engine.lock().await;
+    match engine.is_dead() {
+        true => Err(ApiError::new(NOT_RUNNING)),
+        false => Ok(engine),
+    }
+}
+
 impl EngineApi for Mutex<Engine> {
     async fn create_network(&self, body: &NetworkCreate) -> ApiResult<String> {
-        Ok(self.lock().await.create_network(body).await?)
+        Ok(alive(self).await?.create_network(body).await?)
     }
 
     async fn remove_network(&self, name: &str) -> ApiResult<()> {
-        Ok(self.lock().await.remove_network(name).await?)
+        Ok(alive(self).await?.remove_network(name).await?)
     }
 
     async fn connect(&self, network: &str, body: &NetworkConnect) -> ApiResult<()> {
-        Ok(self.lock().await.connect(network, body).await?)
+        Ok(alive(self).await?.connect(network, body).await?)
     }
 
     async fn disconnect(&self, network: &str, body: &NetworkDisconnect) -> ApiResult<()> {
-        let mut engine = self.lock().await;
+        let mut engine = alive(self).await?;
         Ok(engine
             .disconnect(network, &body.container, body.force)
             .await?)
     }
 
     async fn list_networks(&self) -> ApiResult<Vec<Value>> {
-        let engine = self.lock().await;
+        let engine = alive(self).await?;
         let names = engine.network_names();
         Ok(names
             .iter()
@@ -46,46 +58,46 @@ impl EngineApi for Mutex<Engine> {
     }
 
     async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
-        Ok(self.lock().await.inspect_network(name)?)
+        Ok(alive(self).await?.inspect_network(name)?)
     }
 
     async fn create_container(&self, name: &str, body: &ContainerCreate) -> ApiResult<String> {
-        Ok(self.lock().await.create_container(name, body)?)
+        Ok(alive(self).await?.create_container(name, body)?)
     }
 
     async fn start_container(&self, name: &str) -> ApiResult<()> {
-        Ok(self.lock().await.start_container(name).await?)
+        Ok(alive(self).await?.start_container(name).await?)
     }
 
     async fn stop_container(&self, name: &str) -> ApiResult<()> {
-        Ok(self.lock().await.stop_container(name).await?)
+        Ok(alive(self).await?.stop_container(name).await?)
     }
 
     async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
-        Ok(self.lock().await.remove_container(name, force).await?)
+        Ok(alive(self).await?.remove_container(name, force).await?)
     }
 
     async fn inspect_container(&self, name: &str) -> ApiResult<Value> {
-        Ok(self.lock().await.inspect_container(name)?)
+        Ok(alive(self).await?.inspect_container(name)?)
     }
 
     async fn info(&self) -> ApiResult<Value> {
-        Ok(self.lock().await.info())
+        Ok(alive(self).await?.info())
     }
 
     async fn swarm_init(&self, body: &SwarmInit) -> ApiResult<String> {
-        Ok(self.lock().await.swarm_init(body).await?)
+        Ok(alive(self).await?.swarm_init(body).await?)
     }
 
     async fn swarm_join(&self, body: &SwarmJoin) -> ApiResult<()> {
-        Ok(self.lock().await.swarm_join(body).await?)
+        Ok(alive(self).await?.swarm_join(body).await?)
     }
 
     async fn swarm_leave(&self, force: bool) -> ApiResult<()> {
-        Ok(self.lock().await.swarm_leave(force).await?)
+        Ok(alive(self).await?.swarm_leave(force).await?)
     }
 
     async fn swarm_inspect(&self) -> ApiResult<Value> {
-        Ok(self.lock().await.swarm_inspect()?)
+        Ok(alive(self).await?.swarm_inspect()?)
     }
 }

@@ -182,6 +182,10 @@ impl Engine {
                 return Err(e);
             }
         }
+        if let Err(e) = self.join_gwbridge(index).await {
+            self.teardown(index).await;
+            return Err(e);
+        }
         if let Err(e) = self.route_and_publish(index).await {
             self.teardown(index).await;
             return Err(e);
@@ -205,18 +209,27 @@ impl Engine {
         network: &str,
         settings: &EndpointSettings,
     ) -> EngineResult<()> {
-        let n = self.network_index(network)?;
+        let n = match self.network_index(network) {
+            Ok(n) => n,
+            // A swarm network comes to a node when a container there attaches to it.
+            Err(_) if self.swarm.is_some() => self.attach_swarm_network(network).await?,
+            Err(e) => return Err(e),
+        };
         let network_id = self.networks[n].id.clone();
         let driver = self.networks[n].driver.clone();
         let sandbox = self.sandbox_netns(index)?;
         let mut interface = Interface::default();
         let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
-        if !self.networks[n].has_special_driver() {
+        let swarm = self.networks[n].swarm.is_some();
+        if swarm {
+            self.ensure_load_balancer(n).await?;
+            interface.mac = self.mac_option(index)?;
+            let owner = self.containers[index].id.clone();
+            let wanted = wanted_ip(settings, false)?;
+            interface.addresses = vec![self.allocate_swarm_address(n, wanted, &owner).await?];
+        } else if !self.networks[n].has_special_driver() {
             let (want4, want6) = (wanted_ip(settings, false)?, wanted_ip(settings, true)?);
-            interface.mac = match &self.containers[index].config.mac_address {
-                Some(mac) if !mac.is_empty() => Some(parse_mac(mac)?),
-                _ => None,
-            };
+            interface.mac = self.mac_option(index)?;
             // One address per family, from the first pool of that family that has one (the
             // one containing `--ip` when given), as libnetwork's `ipamAllocateVersion`: a
             // network has several IPv4 pools only with a driver that allows them (macvlan).
@@ -288,6 +301,10 @@ impl Engine {
             Ok(plugged) => plugged,
             Err(e) => {
                 self.release_addresses(allocated);
+                if let (true, Some(address)) = (swarm, interface.addresses.first()) {
+                    self.withdraw_endpoint(&network_id, "", Some(address.ip()))
+                        .await;
+                }
                 return Err(EngineError::new(e));
             }
         };
@@ -295,7 +312,7 @@ impl Engine {
             network_id.clone(),
             Endpoint {
                 id,
-                network: network_id,
+                network: network_id.clone(),
                 ip4: interface.addresses.iter().copied().find(IpNetwork::is_ipv4),
                 ip6: interface.addresses.iter().copied().find(IpNetwork::is_ipv6),
                 mac,
@@ -303,8 +320,48 @@ impl Engine {
                 gateway6: info.gateway6.map(IpAddr::V6),
                 ifname: info.interface,
                 disable_gateway_service: info.disable_gateway_service,
+                shown_as: None,
             },
         );
+        if swarm {
+            let container = &self.containers[index];
+            let endpoint = &container.endpoints[&network_id];
+            let ip = endpoint.ip4.expect("a swarm endpoint's address").ip();
+            let (endpoint_id, mac) = (endpoint.id.clone(), endpoint.mac.unwrap_or_default());
+            let aliases = container.network_aliases(settings);
+            let name = container.name.clone();
+            self.publish_endpoint(n, &endpoint_id, name, aliases, ip, mac, false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `--mac-address`, when given.
+    fn mac_option(&self, index: usize) -> EngineResult<Option<[u8; 6]>> {
+        match &self.containers[index].config.mac_address {
+            Some(mac) if !mac.is_empty() => Ok(Some(parse_mac(mac)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Joins a container that has only swarm networks (none internal) to `docker_gwbridge`,
+    /// its way out, as libnetwork's `setupDefaultGW` does: an endpoint named
+    /// `gateway_ID12` that the container's own inspect does not show.
+    async fn join_gwbridge(&mut self, index: usize) -> EngineResult<()> {
+        let container = &self.containers[index];
+        let on_overlay = container.endpoints.keys().any(|id| {
+            (self.networks.iter()).any(|n| n.id == *id && n.swarm.is_some() && !n.internal)
+        });
+        if !on_overlay || self.gateway_endpoint(index).is_some() {
+            return Ok(());
+        }
+        let gwbridge = self.network_index(super::swarm_networks::GWBRIDGE)?;
+        let id = self.networks[gwbridge].id.clone();
+        self.join(index, &id, &EndpointSettings::default()).await?;
+        let shown_as = format!("gateway_{}", &self.containers[index].id[..12]);
+        if let Some(endpoint) = self.containers[index].endpoints.get_mut(&id) {
+            endpoint.shown_as = Some(shown_as);
+        }
         Ok(())
     }
 
@@ -358,7 +415,7 @@ impl Engine {
 
     /// Sets the default route through the gateway endpoint and publishes ports there, when the
     /// gateway endpoint is a new one (ports stay as they are otherwise, as in Docker).
-    async fn route_and_publish(&mut self, index: usize) -> EngineResult<()> {
+    pub(super) async fn route_and_publish(&mut self, index: usize) -> EngineResult<()> {
         let gateway_network = self.gateway_endpoint(index);
         if gateway_network == self.containers[index].gateway_network {
             return Ok(());
@@ -446,7 +503,7 @@ impl Engine {
 
     /// Removes the container's endpoint on `network`, revoking its external connectivity
     /// first when it is the gateway endpoint (best effort).
-    async fn remove_endpoint(&mut self, index: usize, network: &str) {
+    pub(super) async fn remove_endpoint(&mut self, index: usize, network: &str) {
         if self.containers[index].gateway_network.as_deref() == Some(network) {
             self.revoke_external(index).await;
         }
@@ -461,7 +518,7 @@ impl Engine {
         let Some(n) = self.networks.iter().find(|n| n.id == endpoint.network) else {
             return;
         };
-        let (driver, pools) = (n.driver.clone(), n.pools.clone());
+        let (driver, pools, swarm) = (n.driver.clone(), n.pools.clone(), n.swarm.is_some());
         if let Err(e) = driver.leave(&endpoint.network, &endpoint.id).await {
             tracing::warn!("leaving {}: {e}", endpoint.id);
         }
@@ -470,6 +527,12 @@ impl Engine {
             .await
         {
             tracing::warn!("deleting {}: {e}", endpoint.id);
+        }
+        if swarm {
+            let address = endpoint.ip4.map(|a| a.ip());
+            self.withdraw_endpoint(&endpoint.network, &endpoint.id, address)
+                .await;
+            return;
         }
         for address in endpoint.ip4.iter().chain(endpoint.ip6.iter()) {
             for pool in &pools {

@@ -20,6 +20,9 @@ impl Engine {
     /// `docker network inspect NAME`.
     pub fn inspect_network(&self, name_or_id: &str) -> EngineResult<Value> {
         let network = &self.networks[self.network_index(name_or_id)?];
+        if let Some(swarm) = &network.swarm {
+            return Ok(self.inspect_swarm_network(network, swarm));
+        }
         let config: Vec<Value> = network
             .pools
             .iter()
@@ -52,7 +55,7 @@ impl Engine {
                 containers.insert(
                     container.id.clone(),
                     json!({
-                        "Name": container.name,
+                        "Name": endpoint.shown_as.as_ref().unwrap_or(&container.name),
                         "EndpointID": endpoint.id,
                         "MacAddress": mac_text(endpoint.mac),
                         "IPv4Address": endpoint.ip4.map(|a| a.to_string()).unwrap_or_default(),
@@ -83,6 +86,91 @@ impl Engine {
             "Options": network.options,
             "Labels": network.labels,
         }))
+    }
+
+    /// A swarm network as a node sees it: scope `swarm`, its subnet and gateway from the control
+    /// plane, its local containers and this node's load balancer (`lb-NAME`), and the nodes
+    /// that have it (`Peers`).
+    fn inspect_swarm_network(
+        &self,
+        network: &super::model::Network,
+        swarm: &super::model::SwarmNetwork,
+    ) -> Value {
+        let record = &swarm.record;
+        let mut containers = Map::new();
+        for container in &self.containers {
+            if let Some(endpoint) = container.endpoints.get(&network.id) {
+                containers.insert(
+                    container.id.clone(),
+                    json!({
+                        "Name": container.name,
+                        "EndpointID": endpoint.id,
+                        "MacAddress": mac_text(endpoint.mac),
+                        "IPv4Address": endpoint.ip4.map(|a| a.to_string()).unwrap_or_default(),
+                        "IPv6Address": "",
+                    }),
+                );
+            }
+        }
+        if let Some(lb) = &swarm.load_balancer {
+            containers.insert(
+                format!("lb-{}", network.name),
+                json!({
+                    "Name": format!("{}-endpoint", network.name),
+                    "EndpointID": lb.endpoint_id,
+                    "MacAddress": mac_text(Some(lb.mac)),
+                    "IPv4Address": lb.address.to_string(),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let mut config = Map::new();
+        config.insert("Subnet".into(), record.subnet.to_string().into());
+        if let Some(range) = record.ip_range {
+            config.insert("IPRange".into(), range.to_string().into());
+        }
+        config.insert("Gateway".into(), record.gateway.to_string().into());
+        json!({
+            "Name": network.name,
+            "Id": network.id,
+            "Created": network.created,
+            "Scope": "swarm",
+            "Driver": network.driver.name(),
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": [config]},
+            "Internal": network.internal,
+            "Attachable": network.attachable,
+            "Ingress": record.ingress,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": network.options,
+            "Labels": network.labels,
+            "Peers": self.peers(swarm),
+        })
+    }
+
+    /// The nodes that have a swarm network: this one (once a container here joined it), and
+    /// those of the other endpoints on it.
+    fn peers(&self, swarm: &super::model::SwarmNetwork) -> Value {
+        let mut peers = std::collections::BTreeMap::new();
+        if let (Some(membership), Some(_)) = (&self.swarm, &swarm.load_balancer) {
+            peers.insert(membership.node.id.clone(), membership.node.addr);
+        }
+        let remote = swarm
+            .remote
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for endpoint in remote.values() {
+            peers.insert(endpoint.node.clone(), endpoint.vtep);
+        }
+        if peers.is_empty() {
+            return Value::Null;
+        }
+        let peers: Vec<Value> = (peers.into_iter())
+            .map(|(node, ip)| json!({"Name": &node[..12.min(node.len())], "IP": ip.to_string()}))
+            .collect();
+        Value::Array(peers)
     }
 
     /// `docker inspect NAME` (the parts that concern networking, in Docker's shape).

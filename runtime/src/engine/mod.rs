@@ -15,6 +15,7 @@ mod model;
 mod network;
 mod ports;
 mod swarm;
+mod swarm_networks;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -47,8 +48,10 @@ impl EngineError {
 /// Result of an engine operation.
 pub type EngineResult<T> = Result<T, EngineError>;
 
+pub use swarm::ControlPlane;
+
 /// How an engine is set up (the daemon's flags that matter to networking).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `dockerd --dns`: every container's servers unless it has `--dns` of its own.
     pub dns: Vec<IpAddr>,
@@ -59,6 +62,10 @@ pub struct Options {
     /// Where containers' files (hosts, resolv.conf, hostname) are also written, for processes
     /// that bind-mount them (`drydock -H LAB/HOST exec`); without one they stay in memory.
     pub state_dir: Option<PathBuf>,
+    /// The docker host's hostname: a swarm node's name.
+    pub hostname: String,
+    /// Where the control plane of the swarm this engine makes or joins lives.
+    pub control_plane: ControlPlane,
 }
 
 /// The engine of one docker host.
@@ -75,6 +82,10 @@ pub struct Engine {
     containers: Vec<Container>,
     ports: PortAllocator,
     ids: Ids,
+    /// Its place in a swarm, once it made or joined one.
+    swarm: Option<swarm::Membership>,
+    /// Killed ([`Engine::kill`]): it answers no more.
+    killed: bool,
 }
 
 impl Engine {
@@ -103,6 +114,8 @@ impl Engine {
             containers: Vec::new(),
             ports: PortAllocator::new(range),
             ids: Ids::new(),
+            swarm: None,
+            killed: false,
         };
         engine.create_predefined().await?;
         Ok(engine)

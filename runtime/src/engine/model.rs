@@ -35,6 +35,31 @@ pub(crate) struct Network {
     pub(crate) bridge: Option<String>,
     /// The default bridge (`docker0`): legacy links, no embedded DNS.
     pub(crate) default_bridge: bool,
+    /// A swarm-scope network: its record in the control plane, and this node's part of it.
+    pub(crate) swarm: Option<SwarmNetwork>,
+}
+
+/// This node's part of a swarm-scope network.
+#[derive(Debug)]
+pub(crate) struct SwarmNetwork {
+    /// The network as the control plane has it (subnet, gateway, VNI).
+    pub(crate) record: crate::cluster::NetworkRecord,
+    /// This node's load balancer endpoint on it, once a container here joined.
+    pub(crate) load_balancer: Option<LoadBalancer>,
+    /// The other nodes' endpoints on it, as the watch keeping this node in step knows them.
+    pub(crate) remote: Remote,
+}
+
+/// Other nodes' endpoints on a swarm network, by key, shared by its watch and the engine.
+pub(crate) type Remote =
+    std::sync::Arc<std::sync::Mutex<BTreeMap<String, crate::cluster::EndpointRecord>>>;
+
+/// A node's load balancer endpoint on a swarm network (`lb-NAME`, named `NAME-endpoint`).
+#[derive(Debug, Clone)]
+pub(crate) struct LoadBalancer {
+    pub(crate) endpoint_id: String,
+    pub(crate) address: IpNetwork,
+    pub(crate) mac: [u8; 6],
 }
 
 impl Network {
@@ -72,6 +97,9 @@ pub(crate) struct Endpoint {
     pub(crate) ifname: Option<String>,
     /// Its driver keeps it from being the sandbox's gateway endpoint.
     pub(crate) disable_gateway_service: bool,
+    /// The name network inspect shows for it when not its container's (`gateway_ID12` on
+    /// `docker_gwbridge`, an endpoint the container's own inspect does not show).
+    pub(crate) shown_as: Option<String>,
 }
 
 impl Endpoint {

@@ -76,26 +76,22 @@ impl Engine {
             "" => bridge::NAME,
             name => name,
         };
+        if driver == crate::driver::overlay::NAME {
+            return self.create_swarm_network(body).await;
+        }
         self.add_network(body, self.driver(driver)?, false).await
     }
 
     /// The driver named `name`, with Docker's text for one there is not.
-    fn driver(&self, name: &str) -> EngineResult<Arc<dyn Driver>> {
-        if let Some(driver) = self.drivers.get(name) {
-            return Ok(driver.clone());
-        }
-        match name {
-            "overlay" => Err(EngineError::new(format!(
-                "the {name} driver is not built into the reference engine yet"
-            ))),
-            other => Err(EngineError::new(format!("plugin \"{other}\" not found"))),
-        }
+    pub(super) fn driver(&self, name: &str) -> EngineResult<Arc<dyn Driver>> {
+        (self.drivers.get(name).cloned())
+            .ok_or_else(|| EngineError::new(format!("plugin \"{name}\" not found")))
     }
 
     /// Creates a network: the bridge options the firewall applies, IPAM pools (none for host
     /// and null), the driver's network, the firewall's sets. Undoes what it did when a later
     /// step fails.
-    async fn add_network(
+    pub(super) async fn add_network(
         &mut self,
         body: &NetworkCreate,
         driver: Arc<dyn Driver>,
@@ -174,6 +170,7 @@ impl Engine {
             show_gateway: !default_bridge,
             bridge: info.bridge,
             default_bridge,
+            swarm: None,
         });
         Ok(id)
     }
@@ -257,6 +254,18 @@ impl Engine {
                 "error while removing network: network {} id {} has active endpoints",
                 network.name, network.id
             )));
+        }
+        if let Some(swarm) = &network.swarm {
+            let record = swarm.record.clone();
+            let membership = self.swarm.as_ref().ok_or_else(|| {
+                EngineError::new(format!(
+                    "network {} is a swarm's, and this node left it",
+                    record.name
+                ))
+            })?;
+            (membership.cluster.remove_network(&record).await).map_err(EngineError::new)?;
+            self.withdraw_endpoint(&record.id, "", None).await;
+            return Ok(());
         }
         let network = self.networks.remove(index);
         let mut problems = Vec::new();

@@ -38,6 +38,7 @@ pub(crate) async fn lab_with_engines(topology: Topology, hosts: &[&str]) -> (Lab
             dns: Vec::new(),
             host_resolvers: vec!["127.0.0.1".parse().unwrap()],
             state_dir: None,
+            ..Options::default()
         };
         engines.push(
             Engine::start(lab.host(host).unwrap(), options)

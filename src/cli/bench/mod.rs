@@ -234,6 +234,7 @@ async fn engine_on(lab: &Lab, host: &str) -> anyhow::Result<Engine> {
         dns: Vec::new(),
         host_resolvers: lab_resolvers(lab, host)?,
         state_dir: None,
+        ..Options::default()
     };
     let netns = lab
         .host(host)
