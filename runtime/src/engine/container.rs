@@ -228,52 +228,8 @@ impl Engine {
             let wanted = wanted_ip(settings, false)?;
             interface.addresses = vec![self.allocate_swarm_address(n, wanted, &owner).await?];
         } else if !self.networks[n].has_special_driver() {
-            let (want4, want6) = (wanted_ip(settings, false)?, wanted_ip(settings, true)?);
             interface.mac = self.mac_option(index)?;
-            // One address per family, from the first pool of that family that has one (the
-            // one containing `--ip` when given), as libnetwork's `ipamAllocateVersion`: a
-            // network has several IPv4 pools only with a driver that allows them (macvlan).
-            let pools = self.networks[n].pools.clone();
-            for (v6, want) in [(false, want4), (true, want6)] {
-                let family: Vec<PoolId> = pools
-                    .iter()
-                    .copied()
-                    .filter(|p| self.ipam.pool(*p).subnet.is_ipv6() == v6)
-                    .collect();
-                let Some(&first) = family.first() else {
-                    continue;
-                };
-                let mut candidates: Vec<PoolId> = family
-                    .into_iter()
-                    .filter(|p| want.is_none_or(|ip| self.ipam.pool(*p).subnet.contains(ip)))
-                    .collect();
-                if candidates.is_empty() {
-                    // The first pool gives Docker's text for an address in none of them.
-                    candidates.push(first);
-                }
-                let mut error = None;
-                for pool in candidates {
-                    let subnet = self.ipam.pool(pool).subnet;
-                    match self.ipam.request_address(pool, want) {
-                        Ok(ip) => {
-                            allocated.push((pool, ip));
-                            interface.addresses.push(
-                                IpNetwork::new(ip, subnet.prefix())
-                                    .expect("an address in its subnet"),
-                            );
-                            error = None;
-                            break;
-                        }
-                        Err(e) => {
-                            error.get_or_insert(e);
-                        }
-                    }
-                }
-                if let Some(e) = error {
-                    self.release_addresses(allocated);
-                    return Err(EngineError::new(e.to_string()));
-                }
-            }
+            allocated = self.allocate_local(n, settings, &mut interface.addresses)?;
         }
         let id = self.ids.id();
         let ifname = format!("eth{}", self.next_ifindex(index));
@@ -334,6 +290,62 @@ impl Engine {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The addresses of an endpoint on local network `n` from the engine's IPAM: one per
+    /// family, from the first pool of that family that has one (the one containing `--ip` when
+    /// given), as libnetwork's `ipamAllocateVersion` (a network has several IPv4 pools only
+    /// with a driver that allows them: macvlan). Pushed to `addresses`; what was taken, to give
+    /// back if a later step fails.
+    fn allocate_local(
+        &mut self,
+        n: usize,
+        settings: &EndpointSettings,
+        addresses: &mut Vec<IpNetwork>,
+    ) -> EngineResult<Vec<(PoolId, IpAddr)>> {
+        let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
+        let (want4, want6) = (wanted_ip(settings, false)?, wanted_ip(settings, true)?);
+        let pools = self.networks[n].pools.clone();
+        for (v6, want) in [(false, want4), (true, want6)] {
+            let family: Vec<PoolId> = pools
+                .iter()
+                .copied()
+                .filter(|p| self.ipam.pool(*p).subnet.is_ipv6() == v6)
+                .collect();
+            let Some(&first) = family.first() else {
+                continue;
+            };
+            let mut candidates: Vec<PoolId> = family
+                .into_iter()
+                .filter(|p| want.is_none_or(|ip| self.ipam.pool(*p).subnet.contains(ip)))
+                .collect();
+            if candidates.is_empty() {
+                // The first pool gives Docker's text for an address in none of them.
+                candidates.push(first);
+            }
+            let mut error = None;
+            for pool in candidates {
+                let subnet = self.ipam.pool(pool).subnet;
+                match self.ipam.request_address(pool, want) {
+                    Ok(ip) => {
+                        allocated.push((pool, ip));
+                        addresses.push(
+                            IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet"),
+                        );
+                        error = None;
+                        break;
+                    }
+                    Err(e) => {
+                        error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = error {
+                self.release_addresses(allocated);
+                return Err(EngineError::new(e.to_string()));
+            }
+        }
+        Ok(allocated)
     }
 
     /// `--mac-address`, when given.
