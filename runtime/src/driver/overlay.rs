@@ -86,6 +86,14 @@ impl Overlay {
             .ok_or_else(|| DriverError::Refused(format!("network {id} does not exist")))
     }
 
+    /// The overlay sandbox of network `network` on this node (its `br0` and `vxlan0`).
+    pub(crate) fn sandbox(&self, network: &str) -> Option<Netns> {
+        self.state()
+            .networks
+            .get(network)
+            .map(|n| n.sandbox.clone())
+    }
+
     /// Makes `peer` reachable through network `network`'s VXLAN device: a forwarding entry for
     /// its MAC towards its node, a permanent neighbour for its address.
     pub(crate) async fn peer_add(&self, network: &str, peer: Peer) -> Result<(), DriverError> {

@@ -309,6 +309,13 @@ impl Engine {
         }
     }
 
+    /// The namespace holding swarm network `network`'s bridge and VXLAN device on this node,
+    /// while the network is here (for failure dumps and tests).
+    pub fn overlay_sandbox(&self, network: &str) -> Option<drydock_netsim::Netns> {
+        let id = &self.networks[self.network_index(network).ok()?].id;
+        self.swarm.as_ref()?.overlay.sandbox(id)
+    }
+
     /// Whether [`Engine::kill`] killed it.
     pub fn is_dead(&self) -> bool {
         self.killed

@@ -4,6 +4,7 @@ mod engine;
 mod firewall;
 mod ipvlan;
 mod macvlan;
+mod overlay;
 mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
