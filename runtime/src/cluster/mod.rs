@@ -8,6 +8,7 @@
 //! Keys: `swarm`, `nodes/ID`, `managers/ADDR:PORT`, `networks/ID`, `names/NAME`,
 //! `subnets/CIDR`, `vnis/VNI`, `ipam/NETWORK/IP`, `ipam/NETWORK/last`, `endpoints/NETWORK/ID`.
 
+pub mod etcd;
 pub mod ipam;
 pub mod memory;
 pub mod store;
@@ -20,6 +21,7 @@ use ipnetwork::IpNetwork;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use etcd::EtcdStore;
 pub use memory::{MemoryHub, MemoryStore};
 pub use store::{Event, Lease, LeaseId, Store, Watch};
 
