@@ -8,6 +8,8 @@
 //! Keys: `swarm`, `nodes/ID`, `managers/ADDR:PORT`, `networks/ID`, `names/NAME`,
 //! `subnets/CIDR`, `vnis/VNI`, `ipam/NETWORK/IP`, `ipam/NETWORK/last`, `endpoints/NETWORK/ID`.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod etcd;
 pub mod ipam;
 pub mod memory;
