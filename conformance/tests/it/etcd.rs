@@ -109,29 +109,35 @@ async fn the_etcd_store_keeps_the_contract_across_lab_hosts() {
     let etcd = server.endpoint();
     let s = |name: &'static str| stores(&lab, etcd, name);
     // The slow ones (leases) run alongside the others; each under a prefix of its own.
-    let (swaps, lists, watches, racing, revoked) = (
+    let (swaps, lists, watches, racing, revoked, dropped, kept) = (
         s("swaps").await,
         s("lists").await,
         s("watches").await,
         s("racing").await,
         s("revoked").await,
-    );
-    let (dropped, kept, shared, cluster, endpoints) = (
         s("dropped").await,
         s("kept").await,
+    );
+    let (shared, networks, addresses, in_use, cluster, endpoints) = (
         s("shared").await,
+        s("networks").await,
+        s("addresses").await,
+        s("in-use").await,
         s("cluster").await,
         s("endpoints").await,
     );
-    let ((), (), (), (), (), lapsed, (), (), (), ()) = tokio::join!(
+    let (lapsed, ..) = tokio::join!(
+        contract::dropped_leases_lapse(&dropped),
         contract::swaps_create_and_replace_once(&swaps),
         contract::lists_are_sorted_and_bounded_by_their_prefix(&lists),
         contract::watches_give_the_present_then_each_change(&watches),
         contract::watches_started_during_writes_miss_nothing(&racing),
         contract::revoked_leases_take_their_keys_at_once(&revoked),
-        contract::dropped_leases_lapse(&dropped),
         contract::kept_leases_outlive_their_ttl(&kept),
         contract::connections_see_each_others_writes(&shared),
+        contract::networks_take_subnets_and_vnis_in_turn_and_names_once(&networks),
+        contract::addresses_go_in_turn_and_are_not_handed_out_twice(&addresses),
+        contract::a_network_in_use_somewhere_stays(&in_use),
         contract::clusters_allocate_once_across_connections(&cluster),
         contract::endpoints_go_with_their_nodes_lease(&endpoints),
     );
@@ -204,7 +210,11 @@ async fn a_node_cut_off_loses_its_lease_and_comes_back() {
     let server = start(&lab, &temp.path().join("etcd")).await;
     let stores = stores(&lab, server.endpoint(), "cut").await;
     let lease = stores.a.grant(stores.ttl).await.unwrap();
-    stores.a.put("nodes/h2", b"h2".to_vec(), Some(lease.id)).await.unwrap();
+    stores
+        .a
+        .put("nodes/h2", b"h2".to_vec(), Some(lease.id))
+        .await
+        .unwrap();
     let mut watch = stores.b.watch("nodes/").await.unwrap();
     assert_eq!(watch.current.len(), 1);
 
@@ -212,16 +222,32 @@ async fn a_node_cut_off_loses_its_lease_and_comes_back() {
     let cut = Instant::now();
     let gone = contract::next_event(&mut watch, "h2's key").await;
     let lapsed = cut.elapsed();
-    assert!(matches!(gone, drydock_runtime::cluster::Event::Delete { .. }), "{gone:?}");
-    assert!(lapsed <= stores.lapse, "h2's key outlived the cut by {lapsed:?}");
+    assert!(
+        matches!(gone, drydock_runtime::cluster::Event::Delete { .. }),
+        "{gone:?}"
+    );
+    assert!(
+        lapsed <= stores.lapse,
+        "h2's key outlived the cut by {lapsed:?}"
+    );
 
     plug(&lab, "h2", "up");
     let back = Instant::now();
     let again = stores.a.grant(stores.ttl).await.unwrap();
-    stores.a.put("nodes/h2", b"h2".to_vec(), Some(again.id)).await.unwrap();
+    stores
+        .a
+        .put("nodes/h2", b"h2".to_vec(), Some(again.id))
+        .await
+        .unwrap();
     let put = contract::next_event(&mut watch, "h2's key again").await;
-    assert!(matches!(put, drydock_runtime::cluster::Event::Put { .. }), "{put:?}");
-    eprintln!("cut off: key gone after {lapsed:?}; back after {:?}", back.elapsed());
+    assert!(
+        matches!(put, drydock_runtime::cluster::Event::Put { .. }),
+        "{put:?}"
+    );
+    eprintln!(
+        "cut off: key gone after {lapsed:?}; back after {:?}",
+        back.elapsed()
+    );
     drop(lease);
 }
 
@@ -237,7 +263,11 @@ async fn watches_and_leases_survive_a_broken_connection() {
     let server = start(&lab, &temp.path().join("etcd")).await;
     let stores = stores(&lab, server.endpoint(), "broken").await;
     let lease = stores.a.grant(stores.ttl).await.unwrap();
-    stores.a.put("alive/h2", b"h2".to_vec(), Some(lease.id)).await.unwrap();
+    stores
+        .a
+        .put("alive/h2", b"h2".to_vec(), Some(lease.id))
+        .await
+        .unwrap();
     let mut watch = stores.a.watch("k/").await.unwrap();
     for round in 0..3 {
         let killed = (lab.host("h2").unwrap().command("ss", None))
@@ -254,7 +284,10 @@ async fn watches_and_leases_survive_a_broken_connection() {
                 key: format!("k/{round}{i}"),
                 value: b"v".to_vec(),
             };
-            assert_eq!(contract::next_event(&mut watch, "after the break").await, want);
+            assert_eq!(
+                contract::next_event(&mut watch, "after the break").await,
+                want
+            );
         }
         tokio::time::sleep(stores.ttl).await;
     }

@@ -1,7 +1,7 @@
-//! What every [`Store`] must do, as async checks that panic with what went wrong: run on the
-//! in-process store by this crate's tests, and on etcd by the conformance crate's (which can
-//! start an etcd in a lab). Each check takes [`Stores`]: two connections to one store, so that
-//! what one writes the other must see.
+//! What every [`Store`] must do, and what the [`Cluster`] over it must then do, as async
+//! checks that panic with what went wrong: run on the in-process store by this crate's tests,
+//! and on etcd by the conformance crate's (which can start an etcd in a lab). Each check takes
+//! [`Stores`]: two connections to one store, so that what one writes the other must see.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -362,6 +362,99 @@ fn network(id: &str, name: &str) -> NetworkRecord {
     }
 }
 
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// Networks take subnets and VNIs in turn, a name once; a refused network's name is free
+/// again.
+pub async fn networks_take_subnets_and_vnis_in_turn_and_names_once(stores: &Stores) {
+    let (one, two) = (
+        Cluster::new(stores.a.clone()),
+        Cluster::new(stores.b.clone()),
+    );
+    let ingress = ok("ingress", one.create_network(network("i", "ingress"))).await;
+    let first = ok("ov1", two.create_network(network("a", "ov1"))).await;
+    let second = ok("ov2", one.create_network(network("b", "ov2"))).await;
+    assert_eq!(
+        [ingress.subnet, first.subnet, second.subnet].map(|s| s.to_string()),
+        ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
+    );
+    assert_eq!([ingress.vni, first.vni, second.vni], [4096, 4097, 4098]);
+    assert_eq!(first.gateway, ip("10.0.1.1"));
+    let again = two.create_network(network("c", "ov1")).await;
+    assert_eq!(again.unwrap_err(), "network with name ov1 already exists");
+    let mut overlapping = network("d", "ov3");
+    overlapping.subnet = "10.0.1.128/25".parse().unwrap();
+    overlapping.user_subnet = true;
+    let refused = one.create_network(overlapping).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        "Pool overlaps with other one on this address space"
+    );
+    ok(
+        "ov3 after its refusal",
+        two.create_network(network("e", "ov3")),
+    )
+    .await;
+}
+
+/// Addresses go in turn (a freed one waits its turn), a wanted one once.
+pub async fn addresses_go_in_turn_and_are_not_handed_out_twice(stores: &Stores) {
+    let (one, two) = (
+        Cluster::new(stores.a.clone()),
+        Cluster::new(stores.b.clone()),
+    );
+    let net = ok("ov1", one.create_network(network("a", "ov1"))).await;
+    let first = ok("first", one.allocate_address(&net, None, "x")).await;
+    let second = ok("second", two.allocate_address(&net, None, "x")).await;
+    assert_eq!((first, second), (ip("10.0.0.2"), ip("10.0.0.3")));
+    ok("release", two.release_address(&net.id, first)).await;
+    let third = ok("third", one.allocate_address(&net, None, "x")).await;
+    assert_eq!(
+        third,
+        ip("10.0.0.4"),
+        "serial: a freed address waits its turn"
+    );
+    let wanted = two.allocate_address(&net, Some(ip("10.0.0.9")), "y").await;
+    assert_eq!(wanted, Ok(ip("10.0.0.9")));
+    let taken = one.allocate_address(&net, Some(ip("10.0.0.9")), "z").await;
+    assert_eq!(taken.unwrap_err(), "Address already in use");
+}
+
+/// A network with a container's endpoint on it, on any node, stays; its load balancer's
+/// endpoint does not keep it; once removed, its name is free.
+pub async fn a_network_in_use_somewhere_stays(stores: &Stores) {
+    let (one, two) = (
+        Cluster::new(stores.a.clone()),
+        Cluster::new(stores.b.clone()),
+    );
+    let lease = ok("grant", stores.b.grant(stores.ttl)).await;
+    let net = ok("ov1", one.create_network(network("a", "ov1"))).await;
+    let on = |load_balancer| EndpointRecord {
+        id: format!("e{load_balancer}"),
+        network: net.id.clone(),
+        node: "n1".into(),
+        vtep: ip("10.10.0.2"),
+        name: String::new(),
+        aliases: Vec::new(),
+        ip: ip("10.0.0.2"),
+        mac: [0; 6],
+        load_balancer,
+    };
+    ok("lb endpoint", two.add_endpoint(&on(true), lease.id)).await;
+    ok("endpoint", two.add_endpoint(&on(false), lease.id)).await;
+    assert!(
+        one.remove_network(&net).await.is_err(),
+        "removed while in use"
+    );
+    ok("remove endpoint", two.remove_endpoint(&net.id, "efalse")).await;
+    ok("remove network", one.remove_network(&net)).await;
+    assert_eq!(ok("network", two.network("ov1")).await, None);
+    ok("ov1 again", two.create_network(network("b", "ov1"))).await;
+    ok("revoke", lease.revoke()).await;
+}
+
 /// Two nodes' clusters over the two connections: networks made at once get distinct subnets
 /// and VNIs, one name goes once, and addresses allocated at once on both never collide.
 pub async fn clusters_allocate_once_across_connections(stores: &Stores) {
@@ -412,10 +505,10 @@ pub async fn endpoints_go_with_their_nodes_lease(stores: &Stores) {
         id: "e1".into(),
         network: "a".into(),
         node: "n1".into(),
-        vtep: "10.10.0.2".parse().unwrap(),
+        vtep: ip("10.10.0.2"),
         name: "web".into(),
         aliases: vec!["www".into()],
-        ip: "10.0.1.3".parse().unwrap(),
+        ip: ip("10.0.1.3"),
         mac: [2, 0x42, 10, 0, 1, 3],
         load_balancer: false,
     };
@@ -449,6 +542,9 @@ mod tests {
         dropped_leases_lapse(&stores()).await;
         kept_leases_outlive_their_ttl(&stores()).await;
         connections_see_each_others_writes(&stores()).await;
+        networks_take_subnets_and_vnis_in_turn_and_names_once(&stores()).await;
+        addresses_go_in_turn_and_are_not_handed_out_twice(&stores()).await;
+        a_network_in_use_somewhere_stays(&stores()).await;
         clusters_allocate_once_across_connections(&stores()).await;
         endpoints_go_with_their_nodes_lease(&stores()).await;
     }

@@ -433,6 +433,3 @@ impl Cluster {
         decode(key, value)
     }
 }
-
-#[cfg(test)]
-mod tests;
