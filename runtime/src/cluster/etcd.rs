@@ -115,7 +115,7 @@ impl EtcdStore {
         };
         let probe = GetOptions::new().with_prefix().with_count_only();
         let mut kv = store.client.kv_client();
-        (store.call("read", "", kv.get(prefix, Some(probe))).await)?;
+        store.call("read", "", kv.get(prefix, Some(probe))).await?;
         Ok(store)
     }
 
@@ -188,8 +188,8 @@ impl Store for EtcdStore {
         Box::pin(async move {
             let mut kv = self.client.kv_client();
             let options = GetOptions::new().with_prefix();
-            let answer =
-                (self.call("list", prefix, kv.get(self.full(prefix), Some(options)))).await?;
+            let request = kv.get(self.full(prefix), Some(options));
+            let answer = self.call("list", prefix, request).await?;
             // etcd returns a range sorted by key, as bytes: the order of `String`s.
             self.entries(answer.kvs())
         })
@@ -204,10 +204,9 @@ impl Store for EtcdStore {
         Box::pin(async move {
             let mut kv = self.client.kv_client();
             let options = lease.map(|id| PutOptions::new().with_lease(id));
-            (self
-                .call("put", key, kv.put(self.full(key), value, options))
-                .await)
-                .map(drop)
+            self.call("put", key, kv.put(self.full(key), value, options))
+                .await?;
+            Ok(())
         })
     }
 
@@ -238,10 +237,9 @@ impl Store for EtcdStore {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
             let mut kv = self.client.kv_client();
-            (self
-                .call("delete", key, kv.delete(self.full(key), None))
-                .await)
-                .map(drop)
+            self.call("delete", key, kv.delete(self.full(key), None))
+                .await?;
+            Ok(())
         })
     }
 
@@ -251,7 +249,7 @@ impl Store for EtcdStore {
         Box::pin(async move {
             let seconds = (ttl.as_secs_f64().ceil() as i64).max(1);
             let mut leases = self.client.lease_client();
-            let granted = (self.call("grant", "", leases.grant(seconds, None)).await)?;
+            let granted = self.call("grant", "", leases.grant(seconds, None)).await?;
             let id = granted.id();
             let granted_ttl = Duration::from_secs(granted.ttl().max(1) as u64);
             let streams = self.call("keep alive", "", leases.keep_alive(id)).await?;
@@ -271,7 +269,8 @@ impl Store for EtcdStore {
                 Box::pin(async move {
                     let mut leases = store.client.lease_client();
                     let what = format!("revoke lease {id:x} of");
-                    (store.call(&what, "", leases.revoke(id)).await).map(drop)
+                    store.call(&what, "", leases.revoke(id)).await?;
+                    Ok(())
                 })
             }))
         })
@@ -284,7 +283,9 @@ impl Store for EtcdStore {
             let full = self.full(prefix);
             let mut kv = self.client.kv_client();
             let options = GetOptions::new().with_prefix();
-            let answer = (self.call("list", prefix, kv.get(full.as_str(), Some(options)))).await?;
+            let answer = self
+                .call("list", prefix, kv.get(full, Some(options)))
+                .await?;
             let current = self.entries(answer.kvs())?;
             let revision = answer.header().map_or(0, |h| h.revision()) + 1;
             let stream = self.open_watch(prefix, revision).await?;
@@ -308,12 +309,8 @@ impl EtcdStore {
             .with_start_revision(revision);
         let mut watches = self.client.watch_client();
         let what = format!("watch from revision {revision}");
-        (self.call(
-            &what,
-            prefix,
-            watches.watch(self.full(prefix), Some(options)),
-        ))
-        .await
+        let request = watches.watch(self.full(prefix), Some(options));
+        self.call(&what, prefix, request).await
     }
 }
 
