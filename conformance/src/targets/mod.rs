@@ -4,6 +4,7 @@
 //! listeners work the same on every target.
 
 pub mod docker;
+pub mod etcd;
 pub mod reference;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 
 mod dig;
 mod docker;
+mod etcd;
 mod probe;
 mod run;
 mod scenario;

@@ -146,6 +146,7 @@ impl Store for MemoryStore {
                     .unwrap_or_else(PoisonError::into_inner)
                     .end_lease(id);
             }
+            Box::pin(futures::future::ready(Ok(())))
         });
         Box::pin(async move { Ok(lease) })
     }
@@ -251,7 +252,7 @@ mod tests {
         block(store.put("nodes/a", b"a".to_vec(), Some(lease.id))).unwrap();
         let other = block(store.grant(Duration::from_secs(1))).unwrap();
         block(store.put("nodes/b", b"b".to_vec(), Some(other.id))).unwrap();
-        lease.revoke();
+        block(lease.revoke()).unwrap();
         drop(other);
         assert!(block(store.list("nodes/")).unwrap().is_empty());
         let deleted: Vec<Event> = std::iter::from_fn(|| watch.events.try_recv().ok())

@@ -8,6 +8,9 @@
 //! Keys: `swarm`, `nodes/ID`, `managers/ADDR:PORT`, `networks/ID`, `names/NAME`,
 //! `subnets/CIDR`, `vnis/VNI`, `ipam/NETWORK/IP`, `ipam/NETWORK/last`, `endpoints/NETWORK/ID`.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+pub mod etcd;
 pub mod ipam;
 pub mod memory;
 pub mod store;
@@ -20,6 +23,7 @@ use ipnetwork::IpNetwork;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use etcd::EtcdStore;
 pub use memory::{MemoryHub, MemoryStore};
 pub use store::{Event, Lease, LeaseId, Store, Watch};
 
@@ -429,6 +433,3 @@ impl Cluster {
         decode(key, value)
     }
 }
-
-#[cfg(test)]
-mod tests;

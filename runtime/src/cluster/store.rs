@@ -42,29 +42,38 @@ pub struct Watch {
     pub events: mpsc::UnboundedReceiver<Event>,
 }
 
+/// What ends a lease (see [`Lease::new`]).
+type End = Box<dyn FnOnce(bool) -> BoxFuture<'static, io::Result<()>> + Send + Sync>;
+
 /// A lease: keys written with it go when it ends. Its store keeps it alive while this handle
 /// lives; [`Lease::revoke`] ends it at once (a node leaving), dropping it ends it as a process
 /// dying would (at once in process, after its time to live through a remote store).
 pub struct Lease {
     /// Its id in the store.
     pub id: LeaseId,
-    /// What ends it: revoke (`true`) or let it lapse (`false`).
-    end: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
+    end: Option<End>,
 }
 
 impl Lease {
-    /// A lease whose end is `end(revoke)`.
-    pub fn new(id: LeaseId, end: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
+    /// A lease ended by `end`: `end(true)` revokes it, and its future completes once the store
+    /// has deleted its keys; `end(false)` stops keeping it alive before it returns (the handle
+    /// was dropped), and its future is dropped unawaited.
+    pub fn new(
+        id: LeaseId,
+        end: impl FnOnce(bool) -> BoxFuture<'static, io::Result<()>> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             id,
             end: Some(Box::new(end)),
         }
     }
 
-    /// Ends the lease now: its keys are deleted.
-    pub fn revoke(mut self) {
-        if let Some(end) = self.end.take() {
-            end(true);
+    /// Ends the lease now: once this returns, its keys are deleted. A remote store needs a
+    /// round trip for that, hence the future.
+    pub async fn revoke(mut self) -> io::Result<()> {
+        match self.end.take() {
+            Some(end) => end(true).await,
+            None => Ok(()),
         }
     }
 }
@@ -72,7 +81,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(end) = self.end.take() {
-            end(false);
+            drop(end(false));
         }
     }
 }

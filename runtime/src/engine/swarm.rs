@@ -269,8 +269,10 @@ impl Engine {
         self.leave_swarm_networks().await;
         if let Some(mut membership) = self.swarm.take()
             && let Some(lease) = membership.lease.take()
+            && let Err(e) = lease.revoke().await
         {
-            lease.revoke();
+            // Its records lapse with the lease all the same.
+            tracing::warn!("revoking the node's lease: {e}");
         }
         self.drivers.remove(overlay::NAME);
         Ok(())
