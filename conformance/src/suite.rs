@@ -12,13 +12,16 @@ use crate::run::{self, Cancel, Options, Outcome, Verdict};
 use crate::scenario::{self, Scenario};
 use crate::targets::Target;
 use crate::targets::docker::DockerTarget;
-use crate::targets::reference::ReferenceTarget;
+use crate::targets::reference::{EtcdReferenceTarget, ReferenceTarget};
 
 /// The engines a suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetKind {
     /// drydock's reference engine, in this process, on each scenario's lab.
     Reference,
+    /// The reference engine with its swarms' control plane in an etcd inside the lab, reached
+    /// by each engine from its docker host, as engines in separate processes would.
+    ReferenceEtcd,
     /// Docker Engine: a private dockerd per docker host, inside each scenario's lab.
     Docker,
 }
@@ -28,6 +31,7 @@ impl TargetKind {
     pub fn name(self) -> &'static str {
         match self {
             TargetKind::Reference => "reference",
+            TargetKind::ReferenceEtcd => "reference-etcd",
             TargetKind::Docker => "docker",
         }
     }
@@ -119,6 +123,9 @@ pub async fn run(
     let outcomes = match kind {
         TargetKind::Reference => {
             run_on::<ReferenceTarget>(scenarios, options, run_id, progress, cancel).await
+        }
+        TargetKind::ReferenceEtcd => {
+            run_on::<EtcdReferenceTarget>(scenarios, options, run_id, progress, cancel).await
         }
         TargetKind::Docker => {
             run_on::<DockerTarget>(scenarios, options, run_id, progress, cancel).await

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drydock_conformance::targets::lab_resolvers;
+use drydock_conformance::targets::reference::ETCD_DIR_PREFIX;
 use drydock_netsim::Lab;
 use drydock_netsim::registry::Answer;
 use drydock_runtime::api::cli::{self, DockerCommand};
@@ -20,7 +21,8 @@ use super::workload::{Files, Workloads};
 /// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
 
-/// Removes the state directories of lab processes that are gone (killed before cleaning up).
+/// Removes the state directories of processes that are gone (killed before cleaning up): the
+/// engines' of held labs, and the etcd data of conformance runs.
 pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(std::env::temp_dir())? {
@@ -29,8 +31,9 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let Some(pid) = name
-            .strip_prefix(STATE_PREFIX)
+        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX]
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix))
             .and_then(|rest| rest.split('-').next())
         else {
             continue;

@@ -5,36 +5,91 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use drydock_netsim::{Lab, Netns};
-use drydock_runtime::cluster::MemoryHub;
+use drydock_runtime::cluster::{EtcdStore, MemoryHub};
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use tokio::sync::Mutex;
 
+use super::etcd::EtcdServer;
 use super::{Target, TargetError, TargetResult};
 use crate::version::Version;
 
 /// The Docker release whose behavior the reference engine has (the one it is checked against).
 pub const EMULATED: Version = Version(20, 10, 24);
 
-/// The reference engine on the docker hosts of a lab.
+/// The reference engine on the docker hosts of a lab, its swarms' control plane in this
+/// process, or (`ETCD`) in an etcd the target runs on the first docker host, which every engine
+/// reaches from its own host's namespace, as engines in separate processes would.
 #[derive(Debug)]
-pub struct ReferenceTarget {
+pub struct ReferenceTarget<const ETCD: bool = false> {
     engines: BTreeMap<String, Mutex<Engine>>,
+    /// The etcd of the `ETCD` kind.
+    etcd: Option<EtcdServer>,
 }
 
-impl ReferenceTarget {
+/// The reference engine with an etcd control plane.
+pub type EtcdReferenceTarget = ReferenceTarget<true>;
+
+/// Where the etcd of a run keeps its data: `/tmp/drydock-etcd-PID-RUN` (`drydock gc` removes
+/// those of dead processes).
+pub const ETCD_DIR_PREFIX: &str = "drydock-etcd-";
+
+/// The control planes of a lab's engines: one hub in process, or each engine's connection to
+/// an etcd started on the first docker host.
+async fn control_planes(
+    lab: &Lab,
+    hosts: &[String],
+    run_id: &str,
+    etcd: bool,
+) -> TargetResult<(Vec<ControlPlane>, Option<EtcdServer>)> {
+    if !etcd {
+        let hub = Arc::new(MemoryHub::new());
+        return Ok((
+            hosts
+                .iter()
+                .map(|_| ControlPlane::Hub(hub.clone()))
+                .collect(),
+            None,
+        ));
+    }
+    let first = hosts
+        .first()
+        .ok_or_else(|| TargetError::new("no docker host"))?;
+    let netns = lab
+        .host(first)
+        .ok_or_else(|| TargetError::new(format!("no lab host {first}")))?;
+    let address = (lab.topology().host(first))
+        .and_then(|h| h.interfaces.first())
+        .map(|i| std::net::IpAddr::V4(i.address.ip()))
+        .ok_or_else(|| TargetError::new(format!("lab host {first} has no address")))?;
+    let dir =
+        std::env::temp_dir().join(format!("{ETCD_DIR_PREFIX}{}-{run_id}", std::process::id()));
+    let server = (EtcdServer::start(netns, address, &dir).await)
+        .map_err(|e| TargetError::new(format!("etcd: {e}")))?;
+    let mut planes = Vec::new();
+    for host in hosts {
+        let netns = lab
+            .host(host)
+            .ok_or_else(|| TargetError::new(format!("no lab host {host}")))?;
+        let store = (EtcdStore::connect(netns, &[server.endpoint()], "/drydock/").await)
+            .map_err(|e| TargetError::new(format!("etcd from {host}: {e}")))?;
+        planes.push(ControlPlane::Store(Arc::new(store)));
+    }
+    Ok((planes, Some(server)))
+}
+
+impl<const ETCD: bool> ReferenceTarget<ETCD> {
     async fn engine(&self, host: &str) -> TargetResult<tokio::sync::MutexGuard<'_, Engine>> {
         Ok(self.api(host)?.lock().await)
     }
 }
 
-impl Target for ReferenceTarget {
+impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
     type Api = Mutex<Engine>;
 
-    /// The engines share an in-process control plane, for the swarms they make.
-    async fn start(lab: &Lab, docker_hosts: &[String], _run_id: &str) -> TargetResult<Self> {
-        let hub = Arc::new(MemoryHub::new());
+    async fn start(lab: &Lab, docker_hosts: &[String], run_id: &str) -> TargetResult<Self> {
+        let (planes, etcd) = control_planes(lab, docker_hosts, run_id, ETCD).await?;
         let mut engines = BTreeMap::new();
-        for host in docker_hosts {
+        for (host, control_plane) in docker_hosts.iter().zip(planes) {
             let netns = lab
                 .host(host)
                 .ok_or_else(|| TargetError::new(format!("no lab host {host}")))?;
@@ -43,25 +98,29 @@ impl Target for ReferenceTarget {
                 host_resolvers: super::lab_resolvers(lab, host)?,
                 state_dir: None,
                 hostname: host.clone(),
-                control_plane: ControlPlane::Hub(hub.clone()),
+                control_plane,
             };
             let engine = Engine::start(netns, options)
                 .await
                 .map_err(TargetError::from)?;
             engines.insert(host.clone(), Mutex::new(engine));
         }
-        Ok(Self { engines })
+        Ok(Self { engines, etcd })
     }
 
-    /// Stops every container and removes every network.
+    /// Stops every container and removes every network; then the etcd.
     async fn stop(self) {
         for (_, engine) in self.engines {
             engine.into_inner().shutdown().await;
         }
+        drop(self.etcd);
     }
 
     fn describe(&self) -> String {
-        format!("reference (Docker {EMULATED} semantics)")
+        match ETCD {
+            false => format!("reference (Docker {EMULATED} semantics)"),
+            true => format!("reference (Docker {EMULATED} semantics, etcd control plane)"),
+        }
     }
 
     fn version(&self) -> Version {

@@ -110,7 +110,7 @@ async fn dig_in_a_container_gets_dockers_answers() {
 
     let lab = one_host_lab().await;
     let upstream = UpstreamDns::start(lab.host("h1").unwrap()).unwrap();
-    let reference = ReferenceTarget::start(&lab, &hosts, "dig").await.unwrap();
+    let reference = <ReferenceTarget>::start(&lab, &hosts, "dig").await.unwrap();
     let ours = ask_all(&reference).await;
     reference.stop().await;
     upstream.close().await;

@@ -54,6 +54,9 @@ pub struct NodeRecord {
     pub addr: IpAddr,
     /// A manager (else a worker).
     pub manager: bool,
+    /// Its name among the nodes that gossip about a network (12 hex digits): `Peers` in
+    /// network inspect.
+    pub gossip_name: String,
 }
 
 /// A swarm-scope network.
@@ -100,6 +103,8 @@ pub struct EndpointRecord {
     pub node: String,
     /// That node's VXLAN endpoint address.
     pub vtep: IpAddr,
+    /// That node's gossip name.
+    pub gossip_name: String,
     /// The name it answers to in DNS: its container's, or `NET-endpoint` for a node's load
     /// balancer.
     pub name: String,

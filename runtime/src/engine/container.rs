@@ -222,11 +222,14 @@ impl Engine {
         let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
         let swarm = self.networks[n].swarm.is_some();
         if swarm {
-            self.ensure_load_balancer(n).await?;
+            // The container's address, then (the first time here) the node's load balancer's.
             interface.mac = self.mac_option(index)?;
             let owner = self.containers[index].id.clone();
             let wanted = wanted_ip(settings, false)?;
-            interface.addresses = vec![self.allocate_swarm_address(n, wanted, &owner).await?];
+            let address = self.allocate_swarm_address(n, wanted, &owner).await?;
+            interface.addresses = vec![address];
+            self.ensure_load_balancer(n).await?;
+            self.pin_address(index, network, address);
         } else if !self.networks[n].has_special_driver() {
             interface.mac = self.mac_option(index)?;
             allocated = self.allocate_local(n, settings, &mut interface.addresses)?;
@@ -346,6 +349,16 @@ impl Engine {
             }
         }
         Ok(allocated)
+    }
+
+    /// Records a swarm network's address in the container's endpoint settings, where Docker
+    /// shows it (`IPAMConfig.IPv4Address`): the manager allocated it for the attachment.
+    fn pin_address(&mut self, index: usize, network: &str, address: IpNetwork) {
+        let attachments = &mut self.containers[index].attachments;
+        if let Some((_, settings)) = attachments.iter_mut().find(|(n, _)| n == network) {
+            let ipam = settings.ipam_config.get_or_insert_with(Default::default);
+            ipam.ipv4_address = Some(address.ip().to_string());
+        }
     }
 
     /// `--mac-address`, when given.

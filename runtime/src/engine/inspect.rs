@@ -47,7 +47,7 @@ impl Engine {
                 Value::Object(entry)
             })
             .collect();
-        let mut containers = Map::new();
+        let mut containers = node_endpoints(network);
         for container in &self.containers {
             if let Some(endpoint) = container.endpoints.get(&network.id)
                 && !network.has_special_driver()
@@ -112,25 +112,14 @@ impl Engine {
                 );
             }
         }
-        if let Some(lb) = &swarm.load_balancer {
-            containers.insert(
-                format!("lb-{}", network.name),
-                json!({
-                    "Name": format!("{}-endpoint", network.name),
-                    "EndpointID": lb.endpoint_id,
-                    "MacAddress": mac_text(Some(lb.mac)),
-                    "IPv4Address": lb.address.to_string(),
-                    "IPv6Address": "",
-                }),
-            );
-        }
+        containers.extend(node_endpoints(network));
         let mut config = Map::new();
         config.insert("Subnet".into(), record.subnet.to_string().into());
         if let Some(range) = record.ip_range {
             config.insert("IPRange".into(), range.to_string().into());
         }
         config.insert("Gateway".into(), record.gateway.to_string().into());
-        json!({
+        let mut inspect = json!({
             "Name": network.name,
             "Id": network.id,
             "Created": network.created,
@@ -143,34 +132,40 @@ impl Engine {
             "Ingress": record.ingress,
             "ConfigFrom": {"Network": ""},
             "ConfigOnly": false,
-            "Containers": containers,
+            "Containers": if containers.is_empty() { Value::Null } else { Value::Object(containers) },
             "Options": network.options,
             "Labels": network.labels,
-            "Peers": self.peers(swarm),
-        })
+        });
+        if let Some(peers) = self.peers(network, swarm) {
+            inspect["Peers"] = peers;
+        }
+        inspect
     }
 
-    /// The nodes that have a swarm network: this one (once a container here joined it), and
-    /// those of the other endpoints on it.
-    fn peers(&self, swarm: &super::model::SwarmNetwork) -> Value {
+    /// The nodes that have a swarm network (an endpoint on it), by their gossip name and
+    /// address: this one, and those of the other endpoints; none (no `Peers` key) while no
+    /// node has it.
+    fn peers(
+        &self,
+        network: &super::model::Network,
+        swarm: &super::model::SwarmNetwork,
+    ) -> Option<Value> {
         let mut peers = std::collections::BTreeMap::new();
-        if let (Some(membership), Some(_)) = (&self.swarm, &swarm.load_balancer) {
-            peers.insert(membership.node.id.clone(), membership.node.addr);
+        if let Some(membership) = &self.swarm
+            && !network.node_endpoints.is_empty()
+        {
+            peers.insert(membership.node.gossip_name.clone(), membership.node.addr);
         }
-        let remote = swarm
-            .remote
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let remote = (swarm.remote.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
         for endpoint in remote.values() {
-            peers.insert(endpoint.node.clone(), endpoint.vtep);
+            peers.insert(endpoint.gossip_name.clone(), endpoint.vtep);
         }
-        if peers.is_empty() {
-            return Value::Null;
-        }
-        let peers: Vec<Value> = (peers.into_iter())
-            .map(|(node, ip)| json!({"Name": &node[..12.min(node.len())], "IP": ip.to_string()}))
-            .collect();
-        Value::Array(peers)
+        (!peers.is_empty()).then(|| {
+            let peers = peers
+                .into_iter()
+                .map(|(name, ip)| json!({"Name": name, "IP": ip.to_string()}));
+            Value::Array(peers.collect())
+        })
     }
 
     /// `docker inspect NAME` (the parts that concern networking, in Docker's shape).
@@ -349,6 +344,22 @@ fn endpoint_json(
         "MacAddress": endpoint.map(|e| mac_text(e.mac)).unwrap_or_default(),
         "DriverOpts": null,
     })
+}
+
+/// A network's endpoints of no container, as network inspect's `Containers` has them.
+fn node_endpoints(network: &super::model::Network) -> Map<String, Value> {
+    (network.node_endpoints.iter())
+        .map(|e| {
+            let entry = json!({
+                "Name": e.name,
+                "EndpointID": e.endpoint_id,
+                "MacAddress": mac_text(Some(e.mac)),
+                "IPv4Address": e.address.to_string(),
+                "IPv6Address": "",
+            });
+            (e.key.clone(), entry)
+        })
+        .collect()
 }
 
 /// `HostConfig.Links` as Docker shows them: `/target:/container/alias`.

@@ -37,6 +37,10 @@ pub(crate) struct Network {
     pub(crate) default_bridge: bool,
     /// A swarm-scope network: its record in the control plane, and this node's part of it.
     pub(crate) swarm: Option<SwarmNetwork>,
+    /// Endpoints of no container on it, as inspect shows them: a node's load balancer
+    /// (`lb-NAME`) on a swarm network, the swarm's `ingress-sbox` on ingress and on
+    /// `docker_gwbridge`.
+    pub(crate) node_endpoints: Vec<NodeEndpoint>,
 }
 
 /// This node's part of a swarm-scope network.
@@ -44,8 +48,6 @@ pub(crate) struct Network {
 pub(crate) struct SwarmNetwork {
     /// The network as the control plane has it (subnet, gateway, VNI).
     pub(crate) record: crate::cluster::NetworkRecord,
-    /// This node's load balancer endpoint on it, once a container here joined.
-    pub(crate) load_balancer: Option<LoadBalancer>,
     /// The other nodes' endpoints on it, as the watch keeping this node in step knows them.
     pub(crate) remote: Remote,
 }
@@ -54,9 +56,12 @@ pub(crate) struct SwarmNetwork {
 pub(crate) type Remote =
     std::sync::Arc<std::sync::Mutex<BTreeMap<String, crate::cluster::EndpointRecord>>>;
 
-/// A node's load balancer endpoint on a swarm network (`lb-NAME`, named `NAME-endpoint`).
+/// An endpoint of no container: its key and name in network inspect (`lb-ov1` named
+/// `ov1-endpoint`), its id, address and MAC.
 #[derive(Debug, Clone)]
-pub(crate) struct LoadBalancer {
+pub(crate) struct NodeEndpoint {
+    pub(crate) key: String,
+    pub(crate) name: String,
     pub(crate) endpoint_id: String,
     pub(crate) address: IpNetwork,
     pub(crate) mac: [u8; 6],

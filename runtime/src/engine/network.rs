@@ -171,6 +171,7 @@ impl Engine {
             bridge: info.bridge,
             default_bridge,
             swarm: None,
+            node_endpoints: Vec::new(),
         });
         Ok(id)
     }

@@ -62,8 +62,14 @@ impl Drop for Membership {
     }
 }
 
+/// A node's name among the nodes gossiping about a network: 12 hex digits, as libnetwork's
+/// networkdb names itself.
+fn gossip_name() -> String {
+    format!("{:012x}", fastrand::u64(..1 << 48))
+}
+
 /// An id as swarmkit makes them: 25 characters of `[0-9a-z]`.
-fn swarm_id() -> String {
+pub(super) fn swarm_id() -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     (0..25)
         .map(|_| DIGITS[fastrand::usize(..DIGITS.len())] as char)
@@ -199,10 +205,12 @@ impl Engine {
             hostname: self.hostname(),
             addr,
             manager: true,
+            gossip_name: gossip_name(),
         };
         let id = node.id.clone();
         self.become_node(cluster, swarm, node).await?;
         self.create_ingress().await?;
+        self.join_ingress().await?;
         Ok(id)
     }
 
@@ -247,12 +255,14 @@ impl Engine {
             hostname: self.hostname(),
             addr,
             manager,
+            gossip_name: gossip_name(),
         };
         if let (true, ControlPlane::Hub(hub)) = (manager, &self.options.control_plane) {
             let store = hub.find(&remote).ok_or_else(unreachable)?;
             hub.add_address(&format!("{addr}:{SWARM_PORT}"), store);
         }
-        self.become_node(cluster, swarm, node).await
+        self.become_node(cluster, swarm, node).await?;
+        self.join_ingress().await
     }
 
     /// `docker swarm leave`: the node's containers leave the swarm's networks, which go from this

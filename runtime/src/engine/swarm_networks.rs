@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use super::model::{LoadBalancer, Network, Remote, SwarmNetwork};
+use super::model::{Network, NodeEndpoint, Remote, SwarmNetwork};
 use super::{Engine, EngineError, EngineResult, ids};
 use crate::api::body::NetworkCreate;
 use crate::cluster::{Cluster, EndpointRecord, Event, NetworkRecord};
@@ -18,6 +18,16 @@ use crate::driver::{IpamData, NetworkRequest};
 
 /// The bridge that gives containers on overlays their way out (and published ports).
 pub(super) const GWBRIDGE: &str = "docker_gwbridge";
+/// The swarm's routing-mesh sandbox on every node.
+const INGRESS_SANDBOX: &str = "ingress-sbox";
+
+/// An endpoint's MAC as Docker derives it from its IPv4 address.
+fn mac_of(address: IpNetwork) -> [u8; 6] {
+    crate::driver::bridge::elect_mac(&crate::driver::Interface {
+        addresses: vec![address],
+        mac: None,
+    })
+}
 
 const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
@@ -77,11 +87,14 @@ impl Engine {
             user_subnet: subnet.is_some(),
         };
         let record = (membership.cluster.create_network(record).await).map_err(EngineError::new)?;
-        self.instantiate(record).await?;
+        if !record.ingress {
+            self.instantiate(record).await?;
+        }
         Ok(id)
     }
 
-    /// The swarm's ingress network, made with the swarm (no datapath here: no services).
+    /// The swarm's ingress network, made with the swarm (its record: each node brings it here
+    /// with [`Engine::join_ingress`]).
     pub(super) async fn create_ingress(&mut self) -> EngineResult<()> {
         let body = NetworkCreate {
             name: "ingress".into(),
@@ -153,11 +166,8 @@ impl Engine {
             show_gateway: true,
             bridge: None,
             default_bridge: false,
-            swarm: Some(SwarmNetwork {
-                record,
-                load_balancer: None,
-                remote,
-            }),
+            swarm: Some(SwarmNetwork { record, remote }),
+            node_endpoints: Vec::new(),
         });
         Ok(self.networks.len() - 1)
     }
@@ -180,43 +190,74 @@ impl Engine {
         Ok(IpNetwork::new(ip, record.subnet.prefix()).expect("an address in its subnet"))
     }
 
-    /// This node's load balancer endpoint on swarm network `n` (`lb-NAME`), made with the first
-    /// container that joins it here.
+    /// This node's load balancer endpoint on swarm network `n` (`lb-NAME`, named
+    /// `NAME-endpoint`), made right after the first container here got its address.
     pub(super) async fn ensure_load_balancer(&mut self, n: usize) -> EngineResult<()> {
-        let network = &self.networks[n];
-        let Some(swarm) = &network.swarm else {
-            return Ok(());
-        };
-        if swarm.load_balancer.is_some() || swarm.record.ingress {
+        let name = self.networks[n].name.clone();
+        self.ensure_node_endpoint(n, format!("lb-{name}"), format!("{name}-endpoint"))
+            .await
+    }
+
+    /// An endpoint of this node on swarm network `n` that belongs to no container, unless it
+    /// has it: an address in turn, told to the other nodes.
+    async fn ensure_node_endpoint(
+        &mut self,
+        n: usize,
+        key: String,
+        name: String,
+    ) -> EngineResult<()> {
+        if self.networks[n].node_endpoints.iter().any(|e| e.key == key) {
             return Ok(());
         }
-        let name = network.name.clone();
-        let owner = format!("lb-{name}");
-        let address = self.allocate_swarm_address(n, None, &owner).await?;
+        let address = self.allocate_swarm_address(n, None, &key).await?;
         let endpoint_id = self.ids.id();
-        let mac = crate::driver::bridge::elect_mac(&crate::driver::Interface {
-            addresses: vec![address],
-            mac: None,
-        });
-        let balancer = LoadBalancer {
-            endpoint_id: endpoint_id.clone(),
-            address,
-            mac,
-        };
+        let mac = mac_of(address);
         self.publish_endpoint(
             n,
             &endpoint_id,
-            format!("{name}-endpoint"),
+            name.clone(),
             Vec::new(),
             address.ip(),
             mac,
             true,
         )
         .await?;
-        if let Some(swarm) = &mut self.networks[n].swarm {
-            swarm.load_balancer = Some(balancer);
-        }
+        self.networks[n].node_endpoints.push(NodeEndpoint {
+            key,
+            name,
+            endpoint_id,
+            address,
+            mac,
+        });
         Ok(())
+    }
+
+    /// The swarm's ingress network on this node, with its `ingress-sbox` endpoint (named
+    /// `ingress-endpoint`) and that sandbox's way out, `gateway_ingress-sbox` on
+    /// `docker_gwbridge`: addresses only, as no service runs here to use them.
+    pub(super) async fn join_ingress(&mut self) -> EngineResult<()> {
+        let membership = self.membership()?;
+        let record = (membership.cluster.network("ingress").await).map_err(EngineError::new)?;
+        let Some(record) = record else {
+            return Ok(());
+        };
+        let gwbridge = self.network_index(GWBRIDGE)?;
+        let pool = self.networks[gwbridge].pools[0];
+        let ip =
+            (self.ipam.request_address(pool, None)).map_err(|e| EngineError::new(e.to_string()))?;
+        let address =
+            IpNetwork::new(ip, self.ipam.pool(pool).subnet.prefix()).expect("in its pool");
+        let endpoint = NodeEndpoint {
+            key: INGRESS_SANDBOX.into(),
+            name: format!("gateway_{INGRESS_SANDBOX}"),
+            endpoint_id: self.ids.id(),
+            address,
+            mac: mac_of(address),
+        };
+        self.networks[gwbridge].node_endpoints.push(endpoint);
+        let n = self.instantiate(record).await?;
+        self.ensure_node_endpoint(n, INGRESS_SANDBOX.into(), "ingress-endpoint".into())
+            .await
     }
 
     /// Tells the other nodes about an endpoint of swarm network `n` on this node.
@@ -237,6 +278,7 @@ impl Engine {
             network: self.networks[n].id.clone(),
             node: membership.node.id.clone(),
             vtep: membership.node.addr,
+            gossip_name: membership.node.gossip_name.clone(),
             name,
             aliases,
             ip,
@@ -288,15 +330,18 @@ impl Engine {
             return;
         };
         let removed = self.networks.remove(index);
-        let swarm = removed.swarm.expect("a swarm network");
         if let Some(membership) = &mut self.swarm {
             if let Some(watcher) = membership.watchers.remove(network) {
                 watcher.abort();
             }
-            if let Some(lb) = &swarm.load_balancer {
-                let cluster = membership.cluster.clone();
-                let _ = cluster.remove_endpoint(network, &lb.endpoint_id).await;
-                let _ = cluster.release_address(network, lb.address.ip()).await;
+            let cluster = membership.cluster.clone();
+            for endpoint in &removed.node_endpoints {
+                let _ = cluster
+                    .remove_endpoint(network, &endpoint.endpoint_id)
+                    .await;
+                let _ = cluster
+                    .release_address(network, endpoint.address.ip())
+                    .await;
             }
         }
         self.dns.set_remote(network, Vec::new());
@@ -305,20 +350,37 @@ impl Engine {
         }
     }
 
-    /// Every container leaves the swarm's networks, which leave this node (`swarm leave`).
+    /// Every container leaves the swarm's networks, which leave this node (`swarm leave`): a
+    /// container keeps running, without them (nor its way out through `docker_gwbridge`).
     pub(super) async fn leave_swarm_networks(&mut self) {
         let swarm_networks: Vec<String> = (self.networks.iter())
             .filter(|n| n.swarm.is_some())
             .map(|n| n.id.clone())
             .collect();
-        for network in &swarm_networks {
-            let holders: Vec<usize> = (0..self.containers.len())
-                .filter(|&i| self.containers[i].endpoints.contains_key(network))
+        let gwbridge = self
+            .network_index(GWBRIDGE)
+            .ok()
+            .map(|n| self.networks[n].id.clone());
+        for index in 0..self.containers.len() {
+            let on_swarm = |n: &String| swarm_networks.contains(n);
+            let leaving: Vec<String> = (self.containers[index].endpoints.keys())
+                .filter(|n| on_swarm(n) || gwbridge.as_ref() == Some(*n))
+                .cloned()
                 .collect();
-            for index in holders {
+            for network in &leaving {
                 self.remove_endpoint(index, network).await;
+            }
+            let names: Vec<&String> = (self.networks.iter())
+                .filter(|n| on_swarm(&n.id))
+                .map(|n| &n.name)
+                .collect();
+            (self.containers[index].attachments)
+                .retain(|(n, _)| !on_swarm(n) && !names.contains(&n));
+            if !leaving.is_empty() {
                 let _ = self.route_and_publish(index).await;
             }
+        }
+        for network in &swarm_networks {
             self.release_swarm_network(network).await;
         }
         self.refresh_dns();
