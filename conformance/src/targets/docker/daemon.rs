@@ -15,8 +15,13 @@
 //!   own containerd there, and so that the shims' sockets (`/run/containerd/s/...`) vanish
 //!   with the daemon;
 //! - an empty tmpfs on `/etc/docker`, so that the machine's Docker configuration cannot change
-//!   the daemon and the daemon's `key.json` does not land on the machine. (Where either folder
-//!   is missing, it is created empty: the only trace a run leaves on the machine's disk.)
+//!   the daemon and the daemon's `key.json` (its engine ID) is its own and does not land on the
+//!   machine; and one on `/run/docker`, where dockerd keeps plugin sockets and libnetwork's
+//!   external-key socket outside its exec root. (Where a folder is missing, it is created
+//!   empty: the only trace a run leaves on the machine's disk.)
+//! - a UTS namespace of its own whose hostname is the lab host's name: a swarm node is named
+//!   after its hostname (`docker node ls`, `Description.Hostname`), and two nodes named alike
+//!   cannot be told apart.
 //! - a `/etc/resolv.conf` of the lab's (bind-mounted over the machine's), the way a host with
 //!   a local resolver has one: `nameserver 127.0.0.1`, the lab's upstream DNS server in the
 //!   host's namespace (see `probe::UpstreamDns`), then the host's own lab address, where nothing
@@ -42,6 +47,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,6 +85,8 @@ pub(super) struct Daemon {
     exit: Arc<Mutex<Option<String>>>,
     /// The thread that spawned the unshare process and waits for it.
     supervisor: Option<JoinHandle<()>>,
+    /// Set once [`Daemon::die`] killed it while the run goes on.
+    killed: AtomicBool,
 }
 
 /// A process held by a pidfd, so that signals never reach a recycled pid.
@@ -186,9 +194,10 @@ impl Daemon {
         let exit = Arc::new(Mutex::new(None));
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let exit_in_thread = Arc::clone(&exit);
+        let hostname = host.to_string();
         let supervisor = std::thread::Builder::new()
             .name(format!("dockerd-{host}"))
-            .spawn(move || supervise(command, &resolv_conf, started_tx, exit_in_thread))
+            .spawn(move || supervise(command, &hostname, &resolv_conf, started_tx, exit_in_thread))
             .map_err(|e| context("supervisor thread", e))?;
         let unshare = match started_rx.await {
             Ok(Ok(process)) => process,
@@ -215,6 +224,7 @@ impl Daemon {
             dockerd: None,
             exit,
             supervisor: Some(supervisor),
+            killed: AtomicBool::new(false),
         })
     }
 
@@ -319,6 +329,41 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon while the run goes on, as a node dies: SIGKILL to dockerd, the init
+    /// of its PID namespace, which takes containerd, the shims and every container with it
+    /// (their namespaces and mounts go with its mount namespace). Returns once the unshare
+    /// process has exited, that is once every process of the PID namespace is gone; its files
+    /// stay for the dump and teardown.
+    pub(super) async fn die(&self) -> Result<(), String> {
+        self.killed.store(true, Ordering::SeqCst);
+        match &self.dockerd {
+            Some(dockerd) => dockerd.kill(),
+            None => self.unshare.kill(),
+        }
+        let started = Instant::now();
+        while self.exited().is_none() {
+            if started.elapsed() > STOP_TIMEOUT {
+                return Err(format!(
+                    "host {}: dockerd was killed but its PID namespace still runs {} s later",
+                    self.host,
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::debug!(
+            "host {}: dockerd and everything it ran gone {:?} after SIGKILL",
+            self.host,
+            started.elapsed()
+        );
+        Ok(())
+    }
+
+    /// True once [`Daemon::die`] was called.
+    pub(super) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
     /// After [`Daemon::kill`]: waits until everything is gone, removes the containers' cgroups
     /// and the daemon's directory. Returns what could not be done.
     pub(super) fn reap(&mut self) -> Vec<String> {
@@ -369,12 +414,13 @@ impl Daemon {
 /// to this thread), reports it, waits for it and records how it ended.
 fn supervise(
     mut command: Command,
+    host: &str,
     resolv_conf: &Path,
     started: tokio::sync::oneshot::Sender<io::Result<Process>>,
     exit: Arc<Mutex<Option<String>>>,
 ) {
     let spawned = (|| -> io::Result<(Child, Process)> {
-        let isolation = Isolation::prepare(resolv_conf)?;
+        let isolation = Isolation::prepare(resolv_conf, host)?;
         isolation.install(&mut command);
         let mut child = command.spawn()?;
         drop(isolation);
@@ -418,10 +464,12 @@ struct Isolation {
     /// The daemon's resolv.conf, and the file it is mounted over (`/etc/resolv.conf`, its
     /// symbolic links resolved).
     resolv_conf: (CString, CString),
+    /// The daemon's hostname: the lab host's name.
+    hostname: CString,
 }
 
 impl Isolation {
-    fn prepare(resolv_conf: &Path) -> io::Result<Self> {
+    fn prepare(resolv_conf: &Path, hostname: &str) -> io::Result<Self> {
         let c_path = |path: &Path| {
             CString::new(path.as_os_str().as_bytes())
                 .map_err(|_| io::Error::other(format!("{}: a NUL in the path", path.display())))
@@ -444,11 +492,14 @@ impl Isolation {
                 )
             })?)
         };
+        let hostname = CString::new(hostname)
+            .map_err(|_| io::Error::other(format!("{hostname:?}: a NUL in the host name")))?;
         Ok(Self {
             cgroups,
             parent_mnt_ns,
             parent: std::process::id() as libc::pid_t,
             resolv_conf,
+            hostname,
         })
     }
 
@@ -458,22 +509,27 @@ impl Isolation {
         let (parent_mnt_ns, parent) = (self.parent_mnt_ns, self.parent);
         // Cloned here, in the parent: the child only reads them.
         let (source, target) = self.resolv_conf.clone();
+        let hostname = self.hostname.clone();
         // SAFETY: `isolate` only makes system calls with values captured by copy, strings
         // made before the fork and static strings; it allocates nothing, as is required
         // between fork and exec.
         unsafe {
-            command.pre_exec(move || isolate(tree, parent_mnt_ns, parent, (&source, &target)));
+            command.pre_exec(move || {
+                isolate(tree, parent_mnt_ns, parent, (&source, &target), &hostname)
+            });
         }
     }
 }
 
 /// The child's side of [`Isolation`]. Async-signal-safe: system calls only. `resolv_conf` is
-/// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over).
+/// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over); `hostname`
+/// the lab host's name, given to a UTS namespace of the daemon's own.
 fn isolate(
     tree: RawFd,
     parent_mnt_ns: u64,
     parent: libc::pid_t,
     resolv_conf: (&CString, &CString),
+    hostname: &CString,
 ) -> io::Result<()> {
     let fail = || Err(io::Error::last_os_error());
     // SAFETY: plain system calls with NUL-terminated strings made before the fork or static,
@@ -524,7 +580,14 @@ fn isolate(
         {
             return fail();
         }
-        for dir in [c"/run/containerd", c"/etc/docker"] {
+        if libc::unshare(libc::CLONE_NEWUTS) != 0 {
+            return fail();
+        }
+        let name = hostname.as_bytes();
+        if libc::sethostname(name.as_ptr().cast(), name.len()) != 0 {
+            return fail();
+        }
+        for dir in [c"/run/containerd", c"/etc/docker", c"/run/docker"] {
             libc::mkdir(dir.as_ptr(), 0o711);
             if libc::mount(
                 c"tmpfs".as_ptr(),

@@ -246,7 +246,17 @@ impl DockerTarget {
         problems
     }
 
+    /// The daemon of `host`, unless it was killed ([`Target::kill`]).
     fn daemon(&self, host: &str) -> TargetResult<&Daemon> {
+        let daemon = self.daemon_even_killed(host)?;
+        match daemon.is_killed() {
+            true => Err(killed(host)),
+            false => Ok(daemon),
+        }
+    }
+
+    /// The daemon of `host`, dead or alive.
+    fn daemon_even_killed(&self, host: &str) -> TargetResult<&Daemon> {
         self.daemons
             .iter()
             .find(|d| d.host == host)
@@ -294,6 +304,7 @@ impl Target for DockerTarget {
     }
 
     fn api(&self, host: &str) -> TargetResult<&Client> {
+        self.daemon(host)?;
         self.clients
             .get(host)
             .ok_or_else(|| TargetError::new(format!("{host} is not a docker host of this run")))
@@ -351,13 +362,11 @@ impl Target for DockerTarget {
     }
 
     async fn kill(&self, host: &str) -> TargetResult<()> {
-        Err(TargetError::new(format!(
-            "killing the daemon of {host} is not built into the docker target yet"
-        )))
+        self.daemon(host)?.die().await.map_err(TargetError::new)
     }
 
     async fn dump(&self, host: &str) -> String {
-        let daemon = match self.daemon(host) {
+        let daemon = match self.daemon_even_killed(host) {
             Ok(daemon) => daemon,
             Err(e) => return e.message,
         };
@@ -382,6 +391,13 @@ impl Target for DockerTarget {
             daemon.log_tail(30)
         )
     }
+}
+
+/// The error of every call to a docker host whose daemon was killed.
+fn killed(host: &str) -> TargetError {
+    TargetError::new(format!(
+        "the engine of {host} was killed (`drydock kill {host}`): it answers no call"
+    ))
 }
 
 /// `owner.pid`: our pid and start time (clock ticks after boot), so that a recycled pid is not
