@@ -13,7 +13,9 @@ pub(super) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 pub(super) struct Known {
     /// Docker hosts, in order (the first is the default for `network N`).
     pub(super) docker_hosts: Vec<String>,
-    /// Docker and external hosts.
+    /// The docker hosts in the scenario's swarm.
+    pub(super) swarm: BTreeSet<String>,
+    /// Docker and external hosts (and the router, when some are routed).
     pub(super) lab_hosts: BTreeSet<String>,
     /// Containers made by `docker run --name` steps, and the docker hosts they run on.
     pub(super) containers: BTreeMap<String, BTreeSet<String>>,
