@@ -2,7 +2,11 @@
 //! CLI would: `docker swarm init --advertise-addr ADDRESS` on the first manager, `docker swarm
 //! join --token TOKEN --advertise-addr ADDRESS MANAGER:2377` on the other nodes (managers first,
 //! then workers, in order), each advertising its lab address; then waiting until every node
-//! says it is an active member (`GET /info`: `Swarm.LocalNodeState`).
+//! is ready for overlay work as Docker shows it: an active member (`GET /info`:
+//! `Swarm.LocalNodeState`), with its ingress sandbox up (`GET /networks/ingress`:
+//! `Containers.ingress-sbox`). Docker 20.10 sets that sandbox up about a second after `join`
+//! returns, and it takes the first address of `docker_gwbridge` (172.18.0.2): a container
+//! started before it would take that address instead.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,6 +25,12 @@ const MANAGER_PORT: u16 = 2377;
 
 /// How long the nodes may take to become active members once they have joined.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The swarm's routing-mesh network, on every node of a swarm.
+const INGRESS: &str = "ingress";
+
+/// The sandbox each node attaches to [`INGRESS`] (and to `docker_gwbridge`).
+const INGRESS_SANDBOX: &str = "ingress-sbox";
 
 /// How often a node's state is asked while waiting.
 const POLL: Duration = Duration::from_millis(100);
@@ -86,25 +96,20 @@ impl<T: Target> Execution<'_, T> {
         self.wait_active(swarm).await
     }
 
-    /// Waits until every node's `Swarm.LocalNodeState` is `active`.
+    /// Waits until every node's `Swarm.LocalNodeState` is `active` and its ingress sandbox
+    /// is attached to the `ingress` network.
     async fn wait_active(&self, swarm: &Swarm) -> Result<(), String> {
         let started = tokio::time::Instant::now();
         for host in swarm.nodes() {
             let api = self.target.api(host).map_err(|e| e.message)?;
             loop {
-                let state = match api.info().await {
-                    Ok(info) => info["Swarm"]["LocalNodeState"]
-                        .as_str()
-                        .unwrap_or("(none)")
-                        .to_string(),
-                    Err(e) => format!("(GET /info failed: {e})"),
+                let waiting = match node_ready(api).await {
+                    Ok(()) => break,
+                    Err(waiting) => waiting,
                 };
-                if state == "active" {
-                    break;
-                }
                 if started.elapsed() > ACTIVE_TIMEOUT {
                     return Err(format!(
-                        "{host}: Swarm.LocalNodeState is {state:?}, not \"active\", {} s after the nodes joined",
+                        "{host} is not ready {} s after the nodes joined: {waiting}",
                         ACTIVE_TIMEOUT.as_secs()
                     ));
                 }
@@ -112,7 +117,7 @@ impl<T: Target> Execution<'_, T> {
             }
         }
         tracing::debug!(
-            "swarm of {} active {:?} after the last join",
+            "swarm of {} ready {:?} after the last join",
             swarm.nodes().count(),
             started.elapsed()
         );
@@ -125,5 +130,27 @@ impl<T: Target> Execution<'_, T> {
             .and_then(|h| h.interfaces.first())
             .map(|i| IpAddr::V4(i.address.ip()))
             .ok_or_else(|| format!("lab host {host} has no address on a segment"))
+    }
+}
+
+/// Whether a node is ready for overlay work: an active member with its ingress sandbox
+/// attached; otherwise what it still lacks.
+async fn node_ready(api: &impl EngineApi) -> Result<(), String> {
+    let info = api
+        .info()
+        .await
+        .map_err(|e| format!("GET /info failed: {e}"))?;
+    match info["Swarm"]["LocalNodeState"].as_str() {
+        Some("active") => {}
+        Some(state) => return Err(format!("Swarm.LocalNodeState is {state:?}")),
+        None => return Err("GET /info has no Swarm.LocalNodeState".into()),
+    }
+    let ingress = (api.inspect_network(INGRESS).await)
+        .map_err(|e| format!("GET /networks/{INGRESS}: {e}"))?;
+    match ingress["Containers"].get(INGRESS_SANDBOX) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "its {INGRESS} network has no {INGRESS_SANDBOX} yet"
+        )),
     }
 }

@@ -112,6 +112,9 @@ impl Parser<'_> {
                 })
                 .collect(),
         };
+        for node in swarm.iter().flat_map(Swarm::nodes) {
+            known.join_swarm(node);
+        }
         let steps = self.steps(&file.steps, &hosts, &mut known)?;
         let expectations = self.expectations(&file.expect, &known)?;
         let mut captures = Vec::new();
@@ -310,6 +313,10 @@ impl Parser<'_> {
                             .insert(spec.name.clone());
                     }
                 }
+                Command::Docker {
+                    command: DockerCommand::SwarmInit(_),
+                    ..
+                } => known.join_swarm(&step.host),
                 _ => {}
             }
             steps.push(step);
