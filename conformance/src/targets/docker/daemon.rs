@@ -332,8 +332,8 @@ impl Daemon {
     /// Kills the daemon while the run goes on, as a node dies: SIGKILL to dockerd, the init
     /// of its PID namespace, which takes containerd, the shims and every container with it
     /// (their namespaces and mounts go with its mount namespace). Returns once the unshare
-    /// process has exited, that is once every process of the PID namespace is gone; its files
-    /// stay for the dump and teardown.
+    /// process has exited, that is once every process of the PID namespace is gone, and the
+    /// kernel has removed its VXLAN devices; its files stay for the dump and teardown.
     pub(super) async fn die(&self) -> Result<(), String> {
         self.killed.store(true, Ordering::SeqCst);
         match &self.dockerd {
@@ -345,6 +345,20 @@ impl Daemon {
             if started.elapsed() > STOP_TIMEOUT {
                 return Err(format!(
                     "host {}: dockerd was killed but its PID namespace still runs {} s later",
+                    self.host,
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The kernel destroys the namespaces the daemon made (overlay sandboxes, containers)
+        // asynchronously, after their last user is gone: until then a VXLAN device of theirs
+        // still holds the VXLAN port in the host's namespace and its containers still answer
+        // on the overlay. A dead node answers nothing: wait until the port is free.
+        while vxlan_port_taken(&self.netns).await? {
+            if started.elapsed() > STOP_TIMEOUT {
+                return Err(format!(
+                    "host {}: dockerd was killed but its VXLAN devices still hold UDP port {VXLAN_PORT} {} s later",
                     self.host,
                     STOP_TIMEOUT.as_secs()
                 ));
@@ -407,6 +421,26 @@ impl Daemon {
             ));
         }
         problems
+    }
+}
+
+/// The port of Docker's VXLAN devices (the default `--data-path-port`).
+const VXLAN_PORT: u16 = 4789;
+
+/// True while a socket (a VXLAN device's, in the kernel) holds UDP port [`VXLAN_PORT`] in
+/// `netns`: binding it fails with EADDRINUSE.
+async fn vxlan_port_taken(netns: &Netns) -> Result<bool, String> {
+    let netns = netns.clone();
+    let bound = tokio::task::spawn_blocking(move || {
+        netns.run(|| std::net::UdpSocket::bind(("0.0.0.0", VXLAN_PORT)).map(drop))
+    })
+    .await
+    .map_err(|e| format!("checking UDP port {VXLAN_PORT}: {e}"))?
+    .map_err(|e| format!("entering the host's namespace: {e}"))?;
+    match bound {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(true),
+        Err(e) => Err(format!("binding UDP port {VXLAN_PORT}: {e}")),
     }
 }
 
