@@ -42,7 +42,7 @@ impl<T: Target> Execution<'_, T> {
             Ok(()) => Status::Pass,
             Err(observed) => Status::Fail {
                 expected: format!(
-                    "a swarm of {}, every node active",
+                    "a swarm of {}, every node active with its ingress sandbox",
                     swarm.nodes().cloned().collect::<Vec<_>>().join(", ")
                 ),
                 observed,

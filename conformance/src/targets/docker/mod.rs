@@ -14,6 +14,7 @@
 //! directory per host with the daemon's data root, exec root, socket and log. After a crash,
 //! [`gc_leftovers`] removes what dead runs left (directories and empty cgroups).
 
+mod cgroup;
 mod client;
 mod daemon;
 mod http;
@@ -235,7 +236,7 @@ impl DockerTarget {
         for daemon in &mut self.daemons {
             problems.extend(daemon.reap());
         }
-        if let Err(e) = daemon::remove_cgroups(&format!("drydock/{}", self.run_id)) {
+        if let Err(e) = cgroup::remove_cgroups(&format!("drydock/{}", self.run_id)) {
             problems.push(e);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.run_dir)
@@ -461,7 +462,7 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
             continue;
         }
         kill_processes_under(&dir);
-        if let Err(e) = daemon::remove_cgroups(&format!("drydock/{run_id}")) {
+        if let Err(e) = cgroup::remove_cgroups(&format!("drydock/{run_id}")) {
             tracing::warn!("gc: {e}");
         }
         std::fs::remove_dir_all(&dir)
@@ -470,7 +471,7 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
     }
     // Cgroups of runs whose directory is gone (a run makes its directory before any cgroup).
     let mut orphans = BTreeSet::new();
-    for mount in daemon::cgroup_mounts() {
+    for mount in cgroup::cgroup_mounts() {
         let Ok(entries) = std::fs::read_dir(mount.join("drydock")) else {
             continue;
         };
@@ -484,13 +485,13 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
     }
     for run_id in orphans {
         let relative = format!("drydock/{run_id}");
-        daemon::remove_cgroups(&relative).map_err(io::Error::other)?;
+        cgroup::remove_cgroups(&relative).map_err(io::Error::other)?;
         removed.push(format!("cgroup {relative}"));
     }
     // The shared parent, once no run (live or dead) has a directory: a run makes its
     // directory before any cgroup, and teardown never removes the parent.
     if !any_run_dir()? {
-        for mount in daemon::cgroup_mounts() {
+        for mount in cgroup::cgroup_mounts() {
             let parent = mount.join("drydock");
             // Only when empty: rmdir fails on a cgroup with children.
             if parent.is_dir() && std::fs::remove_dir(&parent).is_ok() {
