@@ -29,7 +29,7 @@ use std::str::FromStr;
 pub use dns::{Answered, RecordData, RecordKind, Resolution, resolve, reverse_name};
 pub use http::{Http, http_get};
 pub use listener::{ListenKind, Listener};
-pub use ping::{Ping, ping};
+pub use ping::{Echo, Ping, ping, ping_with};
 pub use reach::{Proto, Reach, reach};
 pub use upstream::{UPSTREAM, UpstreamDns};
 

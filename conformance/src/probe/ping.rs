@@ -29,8 +29,39 @@ pub enum Ping {
         /// the operating system's message ("Network is unreachable").
         reason: String,
     },
+    /// A don't-fragment echo request larger than the path's MTU was refused by the sender's
+    /// own stack (EMSGSIZE: its interface's MTU, or one a router reported before).
+    TooBig {
+        /// The operating system's message ("Message too long").
+        reason: String,
+    },
     /// The probe itself failed (e.g. no permission for a raw socket).
     Error(String),
+}
+
+/// What an echo request carries, beyond its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Echo {
+    /// Bytes of echo data, as ping's `-s` (the probe's own small payload when `None`).
+    pub size: Option<u16>,
+    /// Don't fragment (`-M do`): the kernel neither fragments it nor lets it leave when it is
+    /// larger than the path's MTU.
+    pub df: bool,
+}
+
+impl Echo {
+    /// The echo data: the probe's payload, repeated or cut to `size`.
+    fn payload(&self) -> Vec<u8> {
+        match self.size {
+            None => icmp::PAYLOAD.to_vec(),
+            Some(n) => icmp::PAYLOAD
+                .iter()
+                .copied()
+                .cycle()
+                .take(n.into())
+                .collect(),
+        }
+    }
 }
 
 impl fmt::Display for Ping {
@@ -39,6 +70,7 @@ impl fmt::Display for Ping {
             Self::Reply => f.write_str("reply"),
             Self::Timeout => f.write_str("timed out"),
             Self::Unreachable { reason } => write!(f, "unreachable: {reason}"),
+            Self::TooBig { reason } => write!(f, "not sent, too big to go unfragmented: {reason}"),
             Self::Error(e) => write!(f, "error: {e}"),
         }
     }
@@ -61,6 +93,11 @@ fn next_id() -> u16 {
 /// `CAP_NET_RAW` in the namespace's user namespace. A reply counts only when it comes from `to`
 /// and carries our identifier and a sequence number we sent.
 pub async fn ping(from: &Netns, to: IpAddr, timeout: Duration) -> Ping {
+    ping_with(from, to, Echo::default(), timeout).await
+}
+
+/// [`ping`] with echo requests of a given size, fragmentation allowed or not.
+pub async fn ping_with(from: &Netns, to: IpAddr, echo: Echo, timeout: Duration) -> Ping {
     let deadline = Instant::now() + timeout;
     let to = icmp::canonical(to);
     let (domain, protocol) = match to {
@@ -76,6 +113,12 @@ pub async fn ping(from: &Netns, to: IpAddr, timeout: Duration) -> Ping {
         Ok(socket) => socket,
         Err(e) => return Ping::Error(format!("raw ICMP socket: {}", sock::os_message(&e))),
     };
+    if echo.df
+        && let Err(e) = forbid_fragments(socket.get_ref(), to.is_ipv6())
+    {
+        return Ping::Error(format!("don't fragment: {}", sock::os_message(&e)));
+    }
+    let payload = echo.payload();
     let id = next_id();
     let destination = SockAddr::from(SocketAddr::new(to, 0));
     let mut buf = vec![0u8; 65536];
@@ -83,10 +126,15 @@ pub async fn ping(from: &Netns, to: IpAddr, timeout: Duration) -> Ping {
     loop {
         seq = seq.saturating_add(1);
         let request = match to {
-            IpAddr::V4(_) => icmp::echo_request_v4(id, seq, icmp::PAYLOAD),
-            IpAddr::V6(_) => icmp::echo_request_v6(id, seq, icmp::PAYLOAD),
+            IpAddr::V4(_) => icmp::echo_request_v4(id, seq, &payload),
+            IpAddr::V6(_) => icmp::echo_request_v6(id, seq, &payload),
         };
         if let Err(e) = send_to(&socket, &request, &destination).await {
+            if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                return Ping::TooBig {
+                    reason: sock::os_message(&e),
+                };
+            }
             return match Failure::of(&e) {
                 Failure::Unreachable(reason) => Ping::Unreachable { reason },
                 Failure::Timeout => Ping::Timeout,
@@ -123,6 +171,36 @@ pub async fn ping(from: &Netns, to: IpAddr, timeout: Duration) -> Ping {
         if wake >= deadline {
             return Ping::Timeout;
         }
+    }
+}
+
+/// `IP_MTU_DISCOVER = IP_PMTUDISC_DO` (IPv6: `IPV6_MTU_DISCOVER`): set DF, never fragment.
+fn forbid_fragments(socket: &Socket, v6: bool) -> io::Result<()> {
+    let (level, name, value) = match v6 {
+        false => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        ),
+        true => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        ),
+    };
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local int and its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match result {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -172,6 +250,29 @@ mod tests {
         assert_eq!(
             unreachable.to_string(),
             "unreachable: Network is unreachable"
+        );
+    }
+
+    #[test]
+    fn echo_data_has_the_size_asked_for() {
+        assert_eq!(Echo::default().payload(), icmp::PAYLOAD);
+        let big = Echo {
+            size: Some(1422),
+            df: true,
+        };
+        assert_eq!(big.payload().len(), 1422);
+        assert_eq!(&big.payload()[..icmp::PAYLOAD.len()], icmp::PAYLOAD);
+        let none = Echo {
+            size: Some(0),
+            df: false,
+        };
+        assert!(none.payload().is_empty());
+        let too_big = Ping::TooBig {
+            reason: "Message too long".into(),
+        };
+        assert_eq!(
+            too_big.to_string(),
+            "not sent, too big to go unfragmented: Message too long"
         );
     }
 

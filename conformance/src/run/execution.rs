@@ -60,9 +60,21 @@ impl<'a, T: Target> Execution<'a, T> {
         }
     }
 
-    /// Steps, then expectations with the captures running; stops at the first step that does
-    /// not behave as written (later checks are then skipped).
+    /// The swarm (if the scenario has one), steps, then expectations with the captures
+    /// running; stops when the swarm cannot be formed or at the first step that does not
+    /// behave as written (later checks are then skipped).
     pub(super) async fn run(&mut self) {
+        if let Some(swarm) = &self.scenario.swarm {
+            let line = swarm.line();
+            self.running = Some((swarm.at.clone(), line.clone()));
+            let status = self.form_swarm(swarm).await;
+            let failed = matches!(status, Status::Fail { .. });
+            self.record(&swarm.at, &line, status);
+            if failed {
+                self.skip_the_rest("the swarm could not be formed");
+                return;
+            }
+        }
         for (index, step) in self.scenario.steps.iter().enumerate() {
             self.running = Some((step.at.clone(), step.line.clone()));
             let status = self.step(step).await;
@@ -168,14 +180,19 @@ impl<'a, T: Target> Execution<'a, T> {
     }
 }
 
-/// Every check of a scenario, as `(at, line)` in the order they run: steps, expectations,
-/// capture checks.
+/// Every check of a scenario, as `(at, line)` in the order they run: the swarm, steps,
+/// expectations, capture checks.
 pub(super) fn planned(scenario: &Scenario) -> Vec<(String, String)> {
+    let swarm = (scenario.swarm.iter()).map(|s| (s.at.clone(), s.line()));
     let steps = (scenario.steps.iter()).map(|s| (s.at.clone(), s.line.clone()));
     let expectations = (scenario.expectations.iter()).map(|e| (e.at.clone(), e.line.clone()));
     let captures = scenario.captures.iter().flat_map(|c| {
         (c.checks.iter())
             .map(move |(quantifier, filter)| (c.at.clone(), c.check_line(*quantifier, filter)))
     });
-    steps.chain(expectations).chain(captures).collect()
+    swarm
+        .chain(steps)
+        .chain(expectations)
+        .chain(captures)
+        .collect()
 }

@@ -1,8 +1,9 @@
 //! Running one scenario: a lab of its own, a fresh target, the steps, then the expectations
 //! with the captures running; a dump when something failed; teardown whatever happened.
 //!
-//! The rooms: `execution.rs` (the order of things, results, timeouts), `steps.rs` (a step line
-//! becomes engine calls and listeners), `observe.rs` (awaiting what the target shows for an
+//! The rooms: `execution.rs` (the order of things, results, timeouts), `swarm.rs` (forming the
+//! scenario's swarm before the steps), `steps.rs` (a step line becomes engine calls and
+//! listeners), `observe.rs` (awaiting what the target shows for an
 //! expectation: probes, inspects, files, links), `judge.rs` (whether it holds: pure),
 //! `oracle.rs` (which listener must answer a connection: pure), `captures.rs`, `dump.rs` (the
 //! state of hosts and containers when something failed), `inspect.rs` (reading inspect JSON).
@@ -16,18 +17,21 @@ mod observe;
 mod oracle;
 mod scene;
 mod steps;
+mod swarm;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::capture::Packet;
 use drydock_netsim::features::Feature;
 use drydock_netsim::{KernelFeatures, Lab, Topology};
+use ipnetwork::Ipv4Network;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::probe::UpstreamDns;
-use crate::scenario::Scenario;
+use crate::scenario::{ROUTED_SUBNET, ROUTER, SUBNET, Scenario};
 use crate::targets::Target;
 
 /// How scenarios run.
@@ -358,13 +362,28 @@ fn failed_to_start(scenario: &Scenario, started: Instant, why: String) -> Outcom
     outcome
 }
 
-/// The lab a scenario runs on: its docker hosts, then its external hosts, on one segment.
+/// The lab a scenario runs on: its docker hosts, then its external hosts, on one segment
+/// ([`SUBNET`]); with `routed:` hosts, those are on a second one ([`ROUTED_SUBNET`]) behind
+/// router [`ROUTER`] (the last address of each), through which every host has its default
+/// route.
 pub fn lab_topology(scenario: &Scenario) -> Topology {
-    let segment = "10.10.0.0/24".parse().expect("a subnet");
+    let subnet: Ipv4Network = SUBNET.parse().expect("a subnet");
     let mut builder =
-        Topology::builder(&format!("conform-{}", std::process::id())).segment("lan", segment);
-    for host in scenario.hosts.iter().chain(&scenario.external) {
+        Topology::builder(&format!("conform-{}", std::process::id())).segment("lan", subnet);
+    let hosts = || scenario.hosts.iter().chain(&scenario.external);
+    for host in hosts().filter(|h| !scenario.routed.contains(h)) {
         builder = builder.host(host);
+    }
+    if !scenario.routed.is_empty() {
+        let routed: Ipv4Network = ROUTED_SUBNET.parse().expect("a subnet");
+        let last = |net: Ipv4Network| Ipv4Addr::from(u32::from(net.broadcast()) - 1);
+        builder = builder
+            .router_at(ROUTER, last(subnet))
+            .segment("lan2", routed)
+            .router_at(ROUTER, last(routed));
+        for host in hosts().filter(|h| scenario.routed.contains(h)) {
+            builder = builder.host(host);
+        }
     }
     builder.build().expect("scenario host names are validated")
 }

@@ -21,6 +21,8 @@ use crate::targets::Target;
 impl<T: Target> Execution<'_, T> {
     /// Checks an expectation (unless the target's Docker release is outside its range). A probe
     /// that fails to run never counts as an observation: it fails the check as a setup problem.
+    /// With `within`, it is observed again (every [`RETRY_AFTER`]) until it holds or that
+    /// time has passed, and the last observation is reported.
     pub(super) async fn expect(&self, expect: &Expect) -> Status {
         if let Some(range) = &expect.docker
             && !range.contains(self.target.version())
@@ -33,16 +35,47 @@ impl<T: Target> Execution<'_, T> {
             };
         }
         let timeout = probe_timeout(&expect.expectation, self.options.probe_timeout);
-        let judged = match self.observe(&expect.expectation, timeout).await {
-            Ok(observation) => judge::judge(&expect.expectation, &observation),
-            Err(why) => Err(judge::setup(why)),
-        };
-        match judged {
-            Ok(()) => Status::Pass,
-            Err(failed) => Status::Fail {
-                expected: failed.expected,
-                observed: failed.observed,
-            },
+        let started = tokio::time::Instant::now();
+        let mut observations = 0;
+        loop {
+            observations += 1;
+            let judged = match self.observe(&expect.expectation, timeout).await {
+                Ok(observation) => judge::judge(&expect.expectation, &observation),
+                Err(why) => Err(judge::setup(why)),
+            };
+            let failed = match judged {
+                Ok(()) if expect.within.is_some() => {
+                    tracing::debug!(
+                        "{}: `{}` held at observation {observations}, {} after the first",
+                        expect.at,
+                        expect.line,
+                        seconds(started.elapsed())
+                    );
+                    return Status::Pass;
+                }
+                Ok(()) => return Status::Pass,
+                Err(failed) => failed,
+            };
+            // `within`: what must hold once the cluster converged is observed again until it
+            // holds or the time has passed; the last observation is the one reported.
+            let Some(within) = expect.within else {
+                return Status::Fail {
+                    expected: failed.expected,
+                    observed: failed.observed,
+                };
+            };
+            if started.elapsed() + RETRY_AFTER < within {
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
+            }
+            return Status::Fail {
+                expected: format!("{} within {}", failed.expected, seconds(within)),
+                observed: format!(
+                    "{} (the last of {observations} observations, {} after the first)",
+                    failed.observed,
+                    seconds(started.elapsed())
+                ),
+            };
         }
     }
 
@@ -82,10 +115,16 @@ impl<T: Target> Execution<'_, T> {
                     answerer,
                 }
             }
-            E::Ping { from, to, .. } => {
+            E::Ping {
+                from, to, size, df, ..
+            } => {
                 let netns = self.netns(from).await?;
                 let ip = self.address(from, to, None).await?;
-                let outcome = probe::ping(&netns, ip, timeout).await;
+                let echo = probe::Echo {
+                    size: *size,
+                    df: *df,
+                };
+                let outcome = probe::ping_with(&netns, ip, echo, timeout).await;
                 Observation::Ping { ip, outcome }
             }
             E::Resolve {
@@ -427,6 +466,16 @@ fn probe_timeout(expectation: &Expectation, base: Duration) -> Duration {
     if positive { base * 3 } else { base }
 }
 
+/// How long a `within` check waits between two observations.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// `10 s`, `1.5 s`, `0.25 s`.
+fn seconds(duration: Duration) -> String {
+    let text = format!("{:.2}", duration.as_secs_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} s")
+}
+
 /// A domain name with its final dot.
 fn absolute(name: &str) -> String {
     if name.ends_with('.') {
@@ -442,5 +491,17 @@ fn asking(question: &Question, sent: &str) -> String {
     match &question.name {
         Asked::Name(_) => question.to_string(),
         _ => format!("{question} ({sent})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_seconds() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25 s");
     }
 }

@@ -1,5 +1,6 @@
 //! Steps: a scenario's line becomes engine calls (docker lines, through the runtime's
-//! dispatcher onto the target's Engine API) or lab actions (`drydock listen`, `drydock route`),
+//! dispatcher onto the target's Engine API) or lab actions (`drydock listen`, `drydock route`,
+//! `drydock kill`),
 //! and drydock's listeners open and close with the containers they live in.
 
 use drydock_runtime::api::cli::DockerCommand;
@@ -66,6 +67,19 @@ impl<T: Target> Execution<'_, T> {
                 drydock_netsim::link::add_route(netns, *destination, *via)
                     .await
                     .map_err(|e| format!("route {destination} via {via} on {host}: {e}"))
+            }
+            Command::Kill { host } => {
+                self.target.kill(host).await.map_err(|e| e.message)?;
+                // Its containers died with it: their listeners go too (their sockets would
+                // keep the dead namespaces alive).
+                let names: Vec<String> = (self.scene.containers.keys())
+                    .filter(|(h, _)| h == host)
+                    .map(|(_, name)| name.clone())
+                    .collect();
+                for name in names {
+                    self.scene.close(host, &name).await;
+                }
+                Ok(())
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Scenario steps: docker CLI lines, in the runtime's docker grammar
 //! ([`drydock_runtime::api::cli`]), plus what only scenarios say: `--listen KIND/PORT` on
-//! `docker run` (a listener drydock opens in the container), `drydock listen HOST KIND/PORT` and
-//! `drydock route HOST SUBNET via IP`.
+//! `docker run` (a listener drydock opens in the container), `drydock listen HOST KIND/PORT`,
+//! `drydock route HOST SUBNET via IP` and `drydock kill HOST`. `docker swarm join` is not a
+//! step: a swarm is declared (`swarm:`) and drydock forms it before the steps.
 
 use clap::{Arg, ArgAction};
 use drydock_runtime::api::cli::{self, CliError, DockerCommand};
@@ -40,6 +41,12 @@ pub enum Command {
         /// Next hop.
         via: std::net::IpAddr,
     },
+    /// `drydock kill HOST` (drydock's own step): the engine of docker host HOST dies at once
+    /// with everything it runs, as a node dies; it leaves no swarm on its way out.
+    Kill {
+        /// Docker host.
+        host: String,
+    },
 }
 
 /// Why a line is not a command drydock knows, and the index of the word at fault.
@@ -65,7 +72,7 @@ pub fn parse(words: &[Word]) -> Result<Command, CommandError> {
         Some(first) if first.text == "drydock" => drydock(words),
         _ => Err(CommandError {
             word: 0,
-            message: "a step is a docker CLI line (or `drydock listen HOST KIND/PORT`): expected it to start with `docker`".into(),
+            message: "a step is a docker CLI line (or drydock's own: `drydock listen|route|kill ...`): expected it to start with `docker`".into(),
         }),
     }
 }
@@ -103,6 +110,9 @@ fn docker(words: &[Word]) -> Result<Command, CommandError> {
         DockerCommand::Run(spec) if spec.name.is_empty() => {
             refuse("scenarios name their containers: add --name NAME")
         }
+        DockerCommand::SwarmJoin(_) => refuse(
+            "a step has no join token to give: declare the swarm instead, `swarm: {managers: [h1], workers: [h2]}`, and drydock forms it before the steps",
+        ),
         DockerCommand::Logs(_) | DockerCommand::Exec { .. } => refuse(
             "a container's processes are not a scenario's: check what it serves with expectations (reaches, gets, resolves)",
         ),
@@ -110,7 +120,8 @@ fn docker(words: &[Word]) -> Result<Command, CommandError> {
     }
 }
 
-/// drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`.
+/// drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`,
+/// `drydock kill HOST`.
 fn drydock(words: &[Word]) -> Result<Command, CommandError> {
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     match texts.as_slice() {
@@ -146,9 +157,16 @@ fn drydock(words: &[Word]) -> Result<Command, CommandError> {
             word: 1,
             message: "expected `drydock route HOST SUBNET via IP`".into(),
         }),
+        ["drydock", "kill", host] => Ok(Command::Kill {
+            host: host.to_string(),
+        }),
+        ["drydock", "kill", ..] => Err(CommandError {
+            word: 1,
+            message: "expected `drydock kill HOST`".into(),
+        }),
         _ => Err(CommandError {
             word: 1,
-            message: "drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`".into(),
+            message: "drydock's own steps: `drydock listen HOST KIND/PORT`, `drydock route HOST SUBNET via IP`, `drydock kill HOST`".into(),
         }),
     }
 }

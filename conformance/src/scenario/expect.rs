@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! A reaches B:PORT[/tcp|/udp]                     A cannot-reach B:PORT[/proto] [refused|timeout|unreachable]
-//! A pings B                                       A cannot-ping B
+//! A pings B [size N] [df]                        A cannot-ping B [size N] [df]
 //! A resolves NAME [to X[,X...]] [ttl N] [as A|AAAA|PTR|MX] [over udp|tcp]   (clauses in any order)
 //! A does-not-resolve NAME [nxdomain|nodata|servfail|timeout|refused] [as TYPE] [over udp|tcp]
 //! A gets http://B:PORT[/PATH] [STATUS]
@@ -13,6 +13,15 @@
 //! container C file PATH contains|lacks TEXT       container C interfaces are|include NAME[,NAME...]
 //! container C mtu of IFACE is N                  container C routes|routes6 include|lack ROUTE
 //! ```
+//! Any of them may end with `within DURATION` (`10s`, `500ms`): what must hold once a
+//! cluster has converged is observed again and again until it holds or the time has passed
+//! (the last observation is reported).
+//!
+//! `size N` makes a ping carry N bytes of echo data (ping's `-s N`: an IPv4 packet of N + 28
+//! bytes); `df` forbids fragmenting it (ping's `-M do`): a packet too big for the path is
+//! refused by the sender's interface ("Message too long") or by a router ("fragmentation
+//! needed"), and the ping fails.
+//!
 //! `ROUTE` is a route of the container's main IPv4 (`routes`) or IPv6 (`routes6`) table as
 //! `ip route` starts its line, quoted: `'default dev eth0'`, `'default via 10.10.0.1'`,
 //! `'10.10.0.0/24 dev eth0'`, `'unreachable default'`.
@@ -204,7 +213,7 @@ pub enum Expectation {
         /// Expected failure, if it must fail.
         fails: Option<Option<Failure>>,
     },
-    /// `A pings B` / `A cannot-ping B`.
+    /// `A pings B [size N] [df]` / `A cannot-ping B [size N] [df]`.
     Ping {
         /// Where the ping runs.
         from: String,
@@ -212,6 +221,13 @@ pub enum Expectation {
         to: Endpoint,
         /// True for `pings`.
         succeeds: bool,
+        /// `size N`: the echo data's size in bytes, as ping's `-s` (the IPv4 packet is N + 28
+        /// bytes); the probe's own small payload when not given.
+        size: Option<u16>,
+        /// `df`: don't fragment, as ping's `-M do`: a packet larger than the path's MTU is
+        /// not sent (the sender's own interface refuses it, or a router answers
+        /// "fragmentation needed").
+        df: bool,
     },
     /// `A resolves NAME [to X,...] [ttl N] [as TYPE] [over udp|tcp]`.
     Resolve {
@@ -349,7 +365,7 @@ pub struct ExpectError {
 
 mod parse;
 
-pub use parse::parse;
+pub use parse::{WITHIN_MAX, parse, within};
 
 #[cfg(test)]
 mod tests;

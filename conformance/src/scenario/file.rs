@@ -21,12 +21,24 @@ pub(super) struct File {
     pub(super) hosts: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) external: Vec<Spanned<String>>,
+    pub(super) swarm: Option<Spanned<SwarmFile>>,
+    #[serde(default)]
+    pub(super) routed: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) steps: Vec<Spanned<LineOr<StepFile>>>,
     #[serde(default)]
     pub(super) expect: Vec<Spanned<LineOr<ExpectFile>>>,
     #[serde(default)]
     pub(super) capture: Vec<Spanned<CaptureFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SwarmFile {
+    #[serde(default)]
+    pub(super) managers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) workers: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

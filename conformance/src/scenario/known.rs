@@ -8,12 +8,18 @@ use super::expect::{Asked, Endpoint, Expectation, Port};
 /// The networks every docker host has from the start.
 pub(super) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
+/// The networks a docker host gets in a swarm: the routing mesh's overlay and the bridge its
+/// overlay sandboxes reach the outside through.
+pub(super) const SWARM_NETWORKS: [&str; 2] = ["ingress", "docker_gwbridge"];
+
 /// What a scenario's hosts and steps make, as far as the file tells: the names expectations and
 /// captures may use.
 pub(super) struct Known {
     /// Docker hosts, in order (the first is the default for `network N`).
     pub(super) docker_hosts: Vec<String>,
-    /// Docker and external hosts.
+    /// The docker hosts in the scenario's swarm.
+    pub(super) swarm: BTreeSet<String>,
+    /// Docker and external hosts (and the router, when some are routed).
     pub(super) lab_hosts: BTreeSet<String>,
     /// Containers made by `docker run --name` steps, and the docker hosts they run on.
     pub(super) containers: BTreeMap<String, BTreeSet<String>>,
@@ -22,6 +28,13 @@ pub(super) struct Known {
 }
 
 impl Known {
+    /// Docker host `host` is in a swarm (declared, or from a `docker swarm init` step): its
+    /// swarm networks may be named.
+    pub(super) fn join_swarm(&mut self, host: &str) {
+        let networks = self.networks.entry(host.to_string()).or_default();
+        networks.extend(SWARM_NETWORKS.iter().map(|n| n.to_string()));
+    }
+
     /// The docker host of container `name`; an error when no step runs it or when steps run it
     /// on several hosts (then nothing tells which one a check means).
     pub(super) fn container(&self, name: &str) -> Result<&str, String> {

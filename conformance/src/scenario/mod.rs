@@ -5,6 +5,8 @@
 //! checks: containers on a user-defined network reach each other by name; on the default one not
 //! source: https://docs.docker.com/engine/network/drivers/bridge/
 //! hosts: [h1]                 # docker hosts (default [h1]); `external: [ext]` adds plain hosts
+//! swarm: {managers: [h1]}     # optional: a swarm the docker hosts form before the steps
+//! routed: [h3]                # optional: hosts on a second segment, behind router r1
 //! steps:
 //!   - docker network create my-net
 //!   - docker run -d --name web --network my-net --listen tcp/80 busybox
@@ -61,12 +63,55 @@ pub struct Scenario {
     pub hosts: Vec<String>,
     /// Plain lab hosts without an engine, standing for external machines.
     pub external: Vec<String>,
+    /// The swarm the docker hosts form before the steps (`swarm:`), if any.
+    pub swarm: Option<Swarm>,
+    /// Lab hosts on the second segment ([`ROUTED_SUBNET`]), behind router [`ROUTER`]
+    /// (`routed:`); empty: every host on one segment, and no router.
+    pub routed: Vec<String>,
     /// Steps, in order.
     pub steps: Vec<Step>,
     /// Expectations, in order.
     pub expectations: Vec<Expect>,
     /// Captures taken while the expectations run.
     pub captures: Vec<Capture>,
+}
+
+/// The lab host that routes between the two segments when a scenario has `routed:` hosts.
+pub const ROUTER: &str = "r1";
+
+/// The segment every host is on, unless `routed:`.
+pub const SUBNET: &str = "10.10.0.0/24";
+
+/// The segment of the `routed:` hosts, behind [`ROUTER`].
+pub const ROUTED_SUBNET: &str = "10.10.1.0/24";
+
+/// The swarm of a scenario: docker hosts that form it before the steps run. The first manager
+/// initializes it (advertising its lab address); the other managers, then the workers, join it
+/// with the manager's or the worker's token, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swarm {
+    /// Manager nodes; the first one inits the swarm.
+    pub managers: Vec<String>,
+    /// Worker nodes.
+    pub workers: Vec<String>,
+    /// `file:line` for reports.
+    pub at: String,
+}
+
+impl Swarm {
+    /// Every node: managers first, then workers.
+    pub fn nodes(&self) -> impl Iterator<Item = &String> {
+        self.managers.iter().chain(&self.workers)
+    }
+
+    /// How reports show it: `swarm: managers h1; workers h2, h3`.
+    pub fn line(&self) -> String {
+        let mut line = format!("swarm: managers {}", self.managers.join(", "));
+        if !self.workers.is_empty() {
+            line.push_str(&format!("; workers {}", self.workers.join(", ")));
+        }
+        line
+    }
 }
 
 /// A step: a docker CLI line on a docker host, expected to succeed or to fail with a message.
@@ -95,6 +140,8 @@ pub struct Expect {
     pub expectation: Expectation,
     /// Docker releases it holds for (others skip it).
     pub docker: Option<Range>,
+    /// `... within N`: observe again until it holds or this time has passed.
+    pub within: Option<std::time::Duration>,
     /// `file:line` for reports.
     pub at: String,
 }

@@ -7,11 +7,11 @@ use drydock_netsim::features::Feature;
 use drydock_runtime::api::cli::DockerCommand;
 use serde_saphyr::{Location, Spanned};
 
-use super::file::{CaptureFile, ExpectFile, File, LineOr, StepFile};
+use super::file::{CaptureFile, ExpectFile, File, LineOr, StepFile, SwarmFile};
 use super::known::{Known, PREDEFINED};
 use super::{
-    Capture, CapturePoint, Command, Expect, Filter, Quantifier, Scenario, Step, command, expect,
-    words,
+    Capture, CapturePoint, Command, Expect, Filter, Quantifier, ROUTER, Scenario, Step, Swarm,
+    command, expect, words,
 };
 use crate::version::Range;
 
@@ -85,10 +85,22 @@ impl Parser<'_> {
         let kernel = (file.kernel.iter())
             .map(|name| self.feature(name))
             .collect::<Result<Vec<_>, _>>()?;
-        let (hosts, lab_hosts) = self.hosts(file.hosts, &file.external)?;
+        let named: Vec<Spanned<String>> = (file.hosts.iter().flatten())
+            .chain(&file.external)
+            .cloned()
+            .collect();
+        let (hosts, mut lab_hosts) = self.hosts(file.hosts, &file.external)?;
+        let routed = self.routed(&file.routed, &lab_hosts, &named)?;
+        if !routed.is_empty() {
+            lab_hosts.insert(ROUTER.to_string());
+        }
+        let swarm = (file.swarm.as_ref())
+            .map(|swarm| self.swarm(swarm, &hosts))
+            .transpose()?;
         let external: Vec<String> = file.external.into_iter().map(|h| h.value).collect();
         let mut known = Known {
             docker_hosts: hosts.clone(),
+            swarm: swarm.iter().flat_map(|s| s.nodes().cloned()).collect(),
             lab_hosts,
             containers: BTreeMap::new(),
             networks: (hosts.iter())
@@ -100,6 +112,9 @@ impl Parser<'_> {
                 })
                 .collect(),
         };
+        for node in swarm.iter().flat_map(Swarm::nodes) {
+            known.join_swarm(node);
+        }
         let steps = self.steps(&file.steps, &hosts, &mut known)?;
         let expectations = self.expectations(&file.expect, &known)?;
         let mut captures = Vec::new();
@@ -115,9 +130,77 @@ impl Parser<'_> {
             kernel,
             hosts,
             external,
+            swarm,
+            routed,
             steps,
             expectations,
             captures,
+        })
+    }
+
+    /// `routed: [HOST...]`: lab hosts behind the router, each once; no host may then be named
+    /// like the router.
+    fn routed(
+        &self,
+        routed: &[Spanned<String>],
+        lab_hosts: &BTreeSet<String>,
+        named: &[Spanned<String>],
+    ) -> Result<Vec<String>, LocatedError> {
+        let mut names: Vec<String> = Vec::new();
+        for host in routed {
+            if !lab_hosts.contains(&host.value) {
+                let message = format!(
+                    "{:?} is not a host of this scenario: expected one of {lab_hosts:?} (from `hosts` or `external`)",
+                    host.value
+                );
+                return Err(self.error(&host.referenced, message));
+            }
+            if names.contains(&host.value) {
+                let message = format!("host {:?} is listed twice", host.value);
+                return Err(self.error(&host.referenced, message));
+            }
+            names.push(host.value.clone());
+        }
+        if !names.is_empty()
+            && let Some(clash) = named.iter().find(|h| h.value == ROUTER)
+        {
+            let message = format!(
+                "{ROUTER:?} is the router a scenario with `routed` hosts gets: name this host otherwise"
+            );
+            return Err(self.error(&clash.referenced, message));
+        }
+        Ok(names)
+    }
+
+    /// `swarm: {managers: [...], workers: [...]}`: docker hosts, each once, one manager at least.
+    fn swarm(&self, swarm: &Spanned<SwarmFile>, hosts: &[String]) -> Result<Swarm, LocatedError> {
+        let file = &swarm.value;
+        if file.managers.is_empty() {
+            return Err(self.error(
+                &swarm.referenced,
+                "a swarm needs a manager: `swarm: {managers: [h1], workers: [h2]}`".into(),
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for host in file.managers.iter().chain(&file.workers) {
+            if !hosts.contains(&host.value) {
+                let message = format!(
+                    "{:?} is not a docker host of this scenario: expected one of {hosts:?}",
+                    host.value
+                );
+                return Err(self.error(&host.referenced, message));
+            }
+            if seen.contains(&host.value.as_str()) {
+                let message = format!("{:?} is listed twice in the swarm", host.value);
+                return Err(self.error(&host.referenced, message));
+            }
+            seen.push(&host.value);
+        }
+        let names = |list: &[Spanned<String>]| list.iter().map(|h| h.value.clone()).collect();
+        Ok(Swarm {
+            managers: names(&file.managers),
+            workers: names(&file.workers),
+            at: self.at(&swarm.referenced),
         })
     }
 
@@ -178,13 +261,23 @@ impl Parser<'_> {
         let mut steps = Vec::new();
         for item in items {
             let step = self.step(item, hosts)?;
+            let at = match &item.value {
+                LineOr::Map(s) => s.run.referenced,
+                LineOr::Line(_) => item.referenced,
+            };
+            if let Command::Kill { host } = &step.command
+                && !hosts.contains(host)
+            {
+                return Err(self.error(
+                    &at,
+                    format!(
+                        "{host:?} is not a docker host of this scenario: expected one of {hosts:?}"
+                    ),
+                ));
+            }
             if let Command::Listen { host, .. } | Command::Route { host, .. } = &step.command
                 && !known.lab_hosts.contains(host)
             {
-                let at = match &item.value {
-                    LineOr::Map(s) => s.run.referenced,
-                    LineOr::Line(_) => item.referenced,
-                };
                 return Err(self.error(
                     &at,
                     format!(
@@ -207,10 +300,23 @@ impl Parser<'_> {
                     command: DockerCommand::NetworkCreate(spec),
                     ..
                 } => {
-                    (known.networks.entry(step.host.clone()))
-                        .or_default()
-                        .insert(spec.name.clone());
+                    // A swarm-scoped network made on a node is the swarm's: checks may name
+                    // it on any node.
+                    let overlay = spec.driver.as_deref() == Some("overlay");
+                    let on: Vec<String> = match overlay && known.swarm.contains(&step.host) {
+                        true => known.swarm.iter().cloned().collect(),
+                        false => vec![step.host.clone()],
+                    };
+                    for host in on {
+                        (known.networks.entry(host))
+                            .or_default()
+                            .insert(spec.name.clone());
+                    }
                 }
+                Command::Docker {
+                    command: DockerCommand::SwarmInit(_),
+                    ..
+                } => known.join_swarm(&step.host),
                 _ => {}
             }
             steps.push(step);
@@ -238,7 +344,9 @@ impl Parser<'_> {
                 ),
             };
             let words = self.words(&line, &at)?;
-            let expectation = expect::parse(&words)
+            let (words_of_check, within) = expect::within(&words)
+                .map_err(|e| self.word_error(&at, &words, e.word, e.message))?;
+            let expectation = expect::parse(&words[..words_of_check])
                 .map_err(|e| self.word_error(&at, &words, e.word, e.message))?;
             known
                 .check(&expectation)
@@ -247,6 +355,7 @@ impl Parser<'_> {
                 line,
                 expectation,
                 docker: range,
+                within,
                 at: self.at(&at),
             });
         }

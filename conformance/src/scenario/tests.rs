@@ -70,3 +70,76 @@ fn malformed_scenarios_are_located(#[case] text: String, #[case] at: &str, #[cas
     assert!(error.starts_with(at), "expected {at}, got:\n{error}");
     assert!(error.contains(message), "expected {message:?} in:\n{error}");
 }
+
+const SWARM: &str = "\
+name: overlay across hosts
+checks: containers on an overlay reach each other across hosts
+source: observed on Docker Engine 20.10
+hosts: [h1, h2, h3]
+external: [ext]
+swarm: {managers: [h1], workers: [h2, h3]}
+routed: [h3]
+steps:
+  - docker network create -d overlay --attachable ov1
+  - run: docker run -d --name c3 --network ov1 busybox
+    on: h3
+  - drydock kill h3
+expect:
+  - network ov1 on h2 has Scope = swarm
+  - ext does-not-resolve c3 within 10s
+capture:
+  - on: r1/eth1
+    filter: vxlan
+    expect: [some: vxlan]
+";
+
+#[test]
+fn a_swarm_scenario_parses_with_its_nodes_router_and_waits() {
+    let s = Scenario::parse(SWARM, "s.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let swarm = s.swarm.as_ref().unwrap();
+    assert_eq!(
+        (swarm.managers.as_slice(), swarm.workers.as_slice()),
+        (
+            &["h1".to_string()][..],
+            &["h2".to_string(), "h3".to_string()][..]
+        )
+    );
+    assert_eq!(swarm.at, "s.yaml:6");
+    assert_eq!(swarm.line(), "swarm: managers h1; workers h2, h3");
+    assert_eq!(s.routed, ["h3"]);
+    assert_eq!(s.steps[2].command, Command::Kill { host: "h3".into() });
+    assert_eq!(s.expectations[0].within, None);
+    assert_eq!(
+        s.expectations[1].within,
+        Some(std::time::Duration::from_secs(10))
+    );
+    assert_eq!(s.expectations[1].line, "ext does-not-resolve c3 within 10s");
+}
+
+/// The swarm, the routed hosts, `drydock kill` and `within` are checked at load time.
+#[rstest]
+#[case::swarm_unknown_host(SWARM.replace("workers: [h2, h3]", "workers: [h2, h4]"), "s.yaml:6:39:", "\"h4\" is not a docker host of this scenario")]
+#[case::swarm_external_host(SWARM.replace("workers: [h2, h3]", "workers: [h2, ext]"), "s.yaml:6:39:", "\"ext\" is not a docker host")]
+#[case::swarm_twice(SWARM.replace("workers: [h2, h3]", "workers: [h2, h1]"), "s.yaml:6:39:", "\"h1\" is listed twice in the swarm")]
+#[case::swarm_no_manager(SWARM.replace("managers: [h1], ", ""), "s.yaml:6:8:", "a swarm needs a manager")]
+#[case::swarm_unknown_key(SWARM.replace("workers:", "worker:"), "s.yaml:6:25:", "unknown field `worker`")]
+#[case::routed_unknown(SWARM.replace("routed: [h3]", "routed: [h9]"), "s.yaml:7:10:", "\"h9\" is not a host of this scenario")]
+#[case::routed_twice(SWARM.replace("routed: [h3]", "routed: [h3, h3]"), "s.yaml:7:14:", "listed twice")]
+#[case::router_name_taken(SWARM.replace("external: [ext]", "external: [r1]").replace("ext does-not", "r1 does-not"), "s.yaml:5:12:", "\"r1\" is the router")]
+#[case::kill_unknown(SWARM.replace("drydock kill h3", "drydock kill ext"), "s.yaml:12:5:", "\"ext\" is not a docker host")]
+#[case::join_step(SWARM.replace("drydock kill h3", "docker swarm join --token T 10.10.0.1:2377"), "s.yaml:12:12:", "declare the swarm instead")]
+#[case::bad_within(SWARM.replace("within 10s", "within 10"), "s.yaml:15:36:", "expected a duration")]
+#[case::within_then_grammar(SWARM.replace("does-not-resolve c3 within", "does-not-resolve c3 now within"), "s.yaml:15:29:", "\"now\"")]
+#[case::overlay_unknown_off_swarm(SWARM.replace("swarm: {managers: [h1], workers: [h2, h3]}", "swarm: {managers: [h1], workers: [h3]}"), "s.yaml:14:13:", "no network \"ov1\" on h2")]
+#[case::router_unknown_without_routed(SWARM.replace("routed: [h3]\n", ""), "s.yaml:16:9:", "\"r1\" is neither")]
+fn swarm_scenario_errors_are_located(
+    #[case] text: String,
+    #[case] at: &str,
+    #[case] message: &str,
+) {
+    let error = Scenario::parse(&text, "s.yaml")
+        .expect_err("malformed")
+        .to_string();
+    assert!(error.starts_with(at), "expected {at}, got:\n{error}");
+    assert!(error.contains(message), "expected {message:?} in:\n{error}");
+}

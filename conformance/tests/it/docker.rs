@@ -731,3 +731,65 @@ fn sigkill_of_the_owner_leaves_no_daemon_behind() {
     assert!(!run_dir.exists());
     assert_eq!(run_cgroups(&run_id), Vec::<PathBuf>::new());
 }
+
+/// `Target::kill`: one host's daemon dies with its containers at once while the other goes on;
+/// later calls to the dead host say so; teardown still removes everything. Each daemon is
+/// named after its lab host (its own UTS namespace) and has an engine ID of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_host_dies_alone_and_says_so() {
+    use drydock_runtime::api::EngineApi;
+    if !crate::privileged() {
+        return;
+    }
+    let lab = lab().await;
+    let hosts = ["h1".to_string(), "h2".to_string()];
+    let run_id = format!("it{}d", std::process::id());
+    let target = DockerTarget::start(&lab, &hosts, &run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ids = BTreeSet::new();
+    for host in &hosts {
+        let info = target.api(host).unwrap().info().await.unwrap();
+        assert_eq!(info["Name"], host.as_str(), "the daemon's hostname");
+        ids.insert(info["ID"].as_str().unwrap().to_string());
+        call(
+            &target,
+            host,
+            DockerCommand::Run(Box::new(run_spec("c1", None))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(ids.len(), 2, "two engine IDs: {ids:?}");
+    let run_dir = target.run_dir().to_path_buf();
+    let dockerds = dockerds_of(&run_dir);
+    assert_eq!(dockerds.len(), 2);
+    let h1_dockerd = dockerds
+        .iter()
+        .copied()
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&format!("{}/h1/", run_dir.display()))
+        })
+        .unwrap();
+    let h1_family = family(h1_dockerd);
+    assert!(
+        h1_family.iter().any(|(_, comm)| comm == "sleep"),
+        "{h1_family:?}"
+    );
+
+    target.kill("h1").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(survivors(&h1_family), [], "everything h1 ran died at once");
+    let error = target.inspect_container("h1", "c1").await.unwrap_err();
+    assert!(error.message.contains("was killed"), "{error}");
+    let error = target.kill("h1").await.unwrap_err();
+    assert!(error.message.contains("was killed"), "{error}");
+    let info = target.inspect_container("h2", "c1").await.unwrap();
+    assert_eq!(info["State"]["Status"], "running", "h2 goes on");
+    assert!(target.dump("h1").await.contains("dockerd log"));
+
+    target.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!run_dir.exists());
+    assert!(processes_under(&run_dir).is_empty());
+    assert_eq!(run_cgroups(&run_id), Vec::<PathBuf>::new());
+}

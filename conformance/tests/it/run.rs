@@ -56,6 +56,32 @@ async fn normalized_captures_are_the_same_on_every_run() {
     insta::assert_yaml_snapshot!(lines(&first));
 }
 
+/// The overlay scenario whose captures show the VXLAN underlay (a swarm of three daemons, one
+/// behind a router): every run summarizes to the same normalized lines, VNI and inner packets
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vxlan_underlay_captures_are_the_same_on_every_run() {
+    if !crate::privileged() {
+        return;
+    }
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/overlay/vxlan-underlay.yaml");
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut runs = Vec::new();
+    for n in 0..2 {
+        let outcome =
+            run_one::<DockerTarget>(&scenario, &options(), &run_id("vxlan", n), &Cancel::new())
+                .await;
+        assert_eq!(outcome.verdict, Verdict::Pass, "{:#?}", outcome.results);
+        let lines: Vec<(String, Vec<String>)> = (outcome.captures.iter())
+            .map(|c| (c.on.clone(), c.lines.clone()))
+            .collect();
+        runs.push(lines);
+    }
+    assert_eq!(runs[0], runs[1], "two runs, two different captures");
+    insta::assert_yaml_snapshot!(runs[0]);
+}
+
 /// A target without an engine: scenarios made of lab hosts only (`drydock listen` steps,
 /// probes between hosts, captures on their interfaces) run against it, no Docker needed. It
 /// starts after `DELAY` seconds (an engine's startup time), with ext's port 8080 redirected to

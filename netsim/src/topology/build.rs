@@ -1,6 +1,8 @@
 //! Topologies built in code, for tests, benchmarks and labs made from other files: segments,
-//! then the hosts plugged into each. They go through the validation a file does (names,
-//! addresses allocated lowest-free, MACs, default routes); errors say "topology built in code".
+//! then the hosts plugged into each; routers (hosts that forward, plugged into several
+//! segments) and static routes. They go through the validation a file does (names, addresses
+//! allocated lowest-free, MACs, default routes via a router, routes); errors say "topology
+//! built in code".
 //!
 //! ```
 //! # use drydock_netsim::Topology;
@@ -13,14 +15,14 @@
 //! assert_eq!(topology.hosts[1].interfaces[0].address.to_string(), "10.10.0.1/24");
 //! ```
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    Entries, File, HostFile, InterfaceFile, MAX_LAB_NAME, SegmentFile, Topology, Validator,
-    check_name,
+    Entries, File, HostFile, InterfaceFile, MAX_LAB_NAME, RouteFile, SegmentFile, Topology,
+    Validator, check_name,
 };
 
 /// A topology under construction; see [`Topology::builder`].
@@ -29,6 +31,10 @@ pub struct Builder {
     name: String,
     segments: Vec<SegmentSpec>,
     plugs: Vec<Plug>,
+    /// Hosts that forward between their interfaces.
+    routers: Vec<String>,
+    /// Static routes: host, destination (`default` or a subnet), next hop.
+    routes: Vec<(String, String, String)>,
     /// The first call made out of order (a host before any segment), reported by `build`.
     misuse: Option<String>,
 }
@@ -55,6 +61,8 @@ impl Builder {
             name: name.to_string(),
             segments: Vec::new(),
             plugs: Vec::new(),
+            routers: Vec::new(),
+            routes: Vec::new(),
             misuse: None,
         }
     }
@@ -94,10 +102,33 @@ impl Builder {
         self.plug(name, Some(address), Some(address6))
     }
 
+    /// Plugs router `name` into the current segment at `address`: a host that forwards
+    /// between its interfaces (add it under each segment it joins). Every other host of a
+    /// segment it is on gets its default route through it, unless a route says otherwise.
+    pub fn router_at(mut self, name: &str, address: Ipv4Addr) -> Self {
+        if !self.routers.iter().any(|r| r == name) {
+            self.routers.push(name.to_string());
+        }
+        self.plug(name, Some(address), None)
+    }
+
+    /// A static route on host `host` (added before or after it is plugged): to `to`
+    /// (`0.0.0.0/0` for the default route) via `via`, a neighbour on one of its segments.
+    pub fn route(mut self, host: &str, to: IpNetwork, via: IpAddr) -> Self {
+        self.routes
+            .push((host.to_string(), to.to_string(), via.to_string()));
+        self
+    }
+
     /// Validates the topology as a file's would be.
     pub fn build(self) -> Result<Topology, String> {
         let error = |_: &Location, message: String| format!("topology built in code: {message}");
         if let Some(message) = self.misuse {
+            return Err(error(&Location::UNKNOWN, message));
+        }
+        let plugged = |host: &str| self.plugs.iter().any(|p| p.host == host);
+        if let Some((host, _, _)) = self.routes.iter().find(|(host, _, _)| !plugged(host)) {
+            let message = format!("a route is given for host {host:?}, which is on no segment");
             return Err(error(&Location::UNKNOWN, message));
         }
         let name = check_name(&self.name, "lab", MAX_LAB_NAME)
@@ -144,9 +175,15 @@ impl Builder {
                 None => hosts.push((
                     unlocated(plug.host.clone()),
                     HostFile {
-                        router: false,
+                        router: self.routers.contains(&plug.host),
                         interfaces: unlocated(vec![interface]),
-                        routes: Vec::new(),
+                        routes: (self.routes.iter())
+                            .filter(|(host, _, _)| *host == plug.host)
+                            .map(|(_, to, via)| RouteFile {
+                                to: unlocated(to.clone()),
+                                via: unlocated(via.clone()),
+                            })
+                            .collect(),
                     },
                 )),
             }

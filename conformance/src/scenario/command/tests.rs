@@ -44,6 +44,17 @@ fn drydock_steps_parse() {
             via: "10.10.0.2".parse().unwrap(),
         }
     );
+    assert_eq!(
+        parse_line("drydock kill h3").unwrap(),
+        Command::Kill { host: "h3".into() }
+    );
+    assert!(matches!(
+        parse_line("docker swarm leave -f").unwrap(),
+        Command::Docker {
+            command: DockerCommand::SwarmLeave { force: true },
+            ..
+        }
+    ));
 }
 
 /// Each bad line names the word at fault and what was expected (the docker grammar's own
@@ -65,6 +76,12 @@ fn drydock_steps_parse() {
 )]
 #[case::listen_unknown("drydock listen ext", 1, "expected `drydock listen HOST KIND/PORT`")]
 #[case::drydock_unknown("drydock wait 3", 1, "drydock's own steps")]
+#[case::kill_what("drydock kill", 1, "expected `drydock kill HOST`")]
+#[case::swarm_join(
+    "docker swarm join --token SWMTKN-1-x 10.10.0.1:2377",
+    1,
+    "declare the swarm instead, `swarm: {managers: [h1], workers: [h2]}`"
+)]
 fn bad_lines_point_at_their_word(#[case] line: &str, #[case] word: usize, #[case] message: &str) {
     let error = parse_line(line).unwrap_err();
     assert!(error.message.contains(message), "{error:?}");

@@ -2,6 +2,7 @@
 //! the forms), with the index of the word at fault when they are not one.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::{
     Asked, Endpoint, ExpectError, Expectation, Failure, Port, Question, Unresolved, Value,
@@ -18,6 +19,56 @@ fn error(word: usize, message: impl Into<String>) -> ExpectError {
 }
 
 const FORMS: &str = "expected `A reaches|cannot-reach B:PORT`, `A pings|cannot-ping B`, `A resolves|does-not-resolve NAME`, `A gets http://B:PORT/`, `network NET ...` or `container C ...`";
+
+/// The longest a `within` clause may wait.
+pub const WITHIN_MAX: Duration = Duration::from_secs(300);
+
+/// Splits the `within DURATION` clause off the end of an expectation line: how many words
+/// come before it (the expectation itself, for [`parse`]), and the duration (`10s`, `500ms`,
+/// `1.5s`; more than zero, at most [`WITHIN_MAX`]). Without the clause: all the words, `None`.
+pub fn within(words: &[Word]) -> Result<(usize, Option<Duration>), ExpectError> {
+    let n = words.len();
+    let is_within = |i: usize| words.get(i).is_some_and(|w| w.text == "within");
+    if n >= 1 && is_within(n - 1) {
+        return Err(error(
+            n,
+            "expected how long after `within`, e.g. `within 10s`",
+        ));
+    }
+    if n < 3 || !is_within(n - 2) {
+        return Ok((n, None));
+    }
+    let text = &words[n - 1].text;
+    let duration = parse_duration(text).ok_or_else(|| {
+        error(
+            n - 1,
+            format!("{text:?}: expected a duration such as 10s, 500ms or 1.5s"),
+        )
+    })?;
+    if duration.is_zero() || duration > WITHIN_MAX {
+        return Err(error(
+            n - 1,
+            format!(
+                "{text:?}: expected more than 0 and at most {} s",
+                WITHIN_MAX.as_secs()
+            ),
+        ));
+    }
+    Ok((n - 2, Some(duration)))
+}
+
+/// `10s`, `1.5s`, `500ms`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(number) => (number, 1e-3),
+        None => (text.strip_suffix('s')?, 1.0),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let seconds = number.parse::<f64>().ok()? * scale;
+    Duration::try_from_secs_f64(seconds).ok()
+}
 
 /// Parses the words of an expectation line.
 pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
@@ -62,11 +113,13 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
         }
         (from, verb @ ("pings" | "cannot-ping")) => {
             let to = Endpoint::parse(at(2)?);
-            no_more(3)?;
+            let (size, df) = ping_clauses(&w)?;
             Ok(Expectation::Ping {
                 from: from.into(),
                 to,
                 succeeds: verb == "pings",
+                size,
+                df,
             })
         }
         (from, "resolves") => {
@@ -132,6 +185,55 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
         }
         (_, other) => Err(error(1, format!("{other:?} is not a verb here: {FORMS}"))),
     }
+}
+
+/// The largest echo data a ping may carry: an IPv4 datagram's 65535 bytes less the IP (20) and
+/// ICMP (8) headers.
+const PING_SIZE_MAX: u16 = 65507;
+
+/// What follows the target of a ping (word 2), in any order, each at most once: `size N` (the
+/// echo data, as ping's `-s`) and `df` (don't fragment, as ping's `-M do`).
+fn ping_clauses(w: &[&str]) -> Result<(Option<u16>, bool), ExpectError> {
+    let (mut size, mut df) = (None, false);
+    let mut i = 3;
+    while let Some(&word) = w.get(i) {
+        match word {
+            "size" if size.is_none() => {
+                let value = *w
+                    .get(i + 1)
+                    .ok_or_else(|| error(i + 1, "expected the echo data's size in bytes"))?;
+                let n = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n <= PING_SIZE_MAX)
+                    .ok_or_else(|| {
+                        error(
+                            i + 1,
+                            format!("{value:?}: expected a size in bytes, 0 to {PING_SIZE_MAX}"),
+                        )
+                    })?;
+                size = Some(n);
+                i += 2;
+            }
+            "df" if !df => {
+                df = true;
+                i += 1;
+            }
+            "size" | "df" => {
+                return Err(error(
+                    i,
+                    format!("{word:?}: a second `{word}`, where one is allowed"),
+                ));
+            }
+            _ => {
+                return Err(error(
+                    i,
+                    format!("{word:?}: expected `size N`, `df` or nothing"),
+                ));
+            }
+        }
+    }
+    Ok((size, df))
 }
 
 /// What follows the name of a DNS check, in any order, each at most once.

@@ -26,7 +26,9 @@ fn endpoint(name: &str, network: Option<&str>) -> Endpoint {
 #[case("db reaches web:80/tcp", Expectation::Reach { from: "db".into(), to: endpoint("web", None), port: Port::Number(80), proto: Proto::Tcp, fails: None })]
 #[case("db cannot-reach web@net2:53/udp refused", Expectation::Reach { from: "db".into(), to: endpoint("web", Some("net2")), port: Port::Number(53), proto: Proto::Udp, fails: Some(Some(Failure::Refused)) })]
 #[case("h1 cannot-reach [fd00::2]:80", Expectation::Reach { from: "h1".into(), to: endpoint("fd00::2", None), port: Port::Number(80), proto: Proto::Tcp, fails: Some(None) })]
-#[case("a pings b", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true })]
+#[case("a pings b", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true, size: None, df: false })]
+#[case("a pings b size 1422 df", Expectation::Ping { from: "a".into(), to: endpoint("b", None), succeeds: true, size: Some(1422), df: true })]
+#[case("a cannot-ping b@ov1 df size 1423", Expectation::Ping { from: "a".into(), to: endpoint("b", Some("ov1")), succeeds: false, size: Some(1423), df: true })]
 #[case("a resolves web to 172.18.0.2,db", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: Some(vec![endpoint("172.18.0.2", None), endpoint("db", None)]), names: None, ttl: None })]
 #[case("a resolves web", Expectation::Resolve { from: "a".into(), question: Question::a("web"), answers: None, names: None, ttl: None })]
 #[case("a resolves web to fd00::2", Expectation::Resolve { from: "a".into(), question: question(named("web"), RecordKind::Aaaa, Proto::Udp), answers: Some(vec![endpoint("fd00::2", None)]), names: None, ttl: None })]
@@ -123,6 +125,15 @@ fn lines_parse(#[case] line: &str, #[case] expected: Expectation) {
 #[case("a resolves id(web to web", 2, "expected id(CONTAINER)")]
 #[case("a resolves id() to web", 2, "expected id(CONTAINER)")]
 #[case("a does-not-resolve id(web) as PTR", 2, "not id(CONTAINER)")]
+#[case("a pings b size", 4, "expected the echo data's size")]
+#[case("a pings b size 70000", 4, "expected a size in bytes, 0 to 65507")]
+#[case("a pings b df df", 4, "a second `df`")]
+#[case("a pings b size 1 size 2", 5, "a second `size`")]
+#[case(
+    "a pings b loudly",
+    3,
+    "\"loudly\": expected `size N`, `df` or nothing"
+)]
 fn bad_lines_point_at_their_word(#[case] line: &str, #[case] word: usize, #[case] message: &str) {
     let error = parse_line(line).unwrap_err();
     assert!(error.message.contains(message), "{error:?}");
@@ -139,4 +150,63 @@ fn regexes_match_whole_values() {
     assert!(either.is_match("b"));
     assert!(!either.is_match("ab"));
     assert!(whole_match("(").is_err());
+}
+
+fn within_of(line: &str) -> Result<(usize, Option<std::time::Duration>), ExpectError> {
+    within(&split(line).unwrap())
+}
+
+#[rstest]
+#[case("a resolves b within 10s", 3, Some(10_000))]
+#[case("a does-not-resolve b nxdomain within 1.5s", 4, Some(1_500))]
+#[case("a pings b within 250ms", 3, Some(250))]
+#[case("a pings b", 3, None)]
+fn within_splits_off_the_end(
+    #[case] line: &str,
+    #[case] words: usize,
+    #[case] millis: Option<u64>,
+) {
+    match within_of(line) {
+        Ok((n, duration)) => {
+            assert_eq!(n, words, "{line}");
+            assert_eq!(duration, millis.map(std::time::Duration::from_millis));
+        }
+        Err(e) => assert_eq!(millis, None, "{line}: {e:?}"),
+    }
+}
+
+#[rstest]
+#[case("a pings b within", 4, "expected how long after `within`")]
+#[case(
+    "a pings b within soon",
+    4,
+    "\"soon\": expected a duration such as 10s"
+)]
+#[case("a pings b within 10", 4, "expected a duration")]
+#[case("a pings b within 0s", 4, "expected more than 0 and at most 300 s")]
+#[case("a pings b within 301s", 4, "at most 300 s")]
+#[case("a pings b within -1s", 4, "expected a duration")]
+fn bad_within_clauses_point_at_their_word(
+    #[case] line: &str,
+    #[case] word: usize,
+    #[case] message: &str,
+) {
+    let error = within_of(line).unwrap_err();
+    assert!(error.message.contains(message), "{error:?}");
+    assert_eq!(error.word, word, "{error:?}");
+}
+
+#[test]
+fn a_within_clause_leaves_the_expectation_to_the_grammar() {
+    let words = split("c1 does-not-resolve c3 within 30s").unwrap();
+    let (n, duration) = within(&words).unwrap();
+    assert_eq!(duration, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(
+        parse(&words[..n]).unwrap(),
+        Expectation::NoResolve {
+            from: "c1".into(),
+            question: Question::a("c3"),
+            how: Unresolved::NoAddress
+        }
+    );
 }

@@ -15,8 +15,13 @@
 //!   own containerd there, and so that the shims' sockets (`/run/containerd/s/...`) vanish
 //!   with the daemon;
 //! - an empty tmpfs on `/etc/docker`, so that the machine's Docker configuration cannot change
-//!   the daemon and the daemon's `key.json` does not land on the machine. (Where either folder
-//!   is missing, it is created empty: the only trace a run leaves on the machine's disk.)
+//!   the daemon and the daemon's `key.json` (its engine ID) is its own and does not land on the
+//!   machine; and one on `/run/docker`, where dockerd keeps plugin sockets and libnetwork's
+//!   external-key socket outside its exec root. (Where a folder is missing, it is created
+//!   empty: the only trace a run leaves on the machine's disk.)
+//! - a UTS namespace of its own whose hostname is the lab host's name: a swarm node is named
+//!   after its hostname (`docker node ls`, `Description.Hostname`), and two nodes named alike
+//!   cannot be told apart.
 //! - a `/etc/resolv.conf` of the lab's (bind-mounted over the machine's), the way a host with
 //!   a local resolver has one: `nameserver 127.0.0.1`, the lab's upstream DNS server in the
 //!   host's namespace (see `probe::UpstreamDns`), then the host's own lab address, where nothing
@@ -42,12 +47,14 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::Netns;
 
+use super::cgroup::{cgroup_mounts, remove_cgroups};
 use super::http::Api;
 
 /// `open_tree` flag: clone the tree instead of opening it.
@@ -79,6 +86,8 @@ pub(super) struct Daemon {
     exit: Arc<Mutex<Option<String>>>,
     /// The thread that spawned the unshare process and waits for it.
     supervisor: Option<JoinHandle<()>>,
+    /// Set once [`Daemon::die`] killed it while the run goes on.
+    killed: AtomicBool,
 }
 
 /// A process held by a pidfd, so that signals never reach a recycled pid.
@@ -186,9 +195,10 @@ impl Daemon {
         let exit = Arc::new(Mutex::new(None));
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let exit_in_thread = Arc::clone(&exit);
+        let hostname = host.to_string();
         let supervisor = std::thread::Builder::new()
             .name(format!("dockerd-{host}"))
-            .spawn(move || supervise(command, &resolv_conf, started_tx, exit_in_thread))
+            .spawn(move || supervise(command, &hostname, &resolv_conf, started_tx, exit_in_thread))
             .map_err(|e| context("supervisor thread", e))?;
         let unshare = match started_rx.await {
             Ok(Ok(process)) => process,
@@ -215,6 +225,7 @@ impl Daemon {
             dockerd: None,
             exit,
             supervisor: Some(supervisor),
+            killed: AtomicBool::new(false),
         })
     }
 
@@ -319,6 +330,55 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon while the run goes on, as a node dies: SIGKILL to dockerd, the init
+    /// of its PID namespace, which takes containerd, the shims and every container with it
+    /// (their namespaces and mounts go with its mount namespace). Returns once the unshare
+    /// process has exited, that is once every process of the PID namespace is gone, and the
+    /// kernel has removed its VXLAN devices; its files stay for the dump and teardown.
+    pub(super) async fn die(&self) -> Result<(), String> {
+        self.killed.store(true, Ordering::SeqCst);
+        match &self.dockerd {
+            Some(dockerd) => dockerd.kill(),
+            None => self.unshare.kill(),
+        }
+        let started = Instant::now();
+        while self.exited().is_none() {
+            if started.elapsed() > STOP_TIMEOUT {
+                return Err(format!(
+                    "host {}: dockerd was killed but its PID namespace still runs {} s later",
+                    self.host,
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The kernel destroys the namespaces the daemon made (overlay sandboxes, containers)
+        // asynchronously, after their last user is gone: until then a VXLAN device of theirs
+        // still holds the VXLAN port in the host's namespace and its containers still answer
+        // on the overlay. A dead node answers nothing: wait until the port is free.
+        while vxlan_port_taken(&self.netns).await? {
+            if started.elapsed() > STOP_TIMEOUT {
+                return Err(format!(
+                    "host {}: dockerd was killed but its VXLAN devices still hold UDP port {VXLAN_PORT} {} s later",
+                    self.host,
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::debug!(
+            "host {}: dockerd and everything it ran gone {:?} after SIGKILL",
+            self.host,
+            started.elapsed()
+        );
+        Ok(())
+    }
+
+    /// True once [`Daemon::die`] was called.
+    pub(super) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
     /// After [`Daemon::kill`]: waits until everything is gone, removes the containers' cgroups
     /// and the daemon's directory. Returns what could not be done.
     pub(super) fn reap(&mut self) -> Vec<String> {
@@ -365,16 +425,37 @@ impl Daemon {
     }
 }
 
+/// The port of Docker's VXLAN devices (the default `--data-path-port`).
+const VXLAN_PORT: u16 = 4789;
+
+/// True while a socket (a VXLAN device's, in the kernel) holds UDP port [`VXLAN_PORT`] in
+/// `netns`: binding it fails with EADDRINUSE.
+async fn vxlan_port_taken(netns: &Netns) -> Result<bool, String> {
+    let netns = netns.clone();
+    let bound = tokio::task::spawn_blocking(move || {
+        netns.run(|| std::net::UdpSocket::bind(("0.0.0.0", VXLAN_PORT)).map(drop))
+    })
+    .await
+    .map_err(|e| format!("checking UDP port {VXLAN_PORT}: {e}"))?
+    .map_err(|e| format!("entering the host's namespace: {e}"))?;
+    match bound {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(true),
+        Err(e) => Err(format!("binding UDP port {VXLAN_PORT}: {e}")),
+    }
+}
+
 /// The supervisor thread: spawns the unshare process (so that its parent-death signal is tied
 /// to this thread), reports it, waits for it and records how it ended.
 fn supervise(
     mut command: Command,
+    host: &str,
     resolv_conf: &Path,
     started: tokio::sync::oneshot::Sender<io::Result<Process>>,
     exit: Arc<Mutex<Option<String>>>,
 ) {
     let spawned = (|| -> io::Result<(Child, Process)> {
-        let isolation = Isolation::prepare(resolv_conf)?;
+        let isolation = Isolation::prepare(resolv_conf, host)?;
         isolation.install(&mut command);
         let mut child = command.spawn()?;
         drop(isolation);
@@ -418,10 +499,12 @@ struct Isolation {
     /// The daemon's resolv.conf, and the file it is mounted over (`/etc/resolv.conf`, its
     /// symbolic links resolved).
     resolv_conf: (CString, CString),
+    /// The daemon's hostname: the lab host's name.
+    hostname: CString,
 }
 
 impl Isolation {
-    fn prepare(resolv_conf: &Path) -> io::Result<Self> {
+    fn prepare(resolv_conf: &Path, hostname: &str) -> io::Result<Self> {
         let c_path = |path: &Path| {
             CString::new(path.as_os_str().as_bytes())
                 .map_err(|_| io::Error::other(format!("{}: a NUL in the path", path.display())))
@@ -444,11 +527,14 @@ impl Isolation {
                 )
             })?)
         };
+        let hostname = CString::new(hostname)
+            .map_err(|_| io::Error::other(format!("{hostname:?}: a NUL in the host name")))?;
         Ok(Self {
             cgroups,
             parent_mnt_ns,
             parent: std::process::id() as libc::pid_t,
             resolv_conf,
+            hostname,
         })
     }
 
@@ -458,22 +544,27 @@ impl Isolation {
         let (parent_mnt_ns, parent) = (self.parent_mnt_ns, self.parent);
         // Cloned here, in the parent: the child only reads them.
         let (source, target) = self.resolv_conf.clone();
+        let hostname = self.hostname.clone();
         // SAFETY: `isolate` only makes system calls with values captured by copy, strings
         // made before the fork and static strings; it allocates nothing, as is required
         // between fork and exec.
         unsafe {
-            command.pre_exec(move || isolate(tree, parent_mnt_ns, parent, (&source, &target)));
+            command.pre_exec(move || {
+                isolate(tree, parent_mnt_ns, parent, (&source, &target), &hostname)
+            });
         }
     }
 }
 
 /// The child's side of [`Isolation`]. Async-signal-safe: system calls only. `resolv_conf` is
-/// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over).
+/// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over); `hostname`
+/// the lab host's name, given to a UTS namespace of the daemon's own.
 fn isolate(
     tree: RawFd,
     parent_mnt_ns: u64,
     parent: libc::pid_t,
     resolv_conf: (&CString, &CString),
+    hostname: &CString,
 ) -> io::Result<()> {
     let fail = || Err(io::Error::last_os_error());
     // SAFETY: plain system calls with NUL-terminated strings made before the fork or static,
@@ -524,7 +615,14 @@ fn isolate(
         {
             return fail();
         }
-        for dir in [c"/run/containerd", c"/etc/docker"] {
+        if libc::unshare(libc::CLONE_NEWUTS) != 0 {
+            return fail();
+        }
+        let name = hostname.as_bytes();
+        if libc::sethostname(name.as_ptr().cast(), name.len()) != 0 {
+            return fail();
+        }
+        for dir in [c"/run/containerd", c"/etc/docker", c"/run/docker"] {
             libc::mkdir(dir.as_ptr(), 0o711);
             if libc::mount(
                 c"tmpfs".as_ptr(),
@@ -612,98 +710,9 @@ pub(super) fn check_prerequisites() -> Result<(), String> {
     }
 }
 
-/// Mount points of the cgroup file systems (v1 hierarchies and v2) in our mount namespace.
-pub(super) fn cgroup_mounts() -> Vec<PathBuf> {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split_whitespace().next()?;
-            let mount_point = left.split_whitespace().nth(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape(mount_point)))
-        })
-        .collect()
-}
-
-/// Mount points as /proc/self/mountinfo writes them (`\040` for a space...).
-pub(super) fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            out.push(
-                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
-            );
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Removes the cgroup `relative` (and everything below it) from every cgroup hierarchy; never
-/// its parents: another run's runc may be making its own cgroups under them at this moment.
-pub(super) fn remove_cgroups(relative: &str) -> Result<(), String> {
-    let mut problems = Vec::new();
-    for mount in cgroup_mounts() {
-        let path = mount.join(relative);
-        if path.is_dir()
-            && let Err(e) = remove_cgroup(&path)
-        {
-            problems.push(format!("removing cgroup {}: {e}", path.display()));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-/// rmdir, depth first (a cgroup holds only control files besides its children). A cgroup whose
-/// last task is still exiting is busy for a moment: retried for up to a second.
-fn remove_cgroup(path: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_cgroup(&entry.path())?;
-        }
-    }
-    let mut attempts = 0;
-    loop {
-        match std::fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempts < 50 => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape("/sys/fs/cgroup"), "/sys/fs/cgroup");
-        assert_eq!(unescape("/tmp/a\\040b"), "/tmp/a b");
-        assert_eq!(unescape("/x\\"), "/x\\");
-    }
 
     #[test]
     fn the_search_path_has_the_sbin_directories() {

@@ -14,6 +14,7 @@
 //! directory per host with the daemon's data root, exec root, socket and log. After a crash,
 //! [`gc_leftovers`] removes what dead runs left (directories and empty cgroups).
 
+mod cgroup;
 mod client;
 mod daemon;
 mod http;
@@ -235,7 +236,7 @@ impl DockerTarget {
         for daemon in &mut self.daemons {
             problems.extend(daemon.reap());
         }
-        if let Err(e) = daemon::remove_cgroups(&format!("drydock/{}", self.run_id)) {
+        if let Err(e) = cgroup::remove_cgroups(&format!("drydock/{}", self.run_id)) {
             problems.push(e);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.run_dir)
@@ -246,7 +247,17 @@ impl DockerTarget {
         problems
     }
 
+    /// The daemon of `host`, unless it was killed ([`Target::kill`]).
     fn daemon(&self, host: &str) -> TargetResult<&Daemon> {
+        let daemon = self.daemon_even_killed(host)?;
+        match daemon.is_killed() {
+            true => Err(killed(host)),
+            false => Ok(daemon),
+        }
+    }
+
+    /// The daemon of `host`, dead or alive.
+    fn daemon_even_killed(&self, host: &str) -> TargetResult<&Daemon> {
         self.daemons
             .iter()
             .find(|d| d.host == host)
@@ -294,6 +305,7 @@ impl Target for DockerTarget {
     }
 
     fn api(&self, host: &str) -> TargetResult<&Client> {
+        self.daemon(host)?;
         self.clients
             .get(host)
             .ok_or_else(|| TargetError::new(format!("{host} is not a docker host of this run")))
@@ -351,13 +363,11 @@ impl Target for DockerTarget {
     }
 
     async fn kill(&self, host: &str) -> TargetResult<()> {
-        Err(TargetError::new(format!(
-            "killing the daemon of {host} is not built into the docker target yet"
-        )))
+        self.daemon(host)?.die().await.map_err(TargetError::new)
     }
 
     async fn dump(&self, host: &str) -> String {
-        let daemon = match self.daemon(host) {
+        let daemon = match self.daemon_even_killed(host) {
             Ok(daemon) => daemon,
             Err(e) => return e.message,
         };
@@ -382,6 +392,13 @@ impl Target for DockerTarget {
             daemon.log_tail(30)
         )
     }
+}
+
+/// The error of every call to a docker host whose daemon was killed.
+fn killed(host: &str) -> TargetError {
+    TargetError::new(format!(
+        "the engine of {host} was killed (`drydock kill {host}`): it answers no call"
+    ))
 }
 
 /// `owner.pid`: our pid and start time (clock ticks after boot), so that a recycled pid is not
@@ -445,7 +462,7 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
             continue;
         }
         kill_processes_under(&dir);
-        if let Err(e) = daemon::remove_cgroups(&format!("drydock/{run_id}")) {
+        if let Err(e) = cgroup::remove_cgroups(&format!("drydock/{run_id}")) {
             tracing::warn!("gc: {e}");
         }
         std::fs::remove_dir_all(&dir)
@@ -454,7 +471,7 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
     }
     // Cgroups of runs whose directory is gone (a run makes its directory before any cgroup).
     let mut orphans = BTreeSet::new();
-    for mount in daemon::cgroup_mounts() {
+    for mount in cgroup::cgroup_mounts() {
         let Ok(entries) = std::fs::read_dir(mount.join("drydock")) else {
             continue;
         };
@@ -468,13 +485,13 @@ pub fn gc_leftovers() -> io::Result<Vec<String>> {
     }
     for run_id in orphans {
         let relative = format!("drydock/{run_id}");
-        daemon::remove_cgroups(&relative).map_err(io::Error::other)?;
+        cgroup::remove_cgroups(&relative).map_err(io::Error::other)?;
         removed.push(format!("cgroup {relative}"));
     }
     // The shared parent, once no run (live or dead) has a directory: a run makes its
     // directory before any cgroup, and teardown never removes the parent.
     if !any_run_dir()? {
-        for mount in daemon::cgroup_mounts() {
+        for mount in cgroup::cgroup_mounts() {
             let parent = mount.join("drydock");
             // Only when empty: rmdir fails on a cgroup with children.
             if parent.is_dir() && std::fs::remove_dir(&parent).is_ok() {

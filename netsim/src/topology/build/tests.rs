@@ -41,10 +41,69 @@ fn built_topologies_equal_their_files() {
                 .build(),
             "segments:\n  a: {subnet: 10.1.0.0/24}\n  b: {subnet: 10.2.0.0/24}\nhosts:\n  x: {interfaces: [{segment: a}]}\n  z: {interfaces: [{segment: a}, {segment: b}]}\n  y: {interfaces: [{segment: b}]}\n",
         ),
+        (
+            Topology::builder("lab")
+                .segment("lan", net4("10.10.0.0/24"))
+                .host("h1")
+                .router_at("r1", ip4("10.10.0.254"))
+                .segment("far", net4("10.10.1.0/24"))
+                .router_at("r1", ip4("10.10.1.254"))
+                .host("h3")
+                .route(
+                    "h1",
+                    "10.10.1.0/24".parse().unwrap(),
+                    "10.10.0.254".parse().unwrap(),
+                )
+                .build(),
+            "segments:\n  lan: {subnet: 10.10.0.0/24}\n  far: {subnet: 10.10.1.0/24}\nhosts:\n  h1: {interfaces: [{segment: lan}], routes: [{to: 10.10.1.0/24, via: 10.10.0.254}]}\n  r1: {router: true, interfaces: [{segment: lan, address: 10.10.0.254}, {segment: far, address: 10.10.1.254}]}\n  h3: {interfaces: [{segment: far}]}\n",
+        ),
     ];
     for (built, yaml) in cases {
         assert_eq!(built.unwrap(), Topology::parse(yaml, "lab.yaml").unwrap());
     }
+}
+
+/// Behind a router, hosts get their default route through it (and keep the routes given).
+#[test]
+fn routers_give_default_routes() {
+    let topology = Topology::builder("lab")
+        .segment("lan", net4("10.10.0.0/24"))
+        .host("h1")
+        .router_at("r1", ip4("10.10.0.254"))
+        .segment("far", net4("10.10.1.0/24"))
+        .router_at("r1", ip4("10.10.1.254"))
+        .host("h3")
+        .build()
+        .unwrap();
+    let routes = |host: &str| -> Vec<String> {
+        (topology.host(host).unwrap().routes.iter())
+            .map(|r| format!("{} via {}", r.to, r.via))
+            .collect()
+    };
+    assert_eq!(routes("h1"), ["0.0.0.0/0 via 10.10.0.254"]);
+    assert_eq!(routes("h3"), ["0.0.0.0/0 via 10.10.1.254"]);
+    assert_eq!(routes("r1"), Vec::<String>::new());
+    assert!(topology.host("r1").unwrap().router);
+    assert_eq!(
+        topology.host("h3").unwrap().interfaces[0]
+            .address
+            .to_string(),
+        "10.10.1.1/24"
+    );
+    let error = Topology::builder("lab")
+        .segment("lan", net4("10.10.0.0/24"))
+        .host("h1")
+        .route(
+            "h9",
+            "10.1.0.0/24".parse().unwrap(),
+            "10.10.0.1".parse().unwrap(),
+        )
+        .build()
+        .unwrap_err();
+    assert!(
+        error.contains("host \"h9\", which is on no segment"),
+        "{error}"
+    );
 }
 
 #[test]
