@@ -180,18 +180,19 @@ fn peer_messages(vxlan: u32, peer: Peer) -> (NeighbourMessage, NeighbourMessage)
     (fdb, neighbour)
 }
 
-/// The MTU of a network's interfaces: the driver option, else the underlay's less VXLAN's
-/// overhead (1450).
+/// The MTU of a network's interfaces: the underlay's (the driver option, else 1500) less
+/// VXLAN's overhead.
 fn mtu(request: &NetworkRequest) -> Result<u32, DriverError> {
-    match request.options.get(bridge::MTU) {
-        None => Ok(UNDERLAY_MTU - VXLAN_OVERHEAD),
+    let underlay = match request.options.get(bridge::MTU) {
+        None => UNDERLAY_MTU,
         Some(v) => v.parse().map_err(|_| {
             DriverError::Refused(format!(
                 "failed to parse {} value: {v} (strconv.Atoi: parsing \"{v}\": invalid syntax)",
                 bridge::MTU
             ))
-        }),
-    }
+        })?,
+    };
+    Ok(underlay.saturating_sub(VXLAN_OVERHEAD))
 }
 
 /// The VNI the control plane gave a network.

@@ -209,18 +209,21 @@ impl Engine {
         network: &str,
         settings: &EndpointSettings,
     ) -> EngineResult<()> {
-        let n = match self.network_index(network) {
-            Ok(n) => n,
-            // A swarm network comes to a node when a container there attaches to it.
-            Err(_) if self.swarm.is_some() => self.attach_swarm_network(network).await?,
-            Err(e) => return Err(e),
-        };
+        let n = self.network_to_join(network).await?;
         let network_id = self.networks[n].id.clone();
         let driver = self.networks[n].driver.clone();
         let sandbox = self.sandbox_netns(index)?;
         let mut interface = Interface::default();
         let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
         let swarm = self.networks[n].swarm.is_some();
+        if let Some(swarm) = &self.networks[n].swarm
+            && !swarm.record.attachable
+        {
+            let name = &self.networks[n].name;
+            return Err(EngineError::new(format!(
+                "Could not attach to network {name}: rpc error: code = PermissionDenied desc = network {name} not manually attachable"
+            )));
+        }
         if swarm {
             // The container's address, then (the first time here) the node's load balancer's.
             interface.mac = self.mac_option(index)?;
@@ -349,6 +352,16 @@ impl Engine {
             }
         }
         Ok(allocated)
+    }
+
+    /// The local network a container joins: `network` here, or the swarm's, which comes to a
+    /// node when a container there attaches to it.
+    async fn network_to_join(&mut self, network: &str) -> EngineResult<usize> {
+        match self.network_index(network) {
+            Ok(n) => Ok(n),
+            Err(_) if self.swarm.is_some() => self.attach_swarm_network(network).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// Records a swarm network's address in the container's endpoint settings, where Docker
@@ -603,7 +616,7 @@ impl Engine {
     /// `docker network connect`.
     pub async fn connect(&mut self, network: &str, body: &NetworkConnect) -> EngineResult<()> {
         let index = self.container_index(&body.container)?;
-        let n = self.network_index(network)?;
+        let n = self.network_to_join(network).await?;
         let (net_name, net_id, driver) = (
             self.networks[n].name.clone(),
             self.networks[n].id.clone(),

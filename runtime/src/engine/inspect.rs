@@ -238,7 +238,8 @@ impl Engine {
                 settings,
                 network.is_some_and(|n| n.is_user_defined()),
             );
-            if let Some(n) = network {
+            // A swarm network is the container's only once it attached (and got its address).
+            if let Some(n) = network.filter(|n| n.swarm.is_none() || endpoint.is_some()) {
                 entry["NetworkID"] = n.id.clone().into();
                 if n.default_bridge && endpoint.is_some() {
                     for field in [

@@ -45,7 +45,7 @@ impl Engine {
         &mut self,
         body: &NetworkCreate,
     ) -> EngineResult<String> {
-        let id = self.ids.id();
+        let id = super::swarm::swarm_id();
         let membership = self.membership()?;
         if !membership.node.manager {
             return Err(EngineError::new(
@@ -361,8 +361,13 @@ impl Engine {
             .network_index(GWBRIDGE)
             .ok()
             .map(|n| self.networks[n].id.clone());
+        // By name too: a container made before its swarm network came here names it so.
+        let names: Vec<String> = (self.networks.iter())
+            .filter(|n| n.swarm.is_some())
+            .map(|n| n.name.clone())
+            .collect();
         for index in 0..self.containers.len() {
-            let on_swarm = |n: &String| swarm_networks.contains(n);
+            let on_swarm = |n: &String| swarm_networks.contains(n) || names.contains(n);
             let leaving: Vec<String> = (self.containers[index].endpoints.keys())
                 .filter(|n| on_swarm(n) || gwbridge.as_ref() == Some(*n))
                 .cloned()
@@ -370,12 +375,7 @@ impl Engine {
             for network in &leaving {
                 self.remove_endpoint(index, network).await;
             }
-            let names: Vec<&String> = (self.networks.iter())
-                .filter(|n| on_swarm(&n.id))
-                .map(|n| &n.name)
-                .collect();
-            (self.containers[index].attachments)
-                .retain(|(n, _)| !on_swarm(n) && !names.contains(&n));
+            (self.containers[index].attachments).retain(|(n, _)| !on_swarm(n));
             if !leaving.is_empty() {
                 let _ = self.route_and_publish(index).await;
             }
