@@ -96,8 +96,12 @@ impl Overlay {
 
     /// Makes `peer` reachable through network `network`'s VXLAN device: a forwarding entry for
     /// its MAC towards its node, a permanent neighbour for its address.
+    /// A network without a datapath here (the swarm's ingress) has no peers to program.
     pub(crate) async fn peer_add(&self, network: &str, peer: Peer) -> Result<(), DriverError> {
-        let sandbox = self.network(network)?.sandbox;
+        let Ok(network) = self.network(network) else {
+            return Ok(());
+        };
+        let sandbox = network.sandbox;
         let nl = sandbox
             .netlink()
             .map_err(DriverError::io("open netlink in the overlay sandbox"))?;
