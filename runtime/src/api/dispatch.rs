@@ -223,8 +223,16 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
         }
         DockerCommand::SwarmInit(spec) => match api.swarm_init(&request::swarm_init(spec)).await {
             Ok(id) => {
-                let line = format!("Swarm initialized: current node ({id}) is now a manager.");
-                reply.print(&line);
+                reply.print(&format!(
+                    "Swarm initialized: current node ({id}) is now a manager.\n"
+                ));
+                let hint = join_token(api, false, false).await;
+                reply.stdout.push_str(&hint.stdout);
+                reply.errors.extend(hint.errors);
+                reply.print(
+                    "To add a manager to this swarm, run 'docker swarm join-token manager' \
+                     and follow the instructions.\n",
+                );
             }
             Err(e) => reply.errors.push(e.message),
         },
@@ -466,7 +474,7 @@ mod tests {
             Err(ApiError::new(format!("No such container: {name}")))
         }
         async fn info(&self) -> ApiResult<Value> {
-            Ok(json!({"Swarm": {"ControlAvailable": false}}))
+            Ok(json!({"Swarm": {"ControlAvailable": false, "NodeAddr": "10.10.0.1"}}))
         }
         async fn swarm_init(&self, body: &SwarmInit) -> ApiResult<String> {
             self.call(format!("swarm-init {}", body.advertise_addr))?;
@@ -479,7 +487,7 @@ mod tests {
             self.call(format!("swarm-leave {force}"))
         }
         async fn swarm_inspect(&self) -> ApiResult<Value> {
-            Ok(json!({}))
+            Ok(json!({"JoinTokens": {"Worker": "SWMTKN-1-w"}}))
         }
     }
 
@@ -559,8 +567,12 @@ mod tests {
         let api = Recorder::default();
         let init = dispatch_line(&api, "docker swarm init --advertise-addr 10.10.0.1");
         assert_eq!(
-            init.result(),
-            Ok("Swarm initialized: current node (node1) is now a manager.\n")
+            init.result().unwrap(),
+            "Swarm initialized: current node (node1) is now a manager.\n\n\
+             To add a worker to this swarm, run the following command:\n\n    \
+             docker swarm join --token SWMTKN-1-w 10.10.0.1:2377\n\n\
+             To add a manager to this swarm, run 'docker swarm join-token manager' \
+             and follow the instructions.\n\n"
         );
         let join = dispatch_line(&api, "docker swarm join --token T 10.10.0.1:2377");
         assert_eq!(join.result(), Ok("This node joined a swarm as a worker.\n"));
