@@ -12,12 +12,14 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use drydock_netsim::features::Feature;
 use drydock_netsim::{Netns, link};
 use futures::future::BoxFuture;
 use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourMessage, NeighbourState};
 use rtnetlink::{LinkUnspec, LinkVxlan};
 
 use super::bridge::{self, BridgeEndpoint, BridgeNetwork};
+use super::parent::errno;
 use super::{
     Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest, Scope,
     netlink_error,
@@ -206,6 +208,14 @@ fn vni(request: &NetworkRequest) -> Result<u32, DriverError> {
         .ok_or_else(|| DriverError::Refused(format!("network {} has no VNI", request.id)))
 }
 
+/// The overlay's refusal where VXLAN is absent (`why`): its userspace datapath is not built.
+fn no_vxlan(why: &str) -> DriverError {
+    DriverError::Refused(format!(
+        "overlay networks need VXLAN and {why}; drydock's userspace VXLAN datapath is not \
+         built yet (see `drydock doctor`)"
+    ))
+}
+
 /// Makes the overlay sandbox of a network: `br0` with its gateway, and `vxlan0` made in the
 /// docker host (its socket stays there) then moved in and plugged into `br0`.
 async fn create_sandbox(
@@ -214,6 +224,9 @@ async fn create_sandbox(
     vni: u32,
     bridge: &BridgeNetwork,
 ) -> Result<Netns, DriverError> {
+    if Feature::Vxlan.forced_absent() {
+        return Err(no_vxlan("DRYDOCK_FORCE_ABSENT names vxlan"));
+    }
     let sandbox = Netns::new().map_err(DriverError::io("make the overlay sandbox"))?;
     bridge::create_bridge(&sandbox, bridge).await?;
     let nl = host
@@ -239,7 +252,12 @@ async fn create_sandbox(
         .await
         .map_err(netlink_error(&what));
     nl.close().await;
-    added?;
+    match added {
+        Err(DriverError::Netlink { source, .. }) if errno(&source) == libc::EOPNOTSUPP => {
+            return Err(no_vxlan("this kernel makes no vxlan link"));
+        }
+        added => added?,
+    }
     let inner = sandbox
         .netlink()
         .map_err(DriverError::io("open netlink in the overlay sandbox"))?;

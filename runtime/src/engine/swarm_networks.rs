@@ -86,9 +86,14 @@ impl Engine {
             labels: body.labels.clone(),
             user_subnet: subnet.is_some(),
         };
-        let record = (membership.cluster.create_network(record).await).map_err(EngineError::new)?;
-        if !record.ingress {
-            self.instantiate(record).await?;
+        let cluster = membership.cluster.clone();
+        let record = (cluster.create_network(record).await).map_err(EngineError::new)?;
+        if !record.ingress
+            && let Err(e) = self.instantiate(record.clone()).await
+        {
+            // Nothing of a network this node could not make stays in the swarm.
+            let _ = cluster.remove_network(&record).await;
+            return Err(e);
         }
         Ok(id)
     }
