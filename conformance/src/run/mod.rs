@@ -19,6 +19,8 @@ mod scene;
 mod steps;
 mod swarm;
 
+pub use swarm::form_swarm;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use drydock_netsim::Lab;
 use drydock_runtime::api::EngineApi;
 use drydock_runtime::api::request;
 use drydock_runtime::api::spec::{SwarmInitSpec, SwarmJoinSpec};
@@ -38,7 +39,7 @@ const POLL: Duration = Duration::from_millis(100);
 impl<T: Target> Execution<'_, T> {
     /// Forms `swarm`; a failure says which node could not do what, and why.
     pub(super) async fn form_swarm(&self, swarm: &Swarm) -> Status {
-        match self.swarm(swarm).await {
+        match form_swarm(self.target, self.lab, swarm).await {
             Ok(()) => Status::Pass,
             Err(observed) => Status::Fail {
                 expected: format!(
@@ -49,88 +50,92 @@ impl<T: Target> Execution<'_, T> {
             },
         }
     }
+}
 
-    async fn swarm(&self, swarm: &Swarm) -> Result<(), String> {
-        let manager = &swarm.managers[0];
-        let manager_address = self.lab_address(manager)?;
-        let api = self.target.api(manager).map_err(|e| e.message)?;
-        let init = request::swarm_init(&SwarmInitSpec {
-            advertise_addr: Some(manager_address.to_string()),
+/// Forms `swarm` on `target`'s docker hosts in `lab` as a scenario's swarm is formed (init on
+/// the first manager, joins in order, each node advertising its lab address), and waits until
+/// every node is ready for overlay work; an error says which node could not do what. For
+/// swarms outside a scenario (`drydock bench`).
+pub async fn form_swarm<T: Target>(target: &T, lab: &Lab, swarm: &Swarm) -> Result<(), String> {
+    let manager = &swarm.managers[0];
+    let manager_address = lab_address(lab, manager)?;
+    let api = target.api(manager).map_err(|e| e.message)?;
+    let init = request::swarm_init(&SwarmInitSpec {
+        advertise_addr: Some(manager_address.to_string()),
+        listen_addr: None,
+    });
+    api.swarm_init(&init).await.map_err(|e| {
+        format!("{manager}: docker swarm init --advertise-addr {manager_address}: {e}")
+    })?;
+    let cluster = (api.swarm_inspect().await)
+        .map_err(|e| format!("{manager}: GET /swarm (the join tokens): {e}"))?;
+    let token = |role: &str| -> Result<String, String> {
+        let token = cluster["JoinTokens"][role].as_str().unwrap_or_default();
+        match token.is_empty() {
+            true => Err(format!(
+                "{manager}: GET /swarm gave no JoinTokens.{role}: {cluster}"
+            )),
+            false => Ok(token.to_string()),
+        }
+    };
+    let joining = (swarm.managers[1..].iter().map(|h| (h, "Manager")))
+        .chain(swarm.workers.iter().map(|h| (h, "Worker")));
+    for (host, role) in joining {
+        let address = lab_address(lab, host)?;
+        let spec = SwarmJoinSpec {
+            token: token(role)?,
+            remote: format!("{manager_address}:{MANAGER_PORT}"),
+            advertise_addr: Some(address.to_string()),
             listen_addr: None,
-        });
-        api.swarm_init(&init).await.map_err(|e| {
-            format!("{manager}: docker swarm init --advertise-addr {manager_address}: {e}")
-        })?;
-        let cluster = (api.swarm_inspect().await)
-            .map_err(|e| format!("{manager}: GET /swarm (the join tokens): {e}"))?;
-        let token = |role: &str| -> Result<String, String> {
-            let token = cluster["JoinTokens"][role].as_str().unwrap_or_default();
-            match token.is_empty() {
-                true => Err(format!(
-                    "{manager}: GET /swarm gave no JoinTokens.{role}: {cluster}"
-                )),
-                false => Ok(token.to_string()),
-            }
         };
-        let joining = (swarm.managers[1..].iter().map(|h| (h, "Manager")))
-            .chain(swarm.workers.iter().map(|h| (h, "Worker")));
-        for (host, role) in joining {
-            let address = self.lab_address(host)?;
-            let spec = SwarmJoinSpec {
-                token: token(role)?,
-                remote: format!("{manager_address}:{MANAGER_PORT}"),
-                advertise_addr: Some(address.to_string()),
-                listen_addr: None,
+        let api = target.api(host).map_err(|e| e.message)?;
+        api.swarm_join(&request::swarm_join(&spec))
+            .await
+            .map_err(|e| {
+                format!(
+                    "{host}: docker swarm join --token <{}> --advertise-addr {address} {}: {e}",
+                    role.to_lowercase(),
+                    spec.remote
+                )
+            })?;
+    }
+    wait_active(target, swarm).await
+}
+
+/// Waits until every node's `Swarm.LocalNodeState` is `active` and its ingress sandbox is
+/// attached to the `ingress` network.
+async fn wait_active<T: Target>(target: &T, swarm: &Swarm) -> Result<(), String> {
+    let started = tokio::time::Instant::now();
+    for host in swarm.nodes() {
+        let api = target.api(host).map_err(|e| e.message)?;
+        loop {
+            let waiting = match node_ready(api).await {
+                Ok(()) => break,
+                Err(waiting) => waiting,
             };
-            let api = self.target.api(host).map_err(|e| e.message)?;
-            api.swarm_join(&request::swarm_join(&spec))
-                .await
-                .map_err(|e| {
-                    format!(
-                        "{host}: docker swarm join --token <{}> --advertise-addr {address} {}: {e}",
-                        role.to_lowercase(),
-                        spec.remote
-                    )
-                })?;
-        }
-        self.wait_active(swarm).await
-    }
-
-    /// Waits until every node's `Swarm.LocalNodeState` is `active` and its ingress sandbox
-    /// is attached to the `ingress` network.
-    async fn wait_active(&self, swarm: &Swarm) -> Result<(), String> {
-        let started = tokio::time::Instant::now();
-        for host in swarm.nodes() {
-            let api = self.target.api(host).map_err(|e| e.message)?;
-            loop {
-                let waiting = match node_ready(api).await {
-                    Ok(()) => break,
-                    Err(waiting) => waiting,
-                };
-                if started.elapsed() > ACTIVE_TIMEOUT {
-                    return Err(format!(
-                        "{host} is not ready {} s after the nodes joined: {waiting}",
-                        ACTIVE_TIMEOUT.as_secs()
-                    ));
-                }
-                tokio::time::sleep(POLL).await;
+            if started.elapsed() > ACTIVE_TIMEOUT {
+                return Err(format!(
+                    "{host} is not ready {} s after the nodes joined: {waiting}",
+                    ACTIVE_TIMEOUT.as_secs()
+                ));
             }
+            tokio::time::sleep(POLL).await;
         }
-        tracing::debug!(
-            "swarm of {} ready {:?} after the last join",
-            swarm.nodes().count(),
-            started.elapsed()
-        );
-        Ok(())
     }
+    tracing::debug!(
+        "swarm of {} ready {:?} after the last join",
+        swarm.nodes().count(),
+        started.elapsed()
+    );
+    Ok(())
+}
 
-    /// The address of lab host `host` on its (first) segment.
-    fn lab_address(&self, host: &str) -> Result<IpAddr, String> {
-        (self.lab.topology().host(host))
-            .and_then(|h| h.interfaces.first())
-            .map(|i| IpAddr::V4(i.address.ip()))
-            .ok_or_else(|| format!("lab host {host} has no address on a segment"))
-    }
+/// The address of lab host `host` on its (first) segment.
+fn lab_address(lab: &Lab, host: &str) -> Result<IpAddr, String> {
+    (lab.topology().host(host))
+        .and_then(|h| h.interfaces.first())
+        .map(|i| IpAddr::V4(i.address.ip()))
+        .ok_or_else(|| format!("lab host {host} has no address on a segment"))
 }
 
 /// Whether a node is ready for overlay work: an active member with its ingress sandbox

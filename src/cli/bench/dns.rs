@@ -190,7 +190,7 @@ pub(super) fn dns(args: DnsArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let runtime = crate::cli::runtime()?;
     let mut notes = notes();
-    let load_before = load_average();
+    let load_before = super::load_average();
     let mut results = Vec::new();
     for (n, &server) in against.iter().enumerate() {
         if n > 0 {
@@ -223,7 +223,7 @@ pub(super) fn dns(args: DnsArgs) -> anyhow::Result<ExitCode> {
         "load",
         format!(
             "{load_before} before, {} after (1, 5, 15 min averages)",
-            load_average()
+            super::load_average()
         ),
     );
     if args.json {
@@ -297,16 +297,6 @@ fn print_table(notes: &BTreeMap<&str, String>, args: &DnsArgs, results: &[(Serve
             );
         }
     }
-}
-
-/// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The containers: `c0`, where dnsperf runs, and `c1` with the alias `web`.

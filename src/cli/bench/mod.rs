@@ -4,14 +4,21 @@
 //! - `attach` (`attach.rs`): how long attaching a container to a bridge network takes.
 //! - `dns` (`dns.rs`): queries per second and latency of the embedded DNS servers, by dnsperf.
 //! - `throughput` (`throughput.rs`): iperf3 between containers on two docker hosts, per
-//!   datapath (raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q).
+//!   datapath (raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q, the swarm overlay
+//!   of drydock and of Docker).
+//! - `convergence` (`convergence.rs`): how long a node of a swarm takes to see another node's
+//!   new container on an overlay, and to forget it when that node dies; `swarm.rs` forms the
+//!   swarms of both, `witness.rs` reads a node's FDB and asks its embedded DNS.
 //!
-//! This module holds what both share: the lab, the reference engine and Docker set up on it,
+//! This module holds what they share: the lab, the reference engine and Docker set up on it,
 //! netavark's container namespaces, the programs they run, and the notes and figures printed.
 
 mod attach;
+mod convergence;
 mod dns;
+mod swarm;
 mod throughput;
+mod witness;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -45,8 +52,12 @@ pub(crate) enum BenchCommand {
     /// an unknown name), by dnsperf in a container, beside Docker and aardvark-dns.
     Dns(dns::DnsArgs),
     /// Single-stream TCP throughput (iperf3) between containers on two docker hosts, per
-    /// datapath: raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q.
+    /// datapath: raw veth, kernel macvlan, userspace ipvlan, userspace 802.1Q, and the swarm
+    /// overlay (drydock's and Docker's).
     Throughput(throughput::ThroughputArgs),
+    /// How long node A of a swarm takes to see a container joining an overlay on node B (its
+    /// FDB entry, its name in A's DNS), and to forget it when B dies, beside Docker.
+    Convergence(convergence::ConvergenceArgs),
 }
 
 /// Runs a benchmark.
@@ -55,6 +66,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Attach(args) => attach::attach(args),
         BenchCommand::Dns(args) => dns::dns(args),
         BenchCommand::Throughput(args) => throughput::throughput(args),
+        BenchCommand::Convergence(args) => convergence::convergence(args),
     }
 }
 
@@ -122,6 +134,16 @@ fn print_notes(notes: &BTreeMap<&str, String>) {
     for (key, value) in notes {
         println!("{key}: {value}");
     }
+}
+
+/// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// "CPU model, N CPUs, Linux RELEASE".
