@@ -274,9 +274,10 @@ pub async fn revoked_leases_take_their_keys_at_once(stores: &Stores) {
     drop(other);
 }
 
-/// Dropping a lease (its holder dying) takes its keys within `stores.lapse`; returns how long
-/// they outlived the handle.
+/// Dropping a lease (its holder dying) takes its keys within `stores.lapse` while another
+/// holder lives (over the other connection); returns how long they outlived the handle.
 pub async fn dropped_leases_lapse(stores: &Stores) -> Duration {
+    let alive = ok("grant", stores.b.grant(stores.ttl)).await;
     let lease = ok("grant", stores.a.grant(stores.ttl)).await;
     ok(
         "put",
@@ -303,6 +304,7 @@ pub async fn dropped_leases_lapse(stores: &Stores) -> Duration {
         "the key outlived its lease by {lapsed:?} (at most {:?})",
         stores.lapse
     );
+    ok("revoke", alive.revoke()).await;
     lapsed
 }
 
@@ -495,12 +497,14 @@ pub async fn clusters_allocate_once_across_connections(stores: &Stores) {
 }
 
 /// A node's endpoints, published on its lease over one connection, vanish from the other's
-/// watch when the lease is dropped (the node dies), within `stores.lapse`.
+/// watch when the lease is dropped (the node dies), within `stores.lapse` (the other node
+/// holds a lease too).
 pub async fn endpoints_go_with_their_nodes_lease(stores: &Stores) {
     let (node, other) = (
         Cluster::new(stores.a.clone()),
         Cluster::new(stores.b.clone()),
     );
+    let alive = ok("grant", stores.b.grant(stores.ttl)).await;
     let lease = ok("grant", stores.a.grant(stores.ttl)).await;
     let endpoint = EndpointRecord {
         id: "e1".into(),
@@ -527,6 +531,7 @@ pub async fn endpoints_go_with_their_nodes_lease(stores: &Stores) {
     assert!(matches!(gone, Event::Delete { .. }), "{gone:?}");
     assert!(dropped.elapsed() <= stores.lapse + Duration::from_millis(50));
     assert!(ok("endpoints", other.endpoints("a")).await.is_empty());
+    ok("revoke", alive.revoke()).await;
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Endpoint, Uri};
 
+use super::silence::{BEAT, BEATS, SILENT_BEATS, Silence, beat_key, lease_of};
 use super::store::{Entries, Event, Lease, LeaseId, Store, Watch};
 
 /// How long a TCP connection to an endpoint may take.
@@ -245,6 +246,9 @@ impl Store for EtcdStore {
 
     /// etcd counts in whole seconds: `ttl` is rounded up, and etcd raises it to its minimum
     /// (1.5 election timeouts, rounded up). The keep-alive goes every third of the TTL granted.
+    /// The lease also beats, and judges the others' beats ([`super::silence`]): a dropped
+    /// lease is revoked by the holders of the others well within a second, etcd's own expiry
+    /// is the backstop when there is no other.
     fn grant(&self, ttl: Duration) -> BoxFuture<'_, io::Result<Lease>> {
         Box::pin(async move {
             let seconds = (ttl.as_secs_f64().ceil() as i64).max(1);
@@ -253,13 +257,18 @@ impl Store for EtcdStore {
             let id = granted.id();
             let granted_ttl = Duration::from_secs(granted.ttl().max(1) as u64);
             let streams = self.call("keep alive", "", leases.keep_alive(id)).await?;
+            let beats = self.watch(BEATS).await?;
+            let beating = beats.current.iter().filter_map(|(key, _)| lease_of(key));
+            let silence = Silence::new(id, beating);
+            self.put(&beat_key(id), Vec::new(), Some(id)).await?;
             let (stop, stopped) = oneshot::channel();
             let keeper = KeepAlive {
                 store: self.clone(),
                 id,
                 interval: granted_ttl / 3,
+                silence,
             };
-            self.runtime.spawn(keeper.run(streams, stopped));
+            self.runtime.spawn(keeper.run(streams, beats, stopped));
             let store = self.clone();
             Ok(Lease::new(id, move |revoke| {
                 drop(stop);
@@ -399,24 +408,52 @@ impl Forward {
     }
 }
 
-/// A lease's task: a keep-alive every `interval` until the [`Lease`] is dropped or revoked.
+/// A lease's task until the [`Lease`] is dropped or revoked: a keep-alive every `interval`, a
+/// beat every [`BEAT`], and the revocation of the leases gone silent.
 struct KeepAlive {
     store: EtcdStore,
     id: LeaseId,
     interval: Duration,
+    silence: Silence,
 }
 
 type KeepAliveStreams = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
 
 impl KeepAlive {
-    async fn run(self, mut streams: KeepAliveStreams, mut stopped: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        mut streams: KeepAliveStreams,
+        beats: Watch,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(BEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // `None` once etcd ended the watch (compacted): the lease still beats for the others.
+        let mut beats = Some(beats.events);
         loop {
             let (keeper, answers) = &mut streams;
+            let next_beat = async {
+                match &mut beats {
+                    Some(events) => events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let broken = tokio::select! {
                 _ = &mut stopped => return,
                 _ = ticks.tick() => keeper.keep_alive().await.is_err(),
+                _ = beat.tick() => {
+                    self.beat();
+                    false
+                }
+                event = next_beat => {
+                    match event {
+                        Some(event) => self.judge(event),
+                        None => beats = None,
+                    }
+                    false
+                }
                 answer = answers.message() => match answer {
                     Ok(Some(answer)) if answer.ttl() <= 0 => {
                         tracing::warn!(
@@ -437,6 +474,49 @@ impl KeepAlive {
                 }
             }
         }
+    }
+
+    /// Writes this lease's beat, without waiting for it: a slow write must not hold the
+    /// keep-alive back.
+    fn beat(&self) {
+        let (store, id) = (self.store.clone(), self.id);
+        self.runtime().spawn(async move {
+            if let Err(e) = store.put(&beat_key(id), Vec::new(), Some(id)).await {
+                tracing::debug!("lease {id:x} could not beat: {e}");
+            }
+        });
+    }
+
+    /// Counts a beat, or forgets an ended lease; revokes the leases gone silent.
+    fn judge(&mut self, event: Event) {
+        let silent = match event {
+            Event::Put { key, .. } => lease_of(&key).map(|id| self.silence.beat(id)),
+            Event::Delete { key } => {
+                if let Some(id) = lease_of(&key) {
+                    self.silence.ended(id);
+                }
+                None
+            }
+        };
+        for id in silent.unwrap_or_default() {
+            let store = self.store.clone();
+            tracing::info!(
+                "etcd at {}: lease {id:x} missed {SILENT_BEATS} beats of lease {:x}: revoking it",
+                store.endpoints,
+                self.id
+            );
+            self.runtime().spawn(async move {
+                let mut leases = store.client.lease_client();
+                let what = format!("revoke silent lease {id:x} of");
+                if let Err(e) = store.call(&what, "", leases.revoke(id)).await {
+                    tracing::debug!("{e}");
+                }
+            });
+        }
+    }
+
+    fn runtime(&self) -> &Handle {
+        &self.store.runtime
     }
 
     /// The keep-alive stream opened again; `None` once the lease was dropped.

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod etcd;
 pub mod ipam;
 pub mod memory;
+pub mod silence;
 pub mod store;
 
 use std::collections::BTreeMap;
