@@ -103,22 +103,10 @@ impl Report {
         Ok(())
     }
 
-    /// The terminal summary: one line per scenario, then every failure in full.
+    /// The end of the terminal output: every failure in full, then the totals. Each scenario's
+    /// own line ([`outcome_line`]) is printed as it ends, not here again.
     pub fn terminal(&self) -> String {
         let mut out = String::new();
-        for outcome in &self.outcomes {
-            let _ = writeln!(
-                out,
-                "{:<4}  {:>5.1}s  {}  ({})",
-                outcome.verdict.word().to_uppercase(),
-                outcome.seconds,
-                outcome.name,
-                outcome.path
-            );
-            if let Verdict::Skip(reason) = &outcome.verdict {
-                let _ = writeln!(out, "             skipped: {reason}");
-            }
-        }
         for outcome in self.outcomes.iter().filter(|o| o.verdict == Verdict::Fail) {
             let _ = writeln!(out, "\n---- FAIL {} ({})", outcome.name, outcome.path);
             out.push_str(&failures(outcome));
@@ -255,6 +243,22 @@ impl Report {
         }
         out
     }
+}
+
+/// A scenario's result in one line, `PASS    0.3s  NAME  (PATH)`, and why it was skipped on the
+/// next; the terminal prints it once, as the scenario ends.
+pub fn outcome_line(outcome: &Outcome) -> String {
+    let mut out = format!(
+        "{:<4}  {:>5.1}s  {}  ({})\n",
+        outcome.verdict.word().to_uppercase(),
+        outcome.seconds,
+        outcome.name,
+        outcome.path
+    );
+    if let Verdict::Skip(reason) = &outcome.verdict {
+        let _ = writeln!(out, "             skipped: {reason}");
+    }
+    out
 }
 
 /// An I/O error that says what could not be done to which file: `cannot write PATH: ...`.

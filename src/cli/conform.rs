@@ -110,7 +110,8 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Progress of one target's run: a bar on a terminal, a line per scenario in CI logs and pipes.
+/// Progress of one target's run: each scenario's result printed once, on stdout, as it ends
+/// ([`result_line`]); on a terminal (outside CI), a bar on stderr counts them beneath.
 struct Progress {
     kind: suite::TargetKind,
     total: usize,
@@ -125,7 +126,7 @@ impl Progress {
                 let bar = indicatif::ProgressBar::new(total as u64);
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
-                        "{prefix} {bar:30} {pos}/{len} {elapsed} {msg}",
+                        "{prefix} {bar:30} {pos}/{len} {elapsed}",
                     )
                     .expect("a valid template"),
                 );
@@ -142,18 +143,14 @@ impl Progress {
 
     fn ended(&self, outcome: &Outcome) {
         let n = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let line = format!(
-            "{} {:.1}s {}",
-            outcome.verdict.word(),
-            outcome.seconds,
-            outcome.name
-        );
+        let line = result_line(self.kind.name(), n, self.total, outcome);
         match &self.bar {
+            // The bar steps aside while the line goes above it.
             Some(bar) => {
+                bar.suspend(|| print!("{line}"));
                 bar.inc(1);
-                bar.set_message(line);
             }
-            None => eprintln!("[{} {n}/{}] {line}", self.kind.name(), self.total),
+            None => print!("{line}"),
         }
     }
 
@@ -162,6 +159,15 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The line printed when the `n`th of `total` scenarios on `target` ends:
+/// `[reference 3/11] PASS    0.3s  NAME  (PATH)`.
+fn result_line(target: &str, n: usize, total: usize, outcome: &Outcome) -> String {
+    format!(
+        "[{target} {n}/{total}] {}",
+        drydock_conformance::report::outcome_line(outcome)
+    )
 }
 
 /// SIGINT or SIGTERM cancels the run: running scenarios stop and are torn down (daemons,
@@ -229,4 +235,39 @@ fn parse_reports(items: &[String]) -> anyhow::Result<Vec<(Format, PathBuf)>> {
             Ok((format, PathBuf::from(path)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use drydock_conformance::run::Verdict;
+
+    use super::*;
+
+    fn outcome(verdict: Verdict) -> Outcome {
+        Outcome {
+            path: "scenarios/bridge/dns.yaml".into(),
+            name: "names resolve".into(),
+            checks: String::new(),
+            source: String::new(),
+            verdict,
+            seconds: 0.34,
+            results: Vec::new(),
+            captures: Vec::new(),
+            dump: None,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn a_result_is_one_line_with_its_place_in_the_run() {
+        assert_eq!(
+            result_line("reference", 3, 11, &outcome(Verdict::Pass)),
+            "[reference 3/11] PASS    0.3s  names resolve  (scenarios/bridge/dns.yaml)\n"
+        );
+        let skipped = result_line("docker", 1, 2, &outcome(Verdict::Skip("no ipvlan".into())));
+        assert_eq!(
+            skipped,
+            "[docker 1/2] SKIP    0.3s  names resolve  (scenarios/bridge/dns.yaml)\n             skipped: no ipvlan\n"
+        );
+    }
 }

@@ -70,6 +70,19 @@ fn a_wrong_expectation_reads_as_expected_vs_observed_with_a_dump() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    // The result is printed once, as the scenario ends; no progress line repeats it.
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("wrong-expectation.yaml)") && !l.starts_with("----"))
+        .collect();
+    assert_eq!(results.len(), 1, "{stdout}");
+    assert!(
+        results[0].starts_with("[reference 1/1] FAIL ")
+            && results[0].contains("s  a deliberately wrong expectation  ("),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("wrong expectation"), "{stderr}");
     let junit = std::fs::read_to_string(junit).unwrap();
     assert!(
         junit.contains("<failure message=\"container web ip on my-net is 172.18.0.99: expected"),
