@@ -28,7 +28,8 @@ pub(crate) struct ConformArgs {
     /// gets the target's name before its extension).
     #[arg(long, value_delimiter = ',')]
     report: Vec<String>,
-    /// Write the captures of failed scenarios as pcapng files into this folder.
+    /// Keep the captures of failed scenarios: DIR/SCENARIO.pcapng for each failed scenario that
+    /// captured packets (DIR/TARGET/ with several targets).
     #[arg(long)]
     keep_pcaps: Option<PathBuf>,
     /// Longest a scenario may take, in seconds.

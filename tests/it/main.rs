@@ -1,6 +1,7 @@
 //! The `drydock` command, driven as users drive it: separate processes, real namespaces.
 
 mod conform;
+mod docs;
 mod doctor;
 mod engine;
 mod lab;
