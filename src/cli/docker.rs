@@ -24,7 +24,16 @@ pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitC
         .collect();
     let command = cli::parse(&line).map_err(|e| anyhow::anyhow!(e.message))?;
     let entry = registry::find(lab)?;
-    let (text, netns) = entry.call(host, args)?;
+    let (text, netns) = match entry.call(host, args) {
+        Ok(answer) => answer,
+        // docker/cli's status for a failed `run`: 127 when the command does not exist.
+        Err(e) if matches!(command, DockerCommand::Run(_)) => {
+            eprintln!("drydock: error: {e}");
+            let status = super::workload::start_failure_status(&e.to_string(), 125);
+            return Ok(ExitCode::from(status));
+        }
+        Err(e) => return Err(e.into()),
+    };
     match command {
         DockerCommand::Exec { container, command } => exec(
             &container,
@@ -46,15 +55,27 @@ fn exec(
     files: &str,
     target: registry::HostNs,
 ) -> anyhow::Result<ExitCode> {
+    use super::workload::{container_view, program, start_failure_status};
     use std::os::unix::process::ExitStatusExt;
     let files: super::workload::Files = serde_json::from_str(files).context("the lab's answer")?;
-    let mut child = target.netns.command(&command[0], target.userns.as_ref());
-    child.args(&command[1..]);
+    // A command that cannot start exits as under Docker: 127 when it does not exist, 126 when
+    // it cannot be run.
+    let not_started = |message: String| {
+        eprintln!("drydock: error: {message}");
+        Ok(ExitCode::from(start_failure_status(&message, 126)))
+    };
+    let argv = match program(command) {
+        Ok(argv) => argv,
+        Err(message) => return not_started(message),
+    };
+    let mut child = target.netns.command(&argv[0], target.userns.as_ref());
+    child.args(&argv[1..]);
     // The container's own /etc/resolv.conf, /etc/hosts and hostname, over the machine's.
-    super::workload::container_view(&mut child, &files).map_err(anyhow::Error::msg)?;
-    let status = child
-        .status()
-        .with_context(|| format!("cannot run {:?} in {name}", command[0]))?;
+    container_view(&mut child, &files).map_err(anyhow::Error::msg)?;
+    let status = match child.status() {
+        Ok(status) => status,
+        Err(e) => return not_started(format!("cannot run {:?} in {name}: {e}", command[0])),
+    };
     let code = status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))

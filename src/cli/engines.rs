@@ -16,7 +16,7 @@ use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use tokio::sync::Mutex;
 
-use super::workload::{Files, Workloads};
+use super::workload::{Files, Workloads, start_failure_status};
 
 /// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
@@ -196,8 +196,10 @@ async fn follow_change(
             let started = container_files(&engine, &name)
                 .and_then(|files| workloads.start(&name, &netns, &files));
             if let Err(message) = started {
-                // As with Docker, a container whose command cannot start stays, stopped.
-                let _ = engine.stop_container(&name).await;
+                // As with Docker, a container whose command cannot start stays, created, with
+                // the exit status and error runc's failure gives it.
+                let status = start_failure_status(&message, 128);
+                let _ = engine.fail_start(&name, status.into(), &message).await;
                 return Err(message);
             }
         }

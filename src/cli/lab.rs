@@ -322,12 +322,22 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
 fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
     let target = registry::find(name)?.host(host)?;
-    let status = target
+    let spawned = target
         .netns
         .command(&command[0], target.userns.as_ref())
         .args(&command[1..])
-        .status()
-        .with_context(|| format!("cannot run {:?} in {name}/{host}", command[0]))?;
+        .status();
+    let status = match spawned {
+        Ok(status) => status,
+        // As a shell says it: 127 when the program does not exist, 126 when it cannot be run.
+        Err(e) => {
+            let message = format!("cannot run {:?} in {name}/{host}: {e}", command[0]);
+            eprintln!("drydock: error: {message}");
+            return Ok(ExitCode::from(super::workload::start_failure_status(
+                &message, 1,
+            )));
+        }
+    };
     // A command killed by a signal exits like a shell reports it: 128 + the signal number.
     let code = status
         .code()

@@ -71,10 +71,28 @@ pub(crate) fn container_view(command: &mut Command, files: &Files) -> Result<(),
     Ok(())
 }
 
+/// The exit status Docker gives a container command that could not start, read from the error's
+/// text as docker/cli (`runStartContainerErr`) and moby (`translateContainerdStartErr`) read
+/// runc's: 127 when the program does not exist, 126 when it may not be run, else `otherwise`
+/// (125 for the `run` command, 126 for `exec`, 128 in the container's `State.ExitCode`).
+pub(crate) fn start_failure_status(message: &str, otherwise: u8) -> u8 {
+    let message = message.to_lowercase();
+    if ["executable file not found", "no such file or directory"]
+        .iter()
+        .any(|text| message.contains(text))
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        otherwise
+    }
+}
+
 /// `argv` ready to run from the machine's filesystem, which stands for every image: its program
 /// is looked up on PATH, else taken as an applet of busybox (the image scenarios use). Unknown
-/// programs fail `run` with runc's text, as Docker's would.
-fn program(argv: &[String]) -> Result<Vec<String>, String> {
+/// programs fail `run` and `exec` with runc's text, as Docker's would.
+pub(crate) fn program(argv: &[String]) -> Result<Vec<String>, String> {
     let name = &argv[0];
     let on_path = |name: &str| {
         std::env::var_os("PATH")
@@ -237,5 +255,30 @@ impl Workloads {
         self.stop(name);
         self.commands.remove(name);
         let _ = std::fs::remove_file(self.log(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_that_cannot_start_exits_as_under_docker() {
+        let missing = program(&["no-such-program".to_string()]).unwrap_err();
+        assert_eq!(
+            missing,
+            "exec: \"no-such-program\": executable file not found in $PATH"
+        );
+        assert_eq!(start_failure_status(&missing, 125), 127);
+        let path = program(&["/no/such".to_string()]).unwrap_err();
+        assert_eq!(
+            path,
+            "exec: \"/no/such\": stat /no/such: no such file or directory"
+        );
+        assert_eq!(start_failure_status(&path, 125), 127);
+        let denied = "cannot run \"/etc/hostname\": Permission denied (os error 13)";
+        assert_eq!(start_failure_status(denied, 125), 126);
+        assert_eq!(start_failure_status("network x not found", 125), 125);
+        assert_eq!(start_failure_status("network x not found", 128), 128);
     }
 }

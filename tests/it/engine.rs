@@ -185,23 +185,59 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
 }
 
 #[test]
-fn an_unknown_program_fails_run_and_leaves_the_container_created() {
+fn an_unknown_program_exits_127_as_under_docker_and_leaves_the_container_created() {
     if !privileged() {
         return;
     }
-    let _lab = HeldLab::up("one-host.yaml", "cli-engine-bad", false);
+    let lab = HeldLab::up("one-host.yaml", "cli-engine-bad", false);
     let h1 = "cli-engine-bad/h1";
     let output = docker(
         h1,
         &["run", "-d", "--name", "bad", "busybox", "no-such-program"],
     );
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(127), "{stderr}");
     assert!(
         stderr.contains("exec: \"no-such-program\": executable file not found in $PATH"),
         "{stderr}"
     );
+    // Docker keeps it, never started, with runc's status and error.
     let inspect: serde_json::Value =
         serde_json::from_str(&docker_ok(h1, &["inspect", "bad"])).unwrap();
-    assert_eq!(inspect[0]["State"]["Running"], false);
+    let state = &inspect[0]["State"];
+    assert_eq!(state["Status"], "created", "{state}");
+    assert_eq!(state["Running"], false);
+    assert_eq!(state["ExitCode"], 127);
+    assert!(
+        state["Error"]
+            .as_str()
+            .unwrap()
+            .contains("executable file not found"),
+        "{state}"
+    );
+    // Other failures of `run` are docker/cli's 125.
+    let output = docker(h1, &["run", "-d", "--network", "nonet", "busybox"]);
+    assert_eq!(output.status.code(), Some(125));
+
+    // In a running container, `exec` of what does not exist, or cannot be run.
+    docker_ok(
+        h1,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "4244"],
+    );
+    let output = docker(h1, &["exec", "up", "no-such-program"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("executable file not found in $PATH"),
+        "{stderr}"
+    );
+    let not_runnable = tempfile::NamedTempFile::new().unwrap();
+    let not_runnable = not_runnable.path().to_str().unwrap();
+    let output = docker(h1, &["exec", "up", not_runnable]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    // The same in a lab host, as a shell says it.
+    assert_eq!(lab.exec("h1", &["no-such-program"]), 127);
+    assert_eq!(lab.exec("h1", &[not_runnable]), 126);
 }

@@ -88,6 +88,7 @@ impl Engine {
             config,
             hostname,
             state: State::Created,
+            exit: (0, String::new()),
             attachments,
             endpoints: BTreeMap::new(),
             sandbox: None,
@@ -195,6 +196,7 @@ impl Engine {
             return Err(e);
         }
         self.containers[index].state = State::Running;
+        self.containers[index].exit = (0, String::new());
         self.refresh_dns();
         self.write_files(index)?;
         Ok(())
@@ -589,7 +591,24 @@ impl Engine {
         }
         self.teardown(index).await;
         self.containers[index].state = State::Exited;
+        self.containers[index].exit = (137, String::new());
         self.refresh_dns();
+        Ok(())
+    }
+
+    /// The container's command could not start: `exit_code` 127 when the program does not
+    /// exist, 126 when it cannot be run, `error` runc's text. As Docker leaves a container whose
+    /// start failed, it stays, not running and `created`, with both in inspect's `State`.
+    pub async fn fail_start(
+        &mut self,
+        name_or_id: &str,
+        exit_code: i64,
+        error: &str,
+    ) -> EngineResult<()> {
+        self.stop_container(name_or_id).await?;
+        let index = self.container_index(name_or_id)?;
+        self.containers[index].state = State::Created;
+        self.containers[index].exit = (exit_code, error.to_string());
         Ok(())
     }
 

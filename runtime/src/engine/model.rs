@@ -168,6 +168,9 @@ pub(crate) struct Container {
     pub(crate) config: ContainerCreate,
     pub(crate) hostname: String,
     pub(crate) state: State,
+    /// inspect's `State.ExitCode` and `State.Error`: how its last run or start ended (137 once
+    /// stopped, as by SIGKILL; 127 or 126 when its command could not start, with runc's text).
+    pub(crate) exit: (i64, String),
     /// Networks it is attached to, in order, with their endpoint settings: kept across stops.
     pub(crate) attachments: Vec<(String, EndpointSettings)>,
     /// Endpoints by network id while it runs.
