@@ -16,13 +16,14 @@ use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use tokio::sync::Mutex;
 
+use super::lab_dns::FILES_PREFIX;
 use super::workload::{Files, Workloads, start_failure_status};
 
 /// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
 
 /// Removes the state directories of processes that are gone (killed before cleaning up): the
-/// engines' of held labs, and the etcd data of conformance runs.
+/// engines' and the hosts' files of held labs, and the etcd data of conformance runs.
 pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(std::env::temp_dir())? {
@@ -31,7 +32,7 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX]
+        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX, FILES_PREFIX]
             .iter()
             .find_map(|prefix| name.strip_prefix(prefix))
             .and_then(|rest| rest.split('-').next())

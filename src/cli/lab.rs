@@ -191,13 +191,18 @@ fn hold(
         tracing::warn!("cannot remove engine state of dead labs: {e}");
     }
     let engines = std::sync::Arc::new(Engines::new(std::sync::Arc::clone(&lab)));
+    let dns = {
+        let _entered = runtime.enter();
+        super::lab_dns::LabDns::start(&lab)?
+    };
+    let files = dns.files();
     let handle = runtime.handle().clone();
     std::thread::spawn(move || {
         let on_down = move || {
             let _ = down_tx.send(());
         };
         let on_call = |host: &str, args: &[String]| handle.block_on(engines.call(host, args));
-        if let Err(e) = registration.serve(&served, &on_down, &on_call) {
+        if let Err(e) = registration.serve(&served, &files, &on_down, &on_call) {
             tracing::error!("registry socket: {e}");
         }
     });
@@ -216,6 +221,7 @@ fn hold(
     // The registry thread never returns the engines: their files go here. Exiting closes every
     // namespace descriptor: the kernel removes the lab.
     let _ = std::fs::remove_dir_all(Engines::state_dir());
+    drop(dns);
     eprintln!("lab {} is down", lab.name());
     Ok(ExitCode::SUCCESS)
 }
@@ -322,11 +328,11 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
 fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
     let target = registry::find(name)?.host(host)?;
-    let spawned = target
-        .netns
-        .command(&command[0], target.userns.as_ref())
-        .args(&command[1..])
-        .status();
+    let mut child = target.netns.command(&command[0], target.userns.as_ref());
+    child.args(&command[1..]);
+    // The lab's resolv.conf over the machine's, whose resolvers the lab cannot reach.
+    super::workload::container_view(&mut child, &target.files).map_err(anyhow::Error::msg)?;
+    let spawned = child.status();
     let status = match spawned {
         Ok(status) => status,
         // As a shell says it: 127 when the program does not exist, 126 when it cannot be run.

@@ -10,6 +10,7 @@ mod docker;
 mod doctor;
 mod engines;
 mod lab;
+mod lab_dns;
 mod table;
 mod workload;
 

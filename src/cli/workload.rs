@@ -22,10 +22,10 @@ use drydock_netsim::Netns;
 /// file of the engine.
 pub(crate) type Files = BTreeMap<String, String>;
 
-/// Gives the child of `command` the container's view: `files` (target → source) bind-mounted
-/// over the machine's (the child must get a mount namespace of its own, as [`Netns::command`]
-/// gives it), and, when `/etc/hostname` is among them, a UTS namespace of its own with that
-/// hostname, so that `hostname` in a container answers as in Docker.
+/// Gives the child of `command` a container's (or a lab host's) view: `files` (target → source)
+/// bind-mounted over the machine's (the child must get a mount namespace of its own, as
+/// [`Netns::command`] gives it), and, when `/etc/hostname` is among them, a UTS namespace of its
+/// own with that hostname, so that `hostname` in a container answers as in Docker.
 pub(crate) fn container_view(command: &mut Command, files: &Files) -> Result<(), String> {
     let hostname = match files.get("/etc/hostname") {
         Some(source) => {

@@ -204,20 +204,23 @@ fn interrupt_reference_run(signal: Signal) -> ExitStatus {
         (&after.0, &after.1, &after.3),
         (&before.0, &before.1, &before.3)
     );
-    // Labs of tests running beside this one have engine folders of their own; anything else new
-    // in /tmp is the run's.
+    // Labs of tests running beside this one have engine and host folders of their own;
+    // anything else new in /tmp is the run's.
     let left: Vec<_> = after
         .2
         .difference(&before.2)
-        .filter(|name| !engines_of_another_process(name, child.id()))
+        .filter(|name| !lab_of_another_process(name, child.id()))
         .collect();
     assert_eq!(left, Vec::<&String>::new(), "left in /tmp");
     status
 }
 
-/// True for `drydock-engines-PID` of a process other than `run` (a lab of another test).
-fn engines_of_another_process(name: &str, run: u32) -> bool {
-    name.strip_prefix("drydock-engines-")
+/// True for `drydock-engines-PID` and `drydock-lab-PID` of a process other than `run` (a lab
+/// of another test).
+fn lab_of_another_process(name: &str, run: u32) -> bool {
+    ["drydock-engines-", "drydock-lab-"]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))
         .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(|pid| pid != run)
 }

@@ -164,14 +164,16 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert!(!gone.status.success(), "www no longer answers");
 
     // SIGKILL of the lab's holder takes the containers' processes with it; its engine state
-    // is left for `drydock gc`.
+    // and its hosts' files are left for `drydock gc`.
     docker_ok(
         h1,
         &["run", "-d", "--name", "sleeper", "busybox", "sleep", "4243"],
     );
     assert_eq!(processes_settled("sleep 4243", 2).len(), 2);
     let state = format!("/tmp/drydock-engines-{}", lab.child.id());
+    let files = format!("/tmp/drydock-lab-{}", lab.child.id());
     assert!(std::path::Path::new(&state).is_dir());
+    assert!(std::path::Path::new(&files).is_dir());
     drop(lab);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !processes_with("sleep 4243").is_empty() && std::time::Instant::now() < deadline {
@@ -180,8 +182,9 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(processes_with("sleep 4243"), Vec::<String>::new());
     let _machine = machine_lock(); // gc also removes other tests' persistent labs
     let gc = drydock_ok(&["gc"]);
-    assert!(gc.contains(&state), "{gc}");
+    assert!(gc.contains(&state) && gc.contains(&files), "{gc}");
     assert!(!std::path::Path::new(&state).exists());
+    assert!(!std::path::Path::new(&files).exists());
 }
 
 #[test]

@@ -70,11 +70,32 @@ fn tshark_icmp_types(file: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Lab hosts find each other by name through the lab's DNS, and learn at once that no other
+/// name exists: the machine's resolvers, which the lab cannot reach, are not asked.
+fn assert_lab_dns(lab: &HeldLab) {
+    let run = |command: &[&str]| {
+        let mut args = vec!["exec", &lab.name, "h1", "--"];
+        args.extend(command);
+        let output = lab.lab(&args);
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // getent: the C library's lookup, through the resolv.conf lab exec gives.
+    assert_eq!(run(&["getent", "hosts", "h3"]), "10.0.2.10       h3\n");
+    let dig = ["dig", "+tries=1", "+time=3"];
+    assert_eq!(
+        run(&[&dig[..], &["+short", "r1"]].concat()),
+        "10.0.1.1\n10.0.2.1\n"
+    );
+    let unknown = run(&[&dig[..], &["www.example.com"]].concat());
+    assert!(unknown.contains("status: NXDOMAIN"), "{unknown}");
+}
+
 /// The README's tour: up, exec a ping across the router, capture it on the router, down.
 fn tour(as_nobody: bool, name: &str) {
     let lab = HeldLab::up("three-hosts.yaml", name, as_nobody);
     let listed = String::from_utf8(lab.lab(&["ls"]).stdout).unwrap();
     assert!(listed.lines().any(|l| l.starts_with(name)), "{listed}");
+    assert_lab_dns(&lab);
 
     let dir = tempfile::tempdir().unwrap();
     // nobody must be able to write the capture file.

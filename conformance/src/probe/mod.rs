@@ -31,7 +31,7 @@ pub use http::{Http, http_get};
 pub use listener::{ListenKind, Listener};
 pub use ping::{Echo, Ping, ping, ping_with};
 pub use reach::{Proto, Reach, reach};
-pub use upstream::{UPSTREAM, UpstreamDns};
+pub use upstream::{UPSTREAM, UpstreamDns, Zone};
 
 /// A protocol or listener kind that is not one of the known names.
 #[derive(Debug, Clone, PartialEq, Eq)]

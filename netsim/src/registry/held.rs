@@ -16,7 +16,7 @@ use nix::sched::CloneFlags;
 use nix::sys::socket::{UnixCredentials, getsockopt, sockopt::PeerCredentials};
 use serde::{Deserialize, Serialize};
 
-use super::{HostNs, LabInfo, not_up, persistent};
+use super::{HostFiles, HostNs, LabInfo, not_up, persistent};
 use crate::lab::Lab;
 use crate::netns::Netns;
 use crate::userns::Userns;
@@ -41,6 +41,7 @@ enum Request {
 enum Reply {
     Info { info: LabInfo },
     Ok,
+    Host { files: HostFiles },
     Error { message: String },
     Output { text: String },
 }
@@ -87,12 +88,13 @@ impl Registration {
         }
     }
 
-    /// Answers clients, each on a thread of its own, for as long as the listener works; calls
-    /// `on_down` when a client asks the lab to go down, and `on_call` for calls. Only clients of
-    /// this user are served.
+    /// Answers clients, each on a thread of its own, for as long as the listener works; hands
+    /// out `files` with each host's namespace, calls `on_down` when a client asks the lab to go
+    /// down, and `on_call` for calls. Only clients of this user are served.
     pub fn serve(
         &self,
         lab: &Lab,
+        files: &HostFiles,
         on_down: &(dyn Fn() + Sync),
         on_call: CallHandler<'_>,
     ) -> io::Result<()> {
@@ -107,7 +109,13 @@ impl Registration {
                 let stream = stream?;
                 let (info, userns) = (&info, userns.as_ref());
                 scope.spawn(move || {
-                    if let Err(e) = serve_client(&stream, lab, info, userns, on_down, on_call) {
+                    let held = Held {
+                        lab,
+                        info,
+                        userns,
+                        files,
+                    };
+                    if let Err(e) = serve_client(&stream, &held, on_down, on_call) {
                         tracing::debug!("registry client: {e}");
                     }
                 });
@@ -117,14 +125,24 @@ impl Registration {
     }
 }
 
+/// What a held lab answers with.
+struct Held<'a> {
+    lab: &'a Lab,
+    info: &'a LabInfo,
+    /// The lab's user namespace, when it is rootless.
+    userns: Option<&'a Userns>,
+    files: &'a HostFiles,
+}
+
 fn serve_client(
     stream: &UnixStream,
-    lab: &Lab,
-    info: &LabInfo,
-    userns: Option<&Userns>,
+    held: &Held<'_>,
     on_down: &(dyn Fn() + Sync),
     on_call: CallHandler<'_>,
 ) -> io::Result<()> {
+    let Held {
+        lab, info, userns, ..
+    } = *held;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     if peer(stream)?.uid() != nix::unistd::getuid().as_raw() {
@@ -143,7 +161,8 @@ fn serve_client(
             Some(netns) => {
                 let mut fds = vec![netns.as_fd().as_raw_fd()];
                 fds.extend(userns.map(|u| u.as_fd().as_raw_fd()));
-                send(stream, &Reply::Ok, &fds)
+                let files = held.files.clone();
+                send(stream, &Reply::Host { files }, &fds)
             }
             None => {
                 let message = lab.topology().unknown_host(&host);
@@ -209,7 +228,10 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     let request = Request::Netns {
         host: host.to_string(),
     };
-    let (_, fds, _) = exchange(name, &request)?;
+    let (reply, fds, _) = exchange(name, &request)?;
+    let Reply::Host { files } = reply else {
+        return Err(garbage(name, "a reply without the host's files"));
+    };
     let mut fds = fds.into_iter();
     let netns = fds.next().ok_or_else(|| garbage(name, "no namespace"))?;
     check_namespace(netns.as_fd(), CloneFlags::CLONE_NEWNET, name)?;
@@ -223,6 +245,7 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     Ok(HostNs {
         netns: Netns::from_fd(netns),
         userns,
+        files,
     })
 }
 
@@ -256,6 +279,7 @@ pub(super) fn call(
         Some(HostNs {
             netns: Netns::from_fd(netns),
             userns,
+            files: HostFiles::new(),
         }),
     ))
 }

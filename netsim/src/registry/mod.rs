@@ -51,6 +51,10 @@ impl LabInfo {
     }
 }
 
+/// Files a process started in a lab host sees over the machine's: path in the host (such as
+/// `/etc/resolv.conf`) → file of the lab's holder, to bind-mount there.
+pub type HostFiles = std::collections::BTreeMap<String, String>;
+
 /// A host's namespace, ready to enter.
 #[derive(Debug)]
 pub struct HostNs {
@@ -58,6 +62,9 @@ pub struct HostNs {
     pub netns: Netns,
     /// The user namespace owning it, to join first, for rootless labs.
     pub userns: Option<Userns>,
+    /// What its processes see over the machine's files (the lab's resolv.conf); none for a
+    /// persistent lab, which no process holds.
+    pub files: HostFiles,
 }
 
 /// A lab as found by [`list`] or [`find`].

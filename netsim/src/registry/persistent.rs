@@ -90,6 +90,7 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     Ok(HostNs {
         netns: Netns::open(&path)?,
         userns: None,
+        files: Default::default(),
     })
 }
 
