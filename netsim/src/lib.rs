@@ -10,6 +10,7 @@ pub mod lab;
 pub mod link;
 pub mod located;
 pub mod netns;
+pub mod pidns;
 pub mod registry;
 pub mod topology;
 pub mod userns;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use drydock_netsim::capture::{Capture, Packet, PcapNgSink};
+use drydock_netsim::pidns::Reaper;
 use drydock_netsim::registry::{self, LabInfo, Registration, persistent};
 use drydock_netsim::topology::check_lab_name;
 use drydock_netsim::{Lab, Topology, userns};
@@ -196,13 +197,16 @@ fn hold(
         super::lab_dns::LabDns::start(&lab)?
     };
     let files = dns.files();
+    // Where `lab exec` starts its processes: they end with the lab, even on SIGKILL.
+    let reaper = Reaper::start().context("the lab's PID namespace")?;
+    let pidns = reaper.pidns().clone();
     let handle = runtime.handle().clone();
     std::thread::spawn(move || {
         let on_down = move || {
             let _ = down_tx.send(());
         };
         let on_call = |host: &str, args: &[String]| handle.block_on(engines.call(host, args));
-        if let Err(e) = registration.serve(&served, &files, &on_down, &on_call) {
+        if let Err(e) = registration.serve(&served, &files, &pidns, &on_down, &on_call) {
             tracing::error!("registry socket: {e}");
         }
     });
@@ -218,6 +222,8 @@ fn hold(
         }
         anyhow::Ok(())
     })?;
+    // Every process started in the lab's hosts ends, and is gone when this returns.
+    drop(reaper);
     // The registry thread never returns the engines: their files go here. Exiting closes every
     // namespace descriptor: the kernel removes the lab.
     let _ = std::fs::remove_dir_all(Engines::state_dir());
@@ -328,11 +334,21 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
 fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::ExitStatusExt;
     let target = registry::find(name)?.host(host)?;
-    let mut child = target.netns.command(&command[0], target.userns.as_ref());
+    if let Some(user) = &target.userns {
+        // Entering the lab's PID namespace takes its user namespace's privileges. Still
+        // single-threaded here, as joining requires.
+        user.join()?;
+    }
+    let mut child = target.netns.command(&command[0], None);
     child.args(&command[1..]);
     // The lab's resolv.conf over the machine's, whose resolvers the lab cannot reach.
     super::workload::container_view(&mut child, &target.files).map_err(anyhow::Error::msg)?;
-    let spawned = child.status();
+    // In the lab's PID namespace, the process and all it starts end with the lab.
+    let spawned = match &target.pidns {
+        Some(pidns) => pidns.spawn(&mut child),
+        None => child.spawn(),
+    }
+    .and_then(|mut child| child.wait());
     let status = match spawned {
         Ok(status) => status,
         // As a shell says it: 127 when the program does not exist, 126 when it cannot be run.

@@ -444,3 +444,99 @@ impl<F: FnMut()> Drop for Cleanup<F> {
         (self.0)();
     }
 }
+
+/// Command lines of the processes in network namespace `namespace` (like `net:[4026532]`).
+fn processes_in(namespace: &str) -> Vec<String> {
+    namespace_holders(namespace)
+        .iter()
+        .filter_map(|link| link.strip_suffix("/ns/net"))
+        .filter_map(|process| std::fs::read(format!("{process}/cmdline")).ok())
+        .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
+        .collect()
+}
+
+/// Waits up to 5 s for `done`.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
+/// Starts two servers in h2 through `lab exec`, one whose client is then killed and one that
+/// forks away from it, and returns h2's namespace once both run.
+fn serve_from_h2(lab: &HeldLab) -> String {
+    let h2 = lab.lab(&[
+        "exec",
+        &lab.name,
+        "h2",
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    let h2 = String::from_utf8(h2.stdout).unwrap().trim().to_string();
+    assert!(h2.starts_with("net:["), "{h2}");
+    let mut client = drydock(lab.as_nobody)
+        .args(["lab", "exec", &lab.name, "h2", "--"])
+        .args(["busybox", "httpd", "-f", "-p", "8080"])
+        .spawn()
+        .unwrap();
+    assert_eq!(lab.exec("h2", &["busybox", "httpd", "-p", "8081"]), 0);
+    let running = |server: &str| processes_in(&h2).iter().any(|p| p.contains(server));
+    assert!(eventually(
+        || running("httpd -f -p 8080") && running("httpd -p 8081")
+    ));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    // As with `ip netns exec`, what a client started outlives it.
+    assert!(running("httpd -f -p 8080"), "{:?}", processes_in(&h2));
+    h2
+}
+
+/// Kills what runs in network namespace `namespace`, should a test fail and leave it.
+fn kill_processes_in(namespace: &str) {
+    for link in namespace_holders(namespace) {
+        let pid = link
+            .strip_prefix("/proc/")
+            .and_then(|l| l.strip_suffix("/ns/net"));
+        if let Some(pid) = pid.and_then(|pid| pid.parse().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[test]
+fn what_lab_exec_started_ends_with_the_lab() {
+    if !privileged() {
+        return;
+    }
+    // `lab down`: the servers end, and nothing keeps h2's namespace (its links) alive.
+    let lab = HeldLab::up("two-hosts.yaml", "cli-exec-down", false);
+    let h2 = serve_from_h2(&lab);
+    let _cleanup = Cleanup(|| kill_processes_in(&h2));
+    drydock_ok(&["lab", "down", "cli-exec-down"]);
+    assert!(
+        eventually(|| namespace_holders(&h2).is_empty()),
+        "after lab down, {h2} is held by {:?}",
+        namespace_holders(&h2)
+    );
+
+    // SIGKILL of the holder, in a rootless lab: the same.
+    let mut lab = HeldLab::up("two-hosts.yaml", "cli-exec-killed", true);
+    let h2 = serve_from_h2(&lab);
+    let _cleanup = Cleanup(|| kill_processes_in(&h2));
+    lab.child.kill().unwrap();
+    lab.child.wait().unwrap();
+    assert!(
+        eventually(|| namespace_holders(&h2).is_empty()),
+        "after the holder's death, {h2} is held by {:?}",
+        namespace_holders(&h2)
+    );
+}

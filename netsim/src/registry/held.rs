@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{HostFiles, HostNs, LabInfo, not_up, persistent};
 use crate::lab::Lab;
 use crate::netns::Netns;
+use crate::pidns::Pidns;
 use crate::userns::Userns;
 
 const SOCKET_PREFIX: &str = "drydock-lab/";
@@ -89,12 +90,14 @@ impl Registration {
     }
 
     /// Answers clients, each on a thread of its own, for as long as the listener works; hands
-    /// out `files` with each host's namespace, calls `on_down` when a client asks the lab to go
-    /// down, and `on_call` for calls. Only clients of this user are served.
+    /// out `files` and `pidns` (where processes started in the lab's hosts go) with each host's
+    /// namespace, calls `on_down` when a client asks the lab to go down, and `on_call` for
+    /// calls. Only clients of this user are served.
     pub fn serve(
         &self,
         lab: &Lab,
         files: &HostFiles,
+        pidns: &Pidns,
         on_down: &(dyn Fn() + Sync),
         on_call: CallHandler<'_>,
     ) -> io::Result<()> {
@@ -114,6 +117,7 @@ impl Registration {
                         info,
                         userns,
                         files,
+                        pidns,
                     };
                     if let Err(e) = serve_client(&stream, &held, on_down, on_call) {
                         tracing::debug!("registry client: {e}");
@@ -132,6 +136,7 @@ struct Held<'a> {
     /// The lab's user namespace, when it is rootless.
     userns: Option<&'a Userns>,
     files: &'a HostFiles,
+    pidns: &'a Pidns,
 }
 
 fn serve_client(
@@ -159,7 +164,7 @@ fn serve_client(
         Request::Describe => send(stream, &Reply::Info { info: info.clone() }, &[]),
         Request::Netns { host } => match lab.host(&host) {
             Some(netns) => {
-                let mut fds = vec![netns.as_fd().as_raw_fd()];
+                let mut fds = vec![netns.as_fd().as_raw_fd(), held.pidns.as_fd().as_raw_fd()];
                 fds.extend(userns.map(|u| u.as_fd().as_raw_fd()));
                 let files = held.files.clone();
                 send(stream, &Reply::Host { files }, &fds)
@@ -235,6 +240,10 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     let mut fds = fds.into_iter();
     let netns = fds.next().ok_or_else(|| garbage(name, "no namespace"))?;
     check_namespace(netns.as_fd(), CloneFlags::CLONE_NEWNET, name)?;
+    let pidns = fds
+        .next()
+        .ok_or_else(|| garbage(name, "no PID namespace"))?;
+    check_namespace(pidns.as_fd(), CloneFlags::CLONE_NEWPID, name)?;
     let userns = match fds.next() {
         Some(fd) => {
             check_namespace(fd.as_fd(), CloneFlags::CLONE_NEWUSER, name)?;
@@ -246,6 +255,7 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
         netns: Netns::from_fd(netns),
         userns,
         files,
+        pidns: Some(Pidns::from_fd(pidns)),
     })
 }
 
@@ -280,6 +290,7 @@ pub(super) fn call(
             netns: Netns::from_fd(netns),
             userns,
             files: HostFiles::new(),
+            pidns: None,
         }),
     ))
 }
@@ -332,7 +343,7 @@ fn receive(stream: &UnixStream, name: &str) -> io::Result<(Reply, Vec<OwnedFd>)>
     let mut data = Vec::new();
     let mut fds = Vec::new();
     let mut buffer = [0u8; 16 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 2]);
+    let mut cmsg = nix::cmsg_space!([RawFd; 3]);
     while !data.ends_with(b"\n") && (data.len() as u64) < MAX_LINE {
         let mut iov = [io::IoSliceMut::new(&mut buffer)];
         let message = recvmsg::<()>(

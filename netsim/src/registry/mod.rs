@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::Lab;
 use crate::netns::Netns;
+use crate::pidns::Pidns;
 use crate::topology::Topology;
 use crate::userns::{self, Userns};
 
@@ -65,6 +66,9 @@ pub struct HostNs {
     /// What its processes see over the machine's files (the lab's resolv.conf); none for a
     /// persistent lab, which no process holds.
     pub files: HostFiles,
+    /// The PID namespace its processes start in, so that they end with the lab
+    /// ([`Pidns::spawn`]); none for a persistent lab.
+    pub pidns: Option<Pidns>,
 }
 
 /// A lab as found by [`list`] or [`find`].

@@ -91,6 +91,7 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
         netns: Netns::open(&path)?,
         userns: None,
         files: Default::default(),
+        pidns: None,
     })
 }
 
