@@ -134,8 +134,8 @@ impl Reaper {
 }
 
 impl Drop for Reaper {
-    /// Ends the init, and returns once every process of the namespace is gone, or after
-    /// [`REAPED`]: the kernel has killed them all by then, but a killed process whose parent
+    /// Ends the init, and returns once every process of the namespace is gone, or after two
+    /// seconds: the kernel has killed them all by then, but a killed process whose parent
     /// is outside the namespace stays a zombie (holding nothing but its pid) until that parent,
     /// or the machine's init if it is dead, reaps it, and the init waits for that.
     fn drop(&mut self) {

@@ -9,8 +9,8 @@
 //! it, so that its hosts find each other by name and nothing else. It needs nothing but the lab
 //! host's namespace: every target gets the same upstream.
 //!
-//! The answer is a pure function ([`zone`]); the I/O is one UDP socket and one TCP listener,
-//! served from tasks until [`UpstreamDns::close`] (or drop).
+//! The answer is a pure function (`upstream/zone.rs`); the I/O is one UDP socket and one TCP
+//! listener, served from tasks until [`UpstreamDns::close`] (or drop).
 
 mod zone;
 
