@@ -182,9 +182,10 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(processes_with("sleep 4243"), Vec::<String>::new());
     let _machine = machine_lock(); // gc also removes other tests' persistent labs
     let gc = drydock_ok(&["gc"]);
-    assert!(gc.contains(&state) && gc.contains(&files), "{gc}");
-    assert!(!std::path::Path::new(&state).exists());
-    assert!(!std::path::Path::new(&files).exists());
+    // Removed by this gc, or already by one of a test beside this one (`lab up` collects too).
+    for dir in [&state, &files] {
+        assert!(!std::path::Path::new(dir).exists(), "{dir} is left: {gc}");
+    }
 }
 
 #[test]
