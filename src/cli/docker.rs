@@ -1,14 +1,33 @@
-//! `drydock -H LAB/HOST ...`: docker command lines against the reference engine of a lab host,
-//! answered by the process holding the lab.
+//! The docker CLI against a lab host: `drydock -H LAB/HOST ...` runs the `docker` found on PATH
+//! with `DOCKER_HOST` set to the host's Engine API socket (served by the process holding the
+//! lab); `drydock lab env LAB HOST` prints that setting, `drydock lab shell LAB HOST` opens a
+//! shell in the host with it.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
-use drydock_netsim::registry;
-use drydock_runtime::api::cli::{self, DockerCommand};
+use drydock_netsim::registry::{self, Entry};
 
-/// Sends `args` to the engine of `target` (`LAB/HOST`) and prints the answer; `exec NAME CMD...`
-/// runs CMD in the container's namespace with its resolv.conf, hosts and hostname.
+use super::engines::{socket_path, sockets_root};
+
+/// `unix://PATH` of the Engine API socket of `host` in lab `lab`, once both are known to be up.
+pub(crate) fn docker_host(lab: &str, host: &str) -> anyhow::Result<String> {
+    let entry = registry::find(lab)?;
+    if let Entry::Persistent(_) = entry {
+        bail!(
+            "lab {lab} is persistent: engines run in the process holding a lab (`drydock lab up` without --persist)"
+        );
+    }
+    let info = entry.describe()?;
+    if !info.topology.hosts.iter().any(|h| h.name == host) {
+        bail!("{}", info.topology.unknown_host(host));
+    }
+    let path = socket_path(&sockets_root(), lab, host);
+    Ok(format!("unix://{}", path.display()))
+}
+
+/// `drydock -H LAB/HOST ARGS...`: `docker ARGS...` against that host; its exit code.
 pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
     let Some(target) = target else {
         bail!(
@@ -19,45 +38,55 @@ pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitC
     let (lab, host) = target
         .split_once('/')
         .context("-H: expected LAB/HOST, e.g. -H three-hosts/h1")?;
-    let line: Vec<&str> = std::iter::once("docker")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let command = cli::parse(&line).map_err(|e| anyhow::anyhow!(e.message))?;
-    let entry = registry::find(lab)?;
-    let (text, netns) = entry.call(host, args)?;
-    match command {
-        DockerCommand::Exec { container, command } => exec(
-            &container,
-            &command,
-            &text,
-            netns.context("the lab sent no namespace")?,
-        ),
-        _ => {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    let docker_host = docker_host(lab, host)?;
+    let Some(docker) = on_path("docker") else {
+        bail!(
+            "`drydock -H` runs the docker CLI and none is on PATH: `apt-get install docker.io` gives Debian's (20.10); any Docker client works with `eval $(drydock lab env {lab} {host})`"
+        );
+    };
+    let status = Command::new(&docker)
+        .args(args)
+        .env("DOCKER_HOST", docker_host)
+        .status()
+        .with_context(|| format!("cannot run {}", docker.display()))?;
+    Ok(exit_code(status))
 }
 
-/// Runs `command` in the namespace of container `name`, with the files the lab named.
-fn exec(
-    name: &str,
-    command: &[String],
-    files: &str,
-    target: registry::HostNs,
-) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::ExitStatusExt;
-    let files: super::workload::Files = serde_json::from_str(files).context("the lab's answer")?;
-    let mut child = target.netns.command(&command[0], target.userns.as_ref());
-    child.args(&command[1..]);
-    // The container's own /etc/resolv.conf, /etc/hosts and hostname, over the machine's.
-    super::workload::container_view(&mut child, &files).map_err(anyhow::Error::msg)?;
-    let status = child
+/// `drydock lab env LAB HOST`.
+pub(crate) fn env(lab: &str, host: &str) -> anyhow::Result<ExitCode> {
+    println!("export DOCKER_HOST={}", docker_host(lab, host)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drydock lab shell LAB HOST`: `$SHELL` (else `sh`) inside the host, `DOCKER_HOST` set.
+pub(crate) fn shell(lab: &str, host: &str) -> anyhow::Result<ExitCode> {
+    let docker_host = docker_host(lab, host)?;
+    let target = registry::find(lab)?.host(host)?;
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "sh".into());
+    let status = (target.netns.command(&shell, target.userns.as_ref()))
+        .env("DOCKER_HOST", docker_host)
         .status()
-        .with_context(|| format!("cannot run {:?} in {name}", command[0]))?;
+        .with_context(|| format!("cannot run {shell} in {lab}/{host}"))?;
+    Ok(exit_code(status))
+}
+
+/// The first executable `name` in `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A child's exit status as ours (128 + the signal that killed it, as a shell reports it).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

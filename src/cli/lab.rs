@@ -53,6 +53,21 @@ pub(crate) enum LabCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Print `export DOCKER_HOST=unix://...`: the Engine API socket of a host's engine, for
+    /// any docker client (`eval $(drydock lab env LAB HOST)`).
+    Env {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
+    },
+    /// Open a shell ($SHELL) inside a host of a lab, with DOCKER_HOST set to its engine.
+    Shell {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
+    },
     /// Capture packets on an interface of a host, to pcapng and/or as one-line summaries.
     Capture {
         /// Lab name.
@@ -95,6 +110,8 @@ pub(crate) fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
             host,
             command,
         } => exec(&name, &host, &command),
+        LabCommand::Env { name, host } => super::docker::env(&name, &host),
+        LabCommand::Shell { name, host } => super::docker::shell(&name, &host),
         LabCommand::Capture {
             name,
             host,
@@ -140,6 +157,8 @@ fn up(
             persistent::NETNS_DIR
         );
     }
+    // Where the engines' sockets go is the user's, known before a rootless lab makes us root.
+    let sockets = super::engines::sockets_root();
     super::enter_rootless_if_needed()?;
     let registration = Registration::claim(&topology.name)?;
     let runtime = super::runtime()?;
@@ -173,31 +192,35 @@ fn up(
     if persist {
         return Ok(ExitCode::SUCCESS);
     }
-    hold(lab, registration, &runtime)
+    hold(lab, registration, &runtime, &sockets)
 }
 
-/// Serves the lab's registry socket until a signal or `lab down`; then the lab goes with us.
+/// Serves the lab's registry socket and its hosts' Engine API sockets until a signal or `lab
+/// down`; then the lab goes with us.
 fn hold(
     lab: Lab,
     registration: Registration,
     runtime: &tokio::runtime::Runtime,
+    sockets: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel();
     let lab = std::sync::Arc::new(lab);
     let served = std::sync::Arc::clone(&lab);
-    // Engines answer `drydock -H LAB/HOST ...`; their tasks run on this runtime, driven below.
-    use super::engines::{Engines, gc_state};
-    if let Err(e) = gc_state() {
+    // Each host's engine serves the Engine API on a socket; their tasks run on this runtime,
+    // driven below.
+    use super::engines::{Engines, gc_sockets, gc_state};
+    if let Err(e) = gc_state().and_then(|_| gc_sockets()) {
         tracing::warn!("cannot remove engine state of dead labs: {e}");
     }
-    let engines = std::sync::Arc::new(Engines::new(std::sync::Arc::clone(&lab)));
-    let handle = runtime.handle().clone();
+    let engines = {
+        let _entered = runtime.enter();
+        Engines::serve(std::sync::Arc::clone(&lab), sockets)?
+    };
     std::thread::spawn(move || {
         let on_down = move || {
             let _ = down_tx.send(());
         };
-        let on_call = |host: &str, args: &[String]| handle.block_on(engines.call(host, args));
-        if let Err(e) = registration.serve(&served, &on_down, &on_call) {
+        if let Err(e) = registration.serve(&served, &on_down) {
             tracing::error!("registry socket: {e}");
         }
     });
@@ -213,9 +236,8 @@ fn hold(
         }
         anyhow::Ok(())
     })?;
-    // The registry thread never returns the engines: their files go here. Exiting closes every
-    // namespace descriptor: the kernel removes the lab.
-    let _ = std::fs::remove_dir_all(Engines::state_dir());
+    // Exiting closes every namespace descriptor: the kernel removes the lab.
+    engines.remove_files();
     eprintln!("lab {} is down", lab.name());
     Ok(ExitCode::SUCCESS)
 }

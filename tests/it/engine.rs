@@ -1,4 +1,5 @@
-//! `drydock -H LAB/HOST ...`: the docker-shaped CLI against the reference engines of a held lab.
+//! `drydock -H LAB/HOST ...`: the docker CLI (the one on PATH) against the reference engines of a
+//! held lab, through their Engine API sockets.
 
 use std::process::Output;
 
@@ -100,14 +101,14 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     );
 
     // Inside a container: Docker's resolv.conf, and the alias resolved by the embedded DNS.
-    let resolv = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    let resolv = docker_ok(h1, &["exec", "client", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     // Its hostname, the short id as in Docker, not the machine's.
     let hostname = docker_ok(h1, &["exec", "client", "hostname"]);
-    let file = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/hostname"]);
+    let file = docker_ok(h1, &["exec", "client", "cat", "/etc/hostname"]);
     assert_eq!(hostname, file);
     assert_eq!(hostname.trim().len(), 12, "{hostname}");
-    let page = docker_ok(h1, &["exec", "client", "--", "wget", "-qO-", "http://www/"]);
+    let page = docker_ok(h1, &["exec", "client", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
     // httpd -v logs each request on stderr: `logs` shows it.
     let logs = docker_ok(h1, &["logs", "web"]);
@@ -150,16 +151,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(processes_with(root), Vec::<String>::new());
     let gone = docker(
         h1,
-        &[
-            "exec",
-            "client",
-            "--",
-            "wget",
-            "-qO-",
-            "-T",
-            "2",
-            "http://www/",
-        ],
+        &["exec", "client", "wget", "-qO-", "-T", "2", "http://www/"],
     );
     assert!(!gone.status.success(), "www no longer answers");
 

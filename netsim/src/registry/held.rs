@@ -33,7 +33,6 @@ enum Request {
     Describe,
     Netns { host: String },
     Down,
-    Call { host: String, args: Vec<String> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,21 +41,7 @@ enum Reply {
     Info { info: LabInfo },
     Ok,
     Error { message: String },
-    Output { text: String },
 }
-
-/// What the holder of a lab answers to a [`call`](super::Entry::call): text, and optionally a
-/// namespace to hand over (e.g. a container's, to run a command in).
-#[derive(Debug)]
-pub struct Answer {
-    /// The command's output, or its error message.
-    pub text: Result<String, String>,
-    /// A namespace to send along.
-    pub netns: Option<Netns>,
-}
-
-/// Answers calls: `(host, args)` to an [`Answer`]. Labs without engines answer none.
-pub type CallHandler<'a> = &'a (dyn Fn(&str, &[String]) -> Answer + Sync);
 
 fn socket_addr(name: &str) -> io::Result<SocketAddr> {
     SocketAddr::from_abstract_name(format!("{SOCKET_PREFIX}{name}"))
@@ -88,14 +73,8 @@ impl Registration {
     }
 
     /// Answers clients, each on a thread of its own, for as long as the listener works; calls
-    /// `on_down` when a client asks the lab to go down, and `on_call` for calls. Only clients of
-    /// this user are served.
-    pub fn serve(
-        &self,
-        lab: &Lab,
-        on_down: &(dyn Fn() + Sync),
-        on_call: CallHandler<'_>,
-    ) -> io::Result<()> {
+    /// `on_down` when a client asks the lab to go down. Only clients of this user are served.
+    pub fn serve(&self, lab: &Lab, on_down: &(dyn Fn() + Sync)) -> io::Result<()> {
         let info = LabInfo::held(lab);
         let userns = if info.rootless {
             Some(Userns::current()?)
@@ -107,7 +86,7 @@ impl Registration {
                 let stream = stream?;
                 let (info, userns) = (&info, userns.as_ref());
                 scope.spawn(move || {
-                    if let Err(e) = serve_client(&stream, lab, info, userns, on_down, on_call) {
+                    if let Err(e) = serve_client(&stream, lab, info, userns, on_down) {
                         tracing::debug!("registry client: {e}");
                     }
                 });
@@ -123,7 +102,6 @@ fn serve_client(
     info: &LabInfo,
     userns: Option<&Userns>,
     on_down: &(dyn Fn() + Sync),
-    on_call: CallHandler<'_>,
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
@@ -150,19 +128,6 @@ fn serve_client(
                 send(stream, &Reply::Error { message }, &[])
             }
         },
-        Request::Call { host, args } => {
-            let answer = on_call(&host, &args);
-            let mut fds: Vec<RawFd> = answer.netns.iter().map(|n| n.as_fd().as_raw_fd()).collect();
-            fds.extend(
-                userns
-                    .filter(|_| !fds.is_empty())
-                    .map(|u| u.as_fd().as_raw_fd()),
-            );
-            match answer.text {
-                Ok(text) => send(stream, &Reply::Output { text }, &fds),
-                Err(message) => send(stream, &Reply::Error { message }, &[]),
-            }
-        }
         Request::Down => {
             // Go down even if the client has gone away meanwhile.
             let sent = send(stream, &Reply::Ok, &[]);
@@ -224,40 +189,6 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
         netns: Netns::from_fd(netns),
         userns,
     })
-}
-
-pub(super) fn call(
-    name: &str,
-    host: &str,
-    args: &[String],
-) -> io::Result<(String, Option<HostNs>)> {
-    let request = Request::Call {
-        host: host.to_string(),
-        args: args.to_vec(),
-    };
-    let (reply, fds, _) = exchange(name, &request)?;
-    let Reply::Output { text } = reply else {
-        return Err(garbage(name, "a reply without output"));
-    };
-    let mut fds = fds.into_iter();
-    let Some(netns) = fds.next() else {
-        return Ok((text, None));
-    };
-    check_namespace(netns.as_fd(), CloneFlags::CLONE_NEWNET, name)?;
-    let userns = match fds.next() {
-        Some(fd) => {
-            check_namespace(fd.as_fd(), CloneFlags::CLONE_NEWUSER, name)?;
-            Some(Userns::from_fd(fd))
-        }
-        None => None,
-    };
-    Ok((
-        text,
-        Some(HostNs {
-            netns: Netns::from_fd(netns),
-            userns,
-        }),
-    ))
 }
 
 pub(super) fn down(name: &str) -> io::Result<()> {
