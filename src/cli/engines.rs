@@ -15,7 +15,11 @@ use drydock_runtime::engine::{ControlPlane, Engine, Options};
 use drydock_runtime::server::{Listener, Processes, Served};
 use tokio::sync::Mutex;
 
-use super::workload::{Files, Workloads};
+use super::workload::{Exit, Files, Workloads};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long the output of a container removed with `--rm` outlives it, for attached clients.
+const ATTACHED_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
@@ -191,15 +195,16 @@ impl Engines {
         host: &str,
     ) -> anyhow::Result<()> {
         let first = listener.accept().await?;
-        let engine = match self.start(host).await {
-            Ok(engine) => engine,
+        let (engine, processes, exits) = match self.start(host).await {
+            Ok(started) => started,
             Err(message) => {
-                // Every client learns why, until the lab goes down.
                 drop(first);
                 anyhow::bail!("{message}");
             }
         };
-        let served = Served::new(Arc::new(Mutex::new(engine.0)), engine.1);
+        let engine = Arc::new(Mutex::new(engine));
+        tokio::spawn(follow_exits(engine.clone(), processes.clone(), exits));
+        let served = Served::new(engine, processes);
         let listener = FirstThen {
             first: Some(first),
             listener,
@@ -232,7 +237,10 @@ impl Engines {
 
     /// Starts the engine of lab host `host` (its state under [`Engines::state_dir`], made by
     /// the first engine), and what runs in its containers.
-    async fn start(&self, host: &str) -> Result<(Engine, Arc<dyn Processes>), String> {
+    async fn start(
+        &self,
+        host: &str,
+    ) -> Result<(Engine, Arc<HostProcesses>, UnboundedReceiver<Exit>), String> {
         let netns = (self.lab.host(host)).ok_or_else(|| self.lab.topology().unknown_host(host))?;
         let state = {
             let mut started_one = self.started_one.lock().await;
@@ -251,11 +259,38 @@ impl Engines {
             control_plane: ControlPlane::Hub(self.hub.clone()),
         };
         let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
-        let workloads = Workloads::new(state.join(host).join("logs"));
-        Ok((
-            engine,
-            Arc::new(HostProcesses(std::sync::Mutex::new(workloads))),
-        ))
+        let (exited, exits) = tokio::sync::mpsc::unbounded_channel();
+        let workloads = Workloads::new(state.join(host).join("logs"), exited);
+        let processes = Arc::new(HostProcesses(std::sync::Mutex::new(workloads)));
+        Ok((engine, processes, exits))
+    }
+}
+
+/// A container whose command ends stops, as Docker's does (and goes with `--rm`).
+async fn follow_exits(
+    engine: Arc<Mutex<Engine>>,
+    processes: Arc<HostProcesses>,
+    mut exits: UnboundedReceiver<Exit>,
+) {
+    while let Some((name, pid, code)) = exits.recv().await {
+        if !processes.workloads().is_current(&name, pid) {
+            continue; // stopped or restarted since
+        }
+        processes.workloads().stop(&name);
+        let mut stopped = engine.lock().await;
+        if let Err(e) = stopped.container_exited(&name, code).await {
+            tracing::warn!("{name} exited ({code}): {e}");
+        }
+        if stopped.inspect_container(&name).is_err() {
+            // Gone with `--rm`: its output stays a moment for the clients attached to it.
+            let (engine, processes) = (engine.clone(), processes.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(ATTACHED_GRACE).await;
+                if engine.lock().await.inspect_container(&name).is_err() {
+                    processes.workloads().remove(&name);
+                }
+            });
+        }
     }
 }
 

@@ -97,6 +97,8 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
             "--network",
             "app",
             "busybox",
+            "sleep",
+            "1000",
         ],
     );
 
@@ -196,4 +198,55 @@ fn an_unknown_program_fails_run_and_leaves_the_container_created() {
     let inspect: serde_json::Value =
         serde_json::from_str(&docker_ok(h1, &["inspect", "bad"])).unwrap();
     assert_eq!(inspect[0]["State"]["Running"], false);
+}
+
+#[test]
+fn run_without_detach_prints_the_output_and_exits_with_the_command() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-run", false);
+    let h1 = "cli-engine-run/h1";
+    let once = docker(h1, &["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(String::from_utf8_lossy(&once.stdout), "hi\n");
+    assert!(once.status.success(), "{once:?}");
+    // --rm: gone once it exited.
+    assert_eq!(docker_ok(h1, &["ps", "-aq"]), "");
+
+    let three = docker(
+        h1,
+        &[
+            "run",
+            "--name",
+            "three",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; exit 3",
+        ],
+    );
+    assert_eq!(three.status.code(), Some(3), "{three:?}");
+    assert_eq!(String::from_utf8_lossy(&three.stdout), "out\n");
+    let state = docker_ok(
+        h1,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "three",
+        ],
+    );
+    assert_eq!(state, "exited 3\n");
+    // A detached command that ends stops its container too.
+    docker_ok(h1, &["run", "-d", "--name", "brief", "busybox", "true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        status = docker_ok(h1, &["inspect", "-f", "{{.State.Status}}", "brief"]);
+        if status == "exited\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, "exited\n");
 }

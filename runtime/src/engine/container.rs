@@ -16,6 +16,9 @@ use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
 use crate::driver::{Interface, special};
 use crate::ipam::PoolId;
 
+/// Docker's time for what has not happened (Go's zero `time.Time`).
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 /// The images a reference engine has: the same tiny one every target maps `busybox` to.
 const IMAGES: [&str; 2] = ["busybox", "busybox:latest"];
 
@@ -88,6 +91,9 @@ impl Engine {
             config,
             hostname,
             state: State::Created,
+            exit_code: 0,
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
             attachments,
             endpoints: BTreeMap::new(),
             sandbox: None,
@@ -195,6 +201,7 @@ impl Engine {
             return Err(e);
         }
         self.containers[index].state = State::Running;
+        self.containers[index].started_at = super::ids::now();
         self.refresh_dns();
         self.write_files(index)?;
         Ok(())
@@ -587,9 +594,33 @@ impl Engine {
         if self.containers[index].state != State::Running {
             return Ok(());
         }
+        self.exited(index, 137).await
+    }
+
+    /// Container `name_or_id`'s command exited with `code` (whoever runs it says so): the
+    /// container stops as Docker's does when its process ends, and goes if it was made with
+    /// `--rm`. Nothing when it was not running.
+    pub async fn container_exited(&mut self, name_or_id: &str, code: i64) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state != State::Running {
+            return Ok(());
+        }
+        self.exited(index, code).await
+    }
+
+    /// Stops running container `index` with exit code `code`; removes it when it has
+    /// `AutoRemove`.
+    async fn exited(&mut self, index: usize, code: i64) -> EngineResult<()> {
         self.teardown(index).await;
-        self.containers[index].state = State::Exited;
+        let container = &mut self.containers[index];
+        container.state = State::Exited;
+        container.exit_code = code;
+        container.finished_at = super::ids::now();
         self.refresh_dns();
+        if container_auto_removes(&self.containers[index]) {
+            let name = self.containers[index].name.clone();
+            return self.remove_container(&name, true).await;
+        }
         Ok(())
     }
 
@@ -903,4 +934,9 @@ fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {
     bytes
         .try_into()
         .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))
+}
+
+/// Whether a container goes when it stops (`docker run --rm`).
+fn container_auto_removes(container: &super::model::Container) -> bool {
+    container.config.host_config.auto_remove
 }

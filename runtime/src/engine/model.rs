@@ -168,6 +168,11 @@ pub(crate) struct Container {
     pub(crate) config: ContainerCreate,
     pub(crate) hostname: String,
     pub(crate) state: State,
+    /// Its command's exit code, once exited (137 when stopped: SIGKILL after the grace).
+    pub(crate) exit_code: i64,
+    /// When it last started and last stopped (Docker's zero time before).
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
     /// Networks it is attached to, in order, with their endpoint settings: kept across stops.
     pub(crate) attachments: Vec<(String, EndpointSettings)>,
     /// Endpoints by network id while it runs.

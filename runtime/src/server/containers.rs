@@ -151,16 +151,48 @@ async fn inspect(State(served): State<Arc<Served>>, Path(id): Path<String>) -> A
     Ok(Json(served.engine.inspect_container(&id).await?))
 }
 
-/// `POST /containers/{id}/wait`: once the container does not run, its exit code.
-async fn wait(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<Json<Value>> {
-    loop {
-        let inspect = served.engine.inspect_container(&id).await?;
-        if inspect["State"]["Running"] != true {
-            let code = inspect["State"]["ExitCode"].as_i64().unwrap_or(0);
-            return Ok(Json(json!({"StatusCode": code, "Error": null})));
+/// `POST /containers/{id}/wait?condition=`: its exit code once it does not run
+/// (`not-running`, the default), once it exits next (`next-exit`: `docker run` waits so
+/// before it starts the container), or once it is gone (`removed`: `docker run --rm`). The
+/// status goes out at once and the answer when it comes, as dockerd does: the CLI waits for
+/// the headers before it starts the container.
+async fn wait(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<axum::response::Response> {
+    let condition = query.get("condition").cloned().unwrap_or_default();
+    let first = served.engine.inspect_container(&id).await?;
+    let answer = async move {
+        let first_status = first["State"]["Status"].clone();
+        let mut seen_running = first_status == "running";
+        let mut code = first["State"]["ExitCode"].as_i64().unwrap_or(0);
+        loop {
+            // Gone: removed (by `--rm` once it exited, or by someone).
+            let Ok(inspect) = served.engine.inspect_container(&id).await else {
+                break;
+            };
+            let status = inspect["State"]["Status"].as_str().unwrap_or_default();
+            code = inspect["State"]["ExitCode"].as_i64().unwrap_or(0);
+            seen_running |= status == "running";
+            let done = match condition.as_str() {
+                "next-exit" => status == "exited" && (seen_running || first_status != "exited"),
+                "removed" => false,
+                _ => status != "running",
+            };
+            if done {
+                break;
+            }
+            tokio::time::sleep(WAIT_POLL).await;
         }
-        tokio::time::sleep(WAIT_POLL).await;
-    }
+        let body = json!({"StatusCode": code, "Error": null}).to_string();
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(body + "\n"))
+    };
+    let body = axum::body::Body::from_stream(futures::stream::once(answer));
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .expect("a valid response"))
 }
 
 /// `GET /containers/json?all=&filters=`: `docker ps`, newest first.
@@ -290,8 +322,6 @@ fn status(state: &Value) -> String {
         human_duration((now - at).max(0) as u64)
     };
     match state["Status"].as_str().unwrap_or_default() {
-        // The reference engine starts a container as it creates it: no StartedAt of its own.
-        "running" if state["StartedAt"].as_str().is_none_or(str::is_empty) => "Up".into(),
         "running" => format!("Up {}", since("StartedAt")),
         "exited" => format!(
             "Exited ({}) {} ago",

@@ -41,6 +41,10 @@ pub const MIN_API_VERSION: &str = "1.12";
 /// What runs in an engine's containers, kept by whoever holds the engine (the lab's holder
 /// process runs containers' commands; a conformance target runs none).
 pub trait Processes: Send + Sync + 'static {
+    /// Whether containers' commands run at all (attaching to one needs them).
+    fn run_commands(&self) -> bool {
+        true
+    }
     /// Container `name` was created with `command` (its image's default when empty).
     fn created(&self, name: &str, command: Vec<String>);
     /// Container `name` was started: its command starts.
@@ -67,6 +71,9 @@ pub trait Processes: Send + Sync + 'static {
 pub struct NoProcesses;
 
 impl Processes for NoProcesses {
+    fn run_commands(&self) -> bool {
+        false
+    }
     fn created(&self, _: &str, _: Vec<String>) {}
     fn started(&self, _: &Engine, _: &str) -> Result<(), String> {
         Ok(())

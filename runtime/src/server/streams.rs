@@ -1,6 +1,7 @@
 //! The streams: `docker exec` (an exec instance, then its start on a hijacked connection:
 //! `101 UPGRADED` and the process's stdout and stderr multiplexed in Docker's 8-byte frames,
-//! its stdin read from the same connection) and `docker logs [-f]`.
+//! its stdin read from the same connection), `docker logs [-f]`, and the attach of `docker
+//! run` without `-d`.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -48,6 +49,7 @@ pub(super) fn routes() -> Router<Arc<Served>> {
         .route("/exec/{id}/start", post(start))
         .route("/exec/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/attach", post(attach))
 }
 
 /// `POST /containers/{id}/exec`.
@@ -372,6 +374,70 @@ async fn logs(
     });
     Ok(raw_stream(StatusCode::OK)
         .body(Body::from_stream(stream))
+        .unwrap())
+}
+
+/// `POST /containers/{id}/attach?stream=1&stdout=1`: on a hijacked connection, what the
+/// container's command writes from now until the container exits or goes (`docker run`
+/// without `-d` attaches before it starts the container). Its stdin is not attached.
+async fn attach(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    mut request: Request,
+) -> Answer<Response> {
+    let inspect = served.engine.inspect_container(&id).await?;
+    if !served.processes.run_commands() {
+        return Err(Refusal::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this engine runs no processes in its containers (a conformance target): nothing to attach to; `drydock lab up` serves run without -d",
+        ));
+    }
+    let name = inspect["Name"]
+        .as_str()
+        .unwrap_or(&id)
+        .trim_start_matches('/')
+        .to_string();
+    let tty = inspect["Config"]["Tty"] == true;
+    let Some(on_upgrade) =
+        (request.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut request))
+    else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "attach needs a hijacked connection (Upgrade: tcp)",
+        ));
+    };
+    let mut sent = served.processes.logs(&name).len();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        loop {
+            tokio::time::sleep(FOLLOW_POLL / 2).await;
+            let state = (served.engine.inspect_container(&id).await).map(|c| {
+                c["State"]["Status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            let text = served.processes.logs(&name);
+            if text.len() > sent {
+                let more = frame(1, &text.as_bytes()[sent..], tty);
+                sent = text.len();
+                if io.write_all(&more).await.is_err() {
+                    return;
+                }
+            }
+            if !matches!(state.as_deref(), Ok("created" | "running")) {
+                let _ = io.shutdown().await;
+                return;
+            }
+        }
+    });
+    Ok(raw_stream(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
         .unwrap())
 }
 
