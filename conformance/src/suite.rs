@@ -13,6 +13,7 @@ use crate::scenario::{self, Scenario};
 use crate::targets::Target;
 use crate::targets::docker::DockerTarget;
 use crate::targets::reference::{EtcdReferenceTarget, ReferenceTarget};
+use crate::targets::reference_api::ApiReferenceTarget;
 
 /// The engines a suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,6 +23,9 @@ pub enum TargetKind {
     /// The reference engine with its swarms' control plane in an etcd inside the lab, reached
     /// by each engine from its docker host, as engines in separate processes would.
     ReferenceEtcd,
+    /// The reference engine driven over its own Engine API socket, through the client that
+    /// drives dockerd.
+    ReferenceApi,
     /// Docker Engine: a private dockerd per docker host, inside each scenario's lab.
     Docker,
 }
@@ -32,6 +36,7 @@ impl TargetKind {
         match self {
             TargetKind::Reference => "reference",
             TargetKind::ReferenceEtcd => "reference-etcd",
+            TargetKind::ReferenceApi => "reference-api",
             TargetKind::Docker => "docker",
         }
     }
@@ -126,6 +131,9 @@ pub async fn run(
         }
         TargetKind::ReferenceEtcd => {
             run_on::<EtcdReferenceTarget>(scenarios, options, run_id, progress, cancel).await
+        }
+        TargetKind::ReferenceApi => {
+            run_on::<ApiReferenceTarget>(scenarios, options, run_id, progress, cancel).await
         }
         TargetKind::Docker => {
             run_on::<DockerTarget>(scenarios, options, run_id, progress, cancel).await

@@ -1,7 +1,8 @@
-//! drydock's reference engine: Docker's network drivers (bridge, host, none, macvlan, ipvlan;
-//! overlay and remote plugins to come), IPAM, published ports, firewall rules and the embedded
-//! DNS server, running in the network namespace of a netsim lab host; and the docker command
-//! language that drives it ([`api`]). Knows nothing of scenarios.
+//! drydock's reference engine: Docker's network drivers (bridge, host, none, macvlan, ipvlan,
+//! overlay in swarm mode with its control plane in [`cluster`]; remote plugins to come), IPAM,
+//! published ports, firewall rules and the embedded DNS server, running in the network
+//! namespace of a netsim lab host; the docker command language that drives it ([`api`]); and
+//! Docker Engine API 1.41 served on a unix socket ([`server`]). Knows nothing of scenarios.
 
 pub mod api;
 pub mod cluster;
@@ -14,3 +15,4 @@ pub mod firewall;
 pub mod ipam;
 mod nfnl;
 pub mod proxy;
+pub mod server;

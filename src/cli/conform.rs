@@ -93,16 +93,21 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     let failed = results.iter().any(|(_, r)| r.totals().failed > 0);
-    if let [(a, first), (b, second)] = results.as_slice() {
-        let comparison = suite::Comparison::new((a.name(), first), (b.name(), second));
-        print!(
-            "\n{}{}",
-            super::table::render(&comparison.rows()),
-            comparison.summary()
-        );
-        if !comparison.disagreements().is_empty() {
-            return Ok(ExitCode::FAILURE);
+    // Every pair of targets compared: one table each.
+    let mut disagreed = false;
+    for (i, (a, first)) in results.iter().enumerate() {
+        for (b, second) in &results[i + 1..] {
+            let comparison = suite::Comparison::new((a.name(), first), (b.name(), second));
+            print!(
+                "\n{}{}",
+                super::table::render(&comparison.rows()),
+                comparison.summary()
+            );
+            disagreed |= !comparison.disagreements().is_empty();
         }
+    }
+    if disagreed {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(if failed {
         ExitCode::FAILURE

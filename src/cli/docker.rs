@@ -1,14 +1,34 @@
-//! `drydock -H LAB/HOST ...`: docker command lines against the reference engine of a lab host,
-//! answered by the process holding the lab.
+//! The docker CLI against a lab host: `drydock -H LAB/HOST ...` runs the `docker` found on PATH
+//! with `DOCKER_HOST` set to the host's Engine API socket (served by the process holding the
+//! lab); `drydock lab env LAB HOST` prints that setting, `drydock lab shell LAB HOST` opens a
+//! shell in the host with it.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
-use drydock_netsim::registry;
-use drydock_runtime::api::cli::{self, DockerCommand};
+use drydock_netsim::registry::{self, Entry};
 
-/// Sends `args` to the engine of `target` (`LAB/HOST`) and prints the answer; `exec NAME CMD...`
-/// runs CMD in the container's namespace with its resolv.conf, hosts and hostname.
+use super::engines::{socket_path, sockets_root};
+use super::in_host;
+
+/// `unix://PATH` of the Engine API socket of `host` in lab `lab`, once both are known to be up.
+pub(crate) fn docker_host(lab: &str, host: &str) -> anyhow::Result<String> {
+    let entry = registry::find(lab)?;
+    if let Entry::Persistent(_) = entry {
+        bail!(
+            "lab {lab} is persistent: engines run in the process holding a lab (`drydock lab up` without --persist)"
+        );
+    }
+    let info = entry.describe()?;
+    if !info.topology.hosts.iter().any(|h| h.name == host) {
+        bail!("{}", info.topology.unknown_host(host));
+    }
+    let path = socket_path(&sockets_root(), lab, host);
+    Ok(format!("unix://{}", path.display()))
+}
+
+/// `drydock -H LAB/HOST ARGS...`: `docker ARGS...` against that host; its exit code.
 pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
     let Some(target) = target else {
         bail!(
@@ -19,66 +39,46 @@ pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitC
     let (lab, host) = target
         .split_once('/')
         .context("-H: expected LAB/HOST, e.g. -H three-hosts/h1")?;
-    let line: Vec<&str> = std::iter::once("docker")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let command = cli::parse(&line).map_err(|e| anyhow::anyhow!(e.message))?;
-    let entry = registry::find(lab)?;
-    let (text, netns) = match entry.call(host, args) {
-        Ok(answer) => answer,
-        // docker/cli's status for a failed `run`: 127 when the command does not exist.
-        Err(e) if matches!(command, DockerCommand::Run(_)) => {
-            eprintln!("drydock: error: {e}");
-            let status = super::workload::start_failure_status(&e.to_string(), 125);
-            return Ok(ExitCode::from(status));
-        }
-        Err(e) => return Err(e.into()),
+    let docker_host = docker_host(lab, host)?;
+    let Some(docker) = on_path("docker") else {
+        bail!(
+            "`drydock -H` runs the docker CLI and none is on PATH: `apt-get install docker.io` gives Debian's (20.10); any Docker client works with `eval $(drydock lab env {lab} {host})`"
+        );
     };
-    match command {
-        DockerCommand::Exec { container, command } => exec(
-            &container,
-            &command,
-            &text,
-            netns.context("the lab sent no namespace")?,
-        ),
-        _ => {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    let status = Command::new(&docker)
+        .args(args)
+        .env("DOCKER_HOST", docker_host)
+        .status()
+        .with_context(|| format!("cannot run {}", docker.display()))?;
+    Ok(in_host::exit_code(status))
 }
 
-/// Runs `command` in the namespace of container `name`, with the files the lab named.
-fn exec(
-    name: &str,
-    command: &[String],
-    files: &str,
-    target: registry::HostNs,
-) -> anyhow::Result<ExitCode> {
-    use super::workload::{container_view, program, start_failure_status};
-    use std::os::unix::process::ExitStatusExt;
-    let files: super::workload::Files = serde_json::from_str(files).context("the lab's answer")?;
-    // A command that cannot start exits as under Docker: 127 when it does not exist, 126 when
-    // it cannot be run.
-    let not_started = |message: String| {
-        eprintln!("drydock: error: {message}");
-        Ok(ExitCode::from(start_failure_status(&message, 126)))
-    };
-    let argv = match program(command) {
-        Ok(argv) => argv,
-        Err(message) => return not_started(message),
-    };
-    let mut child = target.netns.command(&argv[0], target.userns.as_ref());
-    child.args(&argv[1..]);
-    // The container's own /etc/resolv.conf, /etc/hosts and hostname, over the machine's.
-    container_view(&mut child, &files).map_err(anyhow::Error::msg)?;
-    let status = match child.status() {
-        Ok(status) => status,
-        Err(e) => return not_started(format!("cannot run {:?} in {name}: {e}", command[0])),
-    };
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+/// `drydock lab env LAB HOST`.
+pub(crate) fn env(lab: &str, host: &str) -> anyhow::Result<ExitCode> {
+    println!("export DOCKER_HOST={}", docker_host(lab, host)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drydock lab shell LAB HOST`: `$SHELL` (else `sh`) inside the host as `lab exec` runs a
+/// command there, `DOCKER_HOST` set.
+pub(crate) fn shell(lab: &str, host: &str) -> anyhow::Result<ExitCode> {
+    let docker_host = docker_host(lab, host)?;
+    let target = registry::find(lab)?.host(host)?;
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "sh".into());
+    let mut command = in_host::command(&target, &shell)?;
+    command.env("DOCKER_HOST", docker_host);
+    let status = in_host::run(&target, &mut command)
+        .with_context(|| format!("cannot run {shell} in {lab}/{host}"))?;
+    Ok(in_host::exit_code(status))
+}
+
+/// The first executable `name` in `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }

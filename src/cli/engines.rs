@@ -1,29 +1,33 @@
-//! The reference engines of a held lab, living in the process that holds it, answering docker
-//! command lines sent with `drydock -H LAB/HOST ...`: the runtime's docker grammar and
-//! dispatcher, plus what runs in the containers (their commands, `logs`, `exec`).
+//! The reference engines of a held lab, living in the process that holds it: each lab host's
+//! engine serves Docker Engine API 1.41 on a unix socket (`drydock lab env LAB HOST`), for the
+//! real docker CLI (`drydock -H LAB/HOST ...` runs it), and what runs in the containers (their
+//! commands, `logs`, `exec`) is this process's.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use drydock_conformance::targets::lab_resolvers;
 use drydock_conformance::targets::reference::ETCD_DIR_PREFIX;
+use drydock_conformance::targets::reference_api::DIR_PREFIX as API_DIR_PREFIX;
 use drydock_netsim::Lab;
-use drydock_netsim::registry::Answer;
-use drydock_runtime::api::cli::{self, DockerCommand};
-use drydock_runtime::api::dispatch::{Change, dispatch};
 use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
+use drydock_runtime::server::{Listener, Processes, Served};
 use tokio::sync::Mutex;
 
 use super::lab_dns::FILES_PREFIX;
-use super::workload::{Files, Workloads, start_failure_status};
+use super::workload::{Exit, Files, Workloads};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long the output of a container removed with `--rm` outlives it, for attached clients.
+const ATTACHED_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Engines' state directories are `/tmp/drydock-engines-PID`, PID the holding process.
 const STATE_PREFIX: &str = "drydock-engines-";
 
 /// Removes the state directories of processes that are gone (killed before cleaning up): the
-/// engines' and the hosts' files of held labs, and the etcd data of conformance runs.
+/// engines' and the hosts' files of held labs, and the etcd data and API sockets of conformance
+/// runs.
 pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(std::env::temp_dir())? {
@@ -32,7 +36,7 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX, FILES_PREFIX]
+        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX, API_DIR_PREFIX, FILES_PREFIX]
             .iter()
             .find_map(|prefix| name.strip_prefix(prefix))
             .and_then(|rest| rest.split('-').next())
@@ -50,31 +54,169 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
     Ok(removed)
 }
 
-/// A lab host's engine and what runs in its containers.
-struct Host {
-    engine: Mutex<Engine>,
-    workloads: Workloads,
+/// Where the engines of labs serve their Engine API sockets: `/run/drydock/engines` for root,
+/// else `$XDG_RUNTIME_DIR/drydock/engines` (or `/tmp/drydock-UID/engines`). Computed outside
+/// a rootless lab's user namespace, where the user is root.
+pub(crate) fn sockets_root() -> PathBuf {
+    if drydock_netsim::userns::is_privileged() {
+        return PathBuf::from("/run/drydock/engines");
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("drydock-{}", nix::unistd::getuid())));
+    base.join("drydock").join("engines")
 }
 
-/// One engine per lab host, started on first use, with what runs in its containers.
+/// The Engine API socket of lab host `host` of lab `lab`.
+pub(crate) fn socket_path(root: &std::path::Path, lab: &str, host: &str) -> PathBuf {
+    root.join(lab).join(format!("{host}.sock"))
+}
+
+/// Removes the socket directories of labs no process holds any more.
+pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let root = sockets_root();
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(removed);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if drydock_netsim::registry::find(name).is_err() {
+            std::fs::remove_dir_all(&path)?;
+            removed.push(path.display().to_string());
+        }
+    }
+    Ok(removed)
+}
+
+/// What runs in the containers of one lab host's engine.
+struct HostProcesses(std::sync::Mutex<Workloads>);
+
+impl HostProcesses {
+    fn workloads(&self) -> std::sync::MutexGuard<'_, Workloads> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Processes for HostProcesses {
+    fn created(&self, name: &str, command: Vec<String>) {
+        self.workloads().set_command(name, command);
+    }
+
+    fn started(&self, engine: &Engine, name: &str) -> Result<(), String> {
+        let netns = engine.container_netns(name).map_err(|e| e.0)?;
+        let files = container_files(engine, name)?;
+        self.workloads().start(name, &netns, &files)
+    }
+
+    fn stopped(&self, name: &str) {
+        self.workloads().stop(name);
+    }
+
+    fn removed(&self, name: &str) {
+        self.workloads().remove(name);
+    }
+
+    fn logs(&self, name: &str) -> String {
+        self.workloads().output(name)
+    }
+
+    /// The program as the machine has it (`dig`, `wget`...), in the container's namespace
+    /// with its files.
+    fn exec(
+        &self,
+        engine: &Engine,
+        name: &str,
+        command: &[String],
+    ) -> Result<std::process::Command, String> {
+        let netns = engine.container_netns(name).map_err(|e| e.0)?;
+        let files = container_files(engine, name)?;
+        let mut child = netns.command(&command[0], None);
+        child.args(&command[1..]);
+        super::workload::container_view(&mut child, &files)?;
+        Ok(child)
+    }
+}
+
+/// The engines of a held lab: each lab host's Engine API socket, its engine started on the
+/// first request, until the lab goes down.
 pub(crate) struct Engines {
     lab: Arc<Lab>,
-    hosts: Mutex<BTreeMap<String, Host>>,
+    /// Where the sockets are: `ROOT/LAB/`.
+    dir: PathBuf,
     /// The lab's in-process control plane, for the swarms its engines make.
     hub: Arc<MemoryHub>,
+    /// Whether the first engine started (it makes the state directory).
+    started_one: Mutex<bool>,
 }
 
 impl Engines {
-    pub(crate) fn new(lab: Arc<Lab>) -> Self {
-        Self {
-            lab,
-            hosts: Mutex::new(BTreeMap::new()),
-            hub: Arc::new(MemoryHub::new()),
+    /// Binds an Engine API socket for every host of `lab` under `root` and serves them on the
+    /// current tokio runtime; an engine starts with the first connection to its socket.
+    pub(crate) fn serve(lab: Arc<Lab>, root: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+        let dir = root.join(lab.name());
+        if dir.exists() {
+            // Ours: the lab's name is claimed. A crashed holder of the same name left it.
+            std::fs::remove_dir_all(&dir)?;
         }
+        std::fs::create_dir_all(&dir)?;
+        let engines = Arc::new(Self {
+            lab: lab.clone(),
+            dir,
+            hub: Arc::new(MemoryHub::new()),
+            started_one: Mutex::new(false),
+        });
+        for host in &lab.topology().hosts {
+            let path = socket_path(root, lab.name(), &host.name);
+            let listener = tokio::net::UnixListener::bind(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let (engines, host) = (engines.clone(), host.name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = engines.serve_host(listener, &host).await {
+                    tracing::error!("{host}'s Engine API: {e}");
+                }
+            });
+        }
+        Ok(engines)
+    }
+
+    /// Removes the sockets and the engines' state directory (the engines go with the process).
+    pub(crate) fn remove_files(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(Self::state_dir());
+    }
+
+    /// Waits for the first connection, starts the engine of `host`, then serves it.
+    async fn serve_host(
+        &self,
+        listener: tokio::net::UnixListener,
+        host: &str,
+    ) -> anyhow::Result<()> {
+        let first = listener.accept().await?;
+        let (engine, processes, exits) = match self.start(host).await {
+            Ok(started) => started,
+            Err(message) => {
+                drop(first);
+                anyhow::bail!("{message}");
+            }
+        };
+        let engine = Arc::new(Mutex::new(engine));
+        tokio::spawn(follow_exits(engine.clone(), processes.clone(), exits));
+        let served = Served::new(engine, processes);
+        let listener = FirstThen {
+            first: Some(first),
+            listener,
+        };
+        Ok(drydock_runtime::server::serve(listener, served).await?)
     }
 
     /// Where this process's engines write containers' files: made when the first engine
-    /// starts, removed by `lab down` (or, after a crash, by `drydock gc` and the next `lab up`).
+    /// starts, removed when the lab goes down (or, after a crash, by `drydock gc` and the next
+    /// `lab up`).
     pub(crate) fn state_dir() -> PathBuf {
         std::env::temp_dir().join(format!("{STATE_PREFIX}{}", std::process::id()))
     }
@@ -95,24 +237,21 @@ impl Engines {
         Ok(dir)
     }
 
-    /// Runs one docker command line (without its leading `docker`) for `host`.
-    pub(crate) async fn call(&self, host: &str, args: &[String]) -> Answer {
-        match self.run(host, args).await {
-            Ok(answer) => answer,
-            Err(message) => Answer {
-                text: Err(message),
-                netns: None,
-            },
-        }
-    }
-
     /// Starts the engine of lab host `host` (its state under [`Engines::state_dir`], made by
-    /// the `first` engine).
-    async fn start(&self, host: &str, first: bool) -> Result<Host, String> {
+    /// the first engine), and what runs in its containers.
+    async fn start(
+        &self,
+        host: &str,
+    ) -> Result<(Engine, Arc<HostProcesses>, UnboundedReceiver<Exit>), String> {
         let netns = (self.lab.host(host)).ok_or_else(|| self.lab.topology().unknown_host(host))?;
-        let state = match first {
-            true => Self::make_state_dir().map_err(|e| format!("engine state: {e}"))?,
-            false => Self::state_dir(),
+        let state = {
+            let mut started_one = self.started_one.lock().await;
+            let state = match *started_one {
+                false => Self::make_state_dir().map_err(|e| format!("engine state: {e}"))?,
+                true => Self::state_dir(),
+            };
+            *started_one = true;
+            state
         };
         let options = Options {
             dns: Vec::new(),
@@ -122,93 +261,61 @@ impl Engines {
             control_plane: ControlPlane::Hub(self.hub.clone()),
         };
         let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
-        Ok(Host {
-            engine: Mutex::new(engine),
-            workloads: Workloads::new(state.join(host).join("logs")),
-        })
+        let (exited, exits) = tokio::sync::mpsc::unbounded_channel();
+        let workloads = Workloads::new(state.join(host).join("logs"), exited);
+        let processes = Arc::new(HostProcesses(std::sync::Mutex::new(workloads)));
+        Ok((engine, processes, exits))
     }
+}
 
-    async fn run(&self, host: &str, args: &[String]) -> Result<Answer, String> {
-        let line: Vec<&str> = std::iter::once("docker")
-            .chain(args.iter().map(String::as_str))
-            .collect();
-        let command = cli::parse(&line).map_err(|e| e.message)?;
-        let mut hosts = self.hosts.lock().await;
-        if !hosts.contains_key(host) {
-            let started = self.start(host, hosts.is_empty()).await?;
-            hosts.insert(host.to_string(), started);
+/// A container whose command ends stops, as Docker's does (and goes with `--rm`).
+async fn follow_exits(
+    engine: Arc<Mutex<Engine>>,
+    processes: Arc<HostProcesses>,
+    mut exits: UnboundedReceiver<Exit>,
+) {
+    while let Some((name, pid, code)) = exits.recv().await {
+        if !processes.workloads().is_current(&name, pid) {
+            continue; // stopped or restarted since
         }
-        let Host { engine, workloads } = hosts.get_mut(host).expect("just started");
-        let text = |t: String| Answer {
-            text: Ok(t),
-            netns: None,
-        };
-        match &command {
-            DockerCommand::Logs(name) => {
-                engine
-                    .lock()
-                    .await
-                    .inspect_container(name)
-                    .map_err(|e| e.0)?;
-                Ok(text(workloads.output(name)))
-            }
-            DockerCommand::Exec { container, .. } => {
-                let engine = engine.lock().await;
-                let netns = engine.container_netns(container).map_err(|e| e.0)?;
-                let files = serde_json::to_string(&container_files(&engine, container)?)
-                    .expect("paths serialize");
-                Ok(Answer {
-                    text: Ok(files),
-                    netns: Some(netns),
-                })
-            }
-            _ => {
-                let reply = dispatch(&*engine, &command).await;
-                let mut errors = reply.errors;
-                for change in reply.changes {
-                    if let Err(e) = follow_change(engine, workloads, &command, change).await {
-                        errors.push(e);
-                    }
+        processes.workloads().stop(&name);
+        let mut stopped = engine.lock().await;
+        if let Err(e) = stopped.container_exited(&name, code).await {
+            tracing::warn!("{name} exited ({code}): {e}");
+        }
+        if stopped.inspect_container(&name).is_err() {
+            // Gone with `--rm`: its output stays a moment for the clients attached to it.
+            let (engine, processes) = (engine.clone(), processes.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(ATTACHED_GRACE).await;
+                if engine.lock().await.inspect_container(&name).is_err() {
+                    processes.workloads().remove(&name);
                 }
-                match errors.is_empty() {
-                    true => Ok(text(reply.stdout)),
-                    false => Err(errors.join("\n")),
-                }
-            }
+            });
         }
     }
 }
 
-/// Keeps what runs in a container in step with what a command did to it: its command is
-/// recorded when `run` creates it, runs while it runs, and goes with it.
-async fn follow_change(
-    engine: &Mutex<Engine>,
-    workloads: &mut Workloads,
-    command: &DockerCommand,
-    change: Change,
-) -> Result<(), String> {
-    match (change, command) {
-        (Change::Created(name), DockerCommand::Run(spec)) => {
-            workloads.set_command(&name, spec.command.clone());
+/// A listener that hands out one connection it already accepted, then the others.
+struct FirstThen {
+    first: Option<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)>,
+    listener: tokio::net::UnixListener,
+}
+
+impl Listener for FirstThen {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        if let Some(first) = self.first.take() {
+            return first;
         }
-        (Change::Started(name), _) => {
-            let mut engine = engine.lock().await;
-            let netns = engine.container_netns(&name).map_err(|e| e.0)?;
-            let started = container_files(&engine, &name)
-                .and_then(|files| workloads.start(&name, &netns, &files));
-            if let Err(message) = started {
-                // As with Docker, a container whose command cannot start stays, created, with
-                // the exit status and error runc's failure gives it.
-                let status = start_failure_status(&message, 128);
-                let _ = engine.fail_start(&name, status.into(), &message).await;
-                return Err(message);
-            }
-        }
-        (Change::Stopped(name), _) => workloads.stop(&name),
-        (Change::Removed(name), _) => workloads.remove(&name),
-        (Change::Created(_), _) => {}
+        Listener::accept(&mut self.listener).await
     }
-    Ok(())
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
 }
 
 fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String> {

@@ -15,7 +15,7 @@ use drydock_netsim::registry::{self, LabInfo, Registration, persistent};
 use drydock_netsim::topology::check_lab_name;
 use drydock_netsim::{Lab, Topology, userns};
 
-use super::table;
+use super::{in_host, table};
 
 #[derive(Subcommand)]
 pub(crate) enum LabCommand {
@@ -53,6 +53,21 @@ pub(crate) enum LabCommand {
         /// Command and arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Print `export DOCKER_HOST=unix://...`: the Engine API socket of a host's engine, for
+    /// any docker client (`eval $(drydock lab env LAB HOST)`).
+    Env {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
+    },
+    /// Open a shell ($SHELL) inside a host of a lab, with DOCKER_HOST set to its engine.
+    Shell {
+        /// Lab name.
+        name: String,
+        /// Host name.
+        host: String,
     },
     /// Capture packets on an interface of a host, to pcapng and/or as one-line summaries.
     Capture {
@@ -96,6 +111,8 @@ pub(crate) fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
             host,
             command,
         } => exec(&name, &host, &command),
+        LabCommand::Env { name, host } => super::docker::env(&name, &host),
+        LabCommand::Shell { name, host } => super::docker::shell(&name, &host),
         LabCommand::Capture {
             name,
             host,
@@ -141,6 +158,8 @@ fn up(
             persistent::NETNS_DIR
         );
     }
+    // Where the engines' sockets go is the user's, known before a rootless lab makes us root.
+    let sockets = super::engines::sockets_root();
     super::enter_rootless_if_needed()?;
     let registration = Registration::claim(&topology.name)?;
     let runtime = super::runtime()?;
@@ -174,24 +193,30 @@ fn up(
     if persist {
         return Ok(ExitCode::SUCCESS);
     }
-    hold(lab, registration, &runtime)
+    hold(lab, registration, &runtime, &sockets)
 }
 
-/// Serves the lab's registry socket until a signal or `lab down`; then the lab goes with us.
+/// Serves the lab's registry socket and its hosts' Engine API sockets until a signal or `lab
+/// down`; then the lab goes with us.
 fn hold(
     lab: Lab,
     registration: Registration,
     runtime: &tokio::runtime::Runtime,
+    sockets: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel();
     let lab = std::sync::Arc::new(lab);
     let served = std::sync::Arc::clone(&lab);
-    // Engines answer `drydock -H LAB/HOST ...`; their tasks run on this runtime, driven below.
-    use super::engines::{Engines, gc_state};
-    if let Err(e) = gc_state() {
+    // Each host's engine serves the Engine API on a socket; their tasks run on this runtime,
+    // driven below.
+    use super::engines::{Engines, gc_sockets, gc_state};
+    if let Err(e) = gc_state().and_then(|_| gc_sockets()) {
         tracing::warn!("cannot remove engine state of dead labs: {e}");
     }
-    let engines = std::sync::Arc::new(Engines::new(std::sync::Arc::clone(&lab)));
+    let engines = {
+        let _entered = runtime.enter();
+        Engines::serve(std::sync::Arc::clone(&lab), sockets)?
+    };
     let dns = {
         let _entered = runtime.enter();
         super::lab_dns::LabDns::start(&lab)?
@@ -200,13 +225,11 @@ fn hold(
     // Where `lab exec` starts its processes: they end with the lab, even on SIGKILL.
     let reaper = Reaper::start().context("the lab's PID namespace")?;
     let pidns = reaper.pidns().clone();
-    let handle = runtime.handle().clone();
     std::thread::spawn(move || {
         let on_down = move || {
             let _ = down_tx.send(());
         };
-        let on_call = |host: &str, args: &[String]| handle.block_on(engines.call(host, args));
-        if let Err(e) = registration.serve(&served, &files, &pidns, &on_down, &on_call) {
+        if let Err(e) = registration.serve(&served, &files, &pidns, &on_down) {
             tracing::error!("registry socket: {e}");
         }
     });
@@ -224,9 +247,8 @@ fn hold(
     })?;
     // Every process started in the lab's hosts ends, and is gone when this returns.
     drop(reaper);
-    // The registry thread never returns the engines: their files go here. Exiting closes every
-    // namespace descriptor: the kernel removes the lab.
-    let _ = std::fs::remove_dir_all(Engines::state_dir());
+    // Exiting closes every namespace descriptor: the kernel removes the lab.
+    engines.remove_files();
     drop(dns);
     eprintln!("lab {} is down", lab.name());
     Ok(ExitCode::SUCCESS)
@@ -332,40 +354,19 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn exec(name: &str, host: &str, command: &[String]) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::ExitStatusExt;
     let target = registry::find(name)?.host(host)?;
-    if let Some(user) = &target.userns {
-        // Entering the lab's PID namespace takes its user namespace's privileges. Still
-        // single-threaded here, as joining requires.
-        user.join()?;
-    }
-    let mut child = target.netns.command(&command[0], None);
+    let mut child = in_host::command(&target, &command[0])?;
     child.args(&command[1..]);
-    // The lab's resolv.conf over the machine's, whose resolvers the lab cannot reach.
-    super::workload::container_view(&mut child, &target.files).map_err(anyhow::Error::msg)?;
-    // In the lab's PID namespace, the process and all it starts end with the lab.
-    let spawned = match &target.pidns {
-        Some(pidns) => pidns.spawn(&mut child),
-        None => child.spawn(),
-    }
-    .and_then(|mut child| child.wait());
-    let status = match spawned {
-        Ok(status) => status,
+    match in_host::run(&target, &mut child) {
+        Ok(status) => Ok(in_host::exit_code(status)),
         // As a shell says it: 127 when the program does not exist, 126 when it cannot be run.
         Err(e) => {
             let message = format!("cannot run {:?} in {name}/{host}: {e}", command[0]);
             eprintln!("drydock: error: {message}");
-            return Ok(ExitCode::from(super::workload::start_failure_status(
-                &message, 1,
-            )));
+            let code = drydock_runtime::server::failed_start::exit_code(&message, 1);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
-    };
-    // A command killed by a signal exits like a shell reports it: 128 + the signal number.
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    }
 }
 
 /// When a capture stops.

@@ -9,6 +9,7 @@ mod conform;
 mod docker;
 mod doctor;
 mod engines;
+mod in_host;
 mod lab;
 mod lab_dns;
 mod table;
@@ -26,7 +27,7 @@ struct Cli {
     /// More logs (-v: info, -vv: debug); DRYDOCK_LOG=filter overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The lab host whose reference engine docker-shaped commands go to (`LAB/HOST`).
+    /// The lab host whose reference engine docker commands go to (`LAB/HOST`).
     #[arg(short = 'H', long = "host", value_name = "LAB/HOST")]
     host: Option<String>,
     #[command(subcommand)]
@@ -52,9 +53,8 @@ enum Command {
     },
     /// Remove persistent labs and anything a crashed run left behind.
     Gc,
-    /// Docker command lines for a lab host's engine, with -H LAB/HOST (the runtime's docker
-    /// grammar): `network create|ls|inspect|rm|connect|disconnect`, `run -d`, `rm`, `stop`,
-    /// `start`, `inspect`, `logs NAME`, `exec NAME CMD...`.
+    /// Any docker command line, with -H LAB/HOST: the docker CLI on PATH, DOCKER_HOST set to
+    /// that lab host's engine (Docker Engine API 1.41 on a socket; `drydock lab env`).
     #[command(external_subcommand)]
     Docker(Vec<String>),
 }
@@ -91,6 +91,10 @@ fn run(command: Command, host: Option<&str>) -> anyhow::Result<ExitCode> {
             match engines::gc_state() {
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(format!("engine state directories: {e}")),
+            }
+            match engines::gc_sockets() {
+                Ok(removed) => report.removed.extend(removed),
+                Err(e) => report.errors.push(format!("engine sockets: {e}")),
             }
             if report.removed.is_empty() && report.errors.is_empty() {
                 println!("nothing to remove");

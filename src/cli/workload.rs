@@ -71,28 +71,10 @@ pub(crate) fn container_view(command: &mut Command, files: &Files) -> Result<(),
     Ok(())
 }
 
-/// The exit status Docker gives a container command that could not start, read from the error's
-/// text as docker/cli (`runStartContainerErr`) and moby (`translateContainerdStartErr`) read
-/// runc's: 127 when the program does not exist, 126 when it may not be run, else `otherwise`
-/// (125 for the `run` command, 126 for `exec`, 128 in the container's `State.ExitCode`).
-pub(crate) fn start_failure_status(message: &str, otherwise: u8) -> u8 {
-    let message = message.to_lowercase();
-    if ["executable file not found", "no such file or directory"]
-        .iter()
-        .any(|text| message.contains(text))
-    {
-        127
-    } else if message.contains("permission denied") {
-        126
-    } else {
-        otherwise
-    }
-}
-
 /// `argv` ready to run from the machine's filesystem, which stands for every image: its program
 /// is looked up on PATH, else taken as an applet of busybox (the image scenarios use). Unknown
-/// programs fail `run` and `exec` with runc's text, as Docker's would.
-pub(crate) fn program(argv: &[String]) -> Result<Vec<String>, String> {
+/// programs fail `run` with runc's text, as Docker's would.
+fn program(argv: &[String]) -> Result<Vec<String>, String> {
     let name = &argv[0];
     let on_path = |name: &str| {
         std::env::var_os("PATH")
@@ -123,6 +105,10 @@ pub(crate) fn program(argv: &[String]) -> Result<Vec<String>, String> {
     }
 }
 
+/// A container's command that ended: the container, the process, its exit code (128 + the
+/// signal that killed it).
+pub(crate) type Exit = (String, libc::pid_t, i64);
+
 /// A container's command, running; killed with everything it started when dropped.
 struct Process {
     pid: libc::pid_t,
@@ -133,7 +119,13 @@ impl Process {
     /// Starts `argv` in `netns` with `files`, its output appended to `log`, from a thread of its own that waits for it: the
     /// child's death signal (`PR_SET_PDEATHSIG`) follows the thread that spawned it, which
     /// therefore lives as long as the child.
-    fn spawn(netns: &Netns, files: &Files, argv: &[String], log: &Path) -> Result<Self, String> {
+    fn spawn(
+        netns: &Netns,
+        files: &Files,
+        argv: &[String],
+        log: &Path,
+        exited: impl FnOnce(libc::pid_t, i64) + Send + 'static,
+    ) -> Result<Self, String> {
         let output = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -171,8 +163,15 @@ impl Process {
         let (started, pid) = mpsc::channel();
         let waiter = std::thread::spawn(move || match command.spawn() {
             Ok(mut child) => {
-                let _ = started.send(Ok(child.id() as libc::pid_t));
-                let _ = child.wait();
+                let pid = child.id() as libc::pid_t;
+                let _ = started.send(Ok(pid));
+                if let Ok(status) = child.wait() {
+                    use std::os::unix::process::ExitStatusExt;
+                    let code = (status.code().map(i64::from))
+                        .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
+                        .unwrap_or(1);
+                    exited(pid, code);
+                }
             }
             Err(e) => {
                 let _ = started.send(Err(e));
@@ -191,8 +190,11 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // SAFETY: the pid is our unreaped child until the waiter returns.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // SAFETY: the pid is our unreaped child until the waiter returns; once it has, the pid
+        // may be another process's.
+        if self.waiter.as_ref().is_some_and(|w| !w.is_finished()) {
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
         if let Some(waiter) = self.waiter.take() {
             let _ = waiter.join();
         }
@@ -205,16 +207,25 @@ pub(crate) struct Workloads {
     logs: PathBuf,
     commands: BTreeMap<String, Vec<String>>,
     processes: BTreeMap<String, Process>,
+    /// Told of every command that ends.
+    exits: tokio::sync::mpsc::UnboundedSender<Exit>,
 }
 
 impl Workloads {
-    /// No workloads yet; containers' output will go to files in `logs`.
-    pub(crate) fn new(logs: PathBuf) -> Self {
+    /// No workloads yet; containers' output will go to files in `logs`, and `exits` hears of
+    /// every command that ends.
+    pub(crate) fn new(logs: PathBuf, exits: tokio::sync::mpsc::UnboundedSender<Exit>) -> Self {
         Self {
             logs,
             commands: BTreeMap::new(),
             processes: BTreeMap::new(),
+            exits,
         }
+    }
+
+    /// Whether `pid` is the command running in container `name` now (not one stopped since).
+    pub(crate) fn is_current(&self, name: &str, pid: libc::pid_t) -> bool {
+        self.processes.get(name).is_some_and(|p| p.pid == pid)
     }
 
     fn log(&self, name: &str) -> PathBuf {
@@ -239,7 +250,11 @@ impl Workloads {
         if let Some(argv) = self.commands.get(name) {
             std::fs::create_dir_all(&self.logs)
                 .map_err(|e| format!("{}: {e}", self.logs.display()))?;
-            let process = Process::spawn(netns, files, argv, &self.log(name))?;
+            let (exits, container) = (self.exits.clone(), name.to_string());
+            let exited = move |pid, code| {
+                let _ = exits.send((container, pid, code));
+            };
+            let process = Process::spawn(netns, files, argv, &self.log(name), exited)?;
             self.processes.insert(name.to_string(), process);
         }
         Ok(())
@@ -260,25 +275,23 @@ impl Workloads {
 
 #[cfg(test)]
 mod tests {
+    use drydock_runtime::server::failed_start::exit_code;
+
     use super::*;
 
     #[test]
-    fn a_command_that_cannot_start_exits_as_under_docker() {
+    fn a_program_that_does_not_exist_fails_with_runcs_text_and_127() {
         let missing = program(&["no-such-program".to_string()]).unwrap_err();
         assert_eq!(
             missing,
             "exec: \"no-such-program\": executable file not found in $PATH"
         );
-        assert_eq!(start_failure_status(&missing, 125), 127);
+        assert_eq!(exit_code(&missing, 128), 127);
         let path = program(&["/no/such".to_string()]).unwrap_err();
         assert_eq!(
             path,
             "exec: \"/no/such\": stat /no/such: no such file or directory"
         );
-        assert_eq!(start_failure_status(&path, 125), 127);
-        let denied = "cannot run \"/etc/hostname\": Permission denied (os error 13)";
-        assert_eq!(start_failure_status(denied, 125), 126);
-        assert_eq!(start_failure_status("network x not found", 125), 125);
-        assert_eq!(start_failure_status("network x not found", 128), 128);
+        assert_eq!(exit_code(&path, 128), 127);
     }
 }

@@ -1,4 +1,5 @@
-//! `drydock -H LAB/HOST ...`: the docker-shaped CLI against the reference engines of a held lab.
+//! `drydock -H LAB/HOST ...`: the docker CLI (the one on PATH) against the reference engines of a
+//! held lab, through their Engine API sockets.
 
 use std::process::Output;
 
@@ -96,18 +97,20 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
             "--network",
             "app",
             "busybox",
+            "sleep",
+            "1000",
         ],
     );
 
     // Inside a container: Docker's resolv.conf, and the alias resolved by the embedded DNS.
-    let resolv = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    let resolv = docker_ok(h1, &["exec", "client", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     // Its hostname, the short id as in Docker, not the machine's.
     let hostname = docker_ok(h1, &["exec", "client", "hostname"]);
-    let file = docker_ok(h1, &["exec", "client", "--", "cat", "/etc/hostname"]);
+    let file = docker_ok(h1, &["exec", "client", "cat", "/etc/hostname"]);
     assert_eq!(hostname, file);
     assert_eq!(hostname.trim().len(), 12, "{hostname}");
-    let page = docker_ok(h1, &["exec", "client", "--", "wget", "-qO-", "http://www/"]);
+    let page = docker_ok(h1, &["exec", "client", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
     // httpd -v logs each request on stderr: `logs` shows it.
     let logs = docker_ok(h1, &["logs", "web"]);
@@ -150,16 +153,7 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(processes_with(root), Vec::<String>::new());
     let gone = docker(
         h1,
-        &[
-            "exec",
-            "client",
-            "--",
-            "wget",
-            "-qO-",
-            "-T",
-            "2",
-            "http://www/",
-        ],
+        &["exec", "client", "wget", "-qO-", "-T", "2", "http://www/"],
     );
     assert!(!gone.status.success(), "www no longer answers");
 
@@ -219,29 +213,93 @@ fn an_unknown_program_exits_127_as_under_docker_and_leaves_the_container_created
             .contains("executable file not found"),
         "{state}"
     );
+    // With --rm, it goes.
+    let output = docker(
+        h1,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "gone",
+            "busybox",
+            "no-such-program",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(127));
+    assert!(!docker(h1, &["inspect", "gone"]).status.success());
     // Other failures of `run` are docker/cli's 125.
     let output = docker(h1, &["run", "-d", "--network", "nonet", "busybox"]);
     assert_eq!(output.status.code(), Some(125));
 
-    // In a running container, `exec` of what does not exist, or cannot be run.
+    // `exec` of what does not exist is 126 under Docker 20.10 (observed: dockerd does not read
+    // runc's text there), runc's error in the output stream.
     docker_ok(
         h1,
         &["run", "-d", "--name", "up", "busybox", "sleep", "4244"],
     );
     let output = docker(h1, &["exec", "up", "no-such-program"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(127), "{stderr}");
+    let said =
+        String::from_utf8_lossy(&[&output.stdout[..], &output.stderr[..]].concat()).into_owned();
+    assert_eq!(output.status.code(), Some(126), "{said}");
     assert!(
-        stderr.contains("executable file not found in $PATH"),
-        "{stderr}"
+        said.contains("\"no-such-program\": executable file not found in $PATH"),
+        "{said}"
     );
+    // In a lab host, as a shell says it: 127 when the program does not exist, 126 when it
+    // cannot be run.
     let not_runnable = tempfile::NamedTempFile::new().unwrap();
     let not_runnable = not_runnable.path().to_str().unwrap();
-    let output = docker(h1, &["exec", "up", not_runnable]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(126), "{stderr}");
-    assert!(stderr.contains("Permission denied"), "{stderr}");
-    // The same in a lab host, as a shell says it.
     assert_eq!(lab.exec("h1", &["no-such-program"]), 127);
     assert_eq!(lab.exec("h1", &[not_runnable]), 126);
+}
+
+#[test]
+fn run_without_detach_prints_the_output_and_exits_with_the_command() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-run", false);
+    let h1 = "cli-engine-run/h1";
+    let once = docker(h1, &["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(String::from_utf8_lossy(&once.stdout), "hi\n");
+    assert!(once.status.success(), "{once:?}");
+    // --rm: gone once it exited.
+    assert_eq!(docker_ok(h1, &["ps", "-aq"]), "");
+
+    let three = docker(
+        h1,
+        &[
+            "run",
+            "--name",
+            "three",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; exit 3",
+        ],
+    );
+    assert_eq!(three.status.code(), Some(3), "{three:?}");
+    assert_eq!(String::from_utf8_lossy(&three.stdout), "out\n");
+    let state = docker_ok(
+        h1,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "three",
+        ],
+    );
+    assert_eq!(state, "exited 3\n");
+    // A detached command that ends stops its container too.
+    docker_ok(h1, &["run", "-d", "--name", "brief", "busybox", "true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        status = docker_ok(h1, &["inspect", "-f", "{{.State.Status}}", "brief"]);
+        if status == "exited\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, "exited\n");
 }

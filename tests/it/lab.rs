@@ -88,6 +88,22 @@ fn assert_lab_dns(lab: &HeldLab) {
     );
     let unknown = run(&[&dig[..], &["www.example.com"]].concat());
     assert!(unknown.contains("status: NXDOMAIN"), "{unknown}");
+    // `lab shell` sees the same.
+    let mut shell = drydock(lab.as_nobody)
+        .args(["lab", "shell", &lab.name, "h1"])
+        .env("SHELL", "sh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = shell.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"getent hosts h3\n").unwrap();
+    drop(stdin);
+    let output = shell.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "10.0.2.10       h3\n"
+    );
 }
 
 /// The README's tour: up, exec a ping across the router, capture it on the router, down.

@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod etcd;
 pub mod reference;
+pub mod reference_api;
 
 use std::future::Future;
 use std::net::IpAddr;

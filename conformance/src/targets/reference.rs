@@ -21,7 +21,7 @@ pub const EMULATED: Version = Version(20, 10, 24);
 /// reaches from its own host's namespace, as engines in separate processes would.
 #[derive(Debug)]
 pub struct ReferenceTarget<const ETCD: bool = false> {
-    engines: BTreeMap<String, Mutex<Engine>>,
+    engines: BTreeMap<String, Arc<Mutex<Engine>>>,
     /// The etcd of the `ETCD` kind.
     etcd: Option<EtcdServer>,
 }
@@ -81,6 +81,17 @@ impl<const ETCD: bool> ReferenceTarget<ETCD> {
     async fn engine(&self, host: &str) -> TargetResult<tokio::sync::MutexGuard<'_, Engine>> {
         Ok(self.api(host)?.lock().await)
     }
+
+    /// The engine of docker host `host`, shared (to serve it on a socket).
+    pub fn shared(&self, host: &str) -> TargetResult<Arc<Mutex<Engine>>> {
+        self.api(host)?;
+        Ok(self.engines[host].clone())
+    }
+
+    /// The docker hosts, in order.
+    pub fn hosts(&self) -> impl Iterator<Item = &String> {
+        self.engines.keys()
+    }
 }
 
 impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
@@ -103,15 +114,19 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
             let engine = Engine::start(netns, options)
                 .await
                 .map_err(TargetError::from)?;
-            engines.insert(host.clone(), Mutex::new(engine));
+            engines.insert(host.clone(), Arc::new(Mutex::new(engine)));
         }
         Ok(Self { engines, etcd })
     }
 
-    /// Stops every container and removes every network; then the etcd.
+    /// Stops every container and removes every network; then the etcd. An engine still
+    /// shared (a server's) is left to the lab's teardown.
     async fn stop(self) {
-        for (_, engine) in self.engines {
-            engine.into_inner().shutdown().await;
+        for (host, engine) in self.engines {
+            match Arc::try_unwrap(engine) {
+                Ok(engine) => engine.into_inner().shutdown().await,
+                Err(_) => tracing::warn!("{host}'s engine is still shared: not shut down"),
+            }
         }
         drop(self.etcd);
     }
@@ -128,7 +143,7 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
     }
 
     fn api(&self, host: &str) -> TargetResult<&Mutex<Engine>> {
-        self.engines.get(host).ok_or_else(|| {
+        self.engines.get(host).map(|e| &**e).ok_or_else(|| {
             TargetError::new(format!("{host} is not a docker host of this scenario"))
         })
     }

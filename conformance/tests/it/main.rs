@@ -2,6 +2,7 @@
 
 mod dig;
 mod docker;
+mod docker_cli;
 mod etcd;
 mod probe;
 mod run;

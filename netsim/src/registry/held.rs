@@ -34,7 +34,6 @@ enum Request {
     Describe,
     Netns { host: String },
     Down,
-    Call { host: String, args: Vec<String> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,21 +43,7 @@ enum Reply {
     Ok,
     Host { files: HostFiles },
     Error { message: String },
-    Output { text: String },
 }
-
-/// What the holder of a lab answers to a [`call`](super::Entry::call): text, and optionally a
-/// namespace to hand over (e.g. a container's, to run a command in).
-#[derive(Debug)]
-pub struct Answer {
-    /// The command's output, or its error message.
-    pub text: Result<String, String>,
-    /// A namespace to send along.
-    pub netns: Option<Netns>,
-}
-
-/// Answers calls: `(host, args)` to an [`Answer`]. Labs without engines answer none.
-pub type CallHandler<'a> = &'a (dyn Fn(&str, &[String]) -> Answer + Sync);
 
 fn socket_addr(name: &str) -> io::Result<SocketAddr> {
     SocketAddr::from_abstract_name(format!("{SOCKET_PREFIX}{name}"))
@@ -91,15 +76,14 @@ impl Registration {
 
     /// Answers clients, each on a thread of its own, for as long as the listener works; hands
     /// out `files` and `pidns` (where processes started in the lab's hosts go) with each host's
-    /// namespace, calls `on_down` when a client asks the lab to go down, and `on_call` for
-    /// calls. Only clients of this user are served.
+    /// namespace, and calls `on_down` when a client asks the lab to go down. Only clients of
+    /// this user are served.
     pub fn serve(
         &self,
         lab: &Lab,
         files: &HostFiles,
         pidns: &Pidns,
         on_down: &(dyn Fn() + Sync),
-        on_call: CallHandler<'_>,
     ) -> io::Result<()> {
         let info = LabInfo::held(lab);
         let userns = if info.rootless {
@@ -112,14 +96,8 @@ impl Registration {
                 let stream = stream?;
                 let (info, userns) = (&info, userns.as_ref());
                 scope.spawn(move || {
-                    let held = Held {
-                        lab,
-                        info,
-                        userns,
-                        files,
-                        pidns,
-                    };
-                    if let Err(e) = serve_client(&stream, &held, on_down, on_call) {
+                    let served = serve_client(&stream, lab, info, userns, files, pidns, on_down);
+                    if let Err(e) = served {
                         tracing::debug!("registry client: {e}");
                     }
                 });
@@ -129,25 +107,15 @@ impl Registration {
     }
 }
 
-/// What a held lab answers with.
-struct Held<'a> {
-    lab: &'a Lab,
-    info: &'a LabInfo,
-    /// The lab's user namespace, when it is rootless.
-    userns: Option<&'a Userns>,
-    files: &'a HostFiles,
-    pidns: &'a Pidns,
-}
-
 fn serve_client(
     stream: &UnixStream,
-    held: &Held<'_>,
+    lab: &Lab,
+    info: &LabInfo,
+    userns: Option<&Userns>,
+    files: &HostFiles,
+    pidns: &Pidns,
     on_down: &(dyn Fn() + Sync),
-    on_call: CallHandler<'_>,
 ) -> io::Result<()> {
-    let Held {
-        lab, info, userns, ..
-    } = *held;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     if peer(stream)?.uid() != nix::unistd::getuid().as_raw() {
@@ -164,9 +132,9 @@ fn serve_client(
         Request::Describe => send(stream, &Reply::Info { info: info.clone() }, &[]),
         Request::Netns { host } => match lab.host(&host) {
             Some(netns) => {
-                let mut fds = vec![netns.as_fd().as_raw_fd(), held.pidns.as_fd().as_raw_fd()];
+                let mut fds = vec![netns.as_fd().as_raw_fd(), pidns.as_fd().as_raw_fd()];
                 fds.extend(userns.map(|u| u.as_fd().as_raw_fd()));
-                let files = held.files.clone();
+                let files = files.clone();
                 send(stream, &Reply::Host { files }, &fds)
             }
             None => {
@@ -174,19 +142,6 @@ fn serve_client(
                 send(stream, &Reply::Error { message }, &[])
             }
         },
-        Request::Call { host, args } => {
-            let answer = on_call(&host, &args);
-            let mut fds: Vec<RawFd> = answer.netns.iter().map(|n| n.as_fd().as_raw_fd()).collect();
-            fds.extend(
-                userns
-                    .filter(|_| !fds.is_empty())
-                    .map(|u| u.as_fd().as_raw_fd()),
-            );
-            match answer.text {
-                Ok(text) => send(stream, &Reply::Output { text }, &fds),
-                Err(message) => send(stream, &Reply::Error { message }, &[]),
-            }
-        }
         Request::Down => {
             // Go down even if the client has gone away meanwhile.
             let sent = send(stream, &Reply::Ok, &[]);
@@ -257,42 +212,6 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
         files,
         pidns: Some(Pidns::from_fd(pidns)),
     })
-}
-
-pub(super) fn call(
-    name: &str,
-    host: &str,
-    args: &[String],
-) -> io::Result<(String, Option<HostNs>)> {
-    let request = Request::Call {
-        host: host.to_string(),
-        args: args.to_vec(),
-    };
-    let (reply, fds, _) = exchange(name, &request)?;
-    let Reply::Output { text } = reply else {
-        return Err(garbage(name, "a reply without output"));
-    };
-    let mut fds = fds.into_iter();
-    let Some(netns) = fds.next() else {
-        return Ok((text, None));
-    };
-    check_namespace(netns.as_fd(), CloneFlags::CLONE_NEWNET, name)?;
-    let userns = match fds.next() {
-        Some(fd) => {
-            check_namespace(fd.as_fd(), CloneFlags::CLONE_NEWUSER, name)?;
-            Some(Userns::from_fd(fd))
-        }
-        None => None,
-    };
-    Ok((
-        text,
-        Some(HostNs {
-            netns: Netns::from_fd(netns),
-            userns,
-            files: HostFiles::new(),
-            pidns: None,
-        }),
-    ))
 }
 
 pub(super) fn down(name: &str) -> io::Result<()> {

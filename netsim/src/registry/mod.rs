@@ -18,7 +18,7 @@ use crate::pidns::Pidns;
 use crate::topology::Topology;
 use crate::userns::{self, Userns};
 
-pub use held::{Answer, CallHandler, Registration};
+pub use held::Registration;
 pub use persistent::{GcReport, gc};
 
 /// What a lab says about itself.
@@ -101,17 +101,6 @@ impl Entry {
         match self {
             Entry::Held(name) => held::host(name, host),
             Entry::Persistent(name) => persistent::host(name, host),
-        }
-    }
-
-    /// Asks the process holding the lab to run `args` for `host` (engine commands: `network
-    /// create ...`); returns its output and any namespace it handed over.
-    pub fn call(&self, host: &str, args: &[String]) -> io::Result<(String, Option<HostNs>)> {
-        match self {
-            Entry::Held(name) => held::call(name, host, args),
-            Entry::Persistent(name) => Err(io::Error::other(format!(
-                "lab {name:?} is persistent: engines run in the process holding a lab (`drydock lab up` without --persist)"
-            ))),
         }
     }
 

@@ -64,6 +64,18 @@ pub(super) struct BridgeEndpoint {
     pub(super) addresses: Vec<IpNetwork>,
 }
 
+impl BridgeEndpoint {
+    /// A new endpoint for `interface`: its elected MAC, a host-side veth named as Docker names
+    /// them (`veth` and 7 random hex digits).
+    pub(super) fn new(interface: &Interface) -> Self {
+        Self {
+            host_ifname: format!("veth{:07x}", fastrand::u32(..0x1000_0000)),
+            mac: elect_mac(interface),
+            addresses: interface.addresses.clone(),
+        }
+    }
+}
+
 impl Bridge {
     /// The driver for the docker host `host`, without networks.
     pub(crate) fn new(host: Netns) -> Self {
@@ -140,13 +152,8 @@ impl Driver for Bridge {
     ) -> BoxFuture<'a, Result<Option<[u8; 6]>, DriverError>> {
         Box::pin(async move {
             self.network(network)?;
-            let mac = elect_mac(interface);
-            let made = BridgeEndpoint {
-                // As Docker names them: `veth` and 7 random hex digits.
-                host_ifname: format!("veth{:07x}", fastrand::u32(..0x1000_0000)),
-                mac,
-                addresses: interface.addresses.clone(),
-            };
+            let made = BridgeEndpoint::new(interface);
+            let mac = made.mac;
             self.state().endpoints.insert(endpoint.to_string(), made);
             Ok(Some(mac))
         })

@@ -330,12 +330,8 @@ impl Driver for Overlay {
     ) -> BoxFuture<'a, Result<Option<[u8; 6]>, DriverError>> {
         Box::pin(async move {
             self.network(network)?;
-            let mac = bridge::elect_mac(interface);
-            let made = BridgeEndpoint {
-                host_ifname: format!("veth{:07x}", fastrand::u32(..0x1000_0000)),
-                mac,
-                addresses: interface.addresses.clone(),
-            };
+            let made = BridgeEndpoint::new(interface);
+            let mac = made.mac;
             self.state().endpoints.insert(endpoint.to_string(), made);
             Ok(Some(mac))
         })

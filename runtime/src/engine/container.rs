@@ -16,6 +16,9 @@ use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
 use crate::driver::{Interface, special};
 use crate::ipam::PoolId;
 
+/// Docker's time for what has not happened (Go's zero `time.Time`).
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 /// The images a reference engine has: the same tiny one every target maps `busybox` to.
 const IMAGES: [&str; 2] = ["busybox", "busybox:latest"];
 
@@ -88,7 +91,10 @@ impl Engine {
             config,
             hostname,
             state: State::Created,
-            exit: (0, String::new()),
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
             attachments,
             endpoints: BTreeMap::new(),
             sandbox: None,
@@ -195,8 +201,10 @@ impl Engine {
             self.teardown(index).await;
             return Err(e);
         }
-        self.containers[index].state = State::Running;
-        self.containers[index].exit = (0, String::new());
+        let container = &mut self.containers[index];
+        container.state = State::Running;
+        container.started_at = super::ids::now();
+        (container.exit_code, container.error) = (0, String::new());
         self.refresh_dns();
         self.write_files(index)?;
         Ok(())
@@ -589,26 +597,65 @@ impl Engine {
         if self.containers[index].state != State::Running {
             return Ok(());
         }
-        self.teardown(index).await;
-        self.containers[index].state = State::Exited;
-        self.containers[index].exit = (137, String::new());
-        self.refresh_dns();
-        Ok(())
+        self.exited(index, 137).await
     }
 
-    /// The container's command could not start: `exit_code` 127 when the program does not
-    /// exist, 126 when it cannot be run, `error` runc's text. As Docker leaves a container whose
-    /// start failed, it stays, not running and `created`, with both in inspect's `State`.
+    /// Container `name_or_id`'s command exited with `code` (whoever runs it says so): the
+    /// container stops as Docker's does when its process ends, and goes if it was made with
+    /// `--rm`. Nothing when it was not running.
+    pub async fn container_exited(&mut self, name_or_id: &str, code: i64) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state != State::Running {
+            return Ok(());
+        }
+        self.exited(index, code).await
+    }
+
+    /// Stops running container `index` with exit code `code`; removes it when it has
+    /// `AutoRemove`.
+    async fn exited(&mut self, index: usize, code: i64) -> EngineResult<()> {
+        self.teardown(index).await;
+        let container = &mut self.containers[index];
+        container.state = State::Exited;
+        container.exit_code = code;
+        container.finished_at = super::ids::now();
+        self.after_stop(index).await
+    }
+
+    /// Container `name_or_id`, just started, could not start its command: `exit_code` 127 when
+    /// the program does not exist, 126 when it may not be run, `error` runc's text. As Docker
+    /// leaves it, it does not run, has both in inspect's `State`, and is `created` if it never
+    /// ran before (`exited` else, its StartedAt then the failed start's); gone with `--rm`.
     pub async fn fail_start(
         &mut self,
         name_or_id: &str,
         exit_code: i64,
         error: &str,
     ) -> EngineResult<()> {
-        self.stop_container(name_or_id).await?;
         let index = self.container_index(name_or_id)?;
-        self.containers[index].state = State::Created;
-        self.containers[index].exit = (exit_code, error.to_string());
+        if self.containers[index].state == State::Running {
+            self.teardown(index).await;
+        }
+        let container = &mut self.containers[index];
+        let ran_before = container.finished_at != ZERO_TIME;
+        container.state = if ran_before {
+            State::Exited
+        } else {
+            container.started_at = ZERO_TIME.into();
+            State::Created
+        };
+        (container.exit_code, container.error) = (exit_code, error.to_string());
+        self.after_stop(index).await
+    }
+
+    /// What follows container `index`'s stop: DNS without it, and its removal when it has
+    /// `AutoRemove`.
+    async fn after_stop(&mut self, index: usize) -> EngineResult<()> {
+        self.refresh_dns();
+        if container_auto_removes(&self.containers[index]) {
+            let name = self.containers[index].name.clone();
+            return self.remove_container(&name, true).await;
+        }
         Ok(())
     }
 
@@ -922,4 +969,9 @@ fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {
     bytes
         .try_into()
         .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))
+}
+
+/// Whether a container goes when it stops (`docker run --rm`).
+fn container_auto_removes(container: &super::model::Container) -> bool {
+    container.config.host_config.auto_remove
 }

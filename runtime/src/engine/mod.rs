@@ -166,6 +166,16 @@ impl Engine {
         }
     }
 
+    /// The names of the containers, in creation order (`docker ps`).
+    pub fn container_names(&self) -> Vec<String> {
+        self.containers.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// A fresh id, 64 hex digits (an exec instance's).
+    pub fn new_id(&mut self) -> String {
+        self.ids.id()
+    }
+
     /// The names of the networks, in creation order (`docker network ls`).
     pub fn network_names(&self) -> Vec<String> {
         self.networks.iter().map(|n| n.name.clone()).collect()

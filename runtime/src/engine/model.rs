@@ -168,9 +168,14 @@ pub(crate) struct Container {
     pub(crate) config: ContainerCreate,
     pub(crate) hostname: String,
     pub(crate) state: State,
-    /// inspect's `State.ExitCode` and `State.Error`: how its last run or start ended (137 once
-    /// stopped, as by SIGKILL; 127 or 126 when its command could not start, with runc's text).
-    pub(crate) exit: (i64, String),
+    /// Its command's exit code, once exited (137 when stopped: SIGKILL after the grace; 127 or
+    /// 126 when it could not start); 0 while it runs.
+    pub(crate) exit_code: i64,
+    /// Why its last start failed (runc's text), as inspect's `State.Error`; empty once it runs.
+    pub(crate) error: String,
+    /// When it last started and last stopped (Docker's zero time before).
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
     /// Networks it is attached to, in order, with their endpoint settings: kept across stops.
     pub(crate) attachments: Vec<(String, EndpointSettings)>,
     /// Endpoints by network id while it runs.

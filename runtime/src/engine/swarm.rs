@@ -306,6 +306,43 @@ impl Engine {
         }))
     }
 
+    /// `GET /nodes` (managers only): the swarm's live nodes as `docker node ls|inspect` read
+    /// them (the first manager listed stands as the leader: the control plane has no raft).
+    pub async fn swarm_nodes(&self) -> EngineResult<Vec<Value>> {
+        self.swarm_inspect()?;
+        let Some(membership) = &self.swarm else {
+            return Err(EngineError::new(NOT_IN_SWARM));
+        };
+        let nodes = (membership.cluster.nodes().await)
+            .map_err(|e| EngineError::new(format!("control plane: {e}")))?;
+        let leader = nodes.iter().find(|n| n.manager).map(|n| n.id.clone());
+        Ok(nodes
+            .iter()
+            .map(|node| {
+                let mut json = json!({
+                    "ID": node.id,
+                    "Spec": {
+                        "Role": if node.manager { "manager" } else { "worker" },
+                        "Availability": "active",
+                    },
+                    "Description": {
+                        "Hostname": node.hostname,
+                        "Engine": {"EngineVersion": "20.10.24"},
+                    },
+                    "Status": {"State": "ready", "Addr": node.addr.to_string()},
+                });
+                if node.manager {
+                    json["ManagerStatus"] = json!({
+                        "Leader": leader.as_deref() == Some(node.id.as_str()),
+                        "Reachability": "reachable",
+                        "Addr": format!("{}:{SWARM_PORT}", node.addr),
+                    });
+                }
+                json
+            })
+            .collect())
+    }
+
     /// Dies at once, as a node's daemon killed: every container goes (its namespace with it),
     /// no swarm is left on the way out (the node's lease lapses), and every call after fails
     /// as with a daemon that is not there.
@@ -335,7 +372,7 @@ impl Engine {
 
     /// The node's hostname: the docker host's (its UTS name is the machine's: the lab host's
     /// name stands for it).
-    fn hostname(&self) -> String {
+    pub fn hostname(&self) -> String {
         self.options.hostname.clone()
     }
 }

@@ -9,11 +9,14 @@
 //! - `convergence` (`convergence.rs`): how long a node of a swarm takes to see another node's
 //!   new container on an overlay, and to forget it when that node dies; `swarm.rs` forms the
 //!   swarms of both, `witness.rs` reads a node's FDB and asks its embedded DNS.
+//! - `cli` (`cli.rs`): the real docker CLI's `run -d`, through drydock's Engine API socket and
+//!   against dockerd.
 //!
 //! This module holds what they share: the lab, the reference engine and Docker set up on it,
 //! netavark's container namespaces, the programs they run, and the notes and figures printed.
 
 mod attach;
+mod cli;
 mod convergence;
 mod dns;
 mod swarm;
@@ -58,6 +61,9 @@ pub(crate) enum BenchCommand {
     /// How long node A of a swarm takes to see a container joining an overlay on node B (its
     /// FDB entry, its name in A's DNS), and to forget it when B dies, beside Docker.
     Convergence(convergence::ConvergenceArgs),
+    /// How long the real docker CLI takes to `docker run -d`, against drydock's Engine API
+    /// socket and against dockerd.
+    Cli(cli::CliArgs),
 }
 
 /// Runs a benchmark.
@@ -67,6 +73,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Dns(args) => dns::dns(args),
         BenchCommand::Throughput(args) => throughput::throughput(args),
         BenchCommand::Convergence(args) => convergence::convergence(args),
+        BenchCommand::Cli(args) => cli::cli(args),
     }
 }
 

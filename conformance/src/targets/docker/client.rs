@@ -28,6 +28,11 @@ impl Client {
         Self { api, labels }
     }
 
+    /// A client of the Engine API served on `socket` (any engine's), labelling nothing.
+    pub fn over_socket(socket: &std::path::Path) -> Self {
+        Self::new(Api::new(socket), BTreeMap::new())
+    }
+
     fn labelled(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         labels
             .clone()
