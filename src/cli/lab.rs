@@ -213,13 +213,10 @@ fn hold(
     if let Err(e) = gc_state().and_then(|_| gc_sockets()) {
         tracing::warn!("cannot remove engine state of dead labs: {e}");
     }
-    let engines = {
+    let (engines, dns) = {
         let _entered = runtime.enter();
-        Engines::serve(std::sync::Arc::clone(&lab), sockets)?
-    };
-    let dns = {
-        let _entered = runtime.enter();
-        super::lab_dns::LabDns::start(&lab)?
+        let engines = Engines::serve(std::sync::Arc::clone(&lab), sockets)?;
+        (engines, super::lab_dns::LabDns::start(&lab)?)
     };
     let files = dns.files();
     // Where `lab exec` starts its processes: they end with the lab, even on SIGKILL.
@@ -245,7 +242,7 @@ fn hold(
         }
         anyhow::Ok(())
     })?;
-    // Every process started in the lab's hosts ends, and is gone when this returns.
+    // Every process started in the lab's hosts is killed; this waits for them (2 s at most).
     drop(reaper);
     // Exiting closes every namespace descriptor: the kernel removes the lab.
     engines.remove_files();
