@@ -72,25 +72,53 @@ pub(crate) fn socket_path(root: &std::path::Path, lab: &str, host: &str) -> Path
     root.join(lab).join(format!("{host}.sock"))
 }
 
-/// Removes the socket directories of labs no process holds any more.
+/// Removes the socket directories of labs no process holds any more: the user's, and, for
+/// root, those rootless labs of any user left under `/tmp/drydock-UID`.
 pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
-    let mut removed = Vec::new();
-    let root = sockets_root();
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(removed);
-    };
-    for entry in entries {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if drydock_netsim::registry::find(name).is_err() {
-            std::fs::remove_dir_all(&path)?;
-            removed.push(path.display().to_string());
+    let mut roots = vec![sockets_root()];
+    if drydock_netsim::userns::is_privileged() {
+        for entry in std::fs::read_dir(std::env::temp_dir())?.flatten() {
+            let name = entry.file_name();
+            let uid = name.to_str().and_then(|n| n.strip_prefix("drydock-"));
+            if uid.is_some_and(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_digit())) {
+                roots.push(entry.path().join("drydock").join("engines"));
+            }
         }
     }
+    let mut removed = Vec::new();
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if drydock_netsim::registry::find(name).is_err() {
+                std::fs::remove_dir_all(&path)?;
+                removed.push(path.display().to_string());
+            }
+        }
+        remove_empty_parents(&root.join("-"));
+    }
     Ok(removed)
+}
+
+/// Removes the folders made for the sockets above `path` (`engines`, `drydock`,
+/// `drydock-UID`), as long as they are empty.
+fn remove_empty_parents(path: &std::path::Path) {
+    let made = |dir: &&std::path::Path| {
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == "engines" || n.starts_with("drydock"))
+    };
+    for dir in path.ancestors().skip(1).take_while(made) {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
 }
 
 /// What runs in the containers of one lab host's engine.
@@ -188,6 +216,7 @@ impl Engines {
     pub(crate) fn remove_files(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(Self::state_dir());
+        remove_empty_parents(&self.dir);
     }
 
     /// Waits for the first connection, starts the engine of `host`, then serves it.
