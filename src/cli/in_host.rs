@@ -30,10 +30,6 @@ pub(crate) fn run(target: &HostNs, command: &mut Command) -> std::io::Result<Exi
 
 /// A child's exit status as ours (128 + the signal that killed it, as a shell reports it).
 pub(crate) fn exit_code(status: ExitStatus) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1);
+    let code = drydock_runtime::server::exit_code(&status);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -166,11 +166,7 @@ impl Process {
                 let pid = child.id() as libc::pid_t;
                 let _ = started.send(Ok(pid));
                 if let Ok(status) = child.wait() {
-                    use std::os::unix::process::ExitStatusExt;
-                    let code = (status.code().map(i64::from))
-                        .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
-                        .unwrap_or(1);
-                    exited(pid, code);
+                    exited(pid, drydock_runtime::server::exit_code(&status));
                 }
             }
             Err(e) => {

@@ -232,10 +232,7 @@ fn matches_filters(container: &Value, filters: &HashMap<String, Vec<String>>) ->
             "name" => name.contains(wanted.trim_start_matches('/')),
             "id" => id.starts_with(wanted.as_str()),
             "status" => status == wanted,
-            "label" => match wanted.split_once('=') {
-                Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
-                None => labels.is_some_and(|l| l.contains_key(wanted)),
-            },
+            "label" => super::label_matches(labels, wanted),
             "network" => networks.is_some_and(|n| {
                 n.iter()
                     .any(|(net, ep)| net == wanted || ep["NetworkID"].as_str() == Some(wanted))

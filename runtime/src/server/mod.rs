@@ -289,6 +289,25 @@ fn filters(query: &HashMap<String, String>) -> Answer<HashMap<String, Vec<String
     Ok(out)
 }
 
+/// Whether `labels` pass a `label` filter: `KEY` (present) or `KEY=VALUE`.
+fn label_matches(
+    labels: Option<&serde_json::Map<String, serde_json::Value>>,
+    wanted: &str,
+) -> bool {
+    match wanted.split_once('=') {
+        Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(|x| x.as_str()) == Some(v),
+        None => labels.is_some_and(|l| l.contains_key(wanted)),
+    }
+}
+
+/// A process's exit code as Docker (and a shell) reports it: 128 + the signal that killed it.
+pub fn exit_code(status: &std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    (status.code().map(i64::from))
+        .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
+        .unwrap_or(1)
+}
+
 /// Refuses filters outside `known`, with dockerd's text.
 fn known_filters(filters: &HashMap<String, Vec<String>>, known: &[&str]) -> Answer<()> {
     match filters.keys().find(|k| !known.contains(&k.as_str())) {

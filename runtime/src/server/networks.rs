@@ -81,10 +81,7 @@ fn matches_filters(network: &Value, filters: &HashMap<String, Vec<String>>) -> b
                     .is_none_or(|c| c.is_empty());
                 (wanted == "true" || wanted == "1") == (unused && !predefined)
             }
-            "label" => match wanted.split_once('=') {
-                Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
-                None => labels.is_some_and(|l| l.contains_key(wanted)),
-            },
+            "label" => super::label_matches(labels, wanted),
             _ => false,
         })
     })

@@ -274,17 +274,7 @@ async fn pump(io: Box<dyn Io>, child: std::io::Result<tokio::process::Child>, ex
     }
     let status = child.wait().await;
     let _ = output.shutdown().await;
-    status.map_or(CANNOT_RUN, |s| exit_code(&s))
-}
-
-/// A process's exit code as Docker reports it (128 + the signal that killed it).
-fn exit_code(status: &std::process::ExitStatus) -> i64 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .map(i64::from)
-        .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
-        .unwrap_or(1)
+    status.map_or(CANNOT_RUN, |s| super::exit_code(&s))
 }
 
 /// Docker's multiplexed frame: stream (1 stdout, 2 stderr), three zeros, the length (big
