@@ -47,6 +47,13 @@ pub enum DockerCommand {
     Stop(Vec<String>),
     /// `docker start NAME...`.
     Start(Vec<String>),
+    /// `docker rename OLD NEW`.
+    Rename {
+        /// The container's name or id.
+        container: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// `docker inspect NAME...`.
     Inspect(Vec<String>),
     /// `docker logs NAME`.
@@ -115,6 +122,10 @@ enum Verb {
     Start {
         #[arg(required = true)]
         containers: Vec<String>,
+    },
+    Rename {
+        container: String,
+        new_name: String,
     },
     Inspect {
         #[arg(required = true)]
@@ -290,6 +301,13 @@ pub fn command(matches: &ArgMatches) -> Result<DockerCommand, CliError> {
         Verb::Rm { force, containers } => DockerCommand::Rm { containers, force },
         Verb::Stop { containers } => DockerCommand::Stop(containers),
         Verb::Start { containers } => DockerCommand::Start(containers),
+        Verb::Rename {
+            container,
+            new_name,
+        } => DockerCommand::Rename {
+            container,
+            new_name,
+        },
         Verb::Inspect { names } => DockerCommand::Inspect(names),
         Verb::Logs { container } => DockerCommand::Logs(container),
         Verb::Exec { container, command } => DockerCommand::Exec { container, command },
@@ -504,6 +522,7 @@ mod tests {
     #[case("docker inspect web", DockerCommand::Inspect(vec!["web".into()]))]
     #[case("docker logs web", DockerCommand::Logs("web".into()))]
     #[case("docker rm -f a b", DockerCommand::Rm { containers: vec!["a".into(), "b".into()], force: true })]
+    #[case("docker rename a b", DockerCommand::Rename { container: "a".into(), new_name: "b".into() })]
     #[case("docker swarm leave -f", DockerCommand::SwarmLeave { force: true })]
     #[case(
         "docker swarm init --advertise-addr 10.10.0.1",

@@ -68,6 +68,12 @@ pub trait EngineApi: Sync {
     ) -> impl Future<Output = ApiResult<String>> + Send;
     /// `POST /containers/{id}/start`.
     fn start_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    /// `POST /containers/{id}/rename?name=NEW`.
+    fn rename_container(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `POST /containers/{id}/stop`.
     fn stop_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// `DELETE /containers/{id}?force=`.
@@ -216,6 +222,20 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
         DockerCommand::Stop(names) => {
             let stop = |n: String| async move { api.stop_container(&n).await };
             reply.each(names, stop, Some(Change::Stopped)).await;
+        }
+        DockerCommand::Rename {
+            container,
+            new_name,
+        } => {
+            // The CLI's own check, before any request.
+            let (old, new) = (container.trim(), new_name.trim());
+            let done = match old.is_empty() || new.is_empty() {
+                true => Err(ApiError::new(
+                    "Error: Neither old nor new names may be empty",
+                )),
+                false => api.rename_container(old, new).await,
+            };
+            reply.errors.extend(done.err().map(|e| e.message));
         }
         DockerCommand::Start(names) => {
             let start = |n: String| async move { api.start_container(&n).await };
@@ -463,6 +483,9 @@ mod tests {
         }
         async fn start_container(&self, name: &str) -> ApiResult<()> {
             self.call(format!("start {name}"))
+        }
+        async fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()> {
+            self.call(format!("rename {name} {new_name}"))
         }
         async fn stop_container(&self, name: &str) -> ApiResult<()> {
             self.call(format!("stop {name}"))

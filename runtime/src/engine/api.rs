@@ -69,6 +69,10 @@ impl EngineApi for Mutex<Engine> {
         Ok(alive(self).await?.start_container(name).await?)
     }
 
+    async fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()> {
+        Ok(alive(self).await?.rename_container(name, new_name)?)
+    }
+
     async fn stop_container(&self, name: &str) -> ApiResult<()> {
         Ok(alive(self).await?.stop_container(name).await?)
     }

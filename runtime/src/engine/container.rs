@@ -23,24 +23,18 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 const IMAGES: [&str; 2] = ["busybox", "busybox:latest"];
 
 impl Engine {
-    /// `docker create` (the first half of `docker run -d`); returns the container's id.
+    /// `docker create` (the first half of `docker run -d`); returns the container's id. Without
+    /// a name (empty) it gets one made up, as dockerd does, and is anonymous: its name is not
+    /// in DNS.
     pub fn create_container(&mut self, name: &str, body: &ContainerCreate) -> EngineResult<String> {
-        let valid = name.len() >= 2
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !valid {
-            return Err(EngineError::new(format!(
-                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
-        if let Some(other) = self.containers.iter().find(|c| c.name == name) {
-            return Err(EngineError::new(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.id
-            )));
-        }
+        let name = name.trim_start_matches('/');
+        let anonymous = name.is_empty();
+        let name = match anonymous {
+            true => crate::api::names::generate(|n| self.containers.iter().any(|c| c.name == n)),
+            false => name.to_string(),
+        };
+        self.check_new_name(&name)?;
+        let name = name.as_str();
         if !IMAGES.contains(&body.image.as_str()) {
             return Err(EngineError::new(format!(
                 "image {} is not available: scenarios run busybox (no registry is reachable)",
@@ -104,8 +98,60 @@ impl Engine {
             resolver: None,
             files: BTreeMap::new(),
             dir,
+            anonymous,
         });
+        self.container_event(self.containers.len() - 1, "create", &[]);
         Ok(id)
+    }
+
+    /// Docker's checks of a name a container is to take: its characters, and that no other
+    /// container has it.
+    fn check_new_name(&self, name: &str) -> EngineResult<()> {
+        let valid = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Err(EngineError::new(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self.containers.iter().find(|c| c.name == name) {
+            return Err(EngineError::new(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// `docker rename`: the container takes `new_name`, also in DNS (no longer anonymous).
+    pub fn rename_container(&mut self, name_or_id: &str, new_name: &str) -> EngineResult<()> {
+        if name_or_id.is_empty() || new_name.is_empty() {
+            return Err(EngineError::new("Neither old nor new names may be empty"));
+        }
+        let index = self.container_index(name_or_id)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if self.containers[index].name == new_name {
+            return Err(EngineError::new(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        // dockerd checks the name with its `/`, and says so.
+        self.check_new_name(new_name).map_err(|e| {
+            let text =
+                e.0.replace(&format!("({new_name})"), &format!("(/{new_name})"));
+            EngineError::new(format!("Error when allocating new name: {text}"))
+        })?;
+        let container = &mut self.containers[index];
+        let old = std::mem::replace(&mut container.name, new_name.to_string());
+        container.anonymous = false;
+        if container.state == State::Running {
+            self.refresh_dns();
+        }
+        self.container_event(index, "rename", &[("oldName", &format!("/{old}"))]);
+        Ok(())
     }
 
     /// The networks a new container joins, with Docker's checks of static addresses.
@@ -188,6 +234,7 @@ impl Engine {
                 self.teardown(index).await;
                 return Err(e);
             }
+            self.connected_event(index, network);
         }
         if let Err(e) = self.join_gwbridge(index).await {
             self.teardown(index).await;
@@ -207,7 +254,16 @@ impl Engine {
         (container.exit_code, container.error) = (0, String::new());
         self.refresh_dns();
         self.write_files(index)?;
+        self.container_event(index, "start", &[]);
         Ok(())
+    }
+
+    /// Logs container `index`'s connection to `network` (a name or id).
+    fn connected_event(&self, index: usize, network: &str) {
+        if let Ok(n) = self.network_index(network) {
+            let id = &self.containers[index].id;
+            self.network_event(n, "connect", &[("container", id)]);
+        }
     }
 
     /// Gives the container an endpoint on `network` (an id, or a name that had no network yet):
@@ -542,11 +598,22 @@ impl Engine {
         self.revoke_external(index).await;
         self.containers[index].gateway_network = None;
         let endpoints = std::mem::take(&mut self.containers[index].endpoints);
+        let left: Vec<String> = endpoints.keys().cloned().collect();
         for endpoint in endpoints.into_values() {
             self.release_endpoint(endpoint).await;
         }
         self.containers[index].resolver = None;
         self.containers[index].sandbox = None;
+        // As dockerd, once the sandbox is gone: one event per network of the container's own
+        // (not docker_gwbridge's, which libnetwork joins by itself).
+        let container = self.containers[index].id.clone();
+        for (network, _) in &self.containers[index].attachments {
+            if let Ok(n) = self.network_index(network)
+                && left.contains(&self.networks[n].id)
+            {
+                self.network_event(n, "disconnect", &[("container", &container)]);
+            }
+        }
     }
 
     /// Removes the container's endpoint on `network`, revoking its external connectivity
@@ -597,7 +664,43 @@ impl Engine {
         if self.containers[index].state != State::Running {
             return Ok(());
         }
-        self.exited(index, 137).await
+        // dockerd's events for a PID 1 without a TERM handler (busybox's): TERM, ignored,
+        // then KILL after the grace period. The engine's containers end at once, on KILL.
+        self.container_event(index, "kill", &[("signal", "15")]);
+        self.container_event(index, "kill", &[("signal", "9")]);
+        let id = self.containers[index].id.clone();
+        self.exited(index, 137).await?;
+        if let Ok(index) = self.container_index(&id) {
+            self.container_event(index, "stop", &[]);
+        }
+        Ok(())
+    }
+
+    /// `docker kill -s SIGNAL` (a number): the container ends at once, with the exit code of a
+    /// process that signal killed.
+    pub async fn kill_container(&mut self, name_or_id: &str, signal: i32) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        if self.containers[index].state != State::Running {
+            let id = &self.containers[index].id;
+            return Err(EngineError::new(format!(
+                "Cannot kill container: {name_or_id}: Container {id} is not running"
+            )));
+        }
+        self.container_event(index, "kill", &[("signal", &signal.to_string())]);
+        self.exited(index, 128 + i64::from(signal)).await
+    }
+
+    /// Logs `action` on container `name_or_id` with `attributes`: what only the holder of its
+    /// processes sees (`attach`, `exec_start: ...`, `restart`).
+    pub fn log_container_event(
+        &self,
+        name_or_id: &str,
+        action: &str,
+        attributes: &[(&str, &str)],
+    ) -> EngineResult<()> {
+        let index = self.container_index(name_or_id)?;
+        self.container_event(index, action, attributes);
+        Ok(())
     }
 
     /// Container `name_or_id`'s command exited with `code` (whoever runs it says so): the
@@ -614,6 +717,7 @@ impl Engine {
     /// Stops running container `index` with exit code `code`; removes it when it has
     /// `AutoRemove`.
     async fn exited(&mut self, index: usize, code: i64) -> EngineResult<()> {
+        self.container_event(index, "die", &[("exitCode", &code.to_string())]);
         self.teardown(index).await;
         let container = &mut self.containers[index];
         container.state = State::Exited;
@@ -669,8 +773,11 @@ impl Engine {
                     self.containers[index].id
                 )));
             }
+            self.container_event(index, "kill", &[("signal", "9")]);
+            self.container_event(index, "die", &[("exitCode", "137")]);
             self.teardown(index).await;
         }
+        self.container_event(index, "destroy", &[]);
         let container = self.containers.remove(index);
         self.refresh_dns();
         if let Some(dir) = &container.dir {
@@ -733,10 +840,11 @@ impl Engine {
         }
         self.containers[index]
             .attachments
-            .push((net_id, body.endpoint_config.clone()));
+            .push((net_id.clone(), body.endpoint_config.clone()));
         if self.containers[index].state == State::Running {
             self.refresh_dns();
             self.write_files(index)?;
+            self.connected_event(index, &net_id);
         }
         Ok(())
     }
@@ -782,6 +890,14 @@ impl Engine {
             self.refresh_dns();
             self.route_and_publish(index).await?;
             self.write_files(index)?;
+        }
+        if let Ok(n) = self.network_index(&net_id) {
+            // dockerd 20.10 logs a running container's disconnection twice: once as it leaves
+            // the network, once as the request ends.
+            let container = &self.containers[index].id;
+            for _ in 0..1 + usize::from(running) {
+                self.network_event(n, "disconnect", &[("container", container)]);
+            }
         }
         Ok(())
     }

@@ -66,9 +66,14 @@ impl Engine {
                 ) else {
                     continue;
                 };
+                let mut aliases = container.network_aliases(settings);
+                let name = match container.anonymous {
+                    true => aliases.remove(0),
+                    false => container.name.clone(),
+                };
                 records.entries.push(Entry {
-                    name: container.name.clone(),
-                    aliases: container.network_aliases(settings),
+                    name,
+                    aliases,
                     ip4: endpoint.ip4.and_then(|a| match a {
                         IpNetwork::V4(v4) => Some(v4.ip()),
                         IpNetwork::V6(_) => None,

@@ -8,6 +8,7 @@
 mod api;
 mod container;
 mod dns;
+mod events;
 mod files;
 mod ids;
 mod inspect;
@@ -48,6 +49,7 @@ impl EngineError {
 /// Result of an engine operation.
 pub type EngineResult<T> = Result<T, EngineError>;
 
+pub use events::{Actor, Event, Events};
 pub use swarm::ControlPlane;
 
 /// How an engine is set up (the daemon's flags that matter to networking).
@@ -86,6 +88,8 @@ pub struct Engine {
     swarm: Option<swarm::Membership>,
     /// Killed ([`Engine::kill`]): it answers no more.
     killed: bool,
+    /// What it did, for `docker events`.
+    events: Arc<Events>,
 }
 
 impl Engine {
@@ -116,6 +120,7 @@ impl Engine {
             ids: Ids::new(),
             swarm: None,
             killed: false,
+            events: Arc::default(),
         };
         engine.create_predefined().await?;
         Ok(engine)

@@ -191,6 +191,9 @@ pub(crate) struct Container {
     pub(crate) files: BTreeMap<&'static str, String>,
     /// Where those files are also written, when the engine has a state directory.
     pub(crate) dir: Option<std::path::PathBuf>,
+    /// Created without a name (dockerd made one up) and not renamed since: its name is not in
+    /// DNS, its first alias answers for it (libnetwork's anonymous endpoint).
+    pub(crate) anonymous: bool,
 }
 
 impl Container {

@@ -79,7 +79,9 @@ impl Engine {
         if driver == crate::driver::overlay::NAME {
             return self.create_swarm_network(body).await;
         }
-        self.add_network(body, self.driver(driver)?, false).await
+        let id = self.add_network(body, self.driver(driver)?, false).await?;
+        self.network_event(self.networks.len() - 1, "create", &[]);
+        Ok(id)
     }
 
     /// The driver named `name`, with Docker's text for one there is not.
@@ -268,6 +270,7 @@ impl Engine {
             self.withdraw_endpoint(&record.id, "", None).await;
             return Ok(());
         }
+        self.network_event(index, "destroy", &[]);
         let network = self.networks.remove(index);
         let mut problems = Vec::new();
         if let Some(bridge) = &network.bridge
