@@ -303,3 +303,92 @@ fn run_without_detach_prints_the_output_and_exits_with_the_command() {
     }
     assert_eq!(status, "exited\n");
 }
+
+#[test]
+fn rename_moves_the_name_in_dns_and_anonymous_names_stay_out_of_it_as_in_20_10() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-rename", false);
+    let h1 = "cli-engine-rename/h1";
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    docker_ok(h1, &["network", "create", "app"]);
+    let sleeper = |name: Option<&str>| {
+        let mut args = vec!["run", "-d", "--network", "app"];
+        if let Some(name) = name {
+            args.extend(["--name", name]);
+        }
+        args.extend(["busybox", "sleep", "1000"]);
+        docker_ok(h1, &args).trim().to_string()
+    };
+    sleeper(Some("web"));
+    sleeper(Some("db"));
+    let anonymous = sleeper(None);
+    let generated = docker_ok(h1, &["inspect", "-f", "{{.Name}}", &anonymous]);
+    let generated = generated.trim().trim_start_matches('/');
+    let resolves = |name: &str| {
+        docker(h1, &["exec", "web", "nslookup", "-type=a", name])
+            .status
+            .success()
+    };
+    // Checked against dockerd 20.10: a made-up name is not in DNS, the short id is.
+    assert!(!resolves(generated), "{generated} resolves");
+    assert!(resolves(&anonymous[..12]));
+    assert!(resolves("db"));
+
+    docker_ok(h1, &["rename", "db", "store"]);
+    docker_ok(h1, &["rename", generated, "named"]);
+    assert!(resolves("store") && resolves("named"));
+    assert!(!resolves("db") && !resolves(generated));
+    // Its processes follow it under its new name.
+    assert_eq!(docker_ok(h1, &["exec", "store", "echo", "here"]), "here\n");
+    let refused = docker(h1, &["rename", "store", "web"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is already in use by container"),
+        "{stderr}"
+    );
+
+    let until = (since.parse::<u64>().unwrap() + 3600).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let now = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    assert!(now < until);
+    let renames = docker_ok(
+        h1,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &now,
+            "--filter",
+            "event=rename",
+            "--format",
+            "{{.Actor.Attributes.oldName}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert_eq!(renames, format!("/db store\n/{generated} named\n"));
+    let execs = docker_ok(
+        h1,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &now,
+            "--filter",
+            "container=store",
+            "--filter",
+            "event=exec_start",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    assert_eq!(execs, "exec_start: echo here\n");
+}

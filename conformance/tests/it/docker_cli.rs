@@ -86,6 +86,35 @@ const COMMANDS: &[&[&str]] = &[
     ],
     &["network", "inspect", "nope"],
     &["network", "rm", "app"],
+    &[
+        "create",
+        "--name",
+        "db",
+        "--network",
+        "app",
+        "busybox",
+        "sleep",
+        "1000",
+    ],
+    &["rename", "db", "store"],
+    &["rename", "store", "web"],
+    &["rename", "store", "store"],
+    &["rename", "nope", "other"],
+    &["rename", "store", "bad name"],
+    &[
+        "ps",
+        "-a",
+        "--filter",
+        "name=store",
+        "--format",
+        "{{.Names}}",
+    ],
+    &["start", "store"],
+    &["stop", "-t", "1", "store"],
+    &["restart", "-t", "1", "store"],
+    &["kill", "-s", "NOPE", "store"],
+    &["kill", "store"],
+    &["kill", "store"],
     &["network", "connect", "bridge", "web"],
     &["network", "connect", "bridge", "web"],
     &["network", "disconnect", "bridge", "web"],
@@ -93,7 +122,10 @@ const COMMANDS: &[&[&str]] = &[
     &["rm", "nope"],
     &["rm", "web"],
     &["stop", "nope"],
-    &["rm", "-f", "web", "lost"],
+    // One container per `rm`: the CLI removes several at once, in no set order.
+    &["rm", "-f", "web"],
+    &["rm", "lost", "nope"],
+    &["rm", "store"],
     &["network", "prune", "-f"],
     &["network", "ls", "--format", "{{.Name}}"],
 ];
@@ -142,6 +174,14 @@ fn docker(cli: &Path, socket: &Path, args: &[&str]) -> (i32, String, String) {
         text(&output.stdout),
         text(&output.stderr),
     )
+}
+
+/// Now, as `docker events --since` takes it (seconds and nanoseconds since the epoch).
+fn unix_time() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }
 
 /// Hex ids (64 or 12 digits) as `<id>`.
@@ -198,6 +238,7 @@ async fn the_docker_cli_reads_the_same_from_drydock_and_from_dockerd() {
             .unwrap_or_else(|e| panic!("{e}"));
         let (ours, theirs) = (reference.socket("h1"), dockerd.socket("h2").unwrap());
         let mut created = false;
+        let since = unix_time();
         for args in COMMANDS {
             // The CLI waits for the servers, which run on this runtime's other threads.
             let (a, b) = tokio::task::block_in_place(|| {
@@ -226,6 +267,29 @@ async fn the_docker_cli_reads_the_same_from_drydock_and_from_dockerd() {
                     args.join(" ")
                 ));
             }
+        }
+        // What both engines logged meanwhile, as `docker events` shows it.
+        let until = unix_time();
+        let args = [
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{.Type}} {{.Action}} {{json .Actor.Attributes}}",
+        ];
+        let (a, b) = tokio::task::block_in_place(|| {
+            (docker(cli, &ours, &args), docker(cli, &theirs, &args))
+        });
+        assert!(a.1.contains("container rename"), "{a:?}");
+        if a != b {
+            differences.push(format!(
+                "{} events\n  drydock: {}\n  dockerd: {}",
+                cli.display(),
+                a.1.replace('\n', "\n           "),
+                b.1.replace('\n', "\n           ")
+            ));
         }
         reference.stop().await;
         dockerd.stop().await;

@@ -34,6 +34,7 @@ pub(super) fn routes() -> Router<Arc<Served>> {
         .route("/containers/{id}/restart", post(restart))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -45,15 +46,9 @@ async fn create(
     bytes: Bytes,
 ) -> Answer<(StatusCode, Json<ContainerCreateResponse>)> {
     let spec: ContainerCreate = body(&bytes)?;
-    let given = query.get("name").map(|n| n.trim_start_matches('/'));
-    let name = match given {
-        Some(name) if !name.is_empty() => name.to_string(),
-        _ => {
-            let engine = served.engine.lock().await;
-            crate::api::names::generate(|n| engine.inspect_container(n).is_ok())
-        }
-    };
-    let id = served.engine.create_container(&name, &spec).await?;
+    // Without a name, the engine makes one up.
+    let name = query.get("name").map_or("", String::as_str);
+    let id = served.engine.create_container(name, &spec).await?;
     let command = [spec.entrypoint.clone(), spec.cmd.clone()]
         .into_iter()
         .flatten()
@@ -63,7 +58,7 @@ async fn create(
         true => vec!["sh".to_string()],
         false => command,
     };
-    served.processes.created(&name, command);
+    served.processes.created(&id, command);
     let created = ContainerCreateResponse {
         id,
         warnings: Vec::new(),
@@ -71,14 +66,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// The container's name (inspect's `Name` without its `/`) and whether it runs.
+/// The container's full id (what its processes are known by) and whether it runs.
 async fn state(served: &Served, id: &str) -> Answer<(String, bool)> {
     let inspect = served.engine.inspect_container(id).await?;
-    let name = inspect["Name"]
-        .as_str()
-        .unwrap_or(id)
-        .trim_start_matches('/');
-    Ok((name.to_string(), inspect["State"]["Running"] == true))
+    let full = inspect["Id"].as_str().unwrap_or(id);
+    Ok((full.to_string(), inspect["State"]["Running"] == true))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when it already runs.
@@ -113,23 +105,64 @@ async fn stop(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answ
 /// `POST /containers/{id}/restart`.
 async fn restart(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<StatusCode> {
     stop(State(served.clone()), Path(id.clone())).await?;
-    start(State(served), Path(id)).await?;
+    start(State(served.clone()), Path(id.clone())).await?;
+    served
+        .engine
+        .lock()
+        .await
+        .log_container_event(&id, "restart", &[])?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /containers/{id}/kill`: a running container stops at once (the engine's containers
-/// end on any signal); a stopped one is refused as dockerd refuses it.
-async fn kill(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<StatusCode> {
-    let inspect = served.engine.inspect_container(&id).await?;
-    if inspect["State"]["Running"] != true {
-        let full = inspect["Id"].as_str().unwrap_or(&id);
-        return Err(Refusal::new(
-            StatusCode::CONFLICT,
-            format!("Cannot kill container: {id}: Container {full} is not running"),
-        ));
-    }
-    stop(State(served), Path(id)).await?;
+/// `POST /containers/{id}/kill?signal=`: a running container ends at once (the engine's
+/// containers end on any signal); a stopped one is refused as dockerd refuses it.
+async fn kill(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<StatusCode> {
+    let signal = match query.get("signal").map(String::as_str) {
+        None | Some("") => 9,
+        Some(text) => signal_number(text).ok_or_else(|| {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("Invalid signal: {text}"))
+        })?,
+    };
+    let (full, _) = state(&served, &id).await?;
+    served
+        .engine
+        .lock()
+        .await
+        .kill_container(&id, signal)
+        .await?;
+    served.processes.stopped(&full);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/rename?name=NEW`.
+async fn rename(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<StatusCode> {
+    let new_name = query.get("name").map_or("", String::as_str);
+    served.engine.rename_container(&id, new_name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A signal's number from its name (`KILL`, `SIGKILL`) or number, as moby's `ParseSignal`.
+fn signal_number(text: &str) -> Option<i32> {
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    if let Ok(number) = text.parse::<i32>() {
+        return (1..=64).contains(&number).then_some(number);
+    }
+    let name = text.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let position = NAMES.iter().position(|n| *n == name)?;
+    Some(position as i32 + 1)
 }
 
 /// `DELETE /containers/{id}?force=`.
@@ -388,6 +421,17 @@ mod tests {
     #[case(3 * 86_400, "3 days")]
     fn durations_read_as_docker_ps_shows_them(#[case] seconds: u64, #[case] text: &str) {
         assert_eq!(human_duration(seconds), text);
+    }
+
+    #[rstest]
+    #[case("KILL", Some(9))]
+    #[case("SIGTERM", Some(15))]
+    #[case("hup", Some(1))]
+    #[case("10", Some(10))]
+    #[case("0", None)]
+    #[case("NOPE", None)]
+    fn signals_are_read_by_name_or_number(#[case] text: &str, #[case] number: Option<i32>) {
+        assert_eq!(signal_number(text), number);
     }
 
     #[test]

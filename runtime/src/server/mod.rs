@@ -1,7 +1,7 @@
 //! Docker Engine API 1.41 (Docker 20.10's), served by a reference engine on a unix socket, so
 //! that the real docker CLI, docker-py, Compose... talk to it: version negotiation (`/_ping`,
 //! `/version`, `/vX.Y/` prefixes), containers (`containers.rs`), networks (`networks.rs`), the
-//! system and the busybox stand-in image (`system.rs`), exec and logs streams (`streams.rs`),
+//! event log (`events.rs`), the system and the busybox stand-in image (`system.rs`), exec and logs streams (`streams.rs`),
 //! swarm mode as far as networking needs it (`swarm.rs`).
 //! Refusals carry dockerd's status and `{"message": ...}` (`status.rs`); an endpoint outside
 //! this subset answers 501 naming itself, never hangs.
@@ -10,6 +10,7 @@
 //! `logs`) belongs to whoever holds the engine, through [`Processes`].
 
 mod containers;
+mod events;
 pub mod failed_start;
 mod networks;
 pub mod status;
@@ -122,6 +123,7 @@ where
     let router = Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(events::routes())
         .merge(networks::routes())
         .merge(streams::routes())
         .merge(swarm::routes())

@@ -136,6 +136,13 @@ async fn prune(State(served): State<Arc<Served>>) -> Answer<Json<NetworkPruneRes
             deleted.push(name);
         }
     }
+    let events = served.engine.lock().await.events();
+    let reclaimed = std::collections::BTreeMap::from([("reclaimed".into(), "0".into())]);
+    let actor = crate::engine::Actor {
+        id: String::new(),
+        attributes: reclaimed,
+    };
+    events.log("network", "prune", actor);
     Ok(Json(NetworkPruneResponse {
         networks_deleted: Some(deleted),
     }))

@@ -51,6 +51,8 @@ const KINDS: &[(StatusCode, &[&str])] = &[
         StatusCode::BAD_REQUEST,
         &[
             "Invalid container name",
+            "Renaming a container with the same name",
+            "Neither old nor new names may be empty",
             "invalid",
             "Invalid",
             "conflicting options",

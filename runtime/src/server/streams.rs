@@ -34,7 +34,6 @@ const CANNOT_RUN: i64 = 126;
 #[derive(Debug, Clone)]
 pub(super) struct Exec {
     container_id: String,
-    container: String,
     command: Vec<String>,
     stdin: bool,
     tty: bool,
@@ -91,11 +90,6 @@ async fn create(
     }
     let exec = Exec {
         container_id: full,
-        container: inspect["Name"]
-            .as_str()
-            .unwrap_or(&id)
-            .trim_start_matches('/')
-            .into(),
         command: spec.cmd,
         stdin: spec.attach_stdin,
         tty: spec.tty,
@@ -103,7 +97,13 @@ async fn create(
         exit_code: None,
         pid: None,
     };
-    let exec_id = served.engine.lock().await.new_id();
+    let exec_id = {
+        let mut engine = served.engine.lock().await;
+        let exec_id = engine.new_id();
+        let action = exec_action("exec_create", &exec.command);
+        let _ = engine.log_container_event(&exec.container_id, &action, &[("execID", &exec_id)]);
+        exec_id
+    };
     lock(&served).insert(exec_id.clone(), exec);
     Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))))
 }
@@ -143,9 +143,11 @@ async fn start(
     let exec = exec_of(&served, &id)?;
     let spawned = {
         let engine = served.engine.lock().await;
+        let action = exec_action("exec_start", &exec.command);
+        let _ = engine.log_container_event(&exec.container_id, &action, &[("execID", &id)]);
         served
             .processes
-            .exec(&engine, &exec.container, &exec.command)
+            .exec(&engine, &exec.container_id, &exec.command)
     };
     let mut command = spawned.map_err(|m| Refusal::new(StatusCode::CONFLICT, m))?;
     command
@@ -168,6 +170,9 @@ async fn start(
         move |io: Box<dyn Io>| async move {
             let code = pump(io, child, &exec).await;
             ended(&served, &id, code);
+            let attributes = [("execID", id.as_str()), ("exitCode", &code.to_string())];
+            let engine = served.engine.lock().await;
+            let _ = engine.log_container_event(&exec.container_id, "exec_die", &attributes);
         }
     };
     if spec.detach {
@@ -196,6 +201,13 @@ async fn start(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap())
+}
+
+/// An exec event's action as dockerd words it: `exec_start: sh -c date` (the program, a space,
+/// its arguments).
+fn exec_action(what: &str, command: &[String]) -> String {
+    let (program, args) = command.split_first().map_or(("", &[][..]), |(p, a)| (p, a));
+    format!("{what}: {program} {}", args.join(" "))
 }
 
 /// A connection's two halves.
@@ -319,11 +331,7 @@ async fn logs(
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer<Response> {
     let inspect = served.engine.inspect_container(&id).await?;
-    let name = inspect["Name"]
-        .as_str()
-        .unwrap_or(&id)
-        .trim_start_matches('/')
-        .to_string();
+    let name = inspect["Id"].as_str().unwrap_or(&id).to_string();
     let tty = inspect["Config"]["Tty"] == true;
     let wanted = flag(&query, "stdout") || flag(&query, "stderr");
     let text = served.processes.logs(&name);
@@ -383,11 +391,7 @@ async fn attach(
             "this engine runs no processes in its containers (a conformance target): nothing to attach to; `drydock lab up` serves run without -d",
         ));
     }
-    let name = inspect["Name"]
-        .as_str()
-        .unwrap_or(&id)
-        .trim_start_matches('/')
-        .to_string();
+    let name = inspect["Id"].as_str().unwrap_or(&id).to_string();
     let tty = inspect["Config"]["Tty"] == true;
     let Some(on_upgrade) =
         (request.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut request))
@@ -398,6 +402,11 @@ async fn attach(
         ));
     };
     let mut sent = served.processes.logs(&name).len();
+    let _ = served
+        .engine
+        .lock()
+        .await
+        .log_container_event(&name, "attach", &[]);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -462,6 +471,19 @@ mod tests {
         );
         assert_eq!(frame(2, b"", false), [2, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(frame(1, b"hi", true), b"hi");
+    }
+
+    #[test]
+    fn exec_actions_name_the_program_then_its_arguments() {
+        let command = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            exec_action("exec_start", &command(&["sh", "-c", "date"])),
+            "exec_start: sh -c date"
+        );
+        assert_eq!(
+            exec_action("exec_create", &command(&["ls"])),
+            "exec_create: ls "
+        );
     }
 
     #[test]

@@ -113,6 +113,16 @@ impl EngineApi for Client {
         Ok(())
     }
 
+    async fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()> {
+        let path = format!(
+            "/containers/{}/rename?name={}",
+            encode(name),
+            encode(new_name)
+        );
+        self.api.call("POST", &path, None).await?;
+        Ok(())
+    }
+
     /// busybox's `sleep` as PID 1 ignores SIGTERM, so Docker's 10 s grace always ends in
     /// SIGKILL (exit 137): one second of grace reaches the same state without the wait.
     async fn stop_container(&self, name: &str) -> ApiResult<()> {
