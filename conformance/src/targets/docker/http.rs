@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 client for the Docker Engine API on a unix socket, pinned to API 1.41.
+//! The Engine API on a unix socket, pinned to API 1.41: hyper's HTTP/1.1 client over tokio's
+//! `UnixStream`, one connection per request.
 //!
 //! Requests carry JSON in Docker's own field names (the typed bodies of
 //! `drydock_runtime::api::body`, as the docker CLI sends them to a 1.41 daemon) and answers come
@@ -7,13 +8,18 @@
 //! container create), and a round trip through them drops fields that 20.10 still reports
 //! (`NetworkSettings.IPAddress`...): inspect output must be the daemon's, byte for byte.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
 
 use crate::targets::TargetError;
 
@@ -29,13 +35,13 @@ pub(super) struct Api {
     socket: PathBuf,
 }
 
-/// A daemon's answer: status code and body (chunked transfer already decoded).
+/// A daemon's answer: status code and body.
 #[derive(Debug)]
 pub(super) struct Reply {
     /// HTTP status code.
     pub(super) status: u16,
-    /// Body bytes.
-    pub(super) body: Vec<u8>,
+    /// The body as the daemon wrote it (transfer encoding undone).
+    pub(super) body: Bytes,
 }
 
 /// A failed API call.
@@ -74,35 +80,32 @@ impl Api {
         }
     }
 
-    /// Sends one request and returns the answer, whatever its status.
+    /// Sends one request (with its body and the body's content type) and returns the answer,
+    /// whatever its status.
     pub(super) async fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<Reply, CallError> {
-        let transport = |detail: String| CallError::Transport {
+        let detail = match tokio::time::timeout(TIMEOUT, self.exchange(method, path, body)).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(detail)) => detail,
+            Err(_) => format!("no answer within {} s", TIMEOUT.as_secs()),
+        };
+        Err(CallError::Transport {
             what: format!("{method} {path}"),
             detail,
-        };
-        match tokio::time::timeout(TIMEOUT, self.exchange(method, path, body)).await {
-            Err(_) => Err(transport(format!(
-                "no answer within {} s",
-                TIMEOUT.as_secs()
-            ))),
-            Ok(Err(e)) => Err(transport(e.to_string())),
-            Ok(Ok(raw)) => parse_reply(&raw).map_err(transport),
-        }
+        })
     }
 
-    /// Sends a request under `/v1.41` and fails with the daemon's message unless the status is
-    /// 2xx or 304 (which the docker CLI treats as success: "already started/stopped").
+    /// Sends a request under `/v1.41` and fails with the daemon's message unless it succeeded.
     pub(super) async fn call(
         &self,
         method: &str,
         path: &str,
         json: Option<&Value>,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<Bytes, CallError> {
         let path = format!("/v{API_VERSION}{path}");
         let body = json.map(|v| v.to_string().into_bytes());
         let reply = self
@@ -112,7 +115,7 @@ impl Api {
                 body.as_deref().map(|b| ("application/json", b)),
             )
             .await?;
-        check(reply)
+        reply.success()
     }
 
     /// `call` whose answer is JSON.
@@ -132,71 +135,97 @@ impl Api {
         })
     }
 
+    /// One request on a connection of its own, closed once the answer is read.
     async fn exchange(
         &self,
         method: &str,
         path: &str,
         body: Option<(&str, &[u8])>,
-    ) -> io::Result<Vec<u8>> {
-        let mut stream = UnixStream::connect(&self.socket).await?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: drydock\r\nConnection: close\r\n"
-        );
-        match body {
-            Some((content_type, bytes)) => head.push_str(&format!(
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            )),
-            None if method != "GET" && method != "HEAD" => {
-                head.push_str("Content-Length: 0\r\n");
-            }
-            None => {}
-        }
-        head.push_str("\r\n");
-        let sent = async {
-            stream.write_all(head.as_bytes()).await?;
-            if let Some((_, bytes)) = body {
-                stream.write_all(bytes).await?;
-            }
-            stream.flush().await
-        }
-        .await;
-        // A daemon that refuses early may close before reading everything: its answer is
-        // still worth reading.
-        if let Err(e) = sent
-            && !matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            )
-        {
-            return Err(e);
-        }
-        let mut raw = Vec::new();
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) => return Ok(raw),
-                Ok(n) => raw.extend_from_slice(&buffer[..n]),
-                // Closing with part of our request unread resets the connection: the answer
-                // that came before is complete all the same.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !raw.is_empty() => {
-                    return Ok(raw);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    ) -> Result<Reply, String> {
+        let request = build(method, path, body)?;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.socket.display()))?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| causes(&e))?;
+        // An error of the connection also fails the request, which says it.
+        let _connection = AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+        let response = sender.send_request(request).await.map_err(|e| causes(&e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {}", causes(&e)))?
+            .to_bytes();
+        Ok(Reply { status, body })
     }
 }
 
-/// Turns a non-success reply into the daemon's message.
-fn check(reply: Reply) -> Result<Vec<u8>, CallError> {
-    if (200..300).contains(&reply.status) || reply.status == 304 {
-        return Ok(reply.body);
+/// The request as the docker CLI sends it: dockerd wants a `Host` (any name does on a unix
+/// socket), and a request without a body other than a GET or HEAD says `Content-Length: 0`.
+fn build(
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Result<Request<Full<Bytes>>, String> {
+    let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let builder = Request::builder()
+        .uri(path)
+        .header(HOST, "docker")
+        .header(USER_AGENT, "drydock");
+    let request = match body {
+        Some((content_type, bytes)) => builder
+            .method(method)
+            .header(CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::copy_from_slice(bytes))),
+        None if method == Method::GET || method == Method::HEAD => {
+            builder.method(method).body(Full::default())
+        }
+        None => builder
+            .method(method)
+            .header(CONTENT_LENGTH, 0)
+            .body(Full::default()),
+    };
+    request.map_err(|e| format!("bad request: {e}"))
+}
+
+/// A spawned task that ends with its handle: the connection of a request, closed once its
+/// answer is read or the request given up.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Err(CallError::Daemon {
-        status: reply.status,
-        message: daemon_message(reply.status, &reply.body),
-    })
+}
+
+/// An error and its causes, `error: cause: cause` (hyper's own texts are terse).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+impl Reply {
+    /// The body of a success (2xx, or 304, which the docker CLI treats as success: "already
+    /// started/stopped"); otherwise the daemon's message.
+    pub(super) fn success(self) -> Result<Bytes, CallError> {
+        if (200..300).contains(&self.status) || self.status == 304 {
+            return Ok(self.body);
+        }
+        Err(CallError::Daemon {
+            status: self.status,
+            message: daemon_message(self.status, &self.body),
+        })
+    }
 }
 
 /// The `message` of Docker's error body `{"message": "..."}`, or the body's text.
@@ -211,75 +240,6 @@ pub(super) fn daemon_message(status: u16, body: &[u8]) -> String {
         format!("HTTP status {status} without a message")
     } else {
         text
-    }
-}
-
-/// Parses a complete HTTP/1.1 response (the connection was closed after it).
-fn parse_reply(raw: &[u8]) -> Result<Reply, String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("incomplete answer ({} bytes)", raw.len()))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "answer head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            "content-length" => length = value.parse::<usize>().ok(),
-            _ => {}
-        }
-    }
-    let rest = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(length) = length {
-        if rest.len() < length {
-            return Err(format!(
-                "answer cut short: {} of {length} bytes",
-                rest.len()
-            ));
-        }
-        rest[..length].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Reply { status, body })
-}
-
-/// Decodes a chunked body.
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("chunked answer cut short")?;
-        let line = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if data.len() < size {
-            return Err("chunked answer cut short".into());
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size..];
-        data = data.strip_prefix(b"\r\n").unwrap_or(data);
     }
 }
 
@@ -298,31 +258,141 @@ pub(super) fn encode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use hyper::body::Incoming;
+    use hyper::http::request::Parts;
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    use hyper::{Response, StatusCode};
+    use tokio::net::UnixListener;
+
     use super::*;
 
-    #[test]
-    fn replies_with_length_or_chunks_are_decoded() {
-        let raw = b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 51\r\n\r\n{\"message\":\"network with name dup already exists\"}\n";
-        let reply = parse_reply(raw).unwrap();
-        assert_eq!(reply.status, 409);
+    /// What `/verbatim` answers: spacing and key order a JSON round trip would change.
+    const VERBATIM: &str = "{\"b\": 1,  \"a\":2}\n";
+
+    /// A daemon on `socket`: `/echo` answers what it was sent, `/verbatim` [`VERBATIM`],
+    /// `/started` 304, anything else 409 with Docker's error body.
+    fn serve(socket: &Path) {
+        let listener = UnixListener::bind(socket).unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = service_fn(|request: Request<Incoming>| async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(answer(&parts, &body))
+                });
+                let connection =
+                    server::Builder::new().serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(connection);
+            }
+        });
+    }
+
+    fn answer(request: &Parts, body: &[u8]) -> Response<Full<Bytes>> {
+        let header = |name| request.headers.get(name).map(|v| v.to_str().unwrap());
+        let (status, text) = match request.uri.path() {
+            "/v1.41/echo" => {
+                let echo = serde_json::json!({
+                    "method": request.method.as_str(),
+                    "query": request.uri.query(),
+                    "host": header(HOST),
+                    "type": header(CONTENT_TYPE),
+                    "length": header(CONTENT_LENGTH),
+                    "body": String::from_utf8_lossy(body),
+                });
+                (StatusCode::OK, echo.to_string())
+            }
+            "/v1.41/verbatim" => (StatusCode::OK, VERBATIM.to_string()),
+            "/v1.41/started" => (StatusCode::NOT_MODIFIED, String::new()),
+            _ => (
+                StatusCode::CONFLICT,
+                "{\"message\":\"network with name dup already exists\"}\n".to_string(),
+            ),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        *response.status_mut() = status;
+        response
+    }
+
+    #[tokio::test]
+    async fn requests_carry_what_dockerd_needs_and_answers_come_back_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        serve(&socket);
+        let api = Api::new(&socket);
+
+        let json = serde_json::json!({"Name": "n"});
+        let echo = api
+            .call_json("POST", "/echo?x=%20", Some(&json))
+            .await
+            .unwrap();
         assert_eq!(
-            daemon_message(reply.status, &reply.body),
-            "network with name dup already exists"
+            echo,
+            serde_json::json!({"method": "POST", "query": "x=%20", "host": "docker",
+                "type": "application/json", "length": "12", "body": "{\"Name\":\"n\"}"})
+        );
+        let echo = api.call_json("POST", "/echo", None).await.unwrap();
+        assert_eq!(
+            (echo["length"].as_str(), echo["body"].as_str()),
+            (Some("0"), Some(""))
+        );
+        let echo = api.call_json("GET", "/echo", None).await.unwrap();
+        assert_eq!(
+            (echo["length"].as_str(), echo["type"].as_str()),
+            (None, None)
+        );
+        let reply = api
+            .request("POST", "/v1.41/echo", Some(("application/x-tar", b"tar")))
+            .await
+            .unwrap();
+        let echo: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            (echo["type"].as_str(), echo["body"].as_str()),
+            (Some("application/x-tar"), Some("tar"))
         );
 
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
-        assert_eq!(parse_reply(raw).unwrap().body, b"hello world");
+        assert_eq!(
+            api.call("GET", "/verbatim", None).await.unwrap(),
+            VERBATIM.as_bytes()
+        );
+        assert_eq!(api.call("POST", "/started", None).await.unwrap(), "");
+    }
 
-        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
-        let reply = parse_reply(raw).unwrap();
-        assert_eq!((reply.status, reply.body.len()), (204, 0));
+    #[tokio::test]
+    async fn refusals_give_the_daemons_message_and_failures_name_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let api = Api::new(&socket);
+        let error = api.call("GET", "/networks", None).await.unwrap_err();
+        assert!(
+            matches!(&error, CallError::Transport { what, .. } if what == "GET /v1.41/networks"),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("docker API GET /v1.41/networks: connecting to ")
+        );
 
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").is_err());
-        assert!(parse_reply(b"HTTP/1.1 200").is_err());
+        serve(&socket);
+        match api.call("POST", "/networks/create", None).await {
+            Err(CallError::Daemon { status, message }) => assert_eq!(
+                (status, message.as_str()),
+                (409, "network with name dup already exists")
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn messages_fall_back_to_the_body_text() {
+        assert_eq!(
+            daemon_message(
+                409,
+                b"{\"message\":\"network with name dup already exists\"}\n"
+            ),
+            "network with name dup already exists"
+        );
         assert_eq!(daemon_message(404, b"page not found\n"), "page not found");
         assert_eq!(
             daemon_message(500, b""),

@@ -217,22 +217,18 @@ pub(super) async fn import(api: &Api, rootfs: &Rootfs) -> Result<(), CallError> 
     let reply = api
         .request("POST", &path, Some(("application/x-tar", &rootfs.tar)))
         .await?;
-    if !(200..300).contains(&reply.status) {
-        return Err(CallError::Daemon {
-            status: reply.status,
-            message: super::http::daemon_message(reply.status, &reply.body),
-        });
-    }
+    let status = reply.status;
+    let progress = reply.success()?;
     // The answer is a stream of JSON progress messages; an error arrives as one of them.
     let mut id = None;
-    for message in serde_json::Deserializer::from_slice(&reply.body).into_iter::<Value>() {
+    for message in serde_json::Deserializer::from_slice(&progress).into_iter::<Value>() {
         let message = message.map_err(|e| CallError::Transport {
             what: "image import".into(),
             detail: format!("unreadable progress message: {e}"),
         })?;
         if let Some(error) = message.get("error").and_then(Value::as_str) {
             return Err(CallError::Daemon {
-                status: reply.status,
+                status,
                 message: error.to_string(),
             });
         }
