@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{HostFiles, HostNs, LabInfo, not_up, persistent};
 use crate::lab::Lab;
-use crate::netns::Netns;
+use crate::netns::{Netns, is_namespace};
 use crate::pidns::Pidns;
 use crate::userns::Userns;
 
@@ -298,12 +298,9 @@ fn garbage(name: &str, what: &str) -> io::Error {
     )
 }
 
-/// Checks that `fd` is a namespace of the expected type (`NS_GET_NSTYPE`).
+/// Checks that `fd` is a namespace of the expected type.
 fn check_namespace(fd: BorrowedFd<'_>, expected: CloneFlags, name: &str) -> io::Result<()> {
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
-    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor.
-    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
-    if kind == expected.bits() {
+    if is_namespace(fd, expected) {
         Ok(())
     } else {
         Err(garbage(
