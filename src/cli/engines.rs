@@ -43,15 +43,22 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
         else {
             continue;
         };
-        let alive = pid
-            .parse::<u32>()
-            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
+        if !pid.parse().is_ok_and(running) {
             std::fs::remove_dir_all(&path)?;
             removed.push(path.display().to_string());
         }
     }
     Ok(removed)
+}
+
+/// Whether process `pid` runs: a zombie (dead, not yet reaped by its parent, or by init when
+/// its parent went first) does not.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `PID (COMMAND) STATE ...`, where COMMAND may hold anything.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Where the engines of labs serve their Engine API sockets: `/run/drydock/engines` for root,
