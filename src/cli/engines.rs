@@ -1,4 +1,4 @@
-//! The reference engines of a held lab, living in the process that holds it: each lab host's
+//! The reference engines of a lab, living in the process that holds it: each lab host's
 //! engine serves Docker Engine API 1.41 on a unix socket (`drydock lab env LAB HOST`), for the
 //! real docker CLI (`drydock -H LAB/HOST ...` runs it), and what runs in the containers (their
 //! commands, `logs`, `exec`) is this process's.
@@ -79,8 +79,9 @@ pub(crate) fn socket_path(root: &std::path::Path, lab: &str, host: &str) -> Path
     root.join(lab).join(format!("{host}.sock"))
 }
 
-/// Removes the socket directories of labs no process holds any more: the user's, and, for
-/// root, those rootless labs of any user left under `/tmp/drydock-UID`.
+/// Removes the socket directories of labs no process holds any more (gone, or persistent with
+/// a dead holder): the user's, and, for root, those rootless labs of any user left under
+/// `/tmp/drydock-UID`.
 pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
     let mut roots = vec![sockets_root()];
     if drydock_netsim::userns::is_privileged() {
@@ -103,7 +104,7 @@ pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            if drydock_netsim::registry::find(name).is_err() {
+            if !drydock_netsim::registry::find(name).is_ok_and(|lab| lab.is_held()) {
                 std::fs::remove_dir_all(&path)?;
                 removed.push(path.display().to_string());
             }
@@ -111,6 +112,17 @@ pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
         remove_empty_parents(&root.join("-"));
     }
     Ok(removed)
+}
+
+/// Removes the socket directory of lab `lab` under `root`, after its holder died, and the
+/// folders above it when empty.
+pub(crate) fn remove_sockets(root: &std::path::Path, lab: &str) -> std::io::Result<()> {
+    let dir = root.join(lab);
+    if dir.is_dir() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    remove_empty_parents(&dir);
+    Ok(())
 }
 
 /// Removes the folders made for the sockets above `path` (`engines`, `drydock`,
@@ -196,9 +208,11 @@ impl Engines {
         let dir = root.join(lab.name());
         if dir.exists() {
             // Ours: the lab's name is claimed. A crashed holder of the same name left it.
-            std::fs::remove_dir_all(&dir)?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", dir.display()))?;
         }
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         let engines = Arc::new(Self {
             lab: lab.clone(),
             dir,
