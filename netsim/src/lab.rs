@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{InfoData, InfoVeth};
+use nix::sched::CloneFlags;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 
 use crate::link;
-use crate::netns::{Netlink, Netns, write_sysctl};
+use crate::netns::{Netlink, Netns, is_namespace, write_sysctl};
 use crate::topology::{Host, Topology};
 
 /// A running lab: one network namespace per host plus the fabric that joins them.
@@ -208,6 +209,33 @@ impl Lab {
             made.push(path);
         }
         Ok(made)
+    }
+
+    /// Opens the lab that [`Lab::persist`] mounted under `dir` (`topology` is the one it was
+    /// built from): the same namespaces, held by this process too from now on, as the one that
+    /// built it held them. Fails, naming the path, when a mount is missing or is no network
+    /// namespace.
+    pub fn open_persisted(topology: Topology, dir: &Path) -> io::Result<Self> {
+        let open = |name: &str| {
+            let path = dir.join(persisted_name(&topology.name, name));
+            let netns = Netns::open(&path)?;
+            match is_namespace(netns.as_fd(), CloneFlags::CLONE_NEWNET) {
+                true => Ok(netns),
+                false => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is not a mounted network namespace", path.display()),
+                )),
+            }
+        };
+        let hosts = (topology.hosts.iter())
+            .map(|host| open(&host.name))
+            .collect::<io::Result<_>>()?;
+        let fabric = open(FABRIC)?;
+        Ok(Self {
+            topology,
+            fabric,
+            hosts,
+        })
     }
 }
 

@@ -165,6 +165,15 @@ impl AsFd for Netns {
     }
 }
 
+/// True when `fd` is a namespace of type `kind` (`NS_GET_NSTYPE`): a file that should be one
+/// (received from another process, or a mount point under `/run/netns`) may be anything.
+pub fn is_namespace(fd: BorrowedFd<'_>, kind: CloneFlags) -> bool {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor.
+    let found = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    found == kind.bits()
+}
+
 /// An rtnetlink handle (it derefs to [`rtnetlink::Handle`]) and its connection task.
 #[derive(Debug)]
 pub struct Netlink {

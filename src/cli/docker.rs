@@ -1,13 +1,13 @@
 //! The docker CLI against a lab host: `drydock -H LAB/HOST ...` runs the `docker` found on PATH
 //! with `DOCKER_HOST` set to the host's Engine API socket (served by the process holding the
-//! lab); `drydock lab env LAB HOST` prints that setting, `drydock lab shell LAB HOST` opens a
-//! shell in the host with it.
+//! lab, persistent or not); `drydock lab env LAB HOST` prints that setting, `drydock lab shell
+//! LAB HOST` opens a shell in the host with it.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
-use drydock_netsim::registry::{self, Entry};
+use drydock_netsim::registry::{self, persistent};
 
 use super::engines::{socket_path, sockets_root};
 use super::in_host;
@@ -15,9 +15,10 @@ use super::in_host;
 /// `unix://PATH` of the Engine API socket of `host` in lab `lab`, once both are known to be up.
 pub(crate) fn docker_host(lab: &str, host: &str) -> anyhow::Result<String> {
     let entry = registry::find(lab)?;
-    if let Entry::Persistent(_) = entry {
+    if !entry.is_held() {
         bail!(
-            "lab {lab} is persistent: engines run in the process holding a lab (`drydock lab up` without --persist)"
+            "persistent lab {lab} has lost its holder, and its engines with it (why: {}); `drydock lab down {lab}` removes the lab",
+            persistent::log_file(lab).display()
         );
     }
     let info = entry.describe()?;

@@ -1,4 +1,4 @@
-//! The reference engines of a held lab, living in the process that holds it: each lab host's
+//! The reference engines of a lab, living in the process that holds it: each lab host's
 //! engine serves Docker Engine API 1.41 on a unix socket (`drydock lab env LAB HOST`), for the
 //! real docker CLI (`drydock -H LAB/HOST ...` runs it), and what runs in the containers (their
 //! commands, `logs`, `exec`) is this process's.
@@ -43,15 +43,22 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
         else {
             continue;
         };
-        let alive = pid
-            .parse::<u32>()
-            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
+        if !pid.parse().is_ok_and(running) {
             std::fs::remove_dir_all(&path)?;
             removed.push(path.display().to_string());
         }
     }
     Ok(removed)
+}
+
+/// Whether process `pid` runs: a zombie (dead, not yet reaped by its parent, or by init when
+/// its parent went first) does not.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `PID (COMMAND) STATE ...`, where COMMAND may hold anything.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Where the engines of labs serve their Engine API sockets: `/run/drydock/engines` for root,
@@ -72,8 +79,9 @@ pub(crate) fn socket_path(root: &std::path::Path, lab: &str, host: &str) -> Path
     root.join(lab).join(format!("{host}.sock"))
 }
 
-/// Removes the socket directories of labs no process holds any more: the user's, and, for
-/// root, those rootless labs of any user left under `/tmp/drydock-UID`.
+/// Removes the socket directories of labs no process holds any more (gone, or persistent with
+/// a dead holder): the user's, and, for root, those rootless labs of any user left under
+/// `/tmp/drydock-UID`.
 pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
     let mut roots = vec![sockets_root()];
     if drydock_netsim::userns::is_privileged() {
@@ -96,7 +104,7 @@ pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            if drydock_netsim::registry::find(name).is_err() {
+            if !drydock_netsim::registry::find(name).is_ok_and(|lab| lab.is_held()) {
                 std::fs::remove_dir_all(&path)?;
                 removed.push(path.display().to_string());
             }
@@ -104,6 +112,17 @@ pub(crate) fn gc_sockets() -> std::io::Result<Vec<String>> {
         remove_empty_parents(&root.join("-"));
     }
     Ok(removed)
+}
+
+/// Removes the socket directory of lab `lab` under `root`, after its holder died, and the
+/// folders above it when empty.
+pub(crate) fn remove_sockets(root: &std::path::Path, lab: &str) -> std::io::Result<()> {
+    let dir = root.join(lab);
+    if dir.is_dir() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    remove_empty_parents(&dir);
+    Ok(())
 }
 
 /// Removes the folders made for the sockets above `path` (`engines`, `drydock`,
@@ -189,9 +208,11 @@ impl Engines {
         let dir = root.join(lab.name());
         if dir.exists() {
             // Ours: the lab's name is claimed. A crashed holder of the same name left it.
-            std::fs::remove_dir_all(&dir)?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", dir.display()))?;
         }
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         let engines = Arc::new(Self {
             lab: lab.clone(),
             dir,

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use drydock_netsim::capture::{Capture, Packet, PcapNgSink};
-use drydock_netsim::pidns::Reaper;
 use drydock_netsim::registry::{self, LabInfo, Registration, persistent};
 use drydock_netsim::topology::check_lab_name;
 use drydock_netsim::{Lab, Topology, userns};
 
-use super::{in_host, table};
+use super::{holder, in_host, table};
 
 #[derive(Subcommand)]
 pub(crate) enum LabCommand {
@@ -26,12 +25,23 @@ pub(crate) enum LabCommand {
         /// Lab name (default: the file's `name`, else its file stem).
         #[arg(long)]
         name: Option<String>,
-        /// Keep the lab after this command exits (namespaces mounted in /run/netns; needs root).
+        /// Keep the lab after this command exits, held by a process in the background until
+        /// `lab down` (namespaces mounted in /run/netns; needs root).
         #[arg(long)]
         persist: bool,
         /// Print the lab as one line of JSON once it is up.
         #[arg(long)]
         json: bool,
+    },
+    /// Hold a persistent lab, opened from its mounts: serve its engines, DNS and PID namespace
+    /// (`lab up --persist` starts this in the background).
+    #[command(hide = true)]
+    Hold {
+        /// Lab name.
+        name: String,
+        /// A pipe to write `ready` on once everything serves.
+        #[arg(long)]
+        ready_fd: Option<i32>,
     },
     /// Remove a lab.
     Down {
@@ -100,11 +110,8 @@ pub(crate) fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
             persist,
             json,
         } => up(&file, name, persist, json),
-        LabCommand::Down { name } => {
-            registry::find(&name)?.down()?;
-            println!("lab {name} is down");
-            Ok(ExitCode::SUCCESS)
-        }
+        LabCommand::Hold { name, ready_fd } => holder::run(&name, ready_fd),
+        LabCommand::Down { name } => down(&name),
         LabCommand::Ls { json } => ls(json),
         LabCommand::Exec {
             name,
@@ -167,87 +174,58 @@ fn up(
     let lab = runtime.block_on(Lab::build(topology))?;
     tracing::info!("lab {} built in {:?}", lab.name(), started.elapsed());
 
-    let info = if persist {
-        // The registration keeps the name until the state file claims it.
-        persistent::persist(&lab)?;
-        LabInfo::persistent(&lab)
-    } else {
-        LabInfo::held(&lab)
-    };
+    if !persist {
+        print_up(&LabInfo::held(&lab), json)?;
+        return holder::hold(lab, registration, &runtime, &sockets, None);
+    }
+    // The registration keeps the name until the state file claims it; then the holder, in the
+    // background, claims the registry socket.
+    persistent::persist(&lab)?;
+    drop(registration);
+    let mut info = LabInfo::persistent(&lab);
+    // The mounts keep the namespaces.
+    drop(lab);
+    info.pid = Some(holder::start(&info.topology.name)?);
+    print_up(&info, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `lab up` says once the lab is up.
+fn print_up(info: &LabInfo, json: bool) -> anyhow::Result<()> {
+    let name = &info.topology.name;
     if json {
-        println!("{}", serde_json::to_string(&info)?);
+        println!("{}", serde_json::to_string(info)?);
     } else {
-        print!("{}", describe(&info));
-        match info.pid {
-            None => println!(
-                "lab {} is up and persistent: `drydock lab down {0}` or `drydock gc` removes it",
-                lab.name()
+        print!("{}", describe(info));
+        let pid = info.pid.unwrap_or_default();
+        match info.persistent {
+            true => println!(
+                "lab {name} is up and persistent, held in the background by pid {pid} (log: {}): `drydock lab down {name}` or `drydock gc` removes it",
+                persistent::log_file(name).display()
             ),
-            Some(pid) => println!(
-                "lab {} is up (pid {pid}): Ctrl-C or `drydock lab down {0}` removes it",
-                lab.name()
+            false => println!(
+                "lab {name} is up (pid {pid}): Ctrl-C or `drydock lab down {name}` removes it"
             ),
         }
     }
     std::io::stdout().flush()?;
-    if persist {
-        return Ok(ExitCode::SUCCESS);
-    }
-    hold(lab, registration, &runtime, &sockets)
+    Ok(())
 }
 
-/// Serves the lab's registry socket and its hosts' Engine API sockets until a signal or `lab
-/// down`; then the lab goes with us.
-fn hold(
-    lab: Lab,
-    registration: Registration,
-    runtime: &tokio::runtime::Runtime,
-    sockets: &std::path::Path,
-) -> anyhow::Result<ExitCode> {
-    let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel();
-    let lab = std::sync::Arc::new(lab);
-    let served = std::sync::Arc::clone(&lab);
-    // Each host's engine serves the Engine API on a socket; their tasks run on this runtime,
-    // driven below.
-    use super::engines::{Engines, gc_sockets, gc_state};
-    if let Err(e) = gc_state().and_then(|_| gc_sockets()) {
-        tracing::warn!("cannot remove engine state of dead labs: {e}");
+/// `lab down`: the lab's holder stops; a persistent lab's mounts go too, and what its holder
+/// left if it died.
+fn down(name: &str) -> anyhow::Result<ExitCode> {
+    let lab = registry::find(name)?;
+    let orphaned = !lab.is_held();
+    lab.down()?;
+    if orphaned {
+        use super::engines::{gc_state, remove_sockets, sockets_root};
+        let left = remove_sockets(&sockets_root(), name).and_then(|()| gc_state());
+        if let Err(e) = left {
+            eprintln!("drydock: warning: what the dead holder of lab {name} left: {e}");
+        }
     }
-    let (engines, dns) = {
-        let _entered = runtime.enter();
-        let engines = Engines::serve(std::sync::Arc::clone(&lab), sockets)?;
-        (engines, super::lab_dns::LabDns::start(&lab)?)
-    };
-    let files = dns.files();
-    // Where `lab exec` starts its processes: they end with the lab, even on SIGKILL.
-    let reaper = Reaper::start().context("the lab's PID namespace")?;
-    let pidns = reaper.pidns().clone();
-    std::thread::spawn(move || {
-        let on_down = move || {
-            let _ = down_tx.send(());
-        };
-        if let Err(e) = registration.serve(&served, &files, &pidns, &on_down) {
-            tracing::error!("registry socket: {e}");
-        }
-    });
-    runtime.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut hangup = signal(SignalKind::hangup())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-            _ = hangup.recv() => {}
-            _ = down_rx.recv() => {}
-        }
-        anyhow::Ok(())
-    })?;
-    // Every process started in the lab's hosts is killed; this waits for them (2 s at most).
-    drop(reaper);
-    // Exiting closes every namespace descriptor: the kernel removes the lab.
-    engines.remove_files();
-    drop(dns);
-    eprintln!("lab {} is down", lab.name());
+    println!("lab {name} is down");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -327,9 +305,14 @@ fn ls(json: bool) -> anyhow::Result<ExitCode> {
                 rows.push(vec![
                     info.topology.name.clone(),
                     hosts.join(","),
-                    info.pid
-                        .map_or("(persistent)".into(), |pid| format!("pid {pid}")),
-                    if info.rootless { "rootless" } else { "root" }.into(),
+                    // A persistent lab whose holder died has none.
+                    info.pid.map_or("none".into(), |pid| format!("pid {pid}")),
+                    match (info.persistent, info.rootless) {
+                        (true, _) => "persistent",
+                        (false, true) => "rootless",
+                        (false, false) => "root",
+                    }
+                    .into(),
                 ]);
                 labs.push(info);
             }

@@ -9,6 +9,7 @@ mod conform;
 mod docker;
 mod doctor;
 mod engines;
+mod holder;
 mod in_host;
 mod lab;
 mod lab_dns;

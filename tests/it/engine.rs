@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::{HeldLab, drydock, drydock_ok, machine_lock, privileged};
+use crate::{HeldLab, PersistentLab, drydock, drydock_ok, machine_lock, privileged, running};
 
 /// `drydock -H LAB/HOST ARGS...`.
 fn docker(target: &str, args: &[&str]) -> Output {
@@ -391,4 +391,59 @@ fn rename_moves_the_name_in_dns_and_anonymous_names_stay_out_of_it_as_in_20_10()
         ],
     );
     assert_eq!(execs, "exec_start: echo here\n");
+}
+
+#[test]
+fn a_persistent_labs_holder_serves_the_docker_cli_until_lab_down() {
+    if !privileged() {
+        return;
+    }
+    let _machine = machine_lock(); // gc in other tests removes persistent labs
+    let lab = PersistentLab::up("two-hosts.yaml", "cli-persist-engine");
+    // `lab up` has returned; its holder runs on, detached: in a session of its own, its
+    // output to the lab's log.
+    assert!(running(lab.holder));
+    let holder = nix::unistd::Pid::from_raw(lab.holder);
+    assert_eq!(nix::unistd::getsid(Some(holder)).unwrap(), holder);
+    let log = std::fs::read_link(format!("/proc/{}/fd/2", lab.holder)).unwrap();
+    assert_eq!(
+        log,
+        std::path::Path::new("/run/drydock/labs/cli-persist-engine.log")
+    );
+
+    let env = drydock_ok(&["lab", "env", "cli-persist-engine", "h1"]);
+    let docker_host = env.trim().strip_prefix("export DOCKER_HOST=").unwrap();
+    let socket = "/run/drydock/engines/cli-persist-engine/h1.sock";
+    assert_eq!(docker_host, format!("unix://{socket}"));
+    let through_socket = |args: &[&str]| {
+        let output = std::process::Command::new("/usr/bin/docker")
+            .args(args)
+            .env("DOCKER_HOST", docker_host)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "docker {args:?}: {stderr}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let id = through_socket(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "4245"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(
+        through_socket(&["ps", "--format", "{{.Names}}"]),
+        "sleeper\n"
+    );
+    let address = through_socket(&["exec", "sleeper", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(address.contains("inet 172.17.0.2/16"), "{address}");
+    // unshare and sleep, the holder's.
+    assert_eq!(processes_settled("sleep 4245", 2).len(), 2);
+    // `drydock -H` reaches the same engine; h2's is another.
+    assert_eq!(
+        docker_ok("cli-persist-engine/h1", &["ps", "-q"]),
+        format!("{}\n", &id[..12])
+    );
+    assert_eq!(docker_ok("cli-persist-engine/h2", &["ps", "-q"]), "");
+
+    drydock_ok(&["lab", "down", "cli-persist-engine"]);
+    assert_eq!(processes_with("sleep 4245"), Vec::<String>::new());
+    assert!(!std::path::Path::new(socket).exists());
+    lab.assert_gone();
 }

@@ -4,7 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use crate::{
-    HeldLab, drydock, drydock_ok, example, ip, machine_lock, namespace_holders, privileged,
+    HeldLab, PersistentLab, drydock, drydock_ok, eventually, example, ip, machine_lock,
+    namespace_holders, privileged, running,
 };
 
 /// Starts `lab capture` and returns once it is capturing.
@@ -368,23 +369,15 @@ fn a_malformed_topology_is_located_and_builds_nothing() {
 }
 
 #[test]
-fn persistent_labs_outlive_their_process_until_gc() {
+fn persistent_labs_outlive_their_holder_until_down_or_gc() {
     if !privileged() {
         return;
     }
     let _machine = machine_lock();
     let netns_before = ip(&["netns", "list"]);
-    let file = example("two-hosts.yaml");
-    // Should an assertion fail, the labs still go (a leftover would fail every later run).
-    let _cleanup = Cleanup(|| {
-        for lab in ["cli-persist", "cli-crashed"] {
-            let _ = drydock(false).args(["lab", "down", lab]).output();
-        }
-        let _ = drydock(false).arg("gc").output();
-    });
-    drydock_ok(&["lab", "up", &file, "--name", "cli-persist", "--persist"]);
+    let lab = PersistentLab::up("two-hosts.yaml", "cli-persist");
 
-    // The process is gone; the lab answers to iproute2 and to drydock.
+    // `lab up` has returned; the lab answers to iproute2, and to drydock through its holder.
     let namespaces = ip(&["netns", "list"]);
     for host in [
         "drydock-cli-persist.h1",
@@ -394,62 +387,156 @@ fn persistent_labs_outlive_their_process_until_gc() {
         assert!(namespaces.contains(host), "{namespaces}");
     }
     let ping = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "drydock-cli-persist.h1",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "10.0.1.20",
-        ])
+        .args(["netns", "exec", "drydock-cli-persist.h1"])
+        .args(["ping", "-c", "1", "-W", "1", "10.0.1.20"])
         .output()
         .unwrap();
     assert!(
         ping.status.success(),
         "ip netns exec reaches the persistent lab"
     );
-    // lab exec enters a persistent lab.
-    drydock_ok(&[
-        "lab",
-        "exec",
-        "cli-persist",
-        "h2",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "1",
-        "fd00:1::10",
-    ]);
+    let exec = |command: &[&str]| {
+        let mut args = vec!["lab", "exec", "cli-persist", "h2", "--"];
+        args.extend(command);
+        drydock(false).args(args).output().unwrap()
+    };
+    // lab exec: in the lab's PID namespace, with the lab's DNS, as in a held lab.
+    let h1 = exec(&["dig", "+short", "+tries=1", "+time=3", "h1"]);
+    assert_eq!(String::from_utf8_lossy(&h1.stdout), "10.0.1.10\n");
+    let pidns = |output: std::process::Output| String::from_utf8(output.stdout).unwrap();
+    let machine = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let in_lab = pidns(exec(&["readlink", "/proc/self/ns/pid"]));
+    assert_ne!(in_lab.trim(), machine.to_string_lossy(), "in the lab's");
+    let row = |listed: &str| -> Vec<String> {
+        let line = listed.lines().find(|l| l.starts_with("cli-persist "));
+        line.unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let holder = lab.holder.to_string();
     let listed = drydock_ok(&["lab", "ls"]);
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("cli-persist") && l.contains("(persistent)")),
+    assert_eq!(
+        row(&listed),
+        ["cli-persist", "h1,h2", "pid", &holder, "persistent"],
         "{listed}"
     );
 
+    // The holder dies: what it served goes, the lab stays, reached through its mounts.
+    kill(lab.holder);
+    assert!(eventually(|| !running(lab.holder)));
+    let listed = drydock_ok(&["lab", "ls"]);
+    assert_eq!(
+        row(&listed),
+        ["cli-persist", "h1,h2", "none", "persistent"],
+        "{listed}"
+    );
+    let env = drydock(false)
+        .args(["lab", "env", "cli-persist", "h1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&env.stderr);
+    assert!(!env.status.success());
+    assert!(
+        stderr.contains("persistent lab cli-persist has lost its holder"),
+        "{stderr}"
+    );
+    let ping = exec(&["ping", "-c", "1", "-W", "1", "fd00:1::10"]);
+    assert!(ping.status.success(), "{ping:?}");
     drydock_ok(&["lab", "down", "cli-persist"]);
+    lab.assert_gone();
     assert_eq!(ip(&["netns", "list"]), netns_before);
 
-    // A run that crashed between mounting and recording leaves mounts only: gc finds them.
-    drydock_ok(&["lab", "up", &file, "--name", "cli-crashed", "--persist"]);
-    std::fs::remove_file("/run/drydock/labs/cli-crashed.json").unwrap();
+    // gc takes a persistent lab down with its holder.
+    let lab = PersistentLab::up("two-hosts.yaml", "cli-persist-gc");
     let removed = drydock_ok(&["gc"]);
     assert!(
-        removed.contains("removed namespace mount /run/netns/drydock-cli-crashed.h1"),
+        removed.contains("removed persistent lab cli-persist-gc and its holder"),
         "{removed}"
     );
+    lab.assert_gone();
+
+    // A run that crashed between mounting and recording leaves mounts only: gc finds them, and
+    // what its holder left.
+    let lab = PersistentLab::up("two-hosts.yaml", "cli-crashed");
+    kill(lab.holder);
+    assert!(eventually(|| !running(lab.holder)));
+    std::fs::remove_file("/run/drydock/labs/cli-crashed.json").unwrap();
+    let removed = drydock_ok(&["gc"]);
+    for what in [
+        "removed namespace mount /run/netns/drydock-cli-crashed.h1",
+        "removed state file /run/drydock/labs/cli-crashed.log",
+        "removed /run/drydock/engines/cli-crashed",
+    ] {
+        assert!(removed.contains(what), "{removed}");
+    }
+    lab.assert_gone();
     assert_eq!(ip(&["netns", "list"]), netns_before);
-    assert_eq!(
-        drydock_ok(&["gc"]),
-        "nothing to remove
-"
+}
+
+#[test]
+fn a_persistent_lab_whose_holder_cannot_start_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let _machine = machine_lock();
+    let netns_before = ip(&["netns", "list"]);
+    // Where its engines' sockets go, a file that the holder cannot replace.
+    let obstacle = std::path::Path::new("/run/drydock/engines/cli-persist-fail");
+    std::fs::create_dir_all(obstacle.parent().unwrap()).unwrap();
+    std::fs::write(obstacle, "").unwrap();
+    let _cleanup = Cleanup(|| {
+        let _ = std::fs::remove_file(obstacle);
+    });
+    let file = example("two-hosts.yaml");
+    let up = drydock(false)
+        .args([
+            "lab",
+            "up",
+            &file,
+            "--persist",
+            "--name",
+            "cli-persist-fail",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert!(!up.status.success());
+    assert!(
+        stderr.contains(
+            "the holder of persistent lab cli-persist-fail did not start: it ended before serving; it said: drydock: error: cannot remove /run/drydock/engines/cli-persist-fail: Not a directory"
+        ),
+        "{stderr}"
     );
+    assert!(
+        stderr.contains("lab cli-persist-fail is removed"),
+        "{stderr}"
+    );
+    assert_eq!(ip(&["netns", "list"]), netns_before);
+    for file in ["cli-persist-fail.json", "cli-persist-fail.log"] {
+        let path = std::path::Path::new("/run/drydock/labs").join(file);
+        assert!(!path.exists(), "{} is left", path.display());
+    }
+    let holders = std::process::Command::new("pgrep")
+        .args(["-f", "lab hold cli-persist-fail"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&holders.stdout),
+        "",
+        "a holder runs"
+    );
+    let listed = drydock_ok(&["lab", "ls"]);
+    assert!(!listed.contains("cli-persist-fail"), "{listed}");
+}
+
+/// Sends SIGKILL to process `pid`.
+fn kill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 }
 
 /// Runs its closure when dropped, even when a test panics.
@@ -469,18 +556,6 @@ fn processes_in(namespace: &str) -> Vec<String> {
         .filter_map(|process| std::fs::read(format!("{process}/cmdline")).ok())
         .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
         .collect()
-}
-
-/// Waits up to 5 s for `done`.
-fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !done() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    true
 }
 
 /// Starts two servers in h2 through `lab exec`, one whose client is then killed and one that

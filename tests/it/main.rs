@@ -110,6 +110,91 @@ impl Drop for HeldLab {
     }
 }
 
+/// A lab made by `drydock lab up --persist` (as root), and the pid of its holder; taken down
+/// when dropped, should a test end before it did.
+struct PersistentLab {
+    name: String,
+    holder: i32,
+}
+
+impl PersistentLab {
+    /// Runs `lab up --persist` on an example topology; returns once it has returned.
+    fn up(example: &str, name: &str) -> Self {
+        let file = crate::example(example);
+        let line = drydock_ok(&["lab", "up", &file, "--persist", "--json", "--name", name]);
+        let info: serde_json::Value = serde_json::from_str(&line).expect("lab up prints JSON");
+        assert_eq!(info["topology"]["name"], name);
+        assert_eq!(info["persistent"], true, "{info}");
+        let holder = info["pid"].as_i64().expect("a persistent lab has a holder");
+        Self {
+            name: name.to_string(),
+            holder: i32::try_from(holder).unwrap(),
+        }
+    }
+
+    /// Asserts that nothing of the lab is left: its holder, registry socket, engines' sockets
+    /// and state, hosts' files, namespace mounts, description and log.
+    fn assert_gone(&self) {
+        let name = &self.name;
+        assert!(
+            eventually(|| !running(self.holder)),
+            "the holder of {name} (pid {}) still runs",
+            self.holder
+        );
+        let engines = format!("/run/drydock/engines/{name}");
+        let state = format!("/tmp/drydock-engines-{}", self.holder);
+        let files = format!("/tmp/drydock-lab-{}", self.holder);
+        for path in [engines, state, files] {
+            assert!(!std::path::Path::new(&path).exists(), "{path} is left");
+        }
+        let mounts: Vec<String> = std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|file| file.starts_with(&format!("drydock-{name}.")))
+            .collect();
+        assert_eq!(mounts, Vec::<String>::new(), "namespace mounts are left");
+        for file in [format!("{name}.json"), format!("{name}.log")] {
+            let path = std::path::Path::new("/run/drydock/labs").join(file);
+            assert!(!path.exists(), "{} is left", path.display());
+        }
+        let sockets = std::fs::read_to_string("/proc/net/unix").unwrap();
+        assert!(!sockets.contains(&format!("@drydock-lab/{name}\n")));
+        let listed = drydock_ok(&["lab", "ls"]);
+        assert!(
+            !listed.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{listed}"
+        );
+    }
+}
+
+impl Drop for PersistentLab {
+    fn drop(&mut self) {
+        let _ = drydock(false).args(["lab", "down", &self.name]).output();
+    }
+}
+
+/// Whether process `pid` runs (a zombie, which init has not reaped yet, does not).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Waits up to 5 s for `done`.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 /// `ip ARGS` output: a witness of the machine's own namespace.
 fn ip(args: &[&str]) -> String {
     let output = Command::new("ip").args(args).output().expect("ip runs");

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{HostFiles, HostNs, LabInfo, not_up, persistent};
 use crate::lab::Lab;
-use crate::netns::Netns;
+use crate::netns::{Netns, is_namespace};
 use crate::pidns::Pidns;
 use crate::userns::Userns;
 
@@ -53,25 +53,48 @@ fn socket_addr(name: &str) -> io::Result<SocketAddr> {
 #[derive(Debug)]
 pub struct Registration {
     listener: UnixListener,
+    /// Claimed by the holder of a persistent lab.
+    persistent: bool,
 }
 
 impl Registration {
     /// Claims the lab's name. Fails if a lab of that name is up, held or persistent.
     pub fn claim(name: &str) -> io::Result<Self> {
-        let in_use = || {
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("a lab named {name:?} is already up (see `drydock lab ls`)"),
-            )
-        };
         if persistent::exists(name) {
-            return Err(in_use());
+            return Err(in_use(name));
         }
-        match UnixListener::bind_addr(&socket_addr(name)?) {
-            Ok(listener) => Ok(Self { listener }),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(in_use()),
-            Err(e) => Err(e),
+        Self::bind(name, false).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrInUse => in_use(name),
+            _ => e,
+        })
+    }
+
+    /// Claims the name of persistent lab `name` for its holder. Fails if it is not persistent
+    /// or already has a holder.
+    pub fn claim_persistent(name: &str) -> io::Result<Self> {
+        if !persistent::exists(name) {
+            return Err(not_up(name));
         }
+        Self::bind(name, true).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrInUse => io::Error::new(
+                e.kind(),
+                format!("persistent lab {name:?} already has a holder (see `drydock lab ls`)"),
+            ),
+            _ => e,
+        })
+    }
+
+    /// Whether this is the claim of a persistent lab's holder.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    fn bind(name: &str, persistent: bool) -> io::Result<Self> {
+        let listener = UnixListener::bind_addr(&socket_addr(name)?)?;
+        Ok(Self {
+            listener,
+            persistent,
+        })
     }
 
     /// Answers clients, each on a thread of its own, for as long as the listener works; hands
@@ -85,7 +108,10 @@ impl Registration {
         pidns: &Pidns,
         on_down: &(dyn Fn() + Sync),
     ) -> io::Result<()> {
-        let info = LabInfo::held(lab);
+        let info = LabInfo {
+            persistent: self.persistent,
+            ..LabInfo::held(lab)
+        };
         let userns = if info.rootless {
             Some(Userns::current()?)
         } else {
@@ -149,6 +175,13 @@ fn serve_client(
             sent
         }
     }
+}
+
+fn in_use(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("a lab named {name:?} is already up (see `drydock lab ls`)"),
+    )
 }
 
 fn peer(stream: &UnixStream) -> io::Result<UnixCredentials> {
@@ -298,12 +331,9 @@ fn garbage(name: &str, what: &str) -> io::Error {
     )
 }
 
-/// Checks that `fd` is a namespace of the expected type (`NS_GET_NSTYPE`).
+/// Checks that `fd` is a namespace of the expected type.
 fn check_namespace(fd: BorrowedFd<'_>, expected: CloneFlags, name: &str) -> io::Result<()> {
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
-    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor.
-    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
-    if kind == expected.bits() {
+    if is_namespace(fd, expected) {
         Ok(())
     } else {
         Err(garbage(

@@ -1,12 +1,14 @@
 //! Persistent labs: namespaces bind-mounted as `/run/netns/drydock-LAB.HOST` (so `ip netns exec`
-//! enters them) and a JSON description in `/run/drydock/labs/LAB.json`. `gc` removes them, and
-//! any mount a crashed run left without its description.
+//! enters them) and a JSON description in `/run/drydock/labs/LAB.json`; their holder (a process
+//! that serves them as a held lab's, started by `drydock lab up --persist`) opens them from
+//! there ([`open`]) and logs to `/run/drydock/labs/LAB.log`. `gc` removes them, and any mount a
+//! crashed run left without its description.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{HostNs, LabInfo, not_up};
+use super::{Entry, HostNs, LabInfo, not_up};
 use crate::lab::{FABRIC, Lab, persisted_name};
 use crate::netns::Netns;
 
@@ -17,6 +19,11 @@ pub const NETNS_DIR: &str = "/run/netns";
 
 fn state_file(name: &str) -> PathBuf {
     Path::new(STATE_DIR).join(format!("{name}.json"))
+}
+
+/// Where the holder of persistent lab `name` writes what it has to say (its errors).
+pub fn log_file(name: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("{name}.log"))
 }
 
 /// True when a persistent lab of that name exists.
@@ -78,6 +85,11 @@ pub(super) fn read(name: &str) -> io::Result<LabInfo> {
     serde_json::from_slice(&text).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
 }
 
+/// Opens persistent lab `name` from its mounts, for its holder.
+pub fn open(name: &str) -> io::Result<Lab> {
+    Lab::open_persisted(read(name)?.topology, Path::new(NETNS_DIR))
+}
+
 pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     let info = read(name)?;
     if info.topology.host(host).is_none() {
@@ -95,7 +107,8 @@ pub(super) fn host(name: &str, host: &str) -> io::Result<HostNs> {
     })
 }
 
-/// Removes a persistent lab: exactly the mounts its description lists, then the description.
+/// Removes a persistent lab: exactly the mounts its description lists, then the description
+/// and its holder's log. Its holder, if any, has gone down first ([`Entry::down`]).
 pub(super) fn remove(name: &str) -> io::Result<()> {
     let info = read(name)?;
     let namespaces = info
@@ -114,6 +127,12 @@ pub(super) fn remove(name: &str) -> io::Result<()> {
     if let Err(e) = std::fs::remove_file(state_file(name)) {
         errors.push(format!("{}: {e}", state_file(name).display()));
     }
+    match std::fs::remove_file(log_file(name)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            errors.push(format!("{}: {e}", log_file(name).display()));
+        }
+        _ => {}
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -130,20 +149,37 @@ pub struct GcReport {
     pub errors: Vec<String>,
 }
 
-/// Removes every persistent lab, then any drydock namespace mount or state file left without its
-/// lab (by a run that crashed while persisting). Labs held by a process are left alone: they go
-/// when their process does. Carries on past errors and reports them all.
+/// Removes every persistent lab as `lab down` does (its holder first, if it has not died),
+/// then any drydock namespace mount or state file left without its lab (by a run that crashed
+/// while persisting). Labs held by a process alone are left alone: they go when their process
+/// does. Carries on past errors and reports them all.
 pub fn gc() -> io::Result<GcReport> {
     let mut report = GcReport::default();
-    for name in names()? {
-        match remove(&name) {
-            Ok(()) => report.removed.push(format!("persistent lab {name}")),
-            Err(e) => report.errors.push(format!("persistent lab {name}: {e}")),
+    // Labs that could not go down keep what is theirs.
+    let mut kept = Vec::new();
+    for entry in super::list()? {
+        let Entry::Persistent { name, held } = &entry else {
+            continue;
+        };
+        let holder = if *held { " and its holder" } else { "" };
+        match entry.down() {
+            Ok(()) => report
+                .removed
+                .push(format!("persistent lab {name}{holder}")),
+            Err(e) => {
+                report.errors.push(format!("persistent lab {name}: {e}"));
+                kept.extend([persisted_name(name, ""), format!("{name}.")]);
+            }
         }
     }
+    let theirs = |path: &Path| {
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        kept.iter().any(|prefix| file.starts_with(prefix.as_str()))
+    };
     for path in leftovers(NETNS_DIR, "drydock-")?
         .into_iter()
         .chain(leftovers(STATE_DIR, "")?)
+        .filter(|path| !theirs(path))
     {
         let removed = if path.starts_with(NETNS_DIR) {
             Netns::unpersist(&path).map(|()| format!("namespace mount {}", path.display()))

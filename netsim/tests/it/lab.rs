@@ -240,3 +240,51 @@ async fn segment_switches_join_no_multicast_group() {
     );
     assert!(!lan.contains("6A0000E0"), "lan joined 224.0.0.106:\n{igmp}");
 }
+
+/// The inode of a namespace: the same namespace, through any descriptor, has the same.
+fn inode(netns: &Netns) -> u64 {
+    std::fs::metadata(format!("/proc/self/fd/{}", netns.as_fd().as_raw_fd()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_persisted_lab_opens_again_from_its_mounts() {
+    if !crate::privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = build("two-hosts.yaml").await;
+    let mounts = lab.persist(dir.path()).unwrap();
+    // Unmounted even when an assertion fails: a mount would keep the lab, and the folder.
+    struct Unmount(Vec<std::path::PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for mount in &self.0 {
+                let _ = Netns::unpersist(mount);
+            }
+        }
+    }
+    let _unmount = Unmount(mounts.clone());
+    let topology = lab.topology().clone();
+    let built: Vec<u64> = lab.namespaces().map(inode).collect();
+    drop(lab);
+
+    let opened = Lab::open_persisted(topology.clone(), dir.path()).unwrap();
+    assert_eq!(opened.namespaces().map(inode).collect::<Vec<_>>(), built);
+    assert!(ping(opened.host("h1").unwrap(), &["10.0.1.20"]));
+    drop(opened);
+
+    // A mount point left without its mount is no namespace; a missing one is named.
+    let h2 = dir.path().join("drydock-two-hosts.h2");
+    assert!(mounts.contains(&h2), "{mounts:?}");
+    Netns::unpersist(&h2).unwrap();
+    std::fs::write(&h2, "").unwrap();
+    let error = Lab::open_persisted(topology.clone(), dir.path()).unwrap_err();
+    let expected = format!("{} is not a mounted network namespace", h2.display());
+    assert_eq!(error.to_string(), expected);
+    std::fs::remove_file(&h2).unwrap();
+    let error = Lab::open_persisted(topology, dir.path()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    assert!(error.to_string().starts_with(&h2.display().to_string()));
+}
