@@ -226,17 +226,7 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
         DockerCommand::Rename {
             container,
             new_name,
-        } => {
-            // The CLI's own check, before any request.
-            let (old, new) = (container.trim(), new_name.trim());
-            let done = match old.is_empty() || new.is_empty() {
-                true => Err(ApiError::new(
-                    "Error: Neither old nor new names may be empty",
-                )),
-                false => api.rename_container(old, new).await,
-            };
-            reply.errors.extend(done.err().map(|e| e.message));
-        }
+        } => return rename(api, container, new_name).await,
         DockerCommand::Start(names) => {
             let start = |n: String| async move { api.start_container(&n).await };
             reply.each(names, start, Some(Change::Started)).await;
@@ -303,6 +293,22 @@ impl Reply {
         }
         self.stdout = pretty(&found);
     }
+}
+
+/// `docker rename OLD NEW`, with the CLI's own check before any request.
+async fn rename(api: &impl EngineApi, container: &str, new_name: &str) -> Reply {
+    let (old, new) = (container.trim(), new_name.trim());
+    if old.is_empty() || new.is_empty() {
+        return Reply::failed("Error: Neither old nor new names may be empty");
+    }
+    let mut reply = Reply::default();
+    reply.errors.extend(
+        api.rename_container(old, new)
+            .await
+            .err()
+            .map(|e| e.message),
+    );
+    reply
 }
 
 /// `docker run -d`: create, then start by id; a container whose start fails stays, created.
@@ -560,6 +566,22 @@ mod tests {
         );
         let stop = dispatch_line(&api, "docker stop x");
         assert_eq!(stop.changes, [Change::Stopped("x".into())]);
+    }
+
+    #[test]
+    fn rename_asks_the_engine_unless_a_name_is_blank() {
+        let api = Recorder::default();
+        assert!(dispatch_line(&api, "docker rename a b").errors.is_empty());
+        let command = DockerCommand::Rename {
+            container: "a".into(),
+            new_name: " ".into(),
+        };
+        let blank = futures::executor::block_on(dispatch(&api, &command));
+        assert_eq!(
+            blank.result(),
+            Err("Error: Neither old nor new names may be empty".to_string())
+        );
+        assert_eq!(*api.calls.lock().unwrap(), ["rename a b"]);
     }
 
     #[test]
