@@ -12,7 +12,7 @@ use drydock_conformance::targets::reference_api::DIR_PREFIX as API_DIR_PREFIX;
 use drydock_netsim::Lab;
 use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
-use drydock_runtime::server::{Listener, Processes, Served};
+use drydock_runtime::server::{Listener, Processes, Served, Workload};
 use tokio::sync::Mutex;
 
 use super::lab_dns::FILES_PREFIX;
@@ -150,8 +150,8 @@ impl HostProcesses {
 }
 
 impl Processes for HostProcesses {
-    fn created(&self, name: &str, command: Vec<String>) {
-        self.workloads().set_command(name, command);
+    fn created(&self, id: &str, workload: Workload) -> Result<(), String> {
+        self.workloads().set_command(id, workload)
     }
 
     fn started(&self, engine: &Engine, name: &str) -> Result<(), String> {
@@ -170,6 +170,14 @@ impl Processes for HostProcesses {
 
     fn logs(&self, name: &str) -> String {
         self.workloads().output(name)
+    }
+
+    fn input(&self, id: &str) -> Option<std::fs::File> {
+        self.workloads().input(id)
+    }
+
+    fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), String> {
+        self.workloads().resize(id, height, width)
     }
 
     /// The program as the machine has it (`dig`, `wget`...), in the container's namespace

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,6 +18,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use drydock_netsim::Netns;
+use drydock_runtime::server::Workload;
+use drydock_runtime::server::pty::{self, Pty};
 
 /// A container's `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`: path in the container →
 /// file of the engine.
@@ -122,23 +125,21 @@ impl Process {
     fn spawn(
         netns: &Netns,
         files: &Files,
-        argv: &[String],
+        command: &ContainerCommand,
         log: &Path,
         exited: impl FnOnce(libc::pid_t, i64) + Send + 'static,
     ) -> Result<Self, String> {
-        let output = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let errors = output.try_clone().map_err(|e| e.to_string())?;
-        let mut command = netns.command("unshare", None);
-        command
-            .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
-            .args(program(argv)?)
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(errors);
+        let argv = &command.argv;
+        let mut child = netns.command("unshare", None);
+        child.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"]);
+        if command.terminal.is_some() {
+            // The init of the container's PID namespace leads the terminal's session, as
+            // runc's does: a shell there controls its jobs.
+            child.args(["setsid", "--ctty", "--"]);
+        }
+        child.args(program(argv)?);
+        command.give_stdio(&mut child, log)?;
+        let mut command = child;
         container_view(&mut command, files)?;
         // SAFETY: prctl and getppid only.
         let parent = unsafe { libc::getpid() };
@@ -163,6 +164,9 @@ impl Process {
         let (started, pid) = mpsc::channel();
         let waiter = std::thread::spawn(move || match command.spawn() {
             Ok(mut child) => {
+                // Its copies of the stdio (a terminal's side, a pipe's end) go: only the
+                // process holds them.
+                drop(command);
                 let pid = child.id() as libc::pid_t;
                 let _ = started.send(Ok(pid));
                 if let Ok(status) = child.wait() {
@@ -197,11 +201,90 @@ impl Drop for Process {
     }
 }
 
-/// Everything running in one engine's containers, by container name.
+/// A container's command and what it reads from: nothing, a pipe clients write to (`-i`), or
+/// a terminal (`-t`), which live as long as the container.
+struct ContainerCommand {
+    argv: Vec<String>,
+    /// `-i` without `-t`: the pipe's ends; the writing end goes to the first client attached
+    /// with stdin.
+    pipe: Option<(OwnedFd, Option<OwnedFd>)>,
+    /// `-t`: the terminal; a thread copies what it shows to the log.
+    terminal: Option<Pty>,
+}
+
+impl ContainerCommand {
+    /// `workload`'s command, with its pipe or its terminal (whose output goes to `log`).
+    fn new(workload: Workload, log: &Path) -> Result<Self, String> {
+        let pipe = match workload.open_stdin && !workload.tty {
+            true => {
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| format!("stdin pipe: {e}"))?;
+                Some((read, Some(write)))
+            }
+            false => None,
+        };
+        let terminal = match workload.tty {
+            true => {
+                let pty = Pty::open().map_err(|e| format!("terminal: {e}"))?;
+                copy_to_log(&pty.master, log)?;
+                Some(pty)
+            }
+            false => None,
+        };
+        Ok(Self {
+            argv: workload.argv,
+            pipe,
+            terminal,
+        })
+    }
+
+    /// Gives `child` its stdin, stdout and stderr: the terminal, or the pipe (else nothing)
+    /// and the log.
+    fn give_stdio(&self, child: &mut Command, log: &Path) -> Result<(), String> {
+        if let Some(terminal) = &self.terminal {
+            return terminal.give_to(child, false).map_err(|e| e.to_string());
+        }
+        let output = append(log)?;
+        let errors = output.try_clone().map_err(|e| e.to_string())?;
+        let input = match &self.pipe {
+            Some((read, _)) => Stdio::from(read.try_clone().map_err(|e| e.to_string())?),
+            None => Stdio::null(),
+        };
+        child.stdin(input).stdout(output).stderr(errors);
+        Ok(())
+    }
+}
+
+/// `log`, opened for appending (made when missing).
+fn append(log: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))
+}
+
+/// Copies what the terminal of `master` shows to `log`, from a thread of its own, until no
+/// process holds the terminal's side (the container is removed).
+fn copy_to_log(master: &OwnedFd, log: &Path) -> Result<(), String> {
+    let mut screen = std::fs::File::from(master.try_clone().map_err(|e| e.to_string())?);
+    let mut output = append(log)?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = screen.read(&mut buf) {
+            if output.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Everything running in one engine's containers, by container id.
 pub(crate) struct Workloads {
-    /// Where each container's command writes its output (`NAME.log`), for `logs`.
+    /// Where each container's command writes its output (`ID.log`), for `logs`.
     logs: PathBuf,
-    commands: BTreeMap<String, Vec<String>>,
+    commands: BTreeMap<String, ContainerCommand>,
     processes: BTreeMap<String, Process>,
     /// Told of every command that ends.
     exits: tokio::sync::mpsc::UnboundedSender<Exit>,
@@ -234,23 +317,47 @@ impl Workloads {
         std::fs::read_to_string(self.log(name)).unwrap_or_default()
     }
 
-    /// Records `argv` as the command of container `name` (run again by every start).
-    pub(crate) fn set_command(&mut self, name: &str, argv: Vec<String>) {
-        if !argv.is_empty() {
-            self.commands.insert(name.to_string(), argv);
+    /// Records `workload` as what container `name` runs (again at every start).
+    pub(crate) fn set_command(&mut self, name: &str, workload: Workload) -> Result<(), String> {
+        if !workload.argv.is_empty() {
+            std::fs::create_dir_all(&self.logs)
+                .map_err(|e| format!("{}: {e}", self.logs.display()))?;
+            let command = ContainerCommand::new(workload, &self.log(name))?;
+            self.commands.insert(name.to_string(), command);
+        }
+        Ok(())
+    }
+
+    /// Where a client attached to container `name` types: its terminal, or (once) its stdin.
+    pub(crate) fn input(&mut self, name: &str) -> Option<std::fs::File> {
+        let command = self.commands.get_mut(name)?;
+        if let Some(terminal) = &command.terminal {
+            return terminal.master.try_clone().ok().map(std::fs::File::from);
+        }
+        let (_, write) = command.pipe.as_mut()?;
+        write.take().map(std::fs::File::from)
+    }
+
+    /// Resizes container `name`'s terminal, if it has one.
+    pub(crate) fn resize(&self, name: &str, height: u16, width: u16) -> Result<(), String> {
+        match self.commands.get(name).and_then(|c| c.terminal.as_ref()) {
+            Some(terminal) => {
+                pty::resize(&terminal.master, height, width).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
         }
     }
 
     /// Starts the command of a container that was just started, if it has one.
     pub(crate) fn start(&mut self, name: &str, netns: &Netns, files: &Files) -> Result<(), String> {
-        if let Some(argv) = self.commands.get(name) {
+        if let Some(command) = self.commands.get(name) {
             std::fs::create_dir_all(&self.logs)
                 .map_err(|e| format!("{}: {e}", self.logs.display()))?;
             let (exits, container) = (self.exits.clone(), name.to_string());
             let exited = move |pid, code| {
                 let _ = exits.send((container, pid, code));
             };
-            let process = Process::spawn(netns, files, argv, &self.log(name), exited)?;
+            let process = Process::spawn(netns, files, command, &self.log(name), exited)?;
             self.processes.insert(name.to_string(), process);
         }
         Ok(())

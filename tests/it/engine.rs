@@ -447,3 +447,70 @@ fn a_persistent_labs_holder_serves_the_docker_cli_until_lab_down() {
     assert!(!std::path::Path::new(socket).exists());
     lab.assert_gone();
 }
+
+/// `sh -c SCRIPT` on a terminal of its own (`script`), as a user at a terminal types `typed`
+/// (a line every half second: a shell's line editor drops what was typed ahead), with
+/// `DOCKER_HOST` naming lab host `target`'s engine: exit code and what the terminal showed.
+fn at_a_terminal(target: &str, script: &str, typed: &[&str]) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let host = drydock_ok(&["lab", "env", target.split_once('/').unwrap().0, "h1"]);
+    let host = host.trim().trim_start_matches("export DOCKER_HOST=");
+    let mut terminal = std::process::Command::new("script")
+        .args(["-qec", script, "/dev/null"])
+        .env("DOCKER_HOST", host)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keyboard = terminal.stdin.take().unwrap();
+    for line in typed {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        keyboard.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    drop(keyboard);
+    let output = terminal.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), shown)
+}
+
+#[test]
+fn run_and_exec_with_a_terminal_or_stdin_as_docker_does() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-tty", false);
+    let h1 = "cli-engine-tty/h1";
+    // -i: what is piped in reaches the command, whose end follows the input's.
+    let mut cat = drydock(false)
+        .args(["-H", h1, "run", "-i", "--rm", "busybox", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    cat.stdin.take().unwrap().write_all(b"piped in\n").unwrap();
+    let cat = cat.wait_with_output().unwrap();
+    assert!(cat.status.success(), "{cat:?}");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "piped in\n");
+
+    // -t: the command's stdin is a terminal, and what is typed reaches it.
+    let (code, shown) = at_a_terminal(
+        h1,
+        "/usr/bin/docker run -it --rm busybox sh",
+        &["tty", "echo typed", "exit 4"],
+    );
+    assert_eq!(code, Some(4), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown:?}");
+    assert!(shown.contains("\r\ntyped\r\n"), "{shown:?}");
+
+    docker_ok(
+        h1,
+        &["run", "-d", "--name", "web", "busybox", "sleep", "1000"],
+    );
+    let (code, shown) = at_a_terminal(h1, "/usr/bin/docker exec -it web sh -c 'tty; exit 3'", &[]);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown:?}");
+    // Without -t, no terminal.
+    let piped = docker(h1, &["exec", "web", "sh", "-c", "tty || true"]);
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "not a tty\n");
+}

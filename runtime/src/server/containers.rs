@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -20,9 +19,6 @@ use serde_json::{Value, json};
 use super::{Answer, Refusal, Served, body, filters, flag, known_filters};
 use crate::api::EngineApi;
 use crate::api::body::ContainerCreate;
-
-/// How often `wait` looks at the container.
-const WAIT_POLL: Duration = Duration::from_millis(50);
 
 pub(super) fn routes() -> Router<Arc<Served>> {
     Router::new()
@@ -54,11 +50,19 @@ async fn create(
         .flatten()
         .flatten()
         .collect::<Vec<String>>();
-    let command = match command.is_empty() {
+    let argv = match command.is_empty() {
         true => vec!["sh".to_string()],
         false => command,
     };
-    served.processes.created(&id, command);
+    let workload = super::Workload {
+        argv,
+        open_stdin: spec.open_stdin,
+        tty: spec.tty,
+    };
+    if let Err(message) = served.processes.created(&id, workload) {
+        let _ = served.engine.remove_container(&id, true).await;
+        return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, message));
+    }
     let created = ContainerCreateResponse {
         id,
         warnings: Vec::new(),
@@ -187,37 +191,30 @@ async fn inspect(State(served): State<Arc<Served>>, Path(id): Path<String>) -> A
 
 /// `POST /containers/{id}/wait?condition=`: its exit code once it does not run
 /// (`not-running`, the default), once it exits next (`next-exit`: `docker run` waits so
-/// before it starts the container), or once it is gone (`removed`: `docker run --rm`). The
-/// status goes out at once and the answer when it comes, as dockerd does: the CLI waits for
-/// the headers before it starts the container.
+/// before it starts the container), or once it is gone (`removed`: `docker run --rm`), read
+/// from the engine's events (`die`, `destroy`). The status goes out at once and the answer
+/// when it comes, as dockerd does: the CLI waits for the headers before it starts the
+/// container.
 async fn wait(
     State(served): State<Arc<Served>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer<axum::response::Response> {
     let condition = query.get("condition").cloned().unwrap_or_default();
-    let first = served.engine.inspect_container(&id).await?;
+    // Subscribed under the engine's lock, with the state read: no event is missed between.
+    let (first, mut events) = {
+        let engine = served.engine.lock().await;
+        let (_, events) = engine.events().subscribe(None, None);
+        (engine.inspect_container(&id)?, events)
+    };
+    let full = first["Id"].as_str().unwrap_or(&id).to_string();
+    let mut code = first["State"]["ExitCode"].as_i64().unwrap_or(0);
+    let done_at_once = condition.as_str() != "next-exit"
+        && condition.as_str() != "removed"
+        && first["State"]["Running"] != true;
     let answer = async move {
-        let first_status = first["State"]["Status"].clone();
-        let mut seen_running = first_status == "running";
-        let mut code = first["State"]["ExitCode"].as_i64().unwrap_or(0);
-        loop {
-            // Gone: removed (by `--rm` once it exited, or by someone).
-            let Ok(inspect) = served.engine.inspect_container(&id).await else {
-                break;
-            };
-            let status = inspect["State"]["Status"].as_str().unwrap_or_default();
-            code = inspect["State"]["ExitCode"].as_i64().unwrap_or(0);
-            seen_running |= status == "running";
-            let done = match condition.as_str() {
-                "next-exit" => status == "exited" && (seen_running || first_status != "exited"),
-                "removed" => false,
-                _ => status != "running",
-            };
-            if done {
-                break;
-            }
-            tokio::time::sleep(WAIT_POLL).await;
+        if !done_at_once {
+            code = exit_code_when(&mut events, &full, &condition, code).await;
         }
         let body = json!({"StatusCode": code, "Error": null}).to_string();
         Ok::<_, std::io::Error>(axum::body::Bytes::from(body + "\n"))
@@ -227,6 +224,39 @@ async fn wait(
         .header(axum::http::header::CONTENT_TYPE, "application/json")
         .body(body)
         .expect("a valid response"))
+}
+
+/// The exit code of container `id` once `condition` holds, from the engine's `events`: its
+/// next `die`, or with `removed` its `destroy` (and the last `die` before it); `code` if it
+/// never died meanwhile.
+async fn exit_code_when(
+    events: &mut tokio::sync::broadcast::Receiver<crate::engine::Event>,
+    id: &str,
+    condition: &str,
+    mut code: i64,
+) -> i64 {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return code,
+        };
+        if event.kind != "container" || event.actor.id != id {
+            continue;
+        }
+        match event.action.as_str() {
+            "die" => {
+                let exit = event.actor.attributes.get("exitCode");
+                code = exit.and_then(|c| c.parse().ok()).unwrap_or(code);
+                if condition != "removed" {
+                    return code;
+                }
+            }
+            "destroy" => return code,
+            _ => {}
+        }
+    }
 }
 
 /// `GET /containers/json?all=&filters=`: `docker ps`, newest first.

@@ -13,6 +13,7 @@ mod containers;
 mod events;
 pub mod failed_start;
 mod networks;
+pub mod pty;
 pub mod status;
 mod streams;
 mod swarm;
@@ -47,8 +48,8 @@ pub trait Processes: Send + Sync + 'static {
     fn run_commands(&self) -> bool {
         true
     }
-    /// Container `name` was created with `command` (its image's default when empty).
-    fn created(&self, name: &str, command: Vec<String>);
+    /// Container `id` was created to run `workload` (an error undoes the creation).
+    fn created(&self, id: &str, workload: Workload) -> Result<(), String>;
     /// Container `name` was started: its command starts.
     fn started(&self, engine: &Engine, name: &str) -> Result<(), String>;
     /// Container `name` was stopped: everything in it ends.
@@ -57,6 +58,12 @@ pub trait Processes: Send + Sync + 'static {
     fn removed(&self, name: &str);
     /// What its command wrote so far (`docker logs`).
     fn logs(&self, name: &str) -> String;
+    /// Where what a client attached with `stdin` types goes: the container's terminal, or
+    /// its stdin (handed over once: the command reads the end when the client's input ends,
+    /// as with the CLI's `StdinOnce`); none without `-i` or `-t`.
+    fn input(&self, id: &str) -> Option<std::fs::File>;
+    /// Resizes container `id`'s terminal; nothing without one.
+    fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), String>;
     /// A process running `command` in container `name` (its namespace, its files), not
     /// started yet.
     fn exec(
@@ -65,6 +72,17 @@ pub trait Processes: Send + Sync + 'static {
         name: &str,
         command: &[String],
     ) -> Result<std::process::Command, String>;
+}
+
+/// What a container runs, as created: its command and how it talks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// The command (the image's default, `sh`, when none was given).
+    pub argv: Vec<String>,
+    /// `-i`: its stdin stays open for clients that attach.
+    pub open_stdin: bool,
+    /// `-t`: it runs on a terminal.
+    pub tty: bool,
 }
 
 /// An engine whose containers run nothing (the conformance targets': probes and listeners
@@ -76,7 +94,9 @@ impl Processes for NoProcesses {
     fn run_commands(&self) -> bool {
         false
     }
-    fn created(&self, _: &str, _: Vec<String>) {}
+    fn created(&self, _: &str, _: Workload) -> Result<(), String> {
+        Ok(())
+    }
     fn started(&self, _: &Engine, _: &str) -> Result<(), String> {
         Ok(())
     }
@@ -84,6 +104,12 @@ impl Processes for NoProcesses {
     fn removed(&self, _: &str) {}
     fn logs(&self, _: &str) -> String {
         String::new()
+    }
+    fn input(&self, _: &str) -> Option<std::fs::File> {
+        None
+    }
+    fn resize(&self, _: &str, _: u16, _: u16) -> Result<(), String> {
+        Ok(())
     }
     fn exec(&self, _: &Engine, name: &str, _: &[String]) -> Result<std::process::Command, String> {
         Err(format!(

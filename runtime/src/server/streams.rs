@@ -4,6 +4,7 @@
 //! run` without `-d`.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::pty::{self, Pty};
 use super::{Answer, Refusal, Served, body, flag};
 use crate::api::EngineApi;
 
@@ -40,6 +42,8 @@ pub(super) struct Exec {
     running: bool,
     exit_code: Option<i64>,
     pid: Option<u32>,
+    /// Its terminal's master, with a TTY (`exec -t`), once started.
+    terminal: Option<Arc<OwnedFd>>,
 }
 
 pub(super) fn routes() -> Router<Arc<Served>> {
@@ -47,6 +51,8 @@ pub(super) fn routes() -> Router<Arc<Served>> {
         .route("/containers/{id}/exec", post(create))
         .route("/exec/{id}/start", post(start))
         .route("/exec/{id}/json", get(inspect))
+        .route("/exec/{id}/resize", post(resize_exec))
+        .route("/containers/{id}/resize", post(resize_container))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
 }
@@ -96,6 +102,7 @@ async fn create(
         running: false,
         exit_code: None,
         pid: None,
+        terminal: None,
     };
     let exec_id = {
         let mut engine = served.engine.lock().await;
@@ -150,18 +157,31 @@ async fn start(
             .exec(&engine, &exec.container_id, &exec.command)
     };
     let mut command = spawned.map_err(|m| Refusal::new(StatusCode::CONFLICT, m))?;
-    command
-        .stdin(if exec.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let internal =
+        |e: std::io::Error| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let pty = exec.tty.then(Pty::open).transpose().map_err(internal)?;
+    match &pty {
+        Some(pty) => pty.give_to(&mut command, true).map_err(internal)?,
+        None => {
+            let stdin = match exec.stdin {
+                true => Stdio::piped(),
+                false => Stdio::null(),
+            };
+            command
+                .stdin(stdin)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+    }
     let child = tokio::process::Command::from(command).spawn();
-    if let Some(exec) = lock(&served).get_mut(&id) {
-        exec.running = child.is_ok();
-        exec.pid = child.as_ref().ok().and_then(|c| c.id());
+    // Only the process holds the terminal's side now: its master reads the end when it ends.
+    let terminal = pty.map(|pty| Arc::new(pty.master));
+    let mut exec = exec;
+    exec.terminal = terminal;
+    if let Some(known) = lock(&served).get_mut(&id) {
+        known.running = child.is_ok();
+        known.pid = child.as_ref().ok().and_then(|c| c.id());
+        known.terminal = exec.terminal.clone();
     }
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -242,6 +262,9 @@ async fn pump(io: Box<dyn Io>, child: std::io::Result<tokio::process::Child>, ex
             return CANNOT_RUN;
         }
     };
+    if let Some(terminal) = &exec.terminal {
+        return pump_terminal(input, output, child, terminal).await;
+    }
     if let Some(mut stdin) = child.stdin.take() {
         tokio::spawn(async move {
             let _ = tokio::io::copy(&mut input, &mut stdin).await;
@@ -287,6 +310,86 @@ async fn pump(io: Box<dyn Io>, child: std::io::Result<tokio::process::Child>, ex
     let status = child.wait().await;
     let _ = output.shutdown().await;
     status.map_or(CANNOT_RUN, |s| super::exit_code(&s))
+}
+
+/// [`pump`] for a process on a terminal: the connection's input to the terminal, what the
+/// terminal shows (raw) to the connection, until the process and its children have let go.
+async fn pump_terminal(
+    mut input: impl AsyncRead + Unpin + Send + 'static,
+    mut output: impl AsyncWrite + Unpin,
+    mut child: tokio::process::Child,
+    terminal: &OwnedFd,
+) -> i64 {
+    let open = || {
+        terminal
+            .try_clone()
+            .map(|fd| tokio::fs::File::from_std(fd.into()))
+    };
+    let (Ok(mut screen), Ok(mut keyboard)) = (open(), open()) else {
+        let _ = child.start_kill();
+        return child
+            .wait()
+            .await
+            .map_or(CANNOT_RUN, |s| super::exit_code(&s));
+    };
+    let typing = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut input, &mut keyboard).await;
+    });
+    // Reading the master fails (EIO) once no process holds the terminal.
+    let _ = tokio::io::copy(&mut screen, &mut output).await;
+    typing.abort();
+    let status = child.wait().await;
+    let _ = output.shutdown().await;
+    status.map_or(CANNOT_RUN, |s| super::exit_code(&s))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: the size of its terminal (nothing without one).
+async fn resize_exec(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<StatusCode> {
+    let exec = exec_of(&served, &id)?;
+    let (height, width) = size(&query)?;
+    if let Some(terminal) = &exec.terminal {
+        pty::resize(terminal.as_ref(), height, width)
+            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
+    Ok(StatusCode::OK)
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: the size of its command's terminal.
+async fn resize_container(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<StatusCode> {
+    let inspect = served.engine.inspect_container(&id).await?;
+    let full = inspect["Id"].as_str().unwrap_or(&id);
+    if inspect["State"]["Running"] != true {
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
+            format!("Container {full} is not running"),
+        ));
+    }
+    let (height, width) = size(&query)?;
+    (served.processes.resize(full, height, width))
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(StatusCode::OK)
+}
+
+/// A resize's height and width, refused as dockerd refuses them (`strconv.Atoi`).
+fn size(query: &HashMap<String, String>) -> Answer<(u16, u16)> {
+    let number = |key: &str| {
+        let text = query.get(key).map_or("", String::as_str);
+        text.parse::<u16>().map_err(|_| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("strconv.Atoi: parsing {text:?}: invalid syntax"),
+            )
+        })
+    };
+    Ok((number("h")?, number("w")?))
 }
 
 /// Docker's multiplexed frame: stream (1 stdout, 2 stderr), three zeros, the length (big
@@ -382,6 +485,7 @@ async fn logs(
 async fn attach(
     State(served): State<Arc<Served>>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     mut request: Request,
 ) -> Answer<Response> {
     let inspect = served.engine.inspect_container(&id).await?;
@@ -407,11 +511,24 @@ async fn attach(
         .lock()
         .await
         .log_container_event(&name, "attach", &[]);
+    let keyboard = match flag(&query, "stdin") {
+        true => served.processes.input(&name),
+        false => None,
+    };
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut io = TokioIo::new(upgraded);
+        let (mut typed, mut io) = tokio::io::split(TokioIo::new(upgraded));
+        // What the client types goes on while the output is polled; its end closes the
+        // container's stdin (a terminal stays).
+        let _typing = keyboard.map(|keyboard| {
+            let mut keyboard = tokio::fs::File::from_std(keyboard);
+            AbortOnDrop(tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut typed, &mut keyboard).await;
+                let _ = keyboard.flush().await;
+            }))
+        });
         loop {
             tokio::time::sleep(FOLLOW_POLL / 2).await;
             // Until it exits, goes, or its start fails (created again, with an error).
@@ -443,6 +560,15 @@ async fn attach(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap())
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The last `n` lines of `text` (`--tail N`; `all` or nothing: all of it).
