@@ -54,6 +54,21 @@ pub(crate) fn run(target: Option<&str>, args: &[String]) -> anyhow::Result<ExitC
     Ok(in_host::exit_code(status))
 }
 
+/// The lab host and the docker CLI's arguments of a command line that starts with `-H
+/// LAB/HOST` (or `--host LAB/HOST`, `--host=LAB/HOST`, `-HLAB/HOST`): everything after it is
+/// the docker CLI's, `--help` included.
+pub(crate) fn shortcut(args: &[String]) -> Option<(&str, &[String])> {
+    let first = args.first()?.as_str();
+    match first {
+        "-H" | "--host" => Some((args.get(1)?.as_str(), &args[2..])),
+        _ => {
+            let host = (first.strip_prefix("--host="))
+                .or_else(|| first.strip_prefix("-H").filter(|h| !h.is_empty()))?;
+            Some((host, &args[1..]))
+        }
+    }
+}
+
 /// `drydock lab env LAB HOST`.
 pub(crate) fn env(lab: &str, host: &str) -> anyhow::Result<ExitCode> {
     println!("export DOCKER_HOST={}", docker_host(lab, host)?);
@@ -82,4 +97,29 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(&["-H", "l/h", "--help"], Some(("l/h", &["--help"][..])))]
+    #[case(&["--host", "l/h", "ps", "-a"], Some(("l/h", &["ps", "-a"][..])))]
+    #[case(&["--host=l/h"], Some(("l/h", &[][..])))]
+    #[case(&["-Hl/h", "ps"], Some(("l/h", &["ps"][..])))]
+    #[case(&["-H"], None)]
+    #[case(&["lab", "ls"], None)]
+    #[case(&["-v", "-H", "l/h", "ps"], None)]
+    fn a_command_line_starting_with_h_is_the_docker_clis(
+        #[case] args: &[&str],
+        #[case] expected: Option<(&str, &[&str])>,
+    ) {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let found = shortcut(&args)
+            .map(|(host, rest)| (host, rest.iter().map(String::as_str).collect::<Vec<_>>()));
+        assert_eq!(found, expected.map(|(h, r)| (h, r.to_vec())));
+    }
 }

@@ -62,9 +62,20 @@ enum Command {
 
 /// Parses the command line, runs the command, and turns errors into a message and exit code 1.
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose);
-    match run(cli.command, cli.host.as_deref()) {
+    // `drydock -H LAB/HOST ...` is the docker CLI's, all of it (`--help` included).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let done = match docker::shortcut(&args) {
+        Some((host, rest)) => {
+            init_logging(0);
+            docker::run(Some(host), rest)
+        }
+        None => {
+            let cli = Cli::parse();
+            init_logging(cli.verbose);
+            run(cli.command, cli.host.as_deref())
+        }
+    };
+    match done {
         Ok(code) => code,
         Err(error) => {
             eprintln!("drydock: error: {error:#}");
