@@ -160,6 +160,10 @@ impl Processes for HostProcesses {
         self.workloads().start(name, &netns, &files)
     }
 
+    fn signal(&self, id: &str, signal: i32) -> bool {
+        self.workloads().signal(id, signal)
+    }
+
     fn stopped(&self, name: &str) {
         self.workloads().stop(name);
     }

@@ -363,6 +363,23 @@ impl Workloads {
         Ok(())
     }
 
+    /// Sends `signal` to the init of container `name`'s command (the child of its `unshare`);
+    /// SIGKILL, and any signal before `unshare` forked, to `unshare`, which takes the child
+    /// with it and dies of the signal as the child would; false when nothing runs there.
+    pub(crate) fn signal(&self, name: &str, signal: i32) -> bool {
+        let Some(process) = self.processes.get(name) else {
+            return false;
+        };
+        let children = format!("/proc/{0}/task/{0}/children", process.pid);
+        let init = std::fs::read_to_string(children)
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<libc::pid_t>().ok())
+            .filter(|_| signal != libc::SIGKILL)
+            .unwrap_or(process.pid);
+        // SAFETY: kill(2) of our child or of its child, which the waiter has not reaped.
+        unsafe { libc::kill(init, signal) == 0 }
+    }
+
     /// Ends everything running in container `name`.
     pub(crate) fn stop(&mut self, name: &str) {
         self.processes.remove(name);

@@ -514,3 +514,48 @@ fn run_and_exec_with_a_terminal_or_stdin_as_docker_does() {
     let piped = docker(h1, &["exec", "web", "sh", "-c", "tty || true"]);
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "not a tty\n");
 }
+
+#[test]
+fn stop_and_kill_signal_the_command_as_dockerd_does() {
+    if !privileged() {
+        return;
+    }
+    let _lab = HeldLab::up("one-host.yaml", "cli-engine-signals", false);
+    let h1 = "cli-engine-signals/h1";
+    let status = |name: &str| {
+        docker_ok(
+            h1,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                name,
+            ],
+        )
+    };
+    // A command that handles SIGTERM ends with its own code, within the grace period.
+    let trap = "trap 'exit 7' TERM; while true; do sleep 0.1; done";
+    docker_ok(
+        h1,
+        &["run", "-d", "--name", "polite", "busybox", "sh", "-c", trap],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    docker_ok(h1, &["stop", "polite"]);
+    assert_eq!(status("polite"), "exited 7\n");
+    // busybox's sleep as PID 1 ignores SIGTERM: SIGKILL after the grace period.
+    docker_ok(
+        h1,
+        &["run", "-d", "--name", "deaf", "busybox", "sleep", "1000"],
+    );
+    docker_ok(h1, &["stop", "-t", "1", "deaf"]);
+    assert_eq!(status("deaf"), "exited 137\n");
+    // A signal the command ignores leaves it running; SIGKILL does not.
+    docker_ok(
+        h1,
+        &["run", "-d", "--name", "target", "busybox", "sleep", "1000"],
+    );
+    docker_ok(h1, &["kill", "-s", "HUP", "target"]);
+    assert_eq!(status("target"), "running 0\n");
+    docker_ok(h1, &["kill", "target"]);
+    assert_eq!(status("target"), "exited 137\n");
+}

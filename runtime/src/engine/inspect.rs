@@ -314,6 +314,7 @@ fn host_config_json(c: &Container) -> Value {
         "Links": host.links.as_ref().map(|links| links.iter().map(|l| legacy_link(l, &c.name)).collect::<Vec<_>>()),
         "Dns": host.dns,
         "ExtraHosts": host.extra_hosts,
+        "AutoRemove": host.auto_remove,
     })
 }
 

@@ -1,5 +1,5 @@
-//! `/containers/...`: create, start, stop, restart, kill, remove, inspect, list (`docker ps`)
-//! and wait, on the engine; what runs in a container follows through [`super::Processes`].
+//! `/containers/...`: create, start, rename, remove, inspect, list (`docker ps`) and wait, on
+//! the engine; what runs in a container follows through [`super::Processes`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,9 +26,6 @@ pub(super) fn routes() -> Router<Arc<Served>> {
         .route("/containers/json", get(list))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
-        .route("/containers/{id}/stop", post(stop))
-        .route("/containers/{id}/restart", post(restart))
-        .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}", delete(remove))
@@ -71,14 +68,17 @@ async fn create(
 }
 
 /// The container's full id (what its processes are known by) and whether it runs.
-async fn state(served: &Served, id: &str) -> Answer<(String, bool)> {
+pub(super) async fn state(served: &Served, id: &str) -> Answer<(String, bool)> {
     let inspect = served.engine.inspect_container(id).await?;
     let full = inspect["Id"].as_str().unwrap_or(id);
     Ok((full.to_string(), inspect["State"]["Running"] == true))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when it already runs.
-async fn start(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<StatusCode> {
+pub(super) async fn start(
+    State(served): State<Arc<Served>>,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
     let (name, running) = state(&served, &id).await?;
     if running {
         return Ok(StatusCode::NOT_MODIFIED);
@@ -95,53 +95,6 @@ async fn start(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Ans
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /containers/{id}/stop`: 204, or 304 when it was not running.
-async fn stop(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<StatusCode> {
-    let (name, running) = state(&served, &id).await?;
-    if !running {
-        return Ok(StatusCode::NOT_MODIFIED);
-    }
-    served.processes.stopped(&name);
-    served.engine.stop_container(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /containers/{id}/restart`.
-async fn restart(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Answer<StatusCode> {
-    stop(State(served.clone()), Path(id.clone())).await?;
-    start(State(served.clone()), Path(id.clone())).await?;
-    served
-        .engine
-        .lock()
-        .await
-        .log_container_event(&id, "restart", &[])?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /containers/{id}/kill?signal=`: a running container ends at once (the engine's
-/// containers end on any signal); a stopped one is refused as dockerd refuses it.
-async fn kill(
-    State(served): State<Arc<Served>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Answer<StatusCode> {
-    let signal = match query.get("signal").map(String::as_str) {
-        None | Some("") => 9,
-        Some(text) => signal_number(text).ok_or_else(|| {
-            Refusal::new(StatusCode::BAD_REQUEST, format!("Invalid signal: {text}"))
-        })?,
-    };
-    let (full, _) = state(&served, &id).await?;
-    served
-        .engine
-        .lock()
-        .await
-        .kill_container(&id, signal)
-        .await?;
-    served.processes.stopped(&full);
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// `POST /containers/{id}/rename?name=NEW`.
 async fn rename(
     State(served): State<Arc<Served>>,
@@ -151,22 +104,6 @@ async fn rename(
     let new_name = query.get("name").map_or("", String::as_str);
     served.engine.rename_container(&id, new_name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A signal's number from its name (`KILL`, `SIGKILL`) or number, as moby's `ParseSignal`.
-fn signal_number(text: &str) -> Option<i32> {
-    const NAMES: [&str; 31] = [
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-    ];
-    if let Ok(number) = text.parse::<i32>() {
-        return (1..=64).contains(&number).then_some(number);
-    }
-    let name = text.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    let position = NAMES.iter().position(|n| *n == name)?;
-    Some(position as i32 + 1)
 }
 
 /// `DELETE /containers/{id}?force=`.
@@ -451,17 +388,6 @@ mod tests {
     #[case(3 * 86_400, "3 days")]
     fn durations_read_as_docker_ps_shows_them(#[case] seconds: u64, #[case] text: &str) {
         assert_eq!(human_duration(seconds), text);
-    }
-
-    #[rstest]
-    #[case("KILL", Some(9))]
-    #[case("SIGTERM", Some(15))]
-    #[case("hup", Some(1))]
-    #[case("10", Some(10))]
-    #[case("0", None)]
-    #[case("NOPE", None)]
-    fn signals_are_read_by_name_or_number(#[case] text: &str, #[case] number: Option<i32>) {
-        assert_eq!(signal_number(text), number);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Docker Engine API 1.41 (Docker 20.10's), served by a reference engine on a unix socket, so
 //! that the real docker CLI, docker-py, Compose... talk to it: version negotiation (`/_ping`,
-//! `/version`, `/vX.Y/` prefixes), containers (`containers.rs`), networks (`networks.rs`), the
+//! `/version`, `/vX.Y/` prefixes), containers (`containers.rs`, `signals.rs`), networks (`networks.rs`), the
 //! event log (`events.rs`), the system and the busybox stand-in image (`system.rs`), exec and logs streams (`streams.rs`),
 //! swarm mode as far as networking needs it (`swarm.rs`).
 //! Refusals carry dockerd's status and `{"message": ...}` (`status.rs`); an endpoint outside
@@ -14,6 +14,7 @@ mod events;
 pub mod failed_start;
 mod networks;
 pub mod pty;
+mod signals;
 pub mod status;
 mod streams;
 mod swarm;
@@ -52,6 +53,8 @@ pub trait Processes: Send + Sync + 'static {
     fn created(&self, id: &str, workload: Workload) -> Result<(), String>;
     /// Container `name` was started: its command starts.
     fn started(&self, engine: &Engine, name: &str) -> Result<(), String>;
+    /// Sends `signal` to the init of container `id`'s command; false when none runs.
+    fn signal(&self, id: &str, signal: i32) -> bool;
     /// Container `name` was stopped: everything in it ends.
     fn stopped(&self, name: &str);
     /// Container `name` was removed.
@@ -99,6 +102,9 @@ impl Processes for NoProcesses {
     }
     fn started(&self, _: &Engine, _: &str) -> Result<(), String> {
         Ok(())
+    }
+    fn signal(&self, _: &str, _: i32) -> bool {
+        false
     }
     fn stopped(&self, _: &str) {}
     fn removed(&self, _: &str) {}
@@ -149,6 +155,7 @@ where
     let router = Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(signals::routes())
         .merge(events::routes())
         .merge(networks::routes())
         .merge(streams::routes())
