@@ -32,6 +32,8 @@ fn a_wrong_expectation_reads_as_expected_vs_observed_with_a_dump() {
     if !privileged() {
         return;
     }
+    // Persistent labs of the tests beside this one mount namespaces in /run/netns meanwhile.
+    let _machine = machine_lock();
     let netns_before = ip(&["netns", "list"]);
     let reports = tempfile::tempdir().unwrap();
     let junit = reports.path().join("junit.xml");
