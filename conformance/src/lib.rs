@@ -2,6 +2,7 @@
 //! capture snapshots and reports, run against Docker Engine and the reference engine
 //! ([`targets`]), a suite at a time ([`suite`]).
 
+pub mod coverage;
 pub mod normalize;
 pub mod probe;
 pub mod report;

@@ -6,6 +6,7 @@
 
 mod bench;
 mod conform;
+mod coverage;
 mod docker;
 mod doctor;
 mod engines;
@@ -46,6 +47,8 @@ enum Command {
     /// `bench dns` measures the embedded DNS with dnsperf.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Which of moby v20.10's networking tests the scenarios cover (the table in COVERAGE.md).
+    Coverage(coverage::CoverageArgs),
     /// What this kernel supports, and what drydock uses where it does not.
     Doctor {
         /// Print JSON instead of a table.
@@ -89,6 +92,7 @@ fn run(command: Command, host: Option<&str>) -> anyhow::Result<ExitCode> {
         Command::Docker(args) => docker::run(host, &args),
         Command::Lab(command) => lab::run(command),
         Command::Conform(args) => conform::run(args),
+        Command::Coverage(args) => coverage::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Doctor { json } => {
             enter_rootless_if_needed()?;

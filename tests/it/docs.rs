@@ -91,3 +91,18 @@ fn listen_is_documented_with_its_kind() {
         }
     }
 }
+
+#[test]
+fn the_coverage_table_is_current() {
+    let output = crate::drydock(false)
+        .arg("coverage")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == read("COVERAGE.md"),
+        "COVERAGE.md is stale: `drydock coverage --write COVERAGE.md` makes it again"
+    );
+}
