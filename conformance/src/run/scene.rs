@@ -67,6 +67,24 @@ impl Scene {
         }
     }
 
+    /// Container `name` on `host` is now `new_name` (`docker rename`): its listeners, which
+    /// answer with its old name, are closed; whether it had any open (to open again).
+    pub(super) async fn rename(&mut self, host: &str, name: &str, new_name: &str) -> bool {
+        let Some(mut container) = self
+            .containers
+            .remove(&(host.to_string(), name.to_string()))
+        else {
+            return false;
+        };
+        let listening = !container.listeners.is_empty();
+        for listener in std::mem::take(&mut container.listeners) {
+            listener.close().await;
+        }
+        self.containers
+            .insert((host.to_string(), new_name.to_string()), container);
+        listening
+    }
+
     /// Closes every listener: their sockets would keep namespaces alive past teardown.
     pub(super) async fn close_all(&mut self) {
         for container in std::mem::take(&mut self.containers).into_values() {

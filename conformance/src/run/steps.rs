@@ -117,6 +117,17 @@ impl<T: Target> Execution<'_, T> {
                 Change::Created(_) => {}
             }
         }
+        if let DockerCommand::Rename {
+            container,
+            new_name,
+        } = command
+            && errors.is_empty()
+            && self.scene.rename(host, container, new_name).await
+            && let Err(e) = self.open_listeners(host, new_name).await
+        {
+            // Its listeners answer with its name: they open again under the new one.
+            errors.push(e);
+        }
         match errors.is_empty() {
             true => Ok(()),
             false => Err(errors.join("\n")),

@@ -317,6 +317,15 @@ impl Parser<'_> {
                     command: DockerCommand::SwarmInit(_),
                     ..
                 } => known.join_swarm(&step.host),
+                // Checks may name the container by its new name.
+                Command::Docker {
+                    command: DockerCommand::Rename { new_name, .. },
+                    ..
+                } => {
+                    (known.containers.entry(new_name.clone()))
+                        .or_default()
+                        .insert(step.host.clone());
+                }
                 _ => {}
             }
             steps.push(step);

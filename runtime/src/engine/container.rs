@@ -795,6 +795,17 @@ impl Engine {
             self.networks[n].id.clone(),
             self.networks[n].driver.name().to_string(),
         );
+        // dockerd validates the endpoint's settings (validateNetworkingConfig) before it
+        // looks for conflicts between the container's networks.
+        self.check_static_ip(&net_name, &body.endpoint_config)?;
+        let aliases = body.endpoint_config.aliases.as_ref();
+        if matches!(net_name.as_str(), "bridge" | "host" | "none")
+            && aliases.is_some_and(|a| !a.is_empty())
+        {
+            return Err(EngineError::new(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
         let mode = self.containers[index].mode().to_string();
         if mode == "host" || driver == special::HOST {
             if mode == "host" && driver != special::HOST {
@@ -826,7 +837,6 @@ impl Engine {
                 self.containers[index].name
             )));
         }
-        self.check_static_ip(&net_name, &body.endpoint_config)?;
         if self.containers[index].state == State::Running {
             self.join(index, &net_id, &body.endpoint_config).await?;
             let plugged = match self.route_and_publish(index).await {
