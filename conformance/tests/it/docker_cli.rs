@@ -68,6 +68,17 @@ const COMMANDS: &[&[&str]] = &[
     &["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"],
     &["ps", "--format", "{{.Names}} {{.Image}} {{.Command}}"],
     &["ps", "-a", "-q", "--filter", "name=lost"],
+    &[
+        "run",
+        "-d",
+        "--name",
+        "bad",
+        "--link",
+        "bogus:alias",
+        "busybox",
+        "sleep",
+        "1000",
+    ],
     &["port", "web"],
     &[
         "network",

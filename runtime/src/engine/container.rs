@@ -59,6 +59,15 @@ impl Engine {
         if let Some(shared) = mode.strip_prefix("container:") {
             self.container_index(shared)?;
         }
+        let user_defined = !matches!(mode, "default" | "bridge" | "host" | "none")
+            && !mode.starts_with("container:");
+        if !user_defined {
+            let links = body.host_config.links.as_deref().unwrap_or_default();
+            if let Err(e) = self.check_legacy_links(links) {
+                self.destroyed_in_create(name, body);
+                return Err(e);
+            }
+        }
         let attachments = self.attachments(mode, body)?;
         let mut config = body.clone();
         if !matches!(mode, "default" | "bridge" | "host" | "none")
@@ -102,6 +111,28 @@ impl Engine {
         });
         self.container_event(self.containers.len() - 1, "create", &[]);
         Ok(id)
+    }
+
+    /// dockerd's `registerLinks`: each legacy link names a container (followed through
+    /// `--network container:`) that is not on the host's network.
+    fn check_legacy_links(&self, links: &[String]) -> EngineResult<()> {
+        for link in links {
+            let name = link.split(':').next().unwrap_or(link);
+            let mut target = self.container_index(name).map_err(|e| {
+                EngineError::new(format!("could not get container for {name}: {e}"))
+            })?;
+            while let Some(shared) = self.containers[target].mode().strip_prefix("container:") {
+                target = self.container_index(shared).map_err(|e| {
+                    EngineError::new(format!("Could not get container for {shared}: {e}"))
+                })?;
+            }
+            if self.containers[target].mode() == "host" {
+                return Err(EngineError::new(
+                    "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Docker's checks of a name a container is to take: its characters, and that no other

@@ -10,7 +10,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::Engine;
-use super::model::{Container, Network};
+use super::model::Network;
+use crate::api::body::ContainerCreate;
 
 /// How many events dockerd keeps for `--since`.
 const KEPT: usize = 256;
@@ -136,11 +137,22 @@ impl Engine {
     /// Logs `action` on container `index`, with `attributes` besides its labels, image and
     /// name (dockerd's `LogContainerEventWithAttributes`).
     pub(super) fn container_event(&self, index: usize, action: &str, attributes: &[(&str, &str)]) {
-        self.events.log(
-            "container",
-            action,
-            container_actor(&self.containers[index], attributes),
+        let container = &self.containers[index];
+        let actor = container_actor(
+            &container.id,
+            &container.name,
+            &container.config,
+            attributes,
         );
+        self.events.log("container", action, actor);
+    }
+
+    /// Logs the `destroy` of a container dockerd made and dropped within its create (a
+    /// refused legacy link): no `create` before it.
+    pub(super) fn destroyed_in_create(&mut self, name: &str, config: &ContainerCreate) {
+        let id = self.ids.id();
+        let actor = container_actor(&id, name, config, &[]);
+        self.events.log("container", "destroy", actor);
     }
 
     /// Logs `action` on network `index`, with `attributes` besides its name and driver.
@@ -153,18 +165,23 @@ impl Engine {
     }
 }
 
-fn container_actor(container: &Container, attributes: &[(&str, &str)]) -> Actor {
+fn container_actor(
+    id: &str,
+    name: &str,
+    config: &ContainerCreate,
+    attributes: &[(&str, &str)],
+) -> Actor {
     let mut all: BTreeMap<String, String> = attributes
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    all.extend(container.config.labels.clone());
-    if !container.config.image.is_empty() {
-        all.insert("image".into(), container.config.image.clone());
+    all.extend(config.labels.clone());
+    if !config.image.is_empty() {
+        all.insert("image".into(), config.image.clone());
     }
-    all.insert("name".into(), container.name.clone());
+    all.insert("name".into(), name.to_string());
     Actor {
-        id: container.id.clone(),
+        id: id.to_string(),
         attributes: all,
     }
 }

@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 
 /// Docker's message patterns, by the status dockerd answers them with; the first match wins.
 const KINDS: &[(StatusCode, &[&str])] = &[
+    // A legacy link to a container that does not exist is a bad request (moby#39823), not
+    // a missing container.
+    (StatusCode::BAD_REQUEST, &["ould not get container for"]),
     (
         StatusCode::NOT_FOUND,
         &[
@@ -85,6 +88,8 @@ mod tests {
     #[case("No such container: web", 404)]
     #[case("network nope not found", 404)]
     #[case("No such image: nginx:latest", 404)]
+    #[case("could not get container for bogus: No such container: bogus", 400)]
+    #[case("Renaming a container with the same name as its current name", 400)]
     #[case(
         "Conflict. The container name \"/web\" is already in use by container \"0123\". You have to remove (or rename) that container to be able to reuse that name.",
         409
