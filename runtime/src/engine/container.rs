@@ -108,6 +108,7 @@ impl Engine {
             files: BTreeMap::new(),
             dir,
             anonymous,
+            next_eth: 0,
         });
         self.container_event(self.containers.len() - 1, "create", &[]);
         Ok(id)
@@ -259,6 +260,7 @@ impl Engine {
         };
         self.containers[index].sandbox = Some(sandbox);
         self.containers[index].sandbox_id = self.ids.id();
+        self.containers[index].next_eth = 0;
         let attachments = self.containers[index].attachments.clone();
         for (network, settings) in &attachments {
             if let Err(e) = self.join(index, network, settings).await {
@@ -335,7 +337,7 @@ impl Engine {
             allocated = self.allocate_local(n, settings, &mut interface.addresses)?;
         }
         let id = self.ids.id();
-        let ifname = format!("eth{}", self.next_ifindex(index));
+        let ifname = format!("eth{}", self.containers[index].next_eth);
         let plugged = async {
             // libnetwork's `CreateEndpoint` wraps its driver's refusal so.
             let mac = driver
@@ -367,6 +369,8 @@ impl Engine {
                 return Err(EngineError::new(e));
             }
         };
+        // libnetwork counts a sandbox's interfaces up and never reuses a number.
+        self.containers[index].next_eth += usize::from(info.interface.is_some());
         self.containers[index].endpoints.insert(
             network_id.clone(),
             Endpoint {
@@ -377,7 +381,6 @@ impl Engine {
                 mac,
                 gateway4: info.gateway4.map(IpAddr::V4),
                 gateway6: info.gateway6.map(IpAddr::V6),
-                ifname: info.interface,
                 disable_gateway_service: info.disable_gateway_service,
                 shown_as: None,
             },
@@ -507,18 +510,6 @@ impl Engine {
         }
     }
 
-    /// The lowest `ethN` not used by the container's endpoints.
-    fn next_ifindex(&self, index: usize) -> usize {
-        let used: Vec<&str> = self.containers[index]
-            .endpoints
-            .values()
-            .filter_map(|e| e.ifname.as_deref())
-            .collect();
-        (0..)
-            .find(|i| !used.contains(&format!("eth{i}").as_str()))
-            .unwrap_or(0)
-    }
-
     /// The network whose endpoint gives the container its default route: the first endpoint
     /// that provides a gateway, non-internal networks first, then by name (Docker's endpoint
     /// order).
@@ -582,6 +573,11 @@ impl Engine {
         // Published ports are the bridge driver's (libnetwork's portmapper): macvlan ignores
         // `-p`, as Docker does, with only a warning in its log.
         let publishes = network.is_bridge();
+        // Where ports published without a host address bind (the bridge's option).
+        let default_ip = network
+            .options
+            .get("com.docker.network.bridge.host_binding_ipv4")
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
         let driver = network.driver.clone();
         if let Err(e) = driver
             .program_external_connectivity(&gateway_network, &endpoint_id)
@@ -593,7 +589,7 @@ impl Engine {
             )));
         }
         if let Some(target) = target.filter(|_| publishes) {
-            self.publish(index, target, &endpoint_id)?;
+            self.publish(index, target, &endpoint_id, default_ip)?;
         }
         Ok(())
     }

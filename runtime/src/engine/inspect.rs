@@ -23,8 +23,10 @@ impl Engine {
         if let Some(swarm) = &network.swarm {
             return Ok(self.inspect_swarm_network(network, swarm));
         }
-        let config: Vec<Value> = network
-            .pools
+        // libnetwork keeps IPv4 and IPv6 pools apart: inspect lists the IPv4 ones first.
+        let mut pools = network.pools.clone();
+        pools.sort_by_key(|id| self.ipam.pool(*id).subnet.is_ipv6());
+        let config: Vec<Value> = pools
             .iter()
             .map(|id| {
                 let pool = self.ipam.pool(*id);

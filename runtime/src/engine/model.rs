@@ -98,8 +98,6 @@ pub(crate) struct Endpoint {
     pub(crate) mac: Option<[u8; 6]>,
     pub(crate) gateway4: Option<IpAddr>,
     pub(crate) gateway6: Option<IpAddr>,
-    /// Its interface in the sandbox (`ethN`), when its driver plugged one.
-    pub(crate) ifname: Option<String>,
     /// Its driver keeps it from being the sandbox's gateway endpoint.
     pub(crate) disable_gateway_service: bool,
     /// The name network inspect shows for it when not its container's (`gateway_ID12` on
@@ -194,6 +192,9 @@ pub(crate) struct Container {
     /// Created without a name (dockerd made one up) and not renamed since: its name is not in
     /// DNS, its first alias answers for it (libnetwork's anonymous endpoint).
     pub(crate) anonymous: bool,
+    /// The number of its sandbox's next `ethN` (counted from 0 at each start, never reused
+    /// within one, as libnetwork's).
+    pub(crate) next_eth: usize,
 }
 
 impl Container {

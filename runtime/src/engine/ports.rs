@@ -130,12 +130,15 @@ fn host_ports(text: &str) -> Result<Option<(u16, u16)>, String> {
 
 impl Engine {
     /// Publishes a starting container's ports towards `target` (its address on the network
-    /// whose endpoint is its gateway). On error, what was published is withdrawn.
+    /// whose endpoint is its gateway); a binding without a host address binds `default_ip`
+    /// (that network's `host_binding_ipv4`) when it is a specific one. On error, what was
+    /// published is withdrawn.
     pub(super) fn publish(
         &mut self,
         index: usize,
         target: IpAddr,
         endpoint: &str,
+        default_ip: Option<IpAddr>,
     ) -> EngineResult<()> {
         let config = &self.containers[index].config;
         let mut wanted: Vec<(String, PortBinding)> = Vec::new();
@@ -154,7 +157,7 @@ impl Engine {
         let name = self.containers[index].name.clone();
         let mut published = Vec::new();
         for (key, binding) in wanted {
-            match self.publish_one(&key, &binding, target) {
+            match self.publish_one(&key, &binding, target, default_ip) {
                 Ok(mut made) => published.append(&mut made),
                 Err(message) => {
                     for p in published {
@@ -170,29 +173,35 @@ impl Engine {
         Ok(())
     }
 
-    /// One `-p` binding: for an empty host address, `0.0.0.0` and `::` with one host port.
+    /// One `-p` binding: for an empty host address, the network's default one if specific,
+    /// else `0.0.0.0` and `::` with one host port.
     fn publish_one(
         &mut self,
         key: &str,
         binding: &PortBinding,
         target: IpAddr,
+        default_ip: Option<IpAddr>,
     ) -> Result<Vec<Published>, String> {
         let (port, protocol) =
             container_port(key).ok_or_else(|| format!("invalid container port {key}"))?;
         let wanted = host_ports(&binding.host_port)?;
-        let addresses: Vec<IpAddr> = if binding.host_ip.is_empty() {
-            vec![
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            ]
-        } else {
-            vec![
-                binding
-                    .host_ip
-                    .parse()
-                    .map_err(|_| format!("invalid host IP {}", binding.host_ip))?,
-            ]
-        };
+        let specific = default_ip.filter(|ip| !ip.is_unspecified());
+        let addresses: Vec<IpAddr> =
+            if let (true, Some(ip)) = (binding.host_ip.is_empty(), specific) {
+                vec![ip]
+            } else if binding.host_ip.is_empty() {
+                vec![
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                ]
+            } else {
+                vec![
+                    binding
+                        .host_ip
+                        .parse()
+                        .map_err(|_| format!("invalid host IP {}", binding.host_ip))?,
+                ]
+            };
         let host_port = self.ports.allocate(addresses[0], protocol, wanted)?;
         let mut made: Vec<Published> = Vec::new();
         for (i, ip) in addresses.iter().enumerate() {
