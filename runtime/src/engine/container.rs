@@ -27,6 +27,7 @@ impl Engine {
     /// a name (empty) it gets one made up, as dockerd does, and is anonymous: its name is not
     /// in DNS.
     pub fn create_container(&mut self, name: &str, body: &ContainerCreate) -> EngineResult<String> {
+        validate_net_mode(body).map_err(EngineError::new)?;
         let name = name.trim_start_matches('/');
         let anonymous = name.is_empty();
         let name = match anonymous {
@@ -45,17 +46,6 @@ impl Engine {
             "" => "default",
             mode => mode,
         };
-        if mode == "host"
-            && body
-                .host_config
-                .links
-                .as_ref()
-                .is_some_and(|l| !l.is_empty())
-        {
-            return Err(EngineError::new(
-                "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
-            ));
-        }
         if let Some(shared) = mode.strip_prefix("container:") {
             self.container_index(shared)?;
         }
@@ -1125,6 +1115,58 @@ fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {
 }
 
 /// Whether a container goes when it stops (`docker run --rm`).
+/// dockerd's checks of a create's network mode against its other options, made as it decodes
+/// the request (runconfig's `validateNetMode`), before anything else.
+fn validate_net_mode(body: &ContainerCreate) -> Result<(), &'static str> {
+    let host = &body.host_config;
+    let mode = host.network_mode.as_str();
+    let container = mode.starts_with("container:");
+    let links = host.links.as_ref().is_some_and(|l| !l.is_empty());
+    let mac = body.mac_address.as_ref().is_some_and(|m| !m.is_empty());
+    let conflicts = [
+        (
+            mode == "container" || mode == "container:",
+            "Invalid network mode: invalid container format container:<name|id>",
+        ),
+        (
+            container && !body.hostname.is_empty(),
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            container && links,
+            "conflicting options: container type network can't be used with links. This would result in undefined behavior",
+        ),
+        (
+            container && !host.dns.is_empty(),
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            container && host.extra_hosts.as_ref().is_some_and(|h| !h.is_empty()),
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+        (
+            (container || mode == "host") && mac,
+            "conflicting options: mac-address and the network mode",
+        ),
+        (
+            container && (!host.port_bindings.is_empty() || host.publish_all_ports),
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            container && !body.exposed_ports.is_empty(),
+            "conflicting options: port exposing and the container type network mode",
+        ),
+        (
+            mode == "host" && links,
+            "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+        ),
+    ];
+    match conflicts.iter().find(|(conflict, _)| *conflict) {
+        Some((_, message)) => Err(message),
+        None => Ok(()),
+    }
+}
+
 fn container_auto_removes(container: &super::model::Container) -> bool {
     container.config.host_config.auto_remove
 }
