@@ -258,6 +258,10 @@ struct RunArgs {
     link: Vec<String>,
     #[arg(long)]
     dns: Vec<IpAddr>,
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
     #[arg(short = 'h', long)]
     hostname: Option<String>,
     #[arg(long = "mac-address")]
@@ -405,6 +409,8 @@ fn run(a: RunArgs) -> ContainerSpec {
         expose: a.expose,
         links: a.link,
         dns: a.dns,
+        dns_search: a.dns_search,
+        dns_options: a.dns_option,
         hostname: a.hostname,
         mac_address: a.mac_address,
         add_hosts: a.add_host,

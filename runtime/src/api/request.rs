@@ -214,6 +214,8 @@ pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String>
             publish_all_ports: spec.publish_all,
             links: optional(&spec.links),
             dns: spec.dns.iter().map(ToString::to_string).collect(),
+            dns_search: spec.dns_search.clone(),
+            dns_options: spec.dns_options.clone(),
             extra_hosts: optional(&extra_hosts),
             ..HostConfig::default()
         },

@@ -62,6 +62,10 @@ pub struct ContainerSpec {
     pub links: Vec<String>,
     /// `--dns`.
     pub dns: Vec<IpAddr>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option` (`--dns-opt`).
+    pub dns_options: Vec<String>,
     /// `--hostname`.
     pub hostname: Option<String>,
     /// `--mac-address`.

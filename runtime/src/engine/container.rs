@@ -46,9 +46,6 @@ impl Engine {
             "" => "default",
             mode => mode,
         };
-        if let Some(shared) = mode.strip_prefix("container:") {
-            self.container_index(shared)?;
-        }
         let user_defined = !matches!(mode, "default" | "bridge" | "host" | "none")
             && !mode.starts_with("container:");
         if !user_defined {
@@ -60,6 +57,13 @@ impl Engine {
         }
         let attachments = self.attachments(mode, body)?;
         let mut config = body.clone();
+        // dockerd names another container's network by that container's id, so that the
+        // sharing survives a rename; one not found (yet) is left as given: its start says so.
+        if let Some(shared) = mode.strip_prefix("container:")
+            && let Ok(other) = self.container_index(shared)
+        {
+            config.host_config.network_mode = format!("container:{}", self.containers[other].id);
+        }
         if !matches!(mode, "default" | "bridge" | "host" | "none")
             && !mode.starts_with("container:")
         {
@@ -238,6 +242,9 @@ impl Engine {
             "host" => Sandbox::Host,
             m if m.starts_with("container:") => {
                 let other = self.container_index(&m["container:".len()..])?;
+                if other == index {
+                    return Err(EngineError::new("cannot join own network"));
+                }
                 if self.containers[other].state != State::Running {
                     return Err(EngineError::new(format!(
                         "cannot join network of a non running container: {}",
@@ -995,7 +1002,12 @@ impl Engine {
         let servers = self.nameservers(index);
         let contents = [
             files::hosts(&own, &container.hostname, &extra, &links),
-            files::resolv_conf(user_network, &servers),
+            files::resolv_conf(
+                user_network,
+                &servers,
+                &container.config.host_config.dns_search,
+                &container.config.host_config.dns_options,
+            ),
             format!("{}\n", container.hostname),
         ];
         let container = &mut self.containers[index];

@@ -48,22 +48,50 @@ pub(crate) fn hosts(
         }
         let _ = writeln!(out, "{}\t{}", link.ip, names.join(" "));
     }
+    // A fully qualified hostname is written with its first label too (libnetwork's
+    // updateHostsFile).
+    let names = match hostname.split_once('.') {
+        Some((short, _)) => format!("{hostname} {short}"),
+        None => hostname.to_string(),
+    };
     for ip in own {
-        let _ = writeln!(out, "{ip}\t{hostname}");
+        let _ = writeln!(out, "{ip}\t{names}");
     }
     out
 }
 
-/// `/etc/resolv.conf`: on user networks the embedded DNS server; on the default bridge (and for
-/// `--network host|none`) the daemon's or container's `--dns` servers as given.
-pub(crate) fn resolv_conf(embedded: bool, servers: &[IpAddr]) -> String {
-    if embedded {
-        return "nameserver 127.0.0.11\noptions ndots:0\n".into();
+/// `/etc/resolv.conf` as libnetwork builds it (`resolvconf.Build`): `search` (`--dns-search`,
+/// none when it is only "."), the nameservers, `options` (`--dns-option`). On user networks
+/// the nameserver is the embedded DNS server, with `ndots:0` unless an option sets ndots
+/// (`rebuildDNS`); on the default bridge (and for `--network host|none`) the daemon's or
+/// container's `--dns` servers as given.
+pub(crate) fn resolv_conf(
+    embedded: bool,
+    servers: &[IpAddr],
+    search: &[String],
+    options: &[String],
+) -> String {
+    let mut out = String::new();
+    let search = search.join(" ");
+    if !search.trim().is_empty() && search.trim() != "." {
+        let _ = writeln!(out, "search {search}");
     }
-    servers
-        .iter()
-        .map(|s| format!("nameserver {s}\n"))
-        .collect()
+    let mut options = options.to_vec();
+    if embedded {
+        out.push_str("nameserver 127.0.0.11\n");
+        if !options.iter().any(|o| o.contains("ndots")) {
+            options.push("ndots:0".into());
+        }
+    } else {
+        for server in servers {
+            let _ = writeln!(out, "nameserver {server}");
+        }
+    }
+    let options = options.join(" ");
+    if !options.trim().is_empty() {
+        let _ = writeln!(out, "options {options}");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -92,14 +120,38 @@ mod tests {
     }
 
     #[test]
+    fn a_qualified_hostname_is_written_with_its_short_name() {
+        let text = hosts(
+            &["172.17.0.2".parse().unwrap()],
+            "foobar.example.com",
+            &[],
+            &[],
+        );
+        assert!(
+            text.ends_with("172.17.0.2\tfoobar.example.com foobar\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn resolv_conf_is_embedded_or_the_given_servers() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            resolv_conf(true, &[]),
+            resolv_conf(true, &[], &[], &[]),
             "nameserver 127.0.0.11\noptions ndots:0\n"
         );
+        let local = ["127.0.0.1".parse().unwrap()];
         assert_eq!(
-            resolv_conf(false, &["127.0.0.1".parse().unwrap()]),
+            resolv_conf(false, &local, &[], &[]),
             "nameserver 127.0.0.1\n"
+        );
+        assert_eq!(
+            resolv_conf(false, &local, &words(&["mydomain"]), &words(&["ndots:9"])),
+            "search mydomain\nnameserver 127.0.0.1\noptions ndots:9\n"
+        );
+        assert_eq!(
+            resolv_conf(true, &[], &words(&["."]), &words(&["ndots:3", "rotate"])),
+            "nameserver 127.0.0.11\noptions ndots:3 rotate\n"
         );
     }
 }
