@@ -284,8 +284,35 @@ impl Engine {
         (container.exit_code, container.error) = (0, String::new());
         self.refresh_dns();
         self.write_files(index)?;
+        // Running containers with a legacy link to it learn its (new) address, as dockerd
+        // updates its linking containers' hosts files on start.
+        let linkers: Vec<usize> = (0..self.containers.len())
+            .filter(|&i| i != index && self.containers[i].state == State::Running)
+            .filter(|&i| self.links_to(i, index))
+            .collect();
+        for linker in linkers {
+            self.write_files(linker)?;
+        }
         self.container_event(index, "start", &[]);
         Ok(())
+    }
+
+    /// Whether container `index` has a legacy link to container `target`.
+    fn links_to(&self, index: usize, target: usize) -> bool {
+        let links = self.containers[index]
+            .config
+            .host_config
+            .links
+            .iter()
+            .flatten();
+        links
+            .map(|link| {
+                link.split(':')
+                    .next()
+                    .unwrap_or(link)
+                    .trim_start_matches('/')
+            })
+            .any(|name| name == self.containers[target].name)
     }
 
     /// Logs container `index`'s connection to `network` (a name or id).
