@@ -76,10 +76,11 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| EngineError::new(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let hostname = if body.hostname.is_empty() {
-            id[..12].to_string()
-        } else {
-            body.hostname.clone()
+        // Without -h: the docker host's name on its network (dockerd's), else the short id.
+        let hostname = match (body.hostname.is_empty(), mode) {
+            (false, _) => body.hostname.clone(),
+            (true, "host") if !self.options.hostname.is_empty() => self.options.hostname.clone(),
+            (true, _) => id[..12].to_string(),
         };
         self.containers.push(Container {
             id: id.clone(),
