@@ -5,6 +5,7 @@ mod docs;
 mod doctor;
 mod engine;
 mod lab;
+mod mutants;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
