@@ -48,15 +48,17 @@ impl Engine {
         };
         let user_defined = !matches!(mode, "default" | "bridge" | "host" | "none")
             && !mode.starts_with("container:");
-        if !user_defined {
-            let links = body.host_config.links.as_deref().unwrap_or_default();
-            if let Err(e) = self.check_legacy_links(links) {
-                self.destroyed_in_create(name, body);
-                return Err(e);
+        let mut config = body.clone();
+        if !user_defined && let Some(links) = &body.host_config.links {
+            match self.check_legacy_links(links) {
+                Ok(registered) => config.host_config.links = Some(registered),
+                Err(e) => {
+                    self.destroyed_in_create(name, body);
+                    return Err(e);
+                }
             }
         }
         let attachments = self.attachments(mode, body)?;
-        let mut config = body.clone();
         // dockerd names another container's network by that container's id, so that the
         // sharing survives a rename; one not found (yet) is left as given: its start says so.
         if let Some(shared) = mode.strip_prefix("container:")
@@ -110,10 +112,12 @@ impl Engine {
     }
 
     /// dockerd's `registerLinks`: each legacy link names a container (followed through
-    /// `--network container:`) that is not on the host's network.
-    fn check_legacy_links(&self, links: &[String]) -> EngineResult<()> {
+    /// `--network container:` to the one whose network it is) that is not on the host's
+    /// network. The links, each naming that container, as dockerd registers them.
+    fn check_legacy_links(&self, links: &[String]) -> EngineResult<Vec<String>> {
+        let mut registered = Vec::new();
         for link in links {
-            let name = link.split(':').next().unwrap_or(link);
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
             let mut target = self.container_index(name).map_err(|e| {
                 EngineError::new(format!("could not get container for {name}: {e}"))
             })?;
@@ -127,8 +131,9 @@ impl Engine {
                     "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
                 ));
             }
+            registered.push(format!("{}:{alias}", self.containers[target].name));
         }
-        Ok(())
+        Ok(registered)
     }
 
     /// Docker's checks of a name a container is to take: its characters, and that no other
@@ -473,6 +478,17 @@ impl Engine {
             }
             if let Some(e) = error {
                 self.release_addresses(allocated);
+                // A dynamic request that found every pool full: libnetwork's own text.
+                let e = match (e, want) {
+                    (crate::ipam::IpamError::NoAvailableAddresses, None) => {
+                        crate::ipam::IpamError::NoAvailableNetworkAddresses {
+                            v6,
+                            network: self.networks[n].name.clone(),
+                            id: self.networks[n].id.clone(),
+                        }
+                    }
+                    (e, _) => e,
+                };
                 return Err(EngineError::new(e.to_string()));
             }
         }
