@@ -151,7 +151,8 @@ async fn wait(
         && first["State"]["Running"] != true;
     let answer = async move {
         if !done_at_once {
-            code = exit_code_when(&mut events, &full, &condition, code).await;
+            let removed = condition == "removed";
+            code = (exit_code_when(&mut events, &full, removed, code).await).unwrap_or(code);
         }
         let body = json!({"StatusCode": code, "Error": null}).to_string();
         Ok::<_, std::io::Error>(axum::body::Bytes::from(body + "\n"))
@@ -163,21 +164,21 @@ async fn wait(
         .expect("a valid response"))
 }
 
-/// The exit code of container `id` once `condition` holds, from the engine's `events`: its
-/// next `die`, or with `removed` its `destroy` (and the last `die` before it); `code` if it
-/// never died meanwhile.
-async fn exit_code_when(
+/// The exit code of container `id` from the engine's `events`: at its next `die`, or with
+/// `removed` at its `destroy` (that of the last `die` before it, `code` if none); none if the
+/// events end first (they do not while the engine runs).
+pub(super) async fn exit_code_when(
     events: &mut tokio::sync::broadcast::Receiver<crate::engine::Event>,
     id: &str,
-    condition: &str,
+    removed: bool,
     mut code: i64,
-) -> i64 {
+) -> Option<i64> {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
             Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return code,
+            Err(RecvError::Closed) => return None,
         };
         if event.kind != "container" || event.actor.id != id {
             continue;
@@ -186,11 +187,11 @@ async fn exit_code_when(
             "die" => {
                 let exit = event.actor.attributes.get("exitCode");
                 code = exit.and_then(|c| c.parse().ok()).unwrap_or(code);
-                if condition != "removed" {
-                    return code;
+                if !removed {
+                    return Some(code);
                 }
             }
-            "destroy" => return code,
+            "destroy" => return Some(code),
             _ => {}
         }
     }

@@ -13,9 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
 
-use super::containers::{start, state};
+use super::containers::{exit_code_when, start, state};
 use super::{Answer, Refusal, Served};
 use crate::api::EngineApi;
 use crate::engine::Event;
@@ -126,17 +125,9 @@ async fn signal(served: &Served, id: &str, number: i32) -> Answer<Receiver<Event
     Ok(events)
 }
 
-/// Whether container `id` died before the events ended (they do not, while the engine runs).
+/// Whether container `id` dies (its next `die` event) before the events end.
 async fn died(events: &mut Receiver<Event>, id: &str) -> bool {
-    loop {
-        match events.recv().await {
-            Ok(e) if e.kind == "container" && e.actor.id == id && e.action == "die" => {
-                return true;
-            }
-            Ok(_) | Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return false,
-        }
-    }
+    exit_code_when(events, id, false, 0).await.is_some()
 }
 
 /// A signal's number from its name (`KILL`, `SIGKILL`) or number, as moby's `ParseSignal`.

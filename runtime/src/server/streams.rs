@@ -364,16 +364,15 @@ async fn resize_container(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer<StatusCode> {
-    let inspect = served.engine.inspect_container(&id).await?;
-    let full = inspect["Id"].as_str().unwrap_or(&id);
-    if inspect["State"]["Running"] != true {
+    let (full, running) = super::containers::state(&served, &id).await?;
+    if !running {
         return Err(Refusal::new(
             StatusCode::CONFLICT,
             format!("Container {full} is not running"),
         ));
     }
     let (height, width) = size(&query)?;
-    (served.processes.resize(full, height, width))
+    (served.processes.resize(&full, height, width))
         .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(StatusCode::OK)
 }
