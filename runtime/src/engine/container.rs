@@ -10,7 +10,7 @@ use rtnetlink::RouteMessageBuilder;
 
 use super::files::{self, LinkEntry};
 use super::ids;
-use super::model::{Container, Endpoint, Sandbox, State};
+use super::model::{Container, Endpoint, Sandbox, State, parse_link};
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
 use crate::driver::{Interface, special};
@@ -117,7 +117,7 @@ impl Engine {
     fn check_legacy_links(&self, links: &[String]) -> EngineResult<Vec<String>> {
         let mut registered = Vec::new();
         for link in links {
-            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let (name, alias) = parse_link(link);
             let mut target = self.container_index(name).map_err(|e| {
                 EngineError::new(format!("could not get container for {name}: {e}"))
             })?;
@@ -312,12 +312,7 @@ impl Engine {
             .iter()
             .flatten();
         links
-            .map(|link| {
-                link.split(':')
-                    .next()
-                    .unwrap_or(link)
-                    .trim_start_matches('/')
-            })
+            .map(|link| parse_link(link).0)
             .any(|name| name == self.containers[target].name)
     }
 
@@ -1077,9 +1072,7 @@ impl Engine {
         }
         let mut entries = Vec::new();
         for link in container.config.host_config.links.iter().flatten() {
-            let (name, alias) = link.split_once(':').unwrap_or((link, link));
-            let name = name.trim_start_matches('/');
-            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            let (name, alias) = parse_link(link);
             let Some(target) = self.containers.iter().find(|c| c.name == name) else {
                 continue;
             };

@@ -101,8 +101,8 @@ impl Engine {
                         .unwrap_or_default()
                         .iter()
                         .map(|link| {
-                            let (name, alias) = link.split_once(':').unwrap_or((link, link));
-                            (alias.to_string(), name.trim_start_matches('/').to_string())
+                            let (name, alias) = super::model::parse_link(link);
+                            (alias.to_string(), name.to_string())
                         })
                         .collect::<BTreeMap<_, _>>();
                     SandboxEndpoint { network, links }

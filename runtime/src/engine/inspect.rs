@@ -377,10 +377,6 @@ fn node_endpoints(network: &super::model::Network) -> Map<String, Value> {
 
 /// `HostConfig.Links` as Docker shows them: `/target:/container/alias`.
 fn legacy_link(link: &str, container: &str) -> String {
-    let (name, alias) = link.split_once(':').unwrap_or((link, link));
-    format!(
-        "/{}:/{container}/{}",
-        name.trim_start_matches('/'),
-        alias.rsplit('/').next().unwrap_or(alias)
-    )
+    let (name, alias) = super::model::parse_link(link);
+    format!("/{name}:/{container}/{alias}")
 }

@@ -222,3 +222,11 @@ impl Container {
         }
     }
 }
+
+/// A legacy link's target and alias: `web:db`, `/web:/client/db` (as inspect shows it) or
+/// `web` alone (the alias is the name).
+pub(crate) fn parse_link(link: &str) -> (&str, &str) {
+    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    (name.trim_start_matches('/'), alias)
+}
