@@ -154,26 +154,26 @@ impl Processes for HostProcesses {
         self.workloads().set_command(id, workload)
     }
 
-    fn started(&self, engine: &Engine, name: &str) -> Result<(), String> {
-        let netns = engine.container_netns(name).map_err(|e| e.0)?;
-        let files = container_files(engine, name)?;
-        self.workloads().start(name, &netns, &files)
+    fn started(&self, engine: &Engine, id: &str) -> Result<(), String> {
+        let netns = engine.container_netns(id).map_err(|e| e.0)?;
+        let files = container_files(engine, id)?;
+        self.workloads().start(id, &netns, &files)
     }
 
     fn signal(&self, id: &str, signal: i32) -> bool {
         self.workloads().signal(id, signal)
     }
 
-    fn stopped(&self, name: &str) {
-        self.workloads().stop(name);
+    fn stopped(&self, id: &str) {
+        self.workloads().stop(id);
     }
 
-    fn removed(&self, name: &str) {
-        self.workloads().remove(name);
+    fn removed(&self, id: &str) {
+        self.workloads().remove(id);
     }
 
-    fn logs(&self, name: &str) -> String {
-        self.workloads().output(name)
+    fn logs(&self, id: &str) -> String {
+        self.workloads().output(id)
     }
 
     fn input(&self, id: &str) -> Option<std::fs::File> {
@@ -189,11 +189,11 @@ impl Processes for HostProcesses {
     fn exec(
         &self,
         engine: &Engine,
-        name: &str,
+        id: &str,
         command: &[String],
     ) -> Result<std::process::Command, String> {
-        let netns = engine.container_netns(name).map_err(|e| e.0)?;
-        let files = container_files(engine, name)?;
+        let netns = engine.container_netns(id).map_err(|e| e.0)?;
+        let files = container_files(engine, id)?;
         let mut child = netns.command(&command[0], None);
         child.args(&command[1..]);
         super::workload::container_view(&mut child, &files)?;

@@ -45,34 +45,35 @@ pub const MIN_API_VERSION: &str = "1.12";
 /// What runs in an engine's containers, kept by whoever holds the engine (the lab's holder
 /// process runs containers' commands; a conformance target runs none).
 pub trait Processes: Send + Sync + 'static {
-    /// Whether containers' commands run at all (attaching to one needs them).
+    /// Whether containers' commands run at all (attaching to one needs them). Containers are
+    /// known by their full id, which a rename does not change.
     fn run_commands(&self) -> bool {
         true
     }
     /// Container `id` was created to run `workload` (an error undoes the creation).
     fn created(&self, id: &str, workload: Workload) -> Result<(), String>;
-    /// Container `name` was started: its command starts.
-    fn started(&self, engine: &Engine, name: &str) -> Result<(), String>;
+    /// Container `id` was started: its command starts.
+    fn started(&self, engine: &Engine, id: &str) -> Result<(), String>;
     /// Sends `signal` to the init of container `id`'s command; false when none runs.
     fn signal(&self, id: &str, signal: i32) -> bool;
-    /// Container `name` was stopped: everything in it ends.
-    fn stopped(&self, name: &str);
-    /// Container `name` was removed.
-    fn removed(&self, name: &str);
+    /// Container `id` was stopped: everything in it ends.
+    fn stopped(&self, id: &str);
+    /// Container `id` was removed.
+    fn removed(&self, id: &str);
     /// What its command wrote so far (`docker logs`).
-    fn logs(&self, name: &str) -> String;
+    fn logs(&self, id: &str) -> String;
     /// Where what a client attached with `stdin` types goes: the container's terminal, or
     /// its stdin (handed over once: the command reads the end when the client's input ends,
     /// as with the CLI's `StdinOnce`); none without `-i` or `-t`.
     fn input(&self, id: &str) -> Option<std::fs::File>;
     /// Resizes container `id`'s terminal; nothing without one.
     fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), String>;
-    /// A process running `command` in container `name` (its namespace, its files), not
+    /// A process running `command` in container `id` (its namespace, its files), not
     /// started yet.
     fn exec(
         &self,
         engine: &Engine,
-        name: &str,
+        id: &str,
         command: &[String],
     ) -> Result<std::process::Command, String>;
 }
