@@ -2,6 +2,7 @@
 //! from inside namespaces, inspect JSON, files, links and routes), and the names and addresses
 //! a check's words stand for.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::judge::{self, Observation};
 use super::oracle::{ContainerFacts, Snapshot, kind_of};
 use crate::probe::{self, ListenKind, Proto, RecordData, RecordKind};
 use crate::scenario::expect::{Asked, Endpoint, Port, Question};
-use crate::scenario::{Expect, Expectation};
+use crate::scenario::{Expect, Expectation, words};
 use crate::targets::Target;
 
 impl<T: Target> Execution<'_, T> {
@@ -39,8 +40,11 @@ impl<T: Target> Execution<'_, T> {
         let mut observations = 0;
         loop {
             observations += 1;
-            let judged = match self.observe(&expect.expectation, timeout).await {
-                Ok(observation) => judge::judge(&expect.expectation, &observation),
+            let judged = match self.with_path_ids(&expect.expectation).await {
+                Ok(expectation) => match self.observe(&expectation, timeout).await {
+                    Ok(observation) => judge::judge(&expectation, &observation),
+                    Err(why) => Err(judge::setup(why)),
+                },
                 Err(why) => Err(judge::setup(why)),
             };
             let failed = match judged {
@@ -77,6 +81,38 @@ impl<T: Target> Execution<'_, T> {
                 ),
             };
         }
+    }
+
+    /// The expectation, with each `id(C)` part of its inspect path replaced by container C's
+    /// full Id (`Containers.id(web).Name`).
+    async fn with_path_ids<'e>(
+        &self,
+        expectation: &'e Expectation,
+    ) -> Result<Cow<'e, Expectation>, String> {
+        let (Expectation::Network { path, .. } | Expectation::Container { path, .. }) = expectation
+        else {
+            return Ok(Cow::Borrowed(expectation));
+        };
+        if !path
+            .split('.')
+            .any(|part| words::id_reference(part).is_some())
+        {
+            return Ok(Cow::Borrowed(expectation));
+        }
+        let mut parts = Vec::new();
+        for part in path.split('.') {
+            parts.push(match words::id_reference(part) {
+                Some((_, name, _)) => self.id_of(self.scene.host_of(name)?, name, false).await?,
+                None => part.to_string(),
+            });
+        }
+        let mut resolved = expectation.clone();
+        if let Expectation::Network { path, .. } | Expectation::Container { path, .. } =
+            &mut resolved
+        {
+            *path = parts.join(".");
+        }
+        Ok(Cow::Owned(resolved))
     }
 
     /// What the target shows for `expectation`; an error when the observation cannot be made.

@@ -3,6 +3,8 @@
 //! `drydock kill`),
 //! and drydock's listeners open and close with the containers they live in.
 
+use std::borrow::Cow;
+
 use drydock_runtime::api::cli::DockerCommand;
 use drydock_runtime::api::dispatch::{Change, dispatch};
 
@@ -11,7 +13,7 @@ use super::execution::Execution;
 use super::oracle::banner;
 use super::scene::Container;
 use crate::probe::{ListenKind, Listener};
-use crate::scenario::{Command, Step};
+use crate::scenario::{Command, Step, command, words};
 use crate::targets::Target;
 
 impl<T: Target> Execution<'_, T> {
@@ -28,7 +30,10 @@ impl<T: Target> Execution<'_, T> {
                 ),
             };
         }
-        let result = self.perform(&step.host, &step.command).await;
+        let result = match self.with_ids(step).await {
+            Ok(command) => self.perform(&step.host, &command).await,
+            Err(e) => Err(e),
+        };
         match (&step.fails, result) {
             (None, Ok(())) => Status::Pass,
             (None, Err(observed)) => Status::Fail {
@@ -45,6 +50,44 @@ impl<T: Target> Execution<'_, T> {
                 observed: format!("error: {observed}"),
             },
         }
+    }
+
+    /// The step's command, with each `id(NAME)` replaced by the Id of network NAME (or else
+    /// container NAME) on the step's host, as the engine shows it now.
+    async fn with_ids<'s>(&self, step: &'s Step) -> Result<Cow<'s, Command>, String> {
+        let mut words = words::split(&step.line).map_err(|(_, e)| e)?;
+        let mut replaced = false;
+        for word in &mut words {
+            if let Some((before, name, after)) = words::id_reference(&word.text) {
+                let id = self.id_of(&step.host, name, true).await?;
+                word.text = format!("{before}{id}{after}");
+                replaced = true;
+            }
+        }
+        match replaced {
+            false => Ok(Cow::Borrowed(&step.command)),
+            true => (command::parse(&words).map(Cow::Owned)).map_err(|e| e.message),
+        }
+    }
+
+    /// The full Id of container `name` on `host`, or with `networks`, of network `name` there
+    /// if there is one.
+    pub(super) async fn id_of(
+        &self,
+        host: &str,
+        name: &str,
+        networks: bool,
+    ) -> Result<String, String> {
+        let network = match networks {
+            true => self.target.inspect_network(host, name).await.ok(),
+            false => None,
+        };
+        let json = match network {
+            Some(json) => json,
+            None => (self.target.inspect_container(host, name).await)
+                .map_err(|e| format!("id({name}): {}", e.message))?,
+        };
+        (json["Id"].as_str().map(String::from)).ok_or_else(|| format!("id({name}): no Id"))
     }
 
     /// Does what a command asks; the error is the engine's message (one line per failed name).
@@ -92,9 +135,10 @@ impl<T: Target> Execution<'_, T> {
         command: &DockerCommand,
         listen: &[(ListenKind, u16)],
     ) -> Result<(), String> {
-        if let DockerCommand::Run(spec) = command {
+        if let DockerCommand::Run(spec) | DockerCommand::Create(spec) = command {
             // Like Docker, a container that failed to start still exists (created); a name
-            // already taken on this host keeps its container.
+            // already taken on this host keeps its container. A created one opens its
+            // listeners when it starts.
             (self.scene.containers)
                 .entry((host.to_string(), spec.name.clone()))
                 .or_insert_with(|| Container {

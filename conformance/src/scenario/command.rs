@@ -1,6 +1,6 @@
 //! Scenario steps: docker CLI lines, in the runtime's docker grammar
 //! ([`drydock_runtime::api::cli`]), plus what only scenarios say: `--listen KIND/PORT` on
-//! `docker run` (a listener drydock opens in the container), `drydock listen HOST KIND/PORT`,
+//! `docker run` and `docker create` (a listener drydock opens in the container), `drydock listen HOST KIND/PORT`,
 //! `drydock route HOST SUBNET via IP` and `drydock kill HOST`. `docker swarm join` is not a
 //! step: a swarm is declared (`swarm:`) and drydock forms it before the steps.
 
@@ -13,8 +13,8 @@ use crate::probe::ListenKind;
 /// A step line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// A docker CLI line; for `docker run`, the listeners to open in the container once it
-    /// runs (`--listen`, drydock's own flag).
+    /// A docker CLI line; for `docker run` and `docker create`, the listeners to open in the
+    /// container once it runs (`--listen`, drydock's own flag).
     Docker {
         /// The command.
         command: DockerCommand,
@@ -77,24 +77,27 @@ pub fn parse(words: &[Word]) -> Result<Command, CommandError> {
     }
 }
 
-/// A docker line: the runtime's grammar with `run --listen` added.
+/// A docker line: the runtime's grammar with `--listen` added to `run` and `create`.
 fn docker(words: &[Word]) -> Result<Command, CommandError> {
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
-    let grammar = cli::grammar().mut_subcommand("run", |run| {
-        run.arg(
+    let listen_arg = |verb: clap::Command| {
+        verb.arg(
             Arg::new("listen")
                 .long("listen")
                 .action(ArgAction::Append)
                 .value_parser(parse_listen),
         )
-    });
+    };
+    let grammar = (cli::grammar())
+        .mut_subcommand("run", listen_arg)
+        .mut_subcommand("create", listen_arg);
     let matches = grammar
         .try_get_matches_from(&texts)
         .map_err(|e| cli::error(&e, &texts))?;
     let command = cli::command(&matches)?;
-    let listen = matches
-        .subcommand_matches("run")
-        .and_then(|run| run.get_many::<(ListenKind, u16)>("listen"))
+    let listen = (matches.subcommand())
+        .filter(|(verb, _)| matches!(*verb, "run" | "create"))
+        .and_then(|(_, verb)| verb.get_many::<(ListenKind, u16)>("listen"))
         .map(|found| found.copied().collect())
         .unwrap_or_default();
     let refuse = |message: &str| {
@@ -107,7 +110,7 @@ fn docker(words: &[Word]) -> Result<Command, CommandError> {
         DockerCommand::Run(spec) if !spec.detach => {
             refuse("scenarios run containers detached: add -d")
         }
-        DockerCommand::Run(spec) if spec.name.is_empty() => {
+        DockerCommand::Run(spec) | DockerCommand::Create(spec) if spec.name.is_empty() => {
             refuse("scenarios name their containers: add --name NAME")
         }
         DockerCommand::SwarmJoin(_) => refuse(

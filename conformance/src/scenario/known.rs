@@ -136,6 +136,15 @@ impl Known {
         }
     }
 
+    /// Each `id(C)` part of an inspect path names a container (on one host).
+    fn path_ids(&self, path: &str) -> Result<(), String> {
+        let ids = path.split('.').filter_map(super::words::id_reference);
+        for (_, name, _) in ids {
+            self.container(name)?;
+        }
+        Ok(())
+    }
+
     /// Checks the names an expectation uses; the error carries the index of the word at fault.
     pub(super) fn check(&self, expectation: &Expectation) -> Result<(), (usize, String)> {
         let at = |word: usize| move |message: String| (word, message);
@@ -167,7 +176,12 @@ impl Known {
                 self.subject(from).map_err(at(0))?;
                 self.asked(&question.name).map_err(at(2))
             }
-            Expectation::Network { network, host, .. } => {
+            Expectation::Network {
+                network,
+                host,
+                path,
+                ..
+            } => {
                 if let Some(host) = host
                     && !self.docker_hosts.contains(host)
                 {
@@ -179,10 +193,17 @@ impl Known {
                         ),
                     ));
                 }
-                self.network(host.as_deref(), network).map_err(at(1))
+                self.network(host.as_deref(), network).map_err(at(1))?;
+                let path_word = if host.is_some() { 5 } else { 3 };
+                self.path_ids(path).map_err(at(path_word))
             }
-            Expectation::Container { container, .. }
-            | Expectation::File { container, .. }
+            Expectation::Container {
+                container, path, ..
+            } => {
+                self.container(container).map_err(at(1))?;
+                self.path_ids(path).map_err(at(3))
+            }
+            Expectation::File { container, .. }
             | Expectation::Interfaces { container, .. }
             | Expectation::Mtu { container, .. }
             | Expectation::Route { container, .. } => {

@@ -286,10 +286,11 @@ impl Parser<'_> {
                     ),
                 ));
             }
+            self.id_references(&step, &at, known)?;
             match &step.command {
                 // A run expected to fail may still leave its container (created), as Docker does.
                 Command::Docker {
-                    command: DockerCommand::Run(spec),
+                    command: DockerCommand::Run(spec) | DockerCommand::Create(spec),
                     ..
                 } => {
                     (known.containers.entry(spec.name.clone()))
@@ -334,6 +335,31 @@ impl Parser<'_> {
             return Err(self.whole("no `steps`: a scenario does something first".into()));
         }
         Ok(steps)
+    }
+
+    /// Each `id(NAME)` of a step names one network or one container made on its host so far.
+    fn id_references(&self, step: &Step, at: &Location, known: &Known) -> Result<(), LocatedError> {
+        let words = self.words(&step.line, at)?;
+        for (index, word) in words.iter().enumerate() {
+            let Some((_, name, _)) = words::id_reference(&word.text) else {
+                continue;
+            };
+            let network = known.network(Some(&step.host), name).is_ok();
+            let container = known.container(name) == Ok(step.host.as_str());
+            let message = match (network, container) {
+                (true, false) | (false, true) => continue,
+                (true, true) => format!(
+                    "id({name}): {name:?} names both a network and a container on {}: rename one",
+                    step.host
+                ),
+                (false, false) => format!(
+                    "id({name}): no network or container {name:?} on {} before this step",
+                    step.host
+                ),
+            };
+            return Err(self.word_error(at, &words, index, message));
+        }
+        Ok(())
     }
 
     /// The expectations, their names checked against what the steps make.

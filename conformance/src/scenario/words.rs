@@ -44,9 +44,48 @@ pub fn split(line: &str) -> Result<Vec<Word>, (usize, String)> {
     Ok(words)
 }
 
+/// `id(NAME)` in a word: the word itself, or after a flag's `=` or a `:` (`--network=id(n1)`,
+/// `container:id(web)`), maybe followed by more (`id(web):alias`). Gives what comes before it,
+/// NAME, and what follows. Steps and inspect paths write it for the Id of network or container
+/// NAME, known only once the engine made it.
+pub fn id_reference(word: &str) -> Option<(&str, &str, &str)> {
+    let start = match word.starts_with("id(") {
+        true => 0,
+        false => {
+            word.find(['=', ':'])
+                .filter(|&i| word[i + 1..].starts_with("id("))?
+                + 1
+        }
+    };
+    let inside = &word[start + 3..];
+    let end = inside.find(')')?;
+    let name = &inside[..end];
+    let plain = !name.is_empty() && !name.contains(['(', '=', ':']);
+    plain.then_some((&word[..start], name, &inside[end + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
+
     use super::*;
+
+    #[rstest]
+    #[case("id(n1)", Some(("", "n1", "")))]
+    #[case("--network=id(my-net)", Some(("--network=", "my-net", "")))]
+    #[case("container:id(web)", Some(("container:", "web", "")))]
+    #[case("id(web):alias", Some(("", "web", ":alias")))]
+    #[case("id()", None)]
+    #[case("n1", None)]
+    #[case("id(n1", None)]
+    #[case("xid(n1)", None)]
+    #[case("id(a(b))", None)]
+    fn id_references_stand_alone_or_after_equals_or_colon(
+        #[case] word: &str,
+        #[case] expected: Option<(&str, &str, &str)>,
+    ) {
+        assert_eq!(id_reference(word), expected);
+    }
 
     #[test]
     fn words_keep_their_offsets_and_quotes_group() {

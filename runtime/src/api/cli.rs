@@ -36,6 +36,8 @@ pub enum DockerCommand {
     NetworkInspect(Vec<String>),
     /// `docker run`.
     Run(Box<ContainerSpec>),
+    /// `docker create`: the container, made and not started (its spec's `detach` is false).
+    Create(Box<ContainerSpec>),
     /// `docker rm [-f] NAME...`.
     Rm {
         /// Container names.
@@ -47,6 +49,8 @@ pub enum DockerCommand {
     Stop(Vec<String>),
     /// `docker start NAME...`.
     Start(Vec<String>),
+    /// `docker restart NAME...`.
+    Restart(Vec<String>),
     /// `docker rename OLD NEW`.
     Rename {
         /// The container's name or id.
@@ -109,6 +113,7 @@ enum Verb {
     #[command(subcommand)]
     Network(NetworkVerb),
     Run(Box<RunArgs>),
+    Create(Box<ContainerArgs>),
     Rm {
         #[arg(short, long)]
         force: bool,
@@ -120,6 +125,10 @@ enum Verb {
         containers: Vec<String>,
     },
     Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    Restart {
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -238,6 +247,13 @@ struct ConnectArgs {
 struct RunArgs {
     #[arg(short, long)]
     detach: bool,
+    #[command(flatten)]
+    container: ContainerArgs,
+}
+
+/// What `docker run` and `docker create` share: the container's configuration.
+#[derive(Args)]
+struct ContainerArgs {
     #[arg(long)]
     name: Option<String>,
     #[arg(long, alias = "net")]
@@ -301,10 +317,12 @@ pub fn command(matches: &ArgMatches) -> Result<DockerCommand, CliError> {
     })?;
     Ok(match parsed.command {
         Verb::Network(verb) => network(verb),
-        Verb::Run(a) => DockerCommand::Run(Box::new(run(*a))),
+        Verb::Run(a) => DockerCommand::Run(Box::new(container(a.container, a.detach))),
+        Verb::Create(a) => DockerCommand::Create(Box::new(container(*a, false))),
         Verb::Rm { force, containers } => DockerCommand::Rm { containers, force },
         Verb::Stop { containers } => DockerCommand::Stop(containers),
         Verb::Start { containers } => DockerCommand::Start(containers),
+        Verb::Restart { containers } => DockerCommand::Restart(containers),
         Verb::Rename {
             container,
             new_name,
@@ -394,10 +412,10 @@ fn swarm(verb: SwarmVerb) -> DockerCommand {
     }
 }
 
-fn run(a: RunArgs) -> ContainerSpec {
+fn container(a: ContainerArgs, detach: bool) -> ContainerSpec {
     ContainerSpec {
         name: a.name.unwrap_or_default(),
-        detach: a.detach,
+        detach,
         image: a.image,
         command: a.command,
         network: a.network,
@@ -508,6 +526,25 @@ mod tests {
         assert_eq!(spec.command, ["sleep", "-n", "99"]);
     }
 
+    #[test]
+    fn create_takes_runs_flags_but_not_detach() {
+        let command =
+            parse_line("docker create --name test --network n1 -p 80 busybox top").unwrap();
+        let DockerCommand::Create(spec) = command else {
+            panic!("{command:?}")
+        };
+        assert_eq!(
+            (spec.name.as_str(), spec.network.as_deref(), spec.detach),
+            ("test", Some("n1"), false)
+        );
+        assert_eq!(
+            (spec.publish.as_slice(), spec.command.as_slice()),
+            (&["80".to_string()][..], &["top".to_string()][..])
+        );
+        let error = parse_line("docker create -d --name test busybox").unwrap_err();
+        assert_eq!(error.word, 2, "{error:?}");
+    }
+
     #[rstest]
     #[case::plain("docker exec web ls -l /", &["ls", "-l", "/"])]
     #[case::separated("docker exec web -- ls -l /", &["ls", "-l", "/"])]
@@ -529,6 +566,7 @@ mod tests {
     #[case("docker logs web", DockerCommand::Logs("web".into()))]
     #[case("docker rm -f a b", DockerCommand::Rm { containers: vec!["a".into(), "b".into()], force: true })]
     #[case("docker rename a b", DockerCommand::Rename { container: "a".into(), new_name: "b".into() })]
+    #[case("docker restart a b", DockerCommand::Restart(vec!["a".into(), "b".into()]))]
     #[case("docker swarm leave -f", DockerCommand::SwarmLeave { force: true })]
     #[case(
         "docker swarm init --advertise-addr 10.10.0.1",

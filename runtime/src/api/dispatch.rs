@@ -76,6 +76,8 @@ pub trait EngineApi: Sync {
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// `POST /containers/{id}/stop`.
     fn stop_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    /// `POST /containers/{id}/restart`: stopped (if it runs), then started.
+    fn restart_container(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// `DELETE /containers/{id}?force=`.
     fn remove_container(
         &self,
@@ -101,7 +103,7 @@ pub trait EngineApi: Sync {
 /// A container whose state a command changed, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Created (by `run`; it stays, created, when its start fails).
+    /// Created (by `create`, or `run`: it stays, created, when its start fails).
     Created(String),
     /// Started (by `run` or `start`).
     Started(String),
@@ -144,18 +146,18 @@ impl Reply {
         self.stdout.push('\n');
     }
 
-    /// Runs `call` on each name, printing the name when it succeeds and recording `change`.
+    /// Runs `call` on each name, printing the name when it succeeds and recording `changes`.
     async fn each<F: Future<Output = ApiResult<()>>>(
         &mut self,
         names: &[String],
         call: impl Fn(String) -> F,
-        change: Option<fn(String) -> Change>,
+        changes: &[fn(String) -> Change],
     ) {
         for name in names {
             match call(name.clone()).await {
                 Ok(()) => {
                     self.print(name);
-                    self.changes.extend(change.map(|c| c(name.clone())));
+                    self.changes.extend(changes.iter().map(|c| c(name.clone())));
                 }
                 Err(e) => self.errors.push(e.message),
             }
@@ -179,7 +181,7 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
         }
         DockerCommand::NetworkRm(names) => {
             reply
-                .each(names, |n| async move { api.remove_network(&n).await }, None)
+                .each(names, |n| async move { api.remove_network(&n).await }, &[])
                 .await;
         }
         DockerCommand::NetworkConnect(spec) => {
@@ -214,14 +216,23 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             reply.inspect(names, inspect).await;
         }
         DockerCommand::Run(spec) => return run(api, spec).await,
+        DockerCommand::Create(spec) => {
+            return match create(api, spec).await {
+                Ok((id, reply)) => Reply {
+                    stdout: format!("{id}\n"),
+                    ..reply
+                },
+                Err(reply) => reply,
+            };
+        }
         DockerCommand::Rm { containers, force } => {
             let force = *force;
             let remove = |n: String| async move { api.remove_container(&n, force).await };
-            reply.each(containers, remove, Some(Change::Removed)).await;
+            reply.each(containers, remove, &[Change::Removed]).await;
         }
         DockerCommand::Stop(names) => {
             let stop = |n: String| async move { api.stop_container(&n).await };
-            reply.each(names, stop, Some(Change::Stopped)).await;
+            reply.each(names, stop, &[Change::Stopped]).await;
         }
         DockerCommand::Rename {
             container,
@@ -229,7 +240,12 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
         } => return rename(api, container, new_name).await,
         DockerCommand::Start(names) => {
             let start = |n: String| async move { api.start_container(&n).await };
-            reply.each(names, start, Some(Change::Started)).await;
+            reply.each(names, start, &[Change::Started]).await;
+        }
+        DockerCommand::Restart(names) => {
+            let restart = |n: String| async move { api.restart_container(&n).await };
+            let changes = [Change::Stopped, Change::Started];
+            reply.each(names, restart, &changes).await;
         }
         DockerCommand::SwarmInit(spec) => match api.swarm_init(&request::swarm_init(spec)).await {
             Ok(id) => {
@@ -311,35 +327,40 @@ async fn rename(api: &impl EngineApi, container: &str, new_name: &str) -> Reply 
     reply
 }
 
+/// `docker create`: the request body with the CLI's checks, then the create call; the new id
+/// and a reply recording the creation, or the reply with the refusal.
+async fn create(
+    api: &impl EngineApi,
+    spec: &super::spec::ContainerSpec,
+) -> Result<(String, Reply), Reply> {
+    if spec.name.is_empty() {
+        return Err(Reply::failed(
+            "drydock's engines make named containers only: add --name NAME",
+        ));
+    }
+    let body = request::container_create(spec).map_err(Reply::failed)?;
+    let id =
+        (api.create_container(&spec.name, &body).await).map_err(|e| Reply::failed(e.message))?;
+    let reply = Reply {
+        changes: vec![Change::Created(spec.name.clone())],
+        ..Reply::default()
+    };
+    Ok((id, reply))
+}
+
 /// `docker run -d`: create, then start by id; a container whose start fails stays, created.
 async fn run(api: &impl EngineApi, spec: &super::spec::ContainerSpec) -> Reply {
     if !spec.detach {
         return Reply::failed("drydock's engines run containers detached only: add -d");
     }
-    if spec.name.is_empty() {
-        return Reply::failed("drydock's engines run named containers only: add --name NAME");
-    }
-    let body = match request::container_create(spec) {
-        Ok(body) => body,
-        Err(message) => return Reply::failed(message),
-    };
-    let id = match api.create_container(&spec.name, &body).await {
-        Ok(id) => id,
-        Err(e) => return Reply::failed(e.message),
-    };
-    let name = if spec.name.is_empty() {
-        &id
-    } else {
-        &spec.name
-    };
-    let mut reply = Reply {
-        changes: vec![Change::Created(name.clone())],
-        ..Reply::default()
+    let (id, mut reply) = match create(api, spec).await {
+        Ok(created) => created,
+        Err(reply) => return reply,
     };
     match api.start_container(&id).await {
         Ok(()) => {
             reply.print(&id);
-            reply.changes.push(Change::Started(name.clone()));
+            reply.changes.push(Change::Started(spec.name.clone()));
         }
         Err(e) => reply.errors.push(e.message),
     }
@@ -495,6 +516,9 @@ mod tests {
         }
         async fn stop_container(&self, name: &str) -> ApiResult<()> {
             self.call(format!("stop {name}"))
+        }
+        async fn restart_container(&self, name: &str) -> ApiResult<()> {
+            self.call(format!("restart {name}"))
         }
         async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
             self.call(format!("remove {name} {force}"))

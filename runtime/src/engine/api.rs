@@ -77,6 +77,14 @@ impl EngineApi for Mutex<Engine> {
         Ok(alive(self).await?.stop_container(name).await?)
     }
 
+    /// Stops and starts it under one lock, as one request does.
+    async fn restart_container(&self, name: &str) -> ApiResult<()> {
+        let mut engine = alive(self).await?;
+        engine.stop_container(name).await?;
+        engine.start_container(name).await?;
+        Ok(engine.log_container_event(name, "restart", &[])?)
+    }
+
     async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
         Ok(alive(self).await?.remove_container(name, force).await?)
     }

@@ -131,6 +131,16 @@ impl EngineApi for Client {
         Ok(())
     }
 
+    /// With the same one-second grace as [`stop_container`](Self::stop_container).
+    async fn restart_container(&self, name: &str) -> ApiResult<()> {
+        let path = format!(
+            "/containers/{}/restart?t={STOP_GRACE_SECONDS}",
+            encode(name)
+        );
+        self.api.call("POST", &path, None).await?;
+        Ok(())
+    }
+
     async fn remove_container(&self, name: &str, force: bool) -> ApiResult<()> {
         let path = format!("/containers/{}?force={}", encode(name), u8::from(force));
         self.api.call("DELETE", &path, None).await?;
