@@ -257,6 +257,8 @@ impl Engine {
                         self.containers[other].id
                     )));
                 }
+                // It takes the other's hostname, as dockerd does at start.
+                self.containers[index].hostname = self.containers[other].hostname.clone();
                 Sandbox::Shared(self.containers[other].id.clone())
             }
             _ => Sandbox::Own(new_sandbox().await?),
@@ -350,7 +352,7 @@ impl Engine {
         }
         if swarm {
             // The container's address, then (the first time here) the node's load balancer's.
-            interface.mac = self.mac_option(index)?;
+            interface.mac = self.mac_option(index, n)?;
             let owner = self.containers[index].id.clone();
             let wanted = wanted_ip(settings, false)?;
             let address = self.allocate_swarm_address(n, wanted, &owner).await?;
@@ -358,7 +360,7 @@ impl Engine {
             self.ensure_load_balancer(n).await?;
             self.pin_address(index, network, address);
         } else if !self.networks[n].has_special_driver() {
-            interface.mac = self.mac_option(index)?;
+            interface.mac = self.mac_option(index, n)?;
             allocated = self.allocate_local(n, settings, &mut interface.addresses)?;
         }
         let id = self.ids.id();
@@ -510,10 +512,18 @@ impl Engine {
         }
     }
 
-    /// `--mac-address`, when given.
-    fn mac_option(&self, index: usize) -> EngineResult<Option<[u8; 6]>> {
-        match &self.containers[index].config.mac_address {
-            Some(mac) if !mac.is_empty() => Ok(Some(parse_mac(mac)?)),
+    /// `--mac-address`, when given, for network `n` if it is the one the container runs on:
+    /// dockerd gives it to the network its network mode names (by name), or to the default
+    /// bridge when the mode is the default; networks connected later get generated ones.
+    fn mac_option(&self, index: usize, n: usize) -> EngineResult<Option<[u8; 6]>> {
+        let container = &self.containers[index];
+        let network = &self.networks[n];
+        let named = match container.mode() {
+            "default" => network.default_bridge,
+            mode => mode == network.name,
+        };
+        match &container.config.mac_address {
+            Some(mac) if named && !mac.is_empty() => Ok(Some(parse_mac(mac)?)),
             _ => Ok(None),
         }
     }
@@ -1013,8 +1023,41 @@ impl Engine {
         })
     }
 
-    /// Writes the container's hosts, resolv.conf and hostname.
+    /// Writes the container's hosts, resolv.conf and hostname; a container sharing another's
+    /// namespace gets that one's (dockerd gives it the same files), and so do the containers
+    /// sharing its own.
     fn write_files(&mut self, index: usize) -> EngineResult<()> {
+        let owner = match &self.containers[index].sandbox {
+            Some(Sandbox::Shared(id)) => self.containers.iter().find(|c| c.id == *id),
+            _ => None,
+        };
+        let contents = match owner {
+            Some(owner) => files::PATHS.map(|p| owner.files.get(p).cloned().unwrap_or_default()),
+            None => self.own_files(index),
+        };
+        let container = &mut self.containers[index];
+        for (path, text) in files::PATHS.into_iter().zip(contents) {
+            if let Some(dir) = &container.dir {
+                let file = dir.join(files::file_name(path));
+                std::fs::write(&file, &text)
+                    .map_err(|e| EngineError::new(format!("{}: {e}", file.display())))?;
+            }
+            container.files.insert(path, text);
+        }
+        let id = container.id.clone();
+        let sharers: Vec<usize> = (0..self.containers.len())
+            .filter(
+                |&i| matches!(&self.containers[i].sandbox, Some(Sandbox::Shared(o)) if *o == id),
+            )
+            .collect();
+        for sharer in sharers {
+            self.write_files(sharer)?;
+        }
+        Ok(())
+    }
+
+    /// The contents of a container's own hosts, resolv.conf and hostname.
+    fn own_files(&self, index: usize) -> [String; 3] {
         let container = &self.containers[index];
         let own: Vec<IpAddr> = container
             .endpoints
@@ -1039,7 +1082,7 @@ impl Engine {
                 .any(|n| n.id == e.network && n.is_user_defined())
         });
         let servers = self.nameservers(index);
-        let contents = [
+        [
             files::hosts(&own, &container.hostname, &extra, &links),
             files::resolv_conf(
                 user_network,
@@ -1048,17 +1091,7 @@ impl Engine {
                 &container.config.host_config.dns_options,
             ),
             format!("{}\n", container.hostname),
-        ];
-        let container = &mut self.containers[index];
-        for (path, text) in files::PATHS.into_iter().zip(contents) {
-            if let Some(dir) = &container.dir {
-                let file = dir.join(files::file_name(path));
-                std::fs::write(&file, &text)
-                    .map_err(|e| EngineError::new(format!("{}: {e}", file.display())))?;
-            }
-            container.files.insert(path, text);
-        }
-        Ok(())
+        ]
     }
 
     /// Legacy links of a container on the default bridge, as /etc/hosts entries.

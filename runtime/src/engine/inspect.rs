@@ -209,6 +209,9 @@ impl Engine {
             "HostnamePath": path("hostname"),
             "HostsPath": path("hosts"),
             "Name": format!("/{}", c.name),
+            // Restarts by a restart policy, which the engine has none of (`docker restart`
+            // does not count).
+            "RestartCount": 0,
             "HostConfig": host_config_json(c),
             "Config": {
                 "Hostname": c.hostname,

@@ -110,6 +110,35 @@ fn container_port(key: &str) -> Option<(u16, Protocol)> {
     Some((port.parse().ok()?, protocol))
 }
 
+/// libnetwork's `maxAllocatePortAttempts`: how many ephemeral host ports one binding tries.
+const ALLOCATE_ATTEMPTS: usize = 10;
+
+/// Puts the bindings in the order dockerd hands them to libnetwork (go-connections'
+/// `SortPortMap`): a binding is moved before the one ahead of it when its host port is higher,
+/// or its container port is, or the ports are equal and it is TCP. That comparison is no
+/// strict order, so the result is what Go's sort makes of it on a short list: an insertion
+/// sort. Chosen host ports thus come before ephemeral ones, which cannot take them first.
+fn docker_order(bindings: &mut [(String, PortBinding)]) {
+    let host_port = |b: &PortBinding| {
+        let low = b.host_port.split('-').next().unwrap_or_default();
+        low.parse::<u64>().unwrap_or(0)
+    };
+    let less = |a: &(String, PortBinding), b: &(String, PortBinding)| {
+        let (pa, pb) = (container_port(&a.0), container_port(&b.0));
+        let (na, nb) = (pa.map_or(0, |p| p.0), pb.map_or(0, |p| p.0));
+        host_port(&a.1) > host_port(&b.1)
+            || na > nb
+            || (na == nb && pa.is_some_and(|p| p.1 == Protocol::Tcp))
+    };
+    for i in 1..bindings.len() {
+        let mut j = i;
+        while j > 0 && less(&bindings[j], &bindings[j - 1]) {
+            bindings.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
 /// A HostPort: empty (ephemeral), `8080`, or a range `8000-8010`.
 fn host_ports(text: &str) -> Result<Option<(u16, u16)>, String> {
     if text.is_empty() {
@@ -154,6 +183,7 @@ impl Engine {
                 }
             }
         }
+        docker_order(&mut wanted);
         let name = self.containers[index].name.clone();
         let mut published = Vec::new();
         for (key, binding) in wanted {
@@ -173,9 +203,32 @@ impl Engine {
         Ok(())
     }
 
-    /// One `-p` binding: for an empty host address, the network's default one if specific,
-    /// else `0.0.0.0` and `::` with one host port.
+    /// One `-p` binding. An ephemeral one whose host port cannot be bound (another process
+    /// holds it) moves on to the next port in turn, as libnetwork does, [`ALLOCATE_ATTEMPTS`]
+    /// times at most; a chosen port or range fails at once.
     fn publish_one(
+        &mut self,
+        key: &str,
+        binding: &PortBinding,
+        target: IpAddr,
+        default_ip: Option<IpAddr>,
+    ) -> Result<Vec<Published>, String> {
+        let ephemeral = host_ports(&binding.host_port)?.is_none();
+        let mut attempt = 1;
+        loop {
+            match self.publish_attempt(key, binding, target, default_ip) {
+                Err(e) if ephemeral && attempt < ALLOCATE_ATTEMPTS => {
+                    tracing::debug!("publishing {key}: {e}; retry {attempt}");
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt at a `-p` binding: for an empty host address, the network's default one if
+    /// specific, else `0.0.0.0` and `::` with one host port.
+    fn publish_attempt(
         &mut self,
         key: &str,
         binding: &PortBinding,
@@ -322,6 +375,27 @@ pub(super) fn ports_json(container: &Container, can_publish: bool) -> serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bindings_go_in_dockers_order() {
+        let binding = |key: &str, host_port: &str| {
+            let b = PortBinding {
+                host_port: host_port.into(),
+                ..PortBinding::default()
+            };
+            (key.to_string(), b)
+        };
+        // A chosen host port first, then the higher container port, TCP before UDP.
+        let mut bindings = vec![
+            binding("53/udp", ""),
+            binding("53/tcp", ""),
+            binding("80/tcp", ""),
+            binding("8080/tcp", "32771"),
+        ];
+        docker_order(&mut bindings);
+        let order: Vec<&str> = bindings.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(order, ["8080/tcp", "80/tcp", "53/tcp", "53/udp"]);
+    }
 
     #[test]
     fn ports_are_allocated_like_dockers_portallocator() {
