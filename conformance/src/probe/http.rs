@@ -285,7 +285,10 @@ mod tests {
         assert!(text.starts_with("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"));
         assert!(!text.contains("Content-Length"), "{text}");
         // Its body ends where the connection does: complete only at EOF.
-        assert_eq!(parse_response(&response, true), complete(200, "drydock web 80\n"));
+        assert_eq!(
+            parse_response(&response, true),
+            complete(200, "drydock web 80\n")
+        );
         for cut in 0..=response.len() {
             assert_eq!(parse_response(&response[..cut], false), Parsed::Incomplete);
         }
