@@ -52,6 +52,8 @@ pub(crate) enum Observation {
     Inspect(Json),
     /// A file as the container sees it.
     File(String),
+    /// The names of the networks an engine listed.
+    Names(Vec<String>),
     /// A namespace's links: name and MTU.
     Links(Vec<(String, u32)>),
     /// A namespace's routes, as `ip route` starts its lines.
@@ -160,6 +162,21 @@ pub(crate) fn judge(expectation: &Expectation, observation: &Observation) -> Res
             failed(format!("{path} {how} {text:?}"), file.clone())
         }
         (E::Interfaces { names, exact, .. }, O::Links(links)) => interfaces(names, *exact, links),
+        (E::Networks { names, .. }, O::Names(listed)) => {
+            let want: std::collections::BTreeSet<&String> = names.iter().collect();
+            let got: std::collections::BTreeSet<&String> = listed.iter().collect();
+            let show = |set: &std::collections::BTreeSet<&String>| match set.is_empty() {
+                true => "nothing".to_string(),
+                false => set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+            };
+            match want == got {
+                true => Ok(()),
+                false => failed(
+                    format!("networks {}", show(&want)),
+                    format!("networks {}", show(&got)),
+                ),
+            }
+        }
         (E::Mtu { iface, mtu, .. }, O::Links(links)) => {
             match links.iter().find(|(name, _)| name == iface) {
                 Some((_, found)) if found == mtu => Ok(()),

@@ -8,6 +8,8 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use drydock_netsim::Netns;
+use drydock_runtime::api::EngineApi;
+use drydock_runtime::api::filter;
 
 use super::Status;
 use super::execution::Execution;
@@ -208,6 +210,10 @@ impl<T: Target> Execution<'_, T> {
                 let json = self.target.inspect_network(host, network).await;
                 Observation::Inspect(json.map_err(|e| e.message)?)
             }
+            E::Networks { host, filters, .. } => {
+                let host = host.as_deref().unwrap_or(&self.scenario.hosts[0]);
+                Observation::Names(self.listed_networks(host, filters).await?)
+            }
             E::Container { container, .. } => {
                 let host = self.scene.host_of(container)?;
                 let json = self.target.inspect_container(host, container).await;
@@ -234,6 +240,27 @@ impl<T: Target> Execution<'_, T> {
                 Observation::Routes(routes.map_err(|e| e.to_string())?)
             }
         })
+    }
+
+    /// The names of the networks `host`'s engine lists with `filters` (`KEY=VALUE`, a value
+    /// `id(NET)` standing for that network's Id).
+    async fn listed_networks(&self, host: &str, filters: &[String]) -> Result<Vec<String>, String> {
+        let mut words = Vec::new();
+        for word in filters {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            words.push(match words::id_reference(value) {
+                Some((before, name, after)) => {
+                    let id = self.id_of(host, name, true).await?;
+                    format!("{key}={before}{id}{after}")
+                }
+                None => word.clone(),
+            });
+        }
+        let filters = filter::parse(&words)?;
+        let api = self.target.api(host).map_err(|e| e.message)?;
+        let listed = api.list_networks(&filters).await.map_err(|e| e.message)?;
+        let names = listed.iter().filter_map(|n| n["Name"].as_str());
+        Ok(names.map(String::from).collect())
     }
 
     /// The records a `resolves ... to` check expects: the addresses of its endpoints (as `from`

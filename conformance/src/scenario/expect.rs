@@ -7,6 +7,7 @@
 //! A does-not-resolve NAME [nxdomain|nodata|servfail|timeout|refused] [as TYPE] [over udp|tcp]
 //! A gets http://B:PORT[/PATH] [STATUS]
 //! network NET [on HOST] has PATH = VALUE          (also: NET subnet|gateway|driver|scope|internal|ipv6 is VALUE)
+//! networks [on HOST] [filtered KEY=VALUE,...] are NAME,...|nothing   (`docker network ls -f`)
 //! container C has PATH = VALUE                    (also: C ip|ip6|mac|gateway on NET is VALUE)
 //! ... has PATH ~ REGEX                            (the whole value matches a regular expression)
 //! ... lacks PATH                                  (PATH's parent exists, PATH itself does not)
@@ -274,6 +275,16 @@ pub enum Expectation {
         path: String,
         /// Expected value.
         value: Value,
+    },
+    /// `networks [on HOST] [filtered KEY=VALUE,...] are NAME,...|nothing`: what `docker network
+    /// ls` lists (with its `-f KEY=VALUE` filters), as a set.
+    Networks {
+        /// Docker host, when not the first.
+        host: Option<String>,
+        /// `KEY=VALUE` filters, as `-f` takes them (a value may be `id(NET)`).
+        filters: Vec<String>,
+        /// The networks listed, in any order.
+        names: Vec<String>,
     },
     /// `container C has PATH = VALUE`.
     Container {

@@ -197,6 +197,43 @@ impl Known {
                 let path_word = if host.is_some() { 5 } else { 3 };
                 self.path_ids(path).map_err(at(path_word))
             }
+            Expectation::Networks {
+                host,
+                filters,
+                names,
+            } => {
+                let host = host.as_deref();
+                let hosts_word = if host.is_some() { 2 } else { 0 };
+                if let Some(h) = host
+                    && !self.docker_hosts.iter().any(|d| d == h)
+                {
+                    return Err((
+                        hosts_word,
+                        format!(
+                            "{h:?} is not a docker host of this scenario: expected one of {:?}",
+                            self.docker_hosts
+                        ),
+                    ));
+                }
+                let filters_word = hosts_word + 2;
+                for value in filters
+                    .iter()
+                    .filter_map(|f| f.split_once('=').map(|(_, v)| v))
+                {
+                    if let Some((_, name, _)) = super::words::id_reference(value) {
+                        self.network(host, name).map_err(at(filters_word))?;
+                    }
+                }
+                let names_word = if filters.is_empty() {
+                    filters_word
+                } else {
+                    filters_word + 2
+                };
+                for name in names {
+                    self.network(host, name).map_err(at(names_word))?;
+                }
+                Ok(())
+            }
             Expectation::Container {
                 container, path, ..
             } => {

@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ipnetwork::IpNetwork;
 
-use super::spec::{ConnectSpec, ContainerSpec, NetworkSpec, SwarmInitSpec, SwarmJoinSpec};
+use super::spec::{
+    ConnectSpec, ContainerSpec, NetworkLsSpec, NetworkSpec, SwarmInitSpec, SwarmJoinSpec,
+};
 
 /// A docker CLI command line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +32,8 @@ pub enum DockerCommand {
         /// `-f`.
         force: bool,
     },
-    /// `docker network ls`.
-    NetworkLs,
+    /// `docker network ls [-f KEY=VALUE]... [-q] [--no-trunc]`.
+    NetworkLs(NetworkLsSpec),
     /// `docker network inspect NAME...`.
     NetworkInspect(Vec<String>),
     /// `docker run`.
@@ -197,7 +199,14 @@ enum NetworkVerb {
         container: String,
     },
     #[command(alias = "list")]
-    Ls,
+    Ls {
+        #[arg(short, long)]
+        filter: Vec<String>,
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+    },
     Inspect {
         #[arg(required = true)]
         names: Vec<String>,
@@ -379,7 +388,15 @@ fn network(verb: NetworkVerb) -> DockerCommand {
             container,
             force,
         },
-        NetworkVerb::Ls => DockerCommand::NetworkLs,
+        NetworkVerb::Ls {
+            filter,
+            quiet,
+            no_trunc,
+        } => DockerCommand::NetworkLs(NetworkLsSpec {
+            filters: filter,
+            quiet,
+            no_trunc,
+        }),
         NetworkVerb::Inspect { names } => DockerCommand::NetworkInspect(names),
     }
 }
@@ -560,7 +577,14 @@ mod tests {
     }
 
     #[rstest]
-    #[case("docker network ls", DockerCommand::NetworkLs)]
+    #[case(
+        "docker network ls",
+        DockerCommand::NetworkLs(NetworkLsSpec::default())
+    )]
+    #[case(
+        "docker network ls -f type=custom --filter name=app -q",
+        DockerCommand::NetworkLs(NetworkLsSpec { filters: vec!["type=custom".into(), "name=app".into()], quiet: true, no_trunc: false })
+    )]
     #[case("docker network inspect a b", DockerCommand::NetworkInspect(vec!["a".into(), "b".into()]))]
     #[case("docker inspect web", DockerCommand::Inspect(vec!["web".into()]))]
     #[case("docker logs web", DockerCommand::Logs("web".into()))]

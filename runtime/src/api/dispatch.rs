@@ -11,6 +11,7 @@ use super::body::{
     ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
 };
 use super::cli::DockerCommand;
+use super::filter::{self, Filters};
 use super::request;
 
 /// An engine's refusal, as the docker CLI prints it after "Error response from daemon: ".
@@ -56,8 +57,11 @@ pub trait EngineApi: Sync {
         network: &str,
         body: &NetworkDisconnect,
     ) -> impl Future<Output = ApiResult<()>> + Send;
-    /// `GET /networks`.
-    fn list_networks(&self) -> impl Future<Output = ApiResult<Vec<Value>>> + Send;
+    /// `GET /networks?filters=`: the networks passing `filters` (all, when empty).
+    fn list_networks(
+        &self,
+        filters: &Filters,
+    ) -> impl Future<Output = ApiResult<Vec<Value>>> + Send;
     /// `GET /networks/{id}`.
     fn inspect_network(&self, name: &str) -> impl Future<Output = ApiResult<Value>> + Send;
     /// `POST /containers/create?name=NAME`; the new id.
@@ -203,10 +207,17 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             let done = api.disconnect(network, &body).await;
             reply.errors.extend(done.err().map(|e| e.message));
         }
-        DockerCommand::NetworkLs => match api.list_networks().await {
-            Ok(networks) => reply.stdout = network_table(networks),
-            Err(e) => reply.errors.push(e.message),
-        },
+        DockerCommand::NetworkLs(spec) => {
+            let filters = match filter::parse(&spec.filters) {
+                Ok(filters) => filters,
+                Err(message) => return Reply::failed(message),
+            };
+            match api.list_networks(&filters).await {
+                Ok(networks) if spec.quiet => reply.stdout = network_ids(networks, spec.no_trunc),
+                Ok(networks) => reply.stdout = network_table(networks, spec.no_trunc),
+                Err(e) => reply.errors.push(e.message),
+            }
+        }
         DockerCommand::NetworkInspect(names) => {
             let inspect = |n: String| async move { api.inspect_network(&n).await };
             reply.inspect(names, inspect).await;
@@ -412,16 +423,38 @@ fn pretty(values: &[Value]) -> String {
     format!("{}\n", String::from_utf8_lossy(&out))
 }
 
+/// A network's Id as `docker network ls` shows it: 12 characters, or whole with `--no-trunc`.
+fn shown_id(network: &Value, no_trunc: bool) -> String {
+    let id = network["Id"].as_str().unwrap_or_default();
+    match no_trunc {
+        true => id.to_string(),
+        false => id.get(..12).unwrap_or(id).to_string(),
+    }
+}
+
+/// Networks sorted by name, as `docker network ls` lists them.
+fn by_name(mut networks: Vec<Value>) -> Vec<Value> {
+    networks.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    networks
+}
+
+/// `docker network ls -q`: the Ids, one per line.
+fn network_ids(networks: Vec<Value>, no_trunc: bool) -> String {
+    let sorted = by_name(networks);
+    sorted
+        .iter()
+        .map(|n| shown_id(n, no_trunc) + "\n")
+        .collect()
+}
+
 /// `docker network ls`: sorted by name, in the CLI's table layout (columns at least 10 wide,
 /// three spaces between them).
-fn network_table(mut networks: Vec<Value>) -> String {
+fn network_table(networks: Vec<Value>, no_trunc: bool) -> String {
     let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
-    networks.sort_by_key(|n| text(n, "Name"));
     let mut rows = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(String::from)];
-    for network in &networks {
-        let id = text(network, "Id");
+    for network in &by_name(networks) {
         rows.push([
-            id.get(..12).unwrap_or(&id).to_string(),
+            shown_id(network, no_trunc),
             text(network, "Name"),
             text(network, "Driver"),
             text(network, "Scope"),
@@ -495,8 +528,12 @@ mod tests {
                 body.container, body.force
             ))
         }
-        async fn list_networks(&self) -> ApiResult<Vec<Value>> {
-            Ok(self.networks.values().cloned().collect())
+        async fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
+            let all = self.networks.values();
+            Ok(all
+                .filter(|n| filter::network_matches(n, filters))
+                .cloned()
+                .collect())
         }
         async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
             self.networks

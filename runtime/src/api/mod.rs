@@ -8,6 +8,7 @@
 pub mod body;
 pub mod cli;
 pub mod dispatch;
+pub mod filter;
 pub mod names;
 pub mod ports;
 pub mod request;

@@ -74,6 +74,17 @@ pub struct ContainerSpec {
     pub add_hosts: Vec<String>,
 }
 
+/// `docker network ls` as a structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkLsSpec {
+    /// `-f KEY=VALUE`, as written.
+    pub filters: Vec<String>,
+    /// `-q`: the Ids only.
+    pub quiet: bool,
+    /// `--no-trunc`: whole Ids.
+    pub no_trunc: bool,
+}
+
 /// `docker network connect` as a structure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectSpec {

@@ -8,6 +8,7 @@ use super::{Engine, EngineError};
 use crate::api::body::{
     ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
 };
+use crate::api::filter::{self, Filters};
 use crate::api::{ApiError, ApiResult, EngineApi};
 
 impl From<EngineError> for ApiError {
@@ -48,13 +49,17 @@ impl EngineApi for Mutex<Engine> {
             .await?)
     }
 
-    async fn list_networks(&self) -> ApiResult<Vec<Value>> {
+    async fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
+        filter::known(filters, &filter::NETWORK_FILTERS).map_err(ApiError::new)?;
         let engine = alive(self).await?;
-        let names = engine.network_names();
-        Ok(names
-            .iter()
-            .map(|name| engine.inspect_network(name))
-            .collect::<Result<_, _>>()?)
+        let mut networks = Vec::new();
+        for name in engine.network_names() {
+            let network = engine.inspect_network(&name)?;
+            if filter::network_matches(&network, filters) {
+                networks.push(network);
+            }
+        }
+        Ok(networks)
     }
 
     async fn inspect_network(&self, name: &str) -> ApiResult<Value> {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{Answer, Refusal, Served, body, filters, flag, known_filters};
 use crate::api::EngineApi;
 use crate::api::body::ContainerCreate;
+use crate::api::filter::{Filters, label_matches};
 
 pub(super) fn routes() -> Router<Arc<Served>> {
     Router::new()
@@ -221,7 +222,7 @@ async fn list(
 }
 
 /// Whether an inspected container passes every filter (each filter: any of its values).
-fn matches_filters(container: &Value, filters: &HashMap<String, Vec<String>>) -> bool {
+fn matches_filters(container: &Value, filters: &Filters) -> bool {
     let text = |pointer: &str| container.pointer(pointer).and_then(Value::as_str);
     let name = text("/Name").unwrap_or_default().trim_start_matches('/');
     let id = text("/Id").unwrap_or_default();
@@ -233,7 +234,7 @@ fn matches_filters(container: &Value, filters: &HashMap<String, Vec<String>>) ->
             "name" => name.contains(wanted.trim_start_matches('/')),
             "id" => id.starts_with(wanted.as_str()),
             "status" => status == wanted,
-            "label" => super::label_matches(labels, wanted),
+            "label" => label_matches(labels, wanted),
             "network" => networks.is_some_and(|n| {
                 n.iter()
                     .any(|(net, ep)| net == wanted || ep["NetworkID"].as_str() == Some(wanted))
@@ -425,7 +426,7 @@ mod tests {
             "Config": {"Labels": {"tier": "front"}},
             "NetworkSettings": {"Networks": {"app": {"NetworkID": "n1"}}},
         });
-        let f = |key: &str, value: &str| HashMap::from([(key.to_string(), vec![value.into()])]);
+        let f = |key: &str, value: &str| Filters::from([(key.to_string(), vec![value.into()])]);
         assert!(matches_filters(&container, &f("name", "we")));
         assert!(!matches_filters(&container, &f("name", "db")));
         assert!(matches_filters(&container, &f("id", "abc")));

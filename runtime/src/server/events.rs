@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Answer, Refusal, Served, filters};
+use crate::api::filter::Filters;
 use crate::engine::Event;
 
 pub(super) fn routes() -> Router<Arc<Served>> {
@@ -117,7 +118,7 @@ fn event_time(text: &str) -> Answer<Option<i64>> {
 }
 
 /// Whether `event` passes the filters, as moby's `daemon/events.Filter.Include`.
-fn include(event: &Event, filters: &HashMap<String, Vec<String>>) -> bool {
+fn include(event: &Event, filters: &Filters) -> bool {
     let values = |key: &str| filters.get(key).filter(|v| !v.is_empty());
     let exact = |key: &str, source: &str| values(key).is_none_or(|v| v.iter().any(|x| x == source));
     let fuzzy = |key: &str, source: &str| {
@@ -193,8 +194,8 @@ mod tests {
         }
     }
 
-    fn filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
-        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    fn filter(pairs: &[(&str, &str)]) -> Filters {
+        let mut filters = Filters::new();
         for (k, v) in pairs {
             filters
                 .entry(k.to_string())

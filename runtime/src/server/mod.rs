@@ -32,6 +32,8 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 
+use crate::api::filter::Filters;
+
 use crate::api::ApiError;
 use crate::engine::{Engine, EngineError};
 
@@ -300,9 +302,9 @@ fn flag(query: &HashMap<String, String>, name: &str) -> bool {
 
 /// The `filters` query parameter (`{"name":{"app":true}}`, or the older `{"name":["app"]}`):
 /// each filter's values.
-fn filters(query: &HashMap<String, String>) -> Answer<HashMap<String, Vec<String>>> {
+fn filters(query: &HashMap<String, String>) -> Answer<Filters> {
     let Some(text) = query.get("filters").filter(|t| !t.is_empty()) else {
-        return Ok(HashMap::new());
+        return Ok(Filters::new());
     };
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         Refusal::new(
@@ -310,7 +312,7 @@ fn filters(query: &HashMap<String, String>) -> Answer<HashMap<String, Vec<String
             format!("invalid filter '{text}': {e}"),
         )
     })?;
-    let mut out = HashMap::new();
+    let mut out = Filters::new();
     for (key, values) in value.as_object().into_iter().flatten() {
         let values: Vec<String> = match values {
             serde_json::Value::Object(map) => map.keys().cloned().collect(),
@@ -325,17 +327,6 @@ fn filters(query: &HashMap<String, String>) -> Answer<HashMap<String, Vec<String
     Ok(out)
 }
 
-/// Whether `labels` pass a `label` filter: `KEY` (present) or `KEY=VALUE`.
-fn label_matches(
-    labels: Option<&serde_json::Map<String, serde_json::Value>>,
-    wanted: &str,
-) -> bool {
-    match wanted.split_once('=') {
-        Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(|x| x.as_str()) == Some(v),
-        None => labels.is_some_and(|l| l.contains_key(wanted)),
-    }
-}
-
 /// A process's exit code as Docker (and a shell) reports it: 128 + the signal that killed it.
 pub fn exit_code(status: &std::process::ExitStatus) -> i64 {
     use std::os::unix::process::ExitStatusExt;
@@ -345,14 +336,8 @@ pub fn exit_code(status: &std::process::ExitStatus) -> i64 {
 }
 
 /// Refuses filters outside `known`, with dockerd's text.
-fn known_filters(filters: &HashMap<String, Vec<String>>, known: &[&str]) -> Answer<()> {
-    match filters.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("Invalid filter '{key}'"),
-        )),
-        None => Ok(()),
-    }
+fn known_filters(filters: &Filters, known: &[&str]) -> Answer<()> {
+    crate::api::filter::known(filters, known).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))
 }
 
 #[cfg(test)]

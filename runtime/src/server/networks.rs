@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{Answer, Served, body, filters, known_filters};
 use crate::api::EngineApi;
 use crate::api::body::{NetworkConnect, NetworkCreate, NetworkDisconnect};
+use crate::api::filter::{Filters, NETWORK_FILTERS};
 
 /// The networks every engine has, which `prune` and `rm` leave alone.
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
@@ -46,45 +47,8 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer<Json<Vec<Value>>> {
     let filters = filters(&query)?;
-    known_filters(
-        &filters,
-        &["name", "id", "driver", "label", "scope", "type", "dangling"],
-    )?;
-    let networks = served.engine.list_networks().await?;
-    Ok(Json(
-        networks
-            .into_iter()
-            .filter(|n| matches_filters(n, &filters))
-            .collect(),
-    ))
-}
-
-/// Whether an inspected network passes every filter (each filter: any of its values).
-fn matches_filters(network: &Value, filters: &HashMap<String, Vec<String>>) -> bool {
-    let text = |field: &str| network[field].as_str().unwrap_or_default();
-    let labels = network["Labels"].as_object();
-    let predefined = PREDEFINED.contains(&text("Name"));
-    filters.iter().all(|(key, values)| {
-        values.iter().any(|wanted| match key.as_str() {
-            "name" => text("Name").contains(wanted.as_str()),
-            "id" => text("Id").starts_with(wanted.as_str()),
-            "driver" => text("Driver") == wanted,
-            "scope" => text("Scope") == wanted,
-            "type" => match wanted.as_str() {
-                "builtin" => predefined,
-                "custom" => !predefined,
-                _ => false,
-            },
-            "dangling" => {
-                let unused = network["Containers"]
-                    .as_object()
-                    .is_none_or(|c| c.is_empty());
-                (wanted == "true" || wanted == "1") == (unused && !predefined)
-            }
-            "label" => super::label_matches(labels, wanted),
-            _ => false,
-        })
-    })
+    known_filters(&filters, &NETWORK_FILTERS)?;
+    Ok(Json(served.engine.list_networks(&filters).await?))
 }
 
 /// `GET /networks/{id}`.
@@ -123,7 +87,7 @@ async fn disconnect(
 /// `POST /networks/prune`: removes the local networks no container uses (never the
 /// predefined ones, nor swarm's), and names them.
 async fn prune(State(served): State<Arc<Served>>) -> Answer<Json<NetworkPruneResponse>> {
-    let networks = served.engine.list_networks().await?;
+    let networks = served.engine.list_networks(&Filters::new()).await?;
     let mut deleted = Vec::new();
     for network in networks {
         let name = network["Name"].as_str().unwrap_or_default().to_string();
@@ -146,28 +110,4 @@ async fn prune(State(served): State<Arc<Served>>) -> Answer<Json<NetworkPruneRes
     Ok(Json(NetworkPruneResponse {
         networks_deleted: Some(deleted),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_match_name_driver_type_label_and_dangling() {
-        let app = json!({"Name": "app", "Id": "ab12", "Driver": "bridge", "Scope": "local",
-            "Labels": {"env": "dev"}, "Containers": {}});
-        let bridge = json!({"Name": "bridge", "Id": "cd34", "Driver": "bridge", "Scope": "local",
-            "Labels": {}, "Containers": {"x": {}}});
-        let f = |key: &str, value: &str| HashMap::from([(key.to_string(), vec![value.into()])]);
-        assert!(matches_filters(&app, &f("name", "ap")));
-        assert!(matches_filters(&app, &f("id", "ab")));
-        assert!(matches_filters(&app, &f("driver", "bridge")));
-        assert!(matches_filters(&app, &f("type", "custom")));
-        assert!(!matches_filters(&bridge, &f("type", "custom")));
-        assert!(matches_filters(&bridge, &f("type", "builtin")));
-        assert!(matches_filters(&app, &f("label", "env=dev")));
-        assert!(!matches_filters(&app, &f("label", "env=prod")));
-        assert!(matches_filters(&app, &f("dangling", "true")));
-        assert!(!matches_filters(&bridge, &f("dangling", "true")));
-    }
 }

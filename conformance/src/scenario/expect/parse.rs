@@ -18,7 +18,7 @@ fn error(word: usize, message: impl Into<String>) -> ExpectError {
     }
 }
 
-const FORMS: &str = "expected `A reaches|cannot-reach B:PORT`, `A pings|cannot-ping B`, `A resolves|does-not-resolve NAME`, `A gets http://B:PORT/`, `network NET ...` or `container C ...`";
+const FORMS: &str = "expected `A reaches|cannot-reach B:PORT`, `A pings|cannot-ping B`, `A resolves|does-not-resolve NAME`, `A gets http://B:PORT/`, `network NET ...`, `networks ... are NAME,...` or `container C ...`";
 
 /// The longest a `within` clause may wait.
 pub const WITHIN_MAX: Duration = Duration::from_secs(300);
@@ -81,6 +81,7 @@ pub fn parse(words: &[Word]) -> Result<Expectation, ExpectError> {
     let no_more = |n: usize| expect_end(&w, n);
     match (at(0)?, at(1)?) {
         ("network", network) => network_fact(&w, network),
+        ("networks", _) => networks_listed(&w),
         ("container", container) => container_fact(&w, container),
         (from, verb @ ("reaches" | "cannot-reach")) => {
             let (to, port, proto) = target_port(at(2)?).map_err(|m| error(2, m))?;
@@ -429,6 +430,49 @@ fn network_fact(w: &[&str], network: &str) -> Result<Expectation, ExpectError> {
         host,
         path,
         value,
+    })
+}
+
+/// `networks [on HOST] [filtered KEY=VALUE,...] are NAME,...|nothing`.
+fn networks_listed(w: &[&str]) -> Result<Expectation, ExpectError> {
+    let mut i = 1;
+    let mut host = None;
+    if w.get(i) == Some(&"on") {
+        let name = w
+            .get(i + 1)
+            .ok_or_else(|| error(i + 1, "expected a host name after `on`"))?;
+        host = Some(name.to_string());
+        i += 2;
+    }
+    let mut filters = Vec::new();
+    if w.get(i) == Some(&"filtered") {
+        let list = w
+            .get(i + 1)
+            .ok_or_else(|| error(i + 1, "expected KEY=VALUE[,KEY=VALUE...]"))?;
+        filters = list.split(',').map(String::from).collect();
+        if let Some(bad) = filters.iter().find(|f| !f.contains('=')) {
+            return Err(error(i + 1, format!("{bad:?}: a filter is KEY=VALUE")));
+        }
+        i += 2;
+    }
+    if w.get(i) != Some(&"are") {
+        return Err(error(
+            i,
+            "expected `networks [on HOST] [filtered KEY=VALUE,...] are NAME,...|nothing`",
+        ));
+    }
+    let list = w
+        .get(i + 1)
+        .ok_or_else(|| error(i + 1, "expected the networks listed, or nothing"))?;
+    let names = match *list {
+        "nothing" => Vec::new(),
+        list => list.split(',').map(String::from).collect(),
+    };
+    expect_end(w, i + 2)?;
+    Ok(Expectation::Networks {
+        host,
+        filters,
+        names,
     })
 }
 

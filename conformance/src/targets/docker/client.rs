@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use drydock_runtime::api::body::{
     ContainerCreate, NetworkConnect, NetworkCreate, NetworkDisconnect, SwarmInit, SwarmJoin,
 };
+use drydock_runtime::api::filter::{self, Filters};
 use drydock_runtime::api::{ApiResult, EngineApi};
 use serde_json::Value;
 
@@ -77,8 +78,12 @@ impl EngineApi for Client {
         Ok(())
     }
 
-    async fn list_networks(&self) -> ApiResult<Vec<Value>> {
-        let list = self.api.call_json("GET", "/networks", None).await?;
+    async fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
+        let path = match filters.is_empty() {
+            true => "/networks".to_string(),
+            false => format!("/networks?filters={}", encode(&filter::to_query(filters))),
+        };
+        let list = self.api.call_json("GET", &path, None).await?;
         Ok(list.as_array().cloned().unwrap_or_default())
     }
 
