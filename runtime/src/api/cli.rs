@@ -32,6 +32,13 @@ pub enum DockerCommand {
         /// `-f`.
         force: bool,
     },
+    /// `docker network prune [-f] [--filter KEY=VALUE]...`.
+    NetworkPrune {
+        /// `-f`: no question asked.
+        force: bool,
+        /// `--filter KEY=VALUE`, as written.
+        filters: Vec<String>,
+    },
     /// `docker network ls [-f KEY=VALUE]... [-q] [--no-trunc]`.
     NetworkLs(NetworkLsSpec),
     /// `docker network inspect NAME...`.
@@ -197,6 +204,12 @@ enum NetworkVerb {
         force: bool,
         network: String,
         container: String,
+    },
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long)]
+        filter: Vec<String>,
     },
     #[command(alias = "list")]
     Ls {
@@ -387,6 +400,10 @@ fn network(verb: NetworkVerb) -> DockerCommand {
             network,
             container,
             force,
+        },
+        NetworkVerb::Prune { force, filter } => DockerCommand::NetworkPrune {
+            force,
+            filters: filter,
         },
         NetworkVerb::Ls {
             filter,
@@ -584,6 +601,10 @@ mod tests {
     #[case(
         "docker network ls -f type=custom --filter name=app -q",
         DockerCommand::NetworkLs(NetworkLsSpec { filters: vec!["type=custom".into(), "name=app".into()], quiet: true, no_trunc: false })
+    )]
+    #[case(
+        "docker network prune -f --filter label=a --filter until=1h",
+        DockerCommand::NetworkPrune { force: true, filters: vec!["label=a".into(), "until=1h".into()] }
     )]
     #[case("docker network inspect a b", DockerCommand::NetworkInspect(vec!["a".into(), "b".into()]))]
     #[case("docker inspect web", DockerCommand::Inspect(vec!["web".into()]))]

@@ -45,6 +45,11 @@ pub trait EngineApi: Sync {
     ) -> impl Future<Output = ApiResult<String>> + Send;
     /// `DELETE /networks/{id}`.
     fn remove_network(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    /// `POST /networks/prune?filters=`: the names of the networks removed.
+    fn prune_networks(
+        &self,
+        filters: &Filters,
+    ) -> impl Future<Output = ApiResult<Vec<String>>> + Send;
     /// `POST /networks/{id}/connect`.
     fn connect(
         &self,
@@ -187,6 +192,22 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             reply
                 .each(names, |n| async move { api.remove_network(&n).await }, &[])
                 .await;
+        }
+        DockerCommand::NetworkPrune { force, filters } => {
+            if !force {
+                return Reply::failed(
+                    "docker network prune asks before it removes anything: add -f (--force)",
+                );
+            }
+            let filters = match filter::parse(filters) {
+                Ok(filters) => filters,
+                Err(message) => return Reply::failed(message),
+            };
+            match api.prune_networks(&filters).await {
+                Ok(names) if names.is_empty() => {}
+                Ok(names) => reply.stdout = format!("Deleted Networks:\n{}\n", names.join("\n")),
+                Err(e) => reply.errors.push(e.message),
+            }
         }
         DockerCommand::NetworkConnect(spec) => {
             let done = match request::connect(spec) {
@@ -518,6 +539,10 @@ mod tests {
         }
         async fn remove_network(&self, name: &str) -> ApiResult<()> {
             self.call(format!("remove-network {name}"))
+        }
+        async fn prune_networks(&self, filters: &Filters) -> ApiResult<Vec<String>> {
+            self.call(format!("prune-networks {}", filter::to_query(filters)))?;
+            Ok(vec!["n1".into()])
         }
         async fn connect(&self, network: &str, body: &NetworkConnect) -> ApiResult<()> {
             self.call(format!("connect {network} {}", body.container))

@@ -1,6 +1,8 @@
 //! The Engine API served in-process: an engine behind a lock answers [`EngineApi`] calls, one
 //! at a time, as a daemon answers requests.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -19,6 +21,16 @@ impl From<EngineError> for ApiError {
 
 /// What a client of a daemon that is not there reads.
 const NOT_RUNNING: &str = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+
+/// A prune's `until` as the creation time a network must come before.
+fn cutoff(text: &str) -> ApiResult<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = filter::until_seconds(text, now.as_secs_f64()).map_err(ApiError::new)?;
+    let at = UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
+    Ok(super::ids::timestamp(at))
+}
 
 /// The engine, unless it was killed.
 async fn alive(engine: &Mutex<Engine>) -> ApiResult<MutexGuard<'_, Engine>> {
@@ -60,6 +72,36 @@ impl EngineApi for Mutex<Engine> {
             }
         }
         Ok(networks)
+    }
+
+    /// Removes the unused local networks (never the predefined ones, nor `docker_gwbridge`)
+    /// that pass `filters`, as dockerd's `NetworksPrune`, and logs the prune.
+    async fn prune_networks(&self, filters: &Filters) -> ApiResult<Vec<String>> {
+        filter::known(filters, &filter::PRUNE_FILTERS).map_err(ApiError::new)?;
+        let until = match filters.get("until").map(Vec::as_slice) {
+            None | Some([]) => None,
+            Some([text]) => Some(cutoff(text)?),
+            Some(_) => return Err(ApiError::new("more than one until filter specified")),
+        };
+        let mut engine = alive(self).await?;
+        let mut deleted = Vec::new();
+        for name in engine.network_names() {
+            let network = engine.inspect_network(&name)?;
+            let unused = network["Containers"]
+                .as_object()
+                .is_none_or(|c| c.is_empty());
+            let custom = !["bridge", "host", "none", "docker_gwbridge"].contains(&name.as_str());
+            if unused
+                && custom
+                && network["Scope"] == "local"
+                && filter::prune_matches(&network, filters, until.as_deref())
+                && engine.remove_network(&name).await.is_ok()
+            {
+                deleted.push(name);
+            }
+        }
+        engine.network_pruned();
+        Ok(deleted)
     }
 
     async fn inspect_network(&self, name: &str) -> ApiResult<Value> {

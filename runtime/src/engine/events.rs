@@ -134,6 +134,16 @@ impl Engine {
         std::sync::Arc::clone(&self.events)
     }
 
+    /// Logs a `network prune` (dockerd reports nothing reclaimed).
+    pub fn network_pruned(&self) {
+        let reclaimed = std::collections::BTreeMap::from([("reclaimed".into(), "0".into())]);
+        let actor = Actor {
+            id: String::new(),
+            attributes: reclaimed,
+        };
+        self.events.log("network", "prune", actor);
+    }
+
     /// Logs `action` on container `index`, with `attributes` besides its labels, image and
     /// name (dockerd's `LogContainerEventWithAttributes`).
     pub(super) fn container_event(&self, index: usize, action: &str, attributes: &[(&str, &str)]) {

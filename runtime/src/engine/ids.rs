@@ -34,9 +34,12 @@ impl Ids {
 
 /// Docker's timestamp format (RFC 3339 with nanoseconds, UTC).
 pub(crate) fn now() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    timestamp(SystemTime::now())
+}
+
+/// `at` in Docker's timestamp format; such stamps order as text as they do in time.
+pub(crate) fn timestamp(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);

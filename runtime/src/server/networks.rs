@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 use super::{Answer, Served, body, filters, known_filters};
 use crate::api::EngineApi;
 use crate::api::body::{NetworkConnect, NetworkCreate, NetworkDisconnect};
-use crate::api::filter::{Filters, NETWORK_FILTERS};
-
-/// The networks every engine has, which `prune` and `rm` leave alone.
-const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+use crate::api::filter::{NETWORK_FILTERS, PRUNE_FILTERS};
 
 pub(super) fn routes() -> Router<Arc<Served>> {
     Router::new()
@@ -84,29 +81,15 @@ async fn disconnect(
     Ok(StatusCode::OK)
 }
 
-/// `POST /networks/prune`: removes the local networks no container uses (never the
-/// predefined ones, nor swarm's), and names them.
-async fn prune(State(served): State<Arc<Served>>) -> Answer<Json<NetworkPruneResponse>> {
-    let networks = served.engine.list_networks(&Filters::new()).await?;
-    let mut deleted = Vec::new();
-    for network in networks {
-        let name = network["Name"].as_str().unwrap_or_default().to_string();
-        let unused = network["Containers"]
-            .as_object()
-            .is_none_or(|c| c.is_empty());
-        let local = network["Scope"] == "local";
-        let kept = PREDEFINED.contains(&name.as_str()) || name == "docker_gwbridge";
-        if unused && local && !kept && served.engine.remove_network(&name).await.is_ok() {
-            deleted.push(name);
-        }
-    }
-    let events = served.engine.lock().await.events();
-    let reclaimed = std::collections::BTreeMap::from([("reclaimed".into(), "0".into())]);
-    let actor = crate::engine::Actor {
-        id: String::new(),
-        attributes: reclaimed,
-    };
-    events.log("network", "prune", actor);
+/// `POST /networks/prune?filters=`: removes the local networks no container uses that pass
+/// the filters (never the predefined ones, nor swarm's), and names them.
+async fn prune(
+    State(served): State<Arc<Served>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer<Json<NetworkPruneResponse>> {
+    let filters = filters(&query)?;
+    known_filters(&filters, &PRUNE_FILTERS)?;
+    let deleted = served.engine.prune_networks(&filters).await?;
     Ok(Json(NetworkPruneResponse {
         networks_deleted: Some(deleted),
     }))

@@ -87,6 +87,16 @@ impl EngineApi for Client {
         Ok(list.as_array().cloned().unwrap_or_default())
     }
 
+    async fn prune_networks(&self, filters: &Filters) -> ApiResult<Vec<String>> {
+        let path = format!(
+            "/networks/prune?filters={}",
+            encode(&filter::to_query(filters))
+        );
+        let pruned = self.api.call_json("POST", &path, None).await?;
+        let names = pruned["NetworksDeleted"].as_array().into_iter().flatten();
+        Ok(names.filter_map(|n| n.as_str().map(String::from)).collect())
+    }
+
     async fn inspect_network(&self, name: &str) -> ApiResult<Value> {
         let path = format!("/networks/{}", encode(name));
         Ok(self.api.call_json("GET", &path, None).await?)
