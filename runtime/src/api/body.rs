@@ -253,6 +253,9 @@ pub struct EndpointIpam {
     /// `--ip6`.
     #[serde(rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
+    /// `--link-local-ip`, as given.
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "Option::is_none")]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 /// `POST /networks/{id}/connect`.

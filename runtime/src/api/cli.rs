@@ -257,6 +257,8 @@ struct ConnectArgs {
     ip: Option<IpAddr>,
     #[arg(long)]
     ip6: Option<IpAddr>,
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
     #[arg(long)]
     alias: Vec<String>,
     #[arg(long)]
@@ -284,6 +286,8 @@ struct ContainerArgs {
     ip: Option<IpAddr>,
     #[arg(long)]
     ip6: Option<IpAddr>,
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
     #[arg(short, long)]
@@ -389,6 +393,7 @@ fn network(verb: NetworkVerb) -> DockerCommand {
             container: a.container,
             ip: a.ip,
             ip6: a.ip6,
+            link_local_ips: a.link_local_ip,
             aliases: a.alias,
             links: a.link,
         }),
@@ -455,6 +460,7 @@ fn container(a: ContainerArgs, detach: bool) -> ContainerSpec {
         network: a.network,
         ip: a.ip,
         ip6: a.ip6,
+        link_local_ips: a.link_local_ip,
         aliases: a.network_alias,
         publish: a.publish,
         publish_all: a.publish_all,

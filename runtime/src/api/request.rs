@@ -172,7 +172,7 @@ pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String>
         return Err("network-scoped aliases are only supported for user-defined networks".into());
     }
     let endpoint = EndpointSettings {
-        ipam_config: endpoint_ipam(spec.ip, spec.ip6),
+        ipam_config: endpoint_ipam(spec.ip, spec.ip6, &spec.link_local_ips),
         // On a user-defined network `--link` is an endpoint option (an alias); on the default
         // bridge it is a legacy link only (HostConfig.Links, below).
         links: (user_defined && !spec.links.is_empty()).then(|| spec.links.clone()),
@@ -235,7 +235,7 @@ pub fn connect(spec: &ConnectSpec) -> Result<NetworkConnect, String> {
     Ok(NetworkConnect {
         container: spec.container.clone(),
         endpoint_config: EndpointSettings {
-            ipam_config: endpoint_ipam(spec.ip, spec.ip6),
+            ipam_config: endpoint_ipam(spec.ip, spec.ip6, &spec.link_local_ips),
             links: optional(&spec.links),
             aliases: optional(&spec.aliases),
         },
@@ -243,10 +243,15 @@ pub fn connect(spec: &ConnectSpec) -> Result<NetworkConnect, String> {
 }
 
 /// `--ip` and `--ip6` of an endpoint, when either is given.
-fn endpoint_ipam(ip: Option<IpAddr>, ip6: Option<IpAddr>) -> Option<EndpointIpam> {
-    (ip.is_some() || ip6.is_some()).then(|| EndpointIpam {
+fn endpoint_ipam(
+    ip: Option<IpAddr>,
+    ip6: Option<IpAddr>,
+    link_local: &[String],
+) -> Option<EndpointIpam> {
+    (ip.is_some() || ip6.is_some() || !link_local.is_empty()).then(|| EndpointIpam {
         ipv4_address: ip.map(|ip| ip.to_string()),
         ipv6_address: ip6.map(|ip| ip.to_string()),
+        link_local_ips: optional(link_local),
     })
 }
 

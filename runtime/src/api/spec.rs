@@ -50,6 +50,8 @@ pub struct ContainerSpec {
     pub ip: Option<IpAddr>,
     /// `--ip6`.
     pub ip6: Option<IpAddr>,
+    /// `--link-local-ip`, as written (the engine checks them).
+    pub link_local_ips: Vec<String>,
     /// `--network-alias` / `--alias`.
     pub aliases: Vec<String>,
     /// `--publish`/`-p`, as written (`8080:80`, `127.0.0.1:8080:80/udp`, `80`, ranges).
@@ -96,6 +98,8 @@ pub struct ConnectSpec {
     pub ip: Option<IpAddr>,
     /// `--ip6`.
     pub ip6: Option<IpAddr>,
+    /// `--link-local-ip`, as written (the engine checks them).
+    pub link_local_ips: Vec<String>,
     /// `--alias`.
     pub aliases: Vec<String>,
     /// `--link NAME[:ALIAS]`.

@@ -265,6 +265,28 @@ pub(crate) async fn add_address(
         .map_err(netlink_error(format!("address {address} on {ifname}")))
 }
 
+/// Adds an endpoint's link-local addresses (`--link-local-ip`) to its interface `ifname` in the
+/// sandbox, as libnetwork's sandbox does whatever the driver.
+pub(crate) async fn add_link_local(
+    sandbox: &Netns,
+    ifname: &str,
+    addresses: &[IpNetwork],
+) -> Result<(), DriverError> {
+    let inner = sandbox
+        .netlink()
+        .map_err(DriverError::io("open netlink in the sandbox"))?;
+    let result = async {
+        let index = (link::index(&inner, ifname).await).map_err(netlink_error(ifname))?;
+        for address in addresses {
+            add_address(&inner, index, *address, ifname).await?;
+        }
+        Ok(())
+    }
+    .await;
+    inner.close().await;
+    result
+}
+
 /// Configures an endpoint's interface `ifname` inside the sandbox: IPv6 off unless it has an
 /// IPv6 address (like Docker), its addresses, up. `what` names the interface in errors.
 pub(crate) async fn configure_interface(

@@ -350,6 +350,7 @@ impl Engine {
                 "Could not attach to network {name}: rpc error: code = PermissionDenied desc = network {name} not manually attachable"
             )));
         }
+        let link_local = link_local_addresses(settings)?;
         if swarm {
             // The container's address, then (the first time here) the node's load balancer's.
             interface.mac = self.mac_option(index, n)?;
@@ -376,13 +377,21 @@ impl Engine {
                         self.containers[index].name, self.networks[n].name
                     )
                 })?;
-            match driver.join(&network_id, &id, &sandbox, &ifname).await {
-                Ok(info) => Ok((mac, info)),
+            let joined = match driver.join(&network_id, &id, &sandbox, &ifname).await {
+                Ok(info) => info,
                 Err(e) => {
                     let _ = driver.delete_endpoint(&network_id, &id).await;
-                    Err(e.to_string())
+                    return Err(e.to_string());
                 }
+            };
+            if let Some(name) = &joined.interface
+                && let Err(e) = crate::driver::add_link_local(&sandbox, name, &link_local).await
+            {
+                let _ = driver.leave(&network_id, &id).await;
+                let _ = driver.delete_endpoint(&network_id, &id).await;
+                return Err(e.to_string());
             }
+            Ok((mac, joined))
         }
         .await;
         let (mac, info) = match plugged {
@@ -1183,6 +1192,35 @@ fn wanted_ip(settings: &EndpointSettings, v6: bool) -> EngineResult<Option<IpAdd
             .map_err(|_| EngineError::new(format!("invalid IP address: {t}"))),
         None => Ok(None),
     }
+}
+
+/// An endpoint's `--link-local-ip` addresses, with the prefix libnetwork gives them (/16, and
+/// /64 for IPv6), refused with dockerd's and libnetwork's texts when one is no address or not
+/// link-local.
+fn link_local_addresses(settings: &EndpointSettings) -> EngineResult<Vec<IpNetwork>> {
+    let texts = (settings.ipam_config.as_ref())
+        .and_then(|c| c.link_local_ips.clone())
+        .unwrap_or_default();
+    let mut addresses = Vec::new();
+    for text in texts.iter().filter(|t| !t.is_empty()) {
+        let ip: IpAddr = text.parse().map_err(|_| {
+            EngineError::new(format!(
+                "Invalid link-local IP address: [{}]",
+                texts.join(" ")
+            ))
+        })?;
+        let (link_local, prefix) = match ip {
+            IpAddr::V4(v4) => (v4.is_link_local(), 16),
+            IpAddr::V6(v6) => (v6.is_unicast_link_local(), 64),
+        };
+        if !link_local {
+            return Err(EngineError::new(format!(
+                "invalid link local IP address: {ip}"
+            )));
+        }
+        addresses.push(IpNetwork::new(ip, prefix).expect("a prefix within the family's"));
+    }
+    Ok(addresses)
 }
 
 fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {

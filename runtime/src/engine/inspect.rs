@@ -343,6 +343,9 @@ fn endpoint_json(
         if let Some(v6) = i.ipv6_address.as_ref().filter(|a| !a.is_empty()) {
             m.insert("IPv6Address".into(), v6.clone().into());
         }
+        if let Some(list) = i.link_local_ips.as_ref().filter(|l| !l.is_empty()) {
+            m.insert("LinkLocalIPs".into(), json!(list));
+        }
         Value::Object(m)
     });
     json!({
