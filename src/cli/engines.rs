@@ -157,7 +157,8 @@ impl Processes for HostProcesses {
     fn started(&self, engine: &Engine, id: &str) -> Result<(), String> {
         let netns = engine.container_netns(id).map_err(|e| e.0)?;
         let files = container_files(engine, id)?;
-        self.workloads().start(id, &netns, &files)
+        self.workloads()
+            .start(id, &netns, (&files, own_uts(engine, id)?))
     }
 
     fn signal(&self, id: &str, signal: i32) -> bool {
@@ -196,7 +197,7 @@ impl Processes for HostProcesses {
         let files = container_files(engine, id)?;
         let mut child = netns.command(&command[0], None);
         child.args(&command[1..]);
-        super::workload::container_view(&mut child, &files)?;
+        super::workload::container_view(&mut child, &files, own_uts(engine, id)?)?;
         Ok(child)
     }
 }
@@ -386,6 +387,13 @@ fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String>
         .as_str()
         .map(String::from)
         .ok_or_else(|| format!("{name} has no {field}"))
+}
+
+/// Whether container `name`'s processes get a UTS namespace of their own (not with `--uts
+/// host`).
+fn own_uts(engine: &Engine, name: &str) -> Result<bool, String> {
+    let json = engine.inspect_container(name).map_err(|e| e.0)?;
+    Ok(json["HostConfig"]["UTSMode"] != "host")
 }
 
 /// The files a process of container `name` sees as its `/etc/resolv.conf`, `/etc/hosts` and

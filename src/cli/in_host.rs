@@ -14,7 +14,8 @@ pub(crate) fn command(target: &HostNs, program: &str) -> anyhow::Result<Command>
         user.join()?;
     }
     let mut command = target.netns.command(program, None);
-    super::workload::container_view(&mut command, &target.files).map_err(anyhow::Error::msg)?;
+    let view = super::workload::container_view(&mut command, &target.files, true);
+    view.map_err(anyhow::Error::msg)?;
     Ok(command)
 }
 

@@ -27,10 +27,15 @@ pub(crate) type Files = BTreeMap<String, String>;
 
 /// Gives the child of `command` a container's (or a lab host's) view: `files` (target → source)
 /// bind-mounted over the machine's (the child must get a mount namespace of its own, as
-/// [`Netns::command`] gives it), and, when `/etc/hostname` is among them, a UTS namespace of its
-/// own with that hostname, so that `hostname` in a container answers as in Docker.
-pub(crate) fn container_view(command: &mut Command, files: &Files) -> Result<(), String> {
-    let hostname = match files.get("/etc/hostname") {
+/// [`Netns::command`] gives it), and, when `/etc/hostname` is among them and `own_uts`, a UTS
+/// namespace of its own with that hostname, so that `hostname` in a container answers as in
+/// Docker (with `--uts host`, it keeps the docker host's).
+pub(crate) fn container_view(
+    command: &mut Command,
+    files: &Files,
+    own_uts: bool,
+) -> Result<(), String> {
+    let hostname = match files.get("/etc/hostname").filter(|_| own_uts) {
         Some(source) => {
             let text = std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?;
             Some(text.trim().to_string().into_bytes())
@@ -124,7 +129,7 @@ impl Process {
     /// therefore lives as long as the child.
     fn spawn(
         netns: &Netns,
-        files: &Files,
+        (files, own_uts): (&Files, bool),
         command: &ContainerCommand,
         log: &Path,
         exited: impl FnOnce(libc::pid_t, i64) + Send + 'static,
@@ -140,7 +145,7 @@ impl Process {
         child.args(program(argv)?);
         command.give_stdio(&mut child, log)?;
         let mut command = child;
-        container_view(&mut command, files)?;
+        container_view(&mut command, files, own_uts)?;
         // SAFETY: prctl and getppid only.
         let parent = unsafe { libc::getpid() };
         unsafe {
@@ -348,8 +353,14 @@ impl Workloads {
         }
     }
 
-    /// Starts the command of a container that was just started, if it has one.
-    pub(crate) fn start(&mut self, name: &str, netns: &Netns, files: &Files) -> Result<(), String> {
+    /// Starts the command of a container that was just started, if it has one, with `files`
+    /// and (unless `--uts host`) a UTS namespace of its own.
+    pub(crate) fn start(
+        &mut self,
+        name: &str,
+        netns: &Netns,
+        view: (&Files, bool),
+    ) -> Result<(), String> {
         if let Some(command) = self.commands.get(name) {
             std::fs::create_dir_all(&self.logs)
                 .map_err(|e| format!("{}: {e}", self.logs.display()))?;
@@ -357,7 +368,7 @@ impl Workloads {
             let exited = move |pid, code| {
                 let _ = exits.send((container, pid, code));
             };
-            let process = Process::spawn(netns, files, command, &self.log(name), exited)?;
+            let process = Process::spawn(netns, view, command, &self.log(name), exited)?;
             self.processes.insert(name.to_string(), process);
         }
         Ok(())

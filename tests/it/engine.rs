@@ -110,6 +110,17 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     let file = docker_ok(h1, &["exec", "client", "cat", "/etc/hostname"]);
     assert_eq!(hostname, file);
     assert_eq!(hostname.trim().len(), 12, "{hostname}");
+    // With --uts host, the docker host's hostname (the machine's: lab hosts share its UTS
+    // namespace), though /etc/hostname still says the short id, as in Docker.
+    let uts = [
+        "run", "-d", "--name", "uts", "--uts", "host", "busybox", "sleep", "1000",
+    ];
+    docker_ok(h1, &uts);
+    let shared = docker_ok(h1, &["exec", "uts", "hostname"]);
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(shared.trim(), machine.trim());
+    let file = docker_ok(h1, &["exec", "uts", "cat", "/etc/hostname"]);
+    assert_eq!(file.trim().len(), 12, "{file}");
     let page = docker_ok(h1, &["exec", "client", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
     // httpd -v logs each request on stderr: `logs` shows it.

@@ -178,6 +178,9 @@ pub struct HostConfig {
     pub dns_search: Vec<String>,
     /// `--add-host host:ip`.
     pub extra_hosts: Option<Vec<String>>,
+    /// `--uts`: `host` shares the docker host's UTS namespace (its hostname).
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
     /// `--rm`: the container goes when it stops.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auto_remove: bool,

@@ -288,6 +288,8 @@ struct ContainerArgs {
     ip6: Option<IpAddr>,
     #[arg(long = "link-local-ip")]
     link_local_ip: Vec<String>,
+    #[arg(long, default_value = "")]
+    uts: String,
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
     #[arg(short, long)]
@@ -461,6 +463,7 @@ fn container(a: ContainerArgs, detach: bool) -> ContainerSpec {
         ip: a.ip,
         ip6: a.ip6,
         link_local_ips: a.link_local_ip,
+        uts: a.uts,
         aliases: a.network_alias,
         publish: a.publish,
         publish_all: a.publish_all,

@@ -164,6 +164,9 @@ pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String>
     {
         return Err(format!("{mac} is not a valid mac address"));
     }
+    if !["", "host"].contains(&spec.uts.as_str()) {
+        return Err("--uts: invalid UTS mode".into());
+    }
     let ports = super::ports::parse(&spec.publish, &spec.expose)?;
 
     let mode = spec.network.as_deref().unwrap_or("default");
@@ -217,6 +220,7 @@ pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String>
             dns_search: spec.dns_search.clone(),
             dns_options: spec.dns_options.clone(),
             extra_hosts: optional(&extra_hosts),
+            uts_mode: spec.uts.clone(),
             ..HostConfig::default()
         },
         networking_config: NetworkingConfig {

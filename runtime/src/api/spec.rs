@@ -52,6 +52,8 @@ pub struct ContainerSpec {
     pub ip6: Option<IpAddr>,
     /// `--link-local-ip`, as written (the engine checks them).
     pub link_local_ips: Vec<String>,
+    /// `--uts`: `host`, or empty.
+    pub uts: String,
     /// `--network-alias` / `--alias`.
     pub aliases: Vec<String>,
     /// `--publish`/`-p`, as written (`8080:80`, `127.0.0.1:8080:80/udp`, `80`, ranges).

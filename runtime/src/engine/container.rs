@@ -1277,6 +1277,10 @@ fn validate_net_mode(body: &ContainerCreate) -> Result<(), &'static str> {
             "conflicting options: port exposing and the container type network mode",
         ),
         (
+            host.uts_mode == "host" && !body.hostname.is_empty(),
+            "conflicting options: hostname and the UTS mode",
+        ),
+        (
             mode == "host" && links,
             "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
         ),

@@ -320,6 +320,7 @@ fn host_config_json(c: &Container) -> Value {
         "Dns": host.dns,
         "ExtraHosts": host.extra_hosts,
         "AutoRemove": host.auto_remove,
+        "UTSMode": host.uts_mode,
     })
 }
 
