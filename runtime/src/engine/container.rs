@@ -213,13 +213,14 @@ impl Engine {
         Ok(vec![(key, settings)])
     }
 
-    /// Docker's `--ip` rules: user-defined networks with user-configured subnets only.
+    /// Docker's `--ip`/`--ip6` rules: user-defined networks only, with a subnet of that family
+    /// the user gave.
     fn check_static_ip(&self, network: &str, settings: &EndpointSettings) -> EngineResult<()> {
-        let wants_ip = settings.ipam_config.as_ref().is_some_and(|c| {
-            c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
-                || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+        let given = |a: &Option<String>| a.as_deref().is_some_and(|a| !a.is_empty());
+        let (wants4, wants6) = (settings.ipam_config.as_ref()).map_or((false, false), |c| {
+            (given(&c.ipv4_address), given(&c.ipv6_address))
         });
-        if !wants_ip {
+        if !wants4 && !wants6 {
             return Ok(());
         }
         if matches!(network, "bridge" | "host" | "none" | "default") {
@@ -228,7 +229,8 @@ impl Engine {
             ));
         }
         if let Ok(i) = self.network_index(network)
-            && !self.networks[i].user_subnets
+            && let subnets = self.networks[i].user_subnets
+            && ((wants4 && !subnets.v4) || (wants6 && !subnets.v6))
         {
             return Err(EngineError::new(
                 "user specified IP address is supported only when connecting to networks with user configured subnets",

@@ -32,7 +32,7 @@ impl Engine {
                 let pool = self.ipam.pool(*id);
                 let mut entry = Map::new();
                 entry.insert("Subnet".into(), pool.subnet.to_string().into());
-                if let (Some(range), true) = (pool.ip_range, network.user_subnets) {
+                if let (Some(range), true) = (pool.ip_range, network.user_subnets.any()) {
                     entry.insert("IPRange".into(), range.to_string().into());
                 }
                 if let (Some(gateway), true) = (pool.gateway, network.show_gateway) {

@@ -27,8 +27,8 @@ pub(crate) struct Network {
     pub(crate) labels: BTreeMap<String, String>,
     /// IPAM pools, IPv4 first.
     pub(crate) pools: Vec<PoolId>,
-    /// Whether the subnets were given by the user (static `--ip` needs that).
-    pub(crate) user_subnets: bool,
+    /// Which families' subnets the user gave (a static `--ip` or `--ip6` needs its own).
+    pub(crate) user_subnets: UserSubnets,
     /// Inspect shows no gateway for the default bridge (as 20.10 does on a fresh daemon).
     pub(crate) show_gateway: bool,
     /// The Linux bridge carrying it, as its driver made it: the firewall filters that.
@@ -41,6 +41,22 @@ pub(crate) struct Network {
     /// (`lb-NAME`) on a swarm network, the swarm's `ingress-sbox` on ingress and on
     /// `docker_gwbridge`.
     pub(crate) node_endpoints: Vec<NodeEndpoint>,
+}
+
+/// Which address families of a network have a subnet the user gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct UserSubnets {
+    /// An IPv4 subnet was given.
+    pub(crate) v4: bool,
+    /// An IPv6 subnet was given.
+    pub(crate) v6: bool,
+}
+
+impl UserSubnets {
+    /// Whether any subnet was given.
+    pub(crate) fn any(self) -> bool {
+        self.v4 || self.v6
+    }
 }
 
 /// This node's part of a swarm-scope network.

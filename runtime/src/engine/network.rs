@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 
 use super::ids;
-use super::model::Network;
+use super::model::{Network, UserSubnets};
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::NetworkCreate;
 use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
@@ -168,7 +168,7 @@ impl Engine {
             options,
             labels: body.labels.clone(),
             pools,
-            user_subnets: body.ipam.config.iter().any(|c| c.subnet.is_some()),
+            user_subnets: user_subnets(body),
             show_gateway: !default_bridge,
             bridge: info.bridge,
             default_bridge,
@@ -205,6 +205,12 @@ impl Engine {
         if bridge && requests.iter().filter(|r| !r.v6).count() > 1 {
             return Err(EngineError::new(
                 "bridge driver doesn't support multiple subnets",
+            ));
+        }
+        // 20.10 has no default IPv6 pools: --ipv6 needs an IPv6 subnet.
+        if body.enable_ipv6 && !requests.iter().any(|r| r.v6) {
+            return Err(EngineError::new(
+                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
             ));
         }
         if !requests.iter().any(|r| !r.v6) {
@@ -314,4 +320,16 @@ fn parse_net(text: Option<&str>) -> EngineResult<Option<IpNetwork>> {
 fn parse_ip(text: &str) -> EngineResult<IpAddr> {
     text.parse()
         .map_err(|_| EngineError::new(format!("ParseAddr(\"{text}\"): unable to parse IP")))
+}
+
+/// Which families of a create request have a subnet the user gave.
+fn user_subnets(body: &NetworkCreate) -> UserSubnets {
+    let subnets: Vec<&str> = (body.ipam.config.iter())
+        .filter_map(|c| c.subnet.as_deref())
+        .collect();
+    let v6 = |s: &&str| s.parse::<IpNetwork>().is_ok_and(|n| n.is_ipv6());
+    UserSubnets {
+        v4: subnets.iter().any(|s| !v6(s)),
+        v6: subnets.iter().any(v6),
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use super::model::{Network, NodeEndpoint, Remote, SwarmNetwork};
+use super::model::{Network, NodeEndpoint, Remote, SwarmNetwork, UserSubnets};
 use super::{Engine, EngineError, EngineResult, ids};
 use crate::api::body::NetworkCreate;
 use crate::cluster::{Cluster, EndpointRecord, Event, NetworkRecord};
@@ -167,7 +167,10 @@ impl Engine {
             options,
             labels: record.labels.clone(),
             pools: Vec::new(),
-            user_subnets: record.user_subnet,
+            user_subnets: UserSubnets {
+                v4: record.user_subnet,
+                v6: false,
+            },
             show_gateway: true,
             bridge: None,
             default_bridge: false,
