@@ -157,8 +157,8 @@ impl Processes for HostProcesses {
     fn started(&self, engine: &Engine, id: &str) -> Result<(), String> {
         let netns = engine.container_netns(id).map_err(|e| e.0)?;
         let files = container_files(engine, id)?;
-        self.workloads()
-            .start(id, &netns, (&files, own_uts(engine, id)?))
+        let uts = own_uts(engine, id)?;
+        self.workloads().start(id, &netns, (&files, uts.as_deref()))
     }
 
     fn signal(&self, id: &str, signal: i32) -> bool {
@@ -197,7 +197,8 @@ impl Processes for HostProcesses {
         let files = container_files(engine, id)?;
         let mut child = netns.command(&command[0], None);
         child.args(&command[1..]);
-        super::workload::container_view(&mut child, &files, own_uts(engine, id)?)?;
+        let uts = own_uts(engine, id)?;
+        super::workload::container_view(&mut child, &files, uts.as_deref())?;
         Ok(child)
     }
 }
@@ -389,11 +390,12 @@ fn file_path(engine: &Engine, name: &str, field: &str) -> Result<String, String>
         .ok_or_else(|| format!("{name} has no {field}"))
 }
 
-/// Whether container `name`'s processes get a UTS namespace of their own (not with `--uts
-/// host`).
-fn own_uts(engine: &Engine, name: &str) -> Result<bool, String> {
+/// The NIS domain name of the UTS namespace container `name`'s processes get (empty: none),
+/// or `None` when they share the docker host's (`--uts host`).
+fn own_uts(engine: &Engine, name: &str) -> Result<Option<String>, String> {
     let json = engine.inspect_container(name).map_err(|e| e.0)?;
-    Ok(json["HostConfig"]["UTSMode"] != "host")
+    let domainname = json["Config"]["Domainname"].as_str().unwrap_or_default();
+    Ok((json["HostConfig"]["UTSMode"] != "host").then(|| domainname.to_string()))
 }
 
 /// The files a process of container `name` sees as its `/etc/resolv.conf`, `/etc/hosts` and

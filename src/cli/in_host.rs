@@ -14,7 +14,7 @@ pub(crate) fn command(target: &HostNs, program: &str) -> anyhow::Result<Command>
         user.join()?;
     }
     let mut command = target.netns.command(program, None);
-    let view = super::workload::container_view(&mut command, &target.files, true);
+    let view = super::workload::container_view(&mut command, &target.files, Some(""));
     view.map_err(anyhow::Error::msg)?;
     Ok(command)
 }

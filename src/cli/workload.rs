@@ -27,15 +27,17 @@ pub(crate) type Files = BTreeMap<String, String>;
 
 /// Gives the child of `command` a container's (or a lab host's) view: `files` (target → source)
 /// bind-mounted over the machine's (the child must get a mount namespace of its own, as
-/// [`Netns::command`] gives it), and, when `/etc/hostname` is among them and `own_uts`, a UTS
-/// namespace of its own with that hostname, so that `hostname` in a container answers as in
-/// Docker (with `--uts host`, it keeps the docker host's).
+/// [`Netns::command`] gives it), and, when `/etc/hostname` is among them and `own_uts` is the
+/// NIS domain name (empty: none), a UTS namespace of its own with that hostname and domain
+/// name, so that `hostname` in a container answers as in Docker (with `--uts host`, `None`,
+/// it keeps the docker host's).
 pub(crate) fn container_view(
     command: &mut Command,
     files: &Files,
-    own_uts: bool,
+    own_uts: Option<&str>,
 ) -> Result<(), String> {
-    let hostname = match files.get("/etc/hostname").filter(|_| own_uts) {
+    let domainname = own_uts.unwrap_or_default().as_bytes().to_vec();
+    let hostname = match files.get("/etc/hostname").filter(|_| own_uts.is_some()) {
         Some(source) => {
             let text = std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?;
             Some(text.trim().to_string().into_bytes())
@@ -52,7 +54,8 @@ pub(crate) fn container_view(
         })
         .collect::<Result<_, std::ffi::NulError>>()
         .map_err(|e| e.to_string())?;
-    // SAFETY: only mount(2), unshare(2) and sethostname(2), with data prepared before the fork.
+    // SAFETY: only mount(2), unshare(2), sethostname(2) and setdomainname(2), with data
+    // prepared before the fork.
     unsafe {
         command.pre_exec(move || {
             for (source, target) in &mounts {
@@ -69,7 +72,9 @@ pub(crate) fn container_view(
             }
             if let Some(name) = &hostname
                 && (libc::unshare(libc::CLONE_NEWUTS) != 0
-                    || libc::sethostname(name.as_ptr().cast(), name.len()) != 0)
+                    || libc::sethostname(name.as_ptr().cast(), name.len()) != 0
+                    || (!domainname.is_empty()
+                        && libc::setdomainname(domainname.as_ptr().cast(), domainname.len()) != 0))
             {
                 return Err(io::Error::last_os_error());
             }
@@ -129,7 +134,7 @@ impl Process {
     /// therefore lives as long as the child.
     fn spawn(
         netns: &Netns,
-        (files, own_uts): (&Files, bool),
+        (files, own_uts): (&Files, Option<&str>),
         command: &ContainerCommand,
         log: &Path,
         exited: impl FnOnce(libc::pid_t, i64) + Send + 'static,
@@ -359,7 +364,7 @@ impl Workloads {
         &mut self,
         name: &str,
         netns: &Netns,
-        view: (&Files, bool),
+        view: (&Files, Option<&str>),
     ) -> Result<(), String> {
         if let Some(command) = self.commands.get(name) {
             std::fs::create_dir_all(&self.logs)

@@ -121,6 +121,22 @@ fn workshop_web_server_by_name_by_published_port_and_gone_after_rm() {
     assert_eq!(shared.trim(), machine.trim());
     let file = docker_ok(h1, &["exec", "uts", "cat", "/etc/hostname"]);
     assert_eq!(file.trim().len(), 12, "{file}");
+    // --domainname is the NIS domain name of the container's own UTS namespace.
+    let nis = [
+        "run",
+        "-d",
+        "--name",
+        "nis",
+        "-h",
+        "foobar",
+        "--domainname",
+        "baz.cyphar.com",
+    ];
+    docker_ok(h1, &[&nis[..], &["busybox", "sleep", "1000"]].concat());
+    let domain = docker_ok(h1, &["exec", "nis", "cat", "/proc/sys/kernel/domainname"]);
+    assert_eq!(domain.trim(), "baz.cyphar.com");
+    let host = docker_ok(h1, &["exec", "nis", "cat", "/proc/sys/kernel/hostname"]);
+    assert_eq!(host.trim(), "foobar");
     let page = docker_ok(h1, &["exec", "client", "wget", "-qO-", "http://www/"]);
     assert_eq!(page, "hello from web\n");
     // httpd -v logs each request on stderr: `logs` shows it.

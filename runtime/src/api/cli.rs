@@ -290,6 +290,8 @@ struct ContainerArgs {
     link_local_ip: Vec<String>,
     #[arg(long, default_value = "")]
     uts: String,
+    #[arg(long, default_value = "")]
+    domainname: String,
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
     #[arg(short, long)]
@@ -464,6 +466,7 @@ fn container(a: ContainerArgs, detach: bool) -> ContainerSpec {
         ip6: a.ip6,
         link_local_ips: a.link_local_ip,
         uts: a.uts,
+        domainname: a.domainname,
         aliases: a.network_alias,
         publish: a.publish,
         publish_all: a.publish_all,

@@ -201,6 +201,7 @@ pub fn container_create(spec: &ContainerSpec) -> Result<ContainerCreate, String>
         .collect();
     Ok(ContainerCreate {
         hostname: spec.hostname.clone().unwrap_or_default(),
+        domainname: spec.domainname.clone(),
         attach_stdout: !spec.detach,
         attach_stderr: !spec.detach,
         cmd: optional(&spec.command),

@@ -54,6 +54,8 @@ pub struct ContainerSpec {
     pub link_local_ips: Vec<String>,
     /// `--uts`: `host`, or empty.
     pub uts: String,
+    /// `--domainname`: the NIS domain name, and the domain of the hostname in /etc/hosts.
+    pub domainname: String,
     /// `--network-alias` / `--alias`.
     pub aliases: Vec<String>,
     /// `--publish`/`-p`, as written (`8080:80`, `127.0.0.1:8080:80/udp`, `80`, ranges).

@@ -1094,7 +1094,7 @@ impl Engine {
         });
         let servers = self.nameservers(index);
         [
-            files::hosts(&own, &container.hostname, &extra, &links),
+            files::hosts(&own, &fqdn(container), &extra, &links),
             files::resolv_conf(
                 user_network,
                 &servers,
@@ -1193,6 +1193,15 @@ fn wanted_ip(settings: &EndpointSettings, v6: bool) -> EngineResult<Option<IpAdd
             .map(Some)
             .map_err(|_| EngineError::new(format!("invalid IP address: {t}"))),
         None => Ok(None),
+    }
+}
+
+/// The container's name in /etc/hosts: its hostname, with `--domainname` when given
+/// (libnetwork's `updateHostsFile`).
+fn fqdn(container: &Container) -> String {
+    match container.config.domainname.as_str() {
+        "" => container.hostname.clone(),
+        domain => format!("{}.{domain}", container.hostname),
     }
 }
 

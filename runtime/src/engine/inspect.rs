@@ -215,7 +215,7 @@ impl Engine {
             "HostConfig": host_config_json(c),
             "Config": {
                 "Hostname": c.hostname,
-                "Domainname": "",
+                "Domainname": cfg.domainname,
                 "AttachStdin": cfg.attach_stdin,
                 "AttachStdout": cfg.attach_stdout,
                 "AttachStderr": cfg.attach_stderr,
