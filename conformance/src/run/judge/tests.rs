@@ -368,6 +368,31 @@ fn interfaces(#[case] line: &str, #[case] expected: Result<(), (String, String)>
     assert_eq!(verdict(line, links()), expected);
 }
 
+fn listed(names: &[&str]) -> Observation {
+    Observation::Names(names.iter().map(ToString::to_string).collect())
+}
+
+#[rstest]
+#[case::same_set("networks are none,bridge,host", &["bridge", "host", "none"], Ok(()))]
+#[case::one_more(
+    "networks filtered type=custom are dev",
+    &["dev", "testnet1"],
+    fails("networks dev", "networks dev,testnet1")
+)]
+#[case::nothing("networks filtered label=x are nothing", &[], Ok(()))]
+#[case::something_instead_of_nothing(
+    "networks filtered label=x are nothing",
+    &["dev"],
+    fails("networks nothing", "networks dev")
+)]
+fn network_lists(
+    #[case] line: &str,
+    #[case] names: &[&str],
+    #[case] expected: Result<(), (String, String)>,
+) {
+    assert_eq!(verdict(line, listed(names)), expected);
+}
+
 fn routes() -> Observation {
     Observation::Routes(vec![
         "default via 172.18.0.1 dev eth0".into(),
