@@ -14,5 +14,6 @@ pub mod fallback;
 pub mod firewall;
 pub mod ipam;
 mod nfnl;
+pub mod plugin;
 pub mod proxy;
 pub mod server;

@@ -14,6 +14,7 @@ mod holder;
 mod in_host;
 mod lab;
 mod lab_dns;
+mod plugin;
 mod table;
 mod workload;
 
@@ -47,6 +48,9 @@ enum Command {
     /// `bench dns` measures the embedded DNS with dnsperf.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Docker network plugins: `plugin serve` serves a built-in driver as one.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Which of moby v20.10's networking tests the scenarios cover (the table in COVERAGE.md).
     Coverage(coverage::CoverageArgs),
     /// What this kernel supports, and what drydock uses where it does not.
@@ -93,6 +97,7 @@ fn run(command: Command, host: Option<&str>) -> anyhow::Result<ExitCode> {
         Command::Lab(command) => lab::run(command),
         Command::Conform(args) => conform::run(args),
         Command::Coverage(args) => coverage::run(args),
+        Command::Plugin(command) => plugin::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Doctor { json } => {
             enter_rootless_if_needed()?;

@@ -6,6 +6,7 @@ mod doctor;
 mod engine;
 mod lab;
 mod mutants;
+mod plugin;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -25,6 +25,7 @@
 //!   (Docker's `-i BRIDGE -j RETURN`: containers use the userland proxy, [`crate::proxy`]).
 //!   Masqueraded networks' subnets leaving through a non-bridge interface are masqueraded.
 
+mod forward;
 mod guard;
 mod keys;
 mod ruleset;
@@ -342,6 +343,29 @@ pub fn guard_parent(
 pub fn unguard_parent(host: &Netns, parent: &str) -> Result<(), FirewallError> {
     let what = format!("remove the guard of parent {parent}");
     nft_apply(host, &what, &guard::remove(parent))
+}
+
+/// Lets the bridges of drydock's served drivers forward through dockerd's firewall, whose
+/// `ip filter FORWARD` chain drops what it does not know: a chain of ours there, jumped to
+/// first, accepts what enters or leaves each of `bridges` (all of them: it is rewritten whole).
+/// Nothing to do where dockerd made no such chain (`--iptables=false`, or no dockerd). Spawns
+/// nft (network create and rm).
+pub fn open_forward(host: &Netns, bridges: &[String]) -> Result<(), FirewallError> {
+    let listed = host
+        .command("nft", None)
+        .args(["list", "chain", "ip", forward::TABLE, forward::FORWARD])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| FirewallError::Io {
+            what: "run nft to list dockerd's FORWARD chain".into(),
+            error,
+        })?;
+    if !listed.status.success() {
+        return Ok(());
+    }
+    let jump = !String::from_utf8_lossy(&listed.stdout).contains(forward::CHAIN);
+    let what = format!("open dockerd's FORWARD chain to {}", bridges.join(", "));
+    nft_apply(host, &what, &forward::openings(bridges, jump))
 }
 
 fn nft_apply(host: &Netns, what: &str, ruleset: &Nftables<'_>) -> Result<(), FirewallError> {

@@ -18,7 +18,9 @@
 //!   the daemon and the daemon's `key.json` (its engine ID) is its own and does not land on the
 //!   machine; and one on `/run/docker`, where dockerd keeps plugin sockets and libnetwork's
 //!   external-key socket outside its exec root. (Where a folder is missing, it is created
-//!   empty: the only trace a run leaves on the machine's disk.)
+//!   empty: the only trace a run leaves on the machine's disk.) The daemon's own `plugins`
+//!   folder is bind-mounted on `/run/docker/plugins` there: a plugin socket made in it (`drydock
+//!   plugin serve --socket`) is this daemon's, under its plain name, and no other daemon's.
 //! - a UTS namespace of its own whose hostname is the lab host's name: a swarm node is named
 //!   after its hostname (`docker node ls`, `Description.Hostname`), and two nodes named alike
 //!   cannot be told apart.
@@ -162,6 +164,8 @@ impl Daemon {
         let resolv_conf = dir.join("resolv.conf");
         std::fs::write(&resolv_conf, resolv_conf_text(resolvers))
             .map_err(|e| context("resolv.conf", e))?;
+        let plugins = dir.join("plugins");
+        std::fs::create_dir(&plugins).map_err(|e| context("plugins", e))?;
         let log = File::create(dir.join("dockerd.log")).map_err(|e| context("dockerd.log", e))?;
         let log2 = log.try_clone().map_err(|e| context("dockerd.log", e))?;
         let socket = dir.join("docker.sock");
@@ -198,7 +202,10 @@ impl Daemon {
         let hostname = host.to_string();
         let supervisor = std::thread::Builder::new()
             .name(format!("dockerd-{host}"))
-            .spawn(move || supervise(command, &hostname, &resolv_conf, started_tx, exit_in_thread))
+            .spawn(move || {
+                let files = (resolv_conf.as_path(), plugins.as_path());
+                supervise(command, &hostname, files, started_tx, exit_in_thread)
+            })
             .map_err(|e| context("supervisor thread", e))?;
         let unshare = match started_rx.await {
             Ok(Ok(process)) => process,
@@ -450,12 +457,12 @@ async fn vxlan_port_taken(netns: &Netns) -> Result<bool, String> {
 fn supervise(
     mut command: Command,
     host: &str,
-    resolv_conf: &Path,
+    (resolv_conf, plugins): (&Path, &Path),
     started: tokio::sync::oneshot::Sender<io::Result<Process>>,
     exit: Arc<Mutex<Option<String>>>,
 ) {
     let spawned = (|| -> io::Result<(Child, Process)> {
-        let isolation = Isolation::prepare(resolv_conf, host)?;
+        let isolation = Isolation::prepare(resolv_conf, plugins, host)?;
         isolation.install(&mut command);
         let mut child = command.spawn()?;
         drop(isolation);
@@ -501,10 +508,12 @@ struct Isolation {
     resolv_conf: (CString, CString),
     /// The daemon's hostname: the lab host's name.
     hostname: CString,
+    /// The daemon's plugins folder, mounted on `/run/docker/plugins`.
+    plugins: CString,
 }
 
 impl Isolation {
-    fn prepare(resolv_conf: &Path, hostname: &str) -> io::Result<Self> {
+    fn prepare(resolv_conf: &Path, plugins: &Path, hostname: &str) -> io::Result<Self> {
         let c_path = |path: &Path| {
             CString::new(path.as_os_str().as_bytes())
                 .map_err(|_| io::Error::other(format!("{}: a NUL in the path", path.display())))
@@ -535,6 +544,7 @@ impl Isolation {
             parent: std::process::id() as libc::pid_t,
             resolv_conf,
             hostname,
+            plugins: c_path(plugins)?,
         })
     }
 
@@ -545,12 +555,20 @@ impl Isolation {
         // Cloned here, in the parent: the child only reads them.
         let (source, target) = self.resolv_conf.clone();
         let hostname = self.hostname.clone();
+        let plugins = self.plugins.clone();
         // SAFETY: `isolate` only makes system calls with values captured by copy, strings
         // made before the fork and static strings; it allocates nothing, as is required
         // between fork and exec.
         unsafe {
             command.pre_exec(move || {
-                isolate(tree, parent_mnt_ns, parent, (&source, &target), &hostname)
+                isolate(
+                    tree,
+                    parent_mnt_ns,
+                    parent,
+                    (&source, &target),
+                    &hostname,
+                    &plugins,
+                )
             });
         }
     }
@@ -558,13 +576,15 @@ impl Isolation {
 
 /// The child's side of [`Isolation`]. Async-signal-safe: system calls only. `resolv_conf` is
 /// (the daemon's file, the machine's `/etc/resolv.conf` it is bind-mounted over); `hostname`
-/// the lab host's name, given to a UTS namespace of the daemon's own.
+/// the lab host's name, given to a UTS namespace of the daemon's own; `plugins` the daemon's
+/// plugins folder.
 fn isolate(
     tree: RawFd,
     parent_mnt_ns: u64,
     parent: libc::pid_t,
     resolv_conf: (&CString, &CString),
     hostname: &CString,
+    plugins: &CString,
 ) -> io::Result<()> {
     let fail = || Err(io::Error::last_os_error());
     // SAFETY: plain system calls with NUL-terminated strings made before the fork or static,
@@ -634,6 +654,17 @@ fn isolate(
             {
                 return fail();
             }
+        }
+        libc::mkdir(c"/run/docker/plugins".as_ptr(), 0o755);
+        if libc::mount(
+            plugins.as_ptr(),
+            c"/run/docker/plugins".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail();
         }
         if libc::mount(
             resolv_conf.0.as_ptr(),

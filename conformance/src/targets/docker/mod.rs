@@ -203,6 +203,12 @@ impl DockerTarget {
         Ok(self.daemon(host)?.dir.join("docker.sock"))
     }
 
+    /// The plugins folder of the daemon on `host`: what it sees as `/run/docker/plugins`, where
+    /// it finds the socket of `docker network create -d NAME`'s plugin as `NAME.sock`.
+    pub fn plugins_dir(&self, host: &str) -> TargetResult<PathBuf> {
+        Ok(self.daemon(host)?.dir.join("plugins"))
+    }
+
     /// The labels this run puts on what it creates.
     fn run_labels(&self) -> BTreeMap<String, String> {
         [(RUN_LABEL.to_string(), self.run_id.clone())].into()

@@ -1,0 +1,88 @@
+//! Openings for the bridges of drydock's served drivers (`drydock plugin serve`) in dockerd's
+//! firewall. dockerd's `ip filter FORWARD` chain has policy drop and accepts only its own
+//! bridges' traffic; traffic within a plugin's bridge is seen there too (`br_netfilter`). So a
+//! chain of ours in that table, `DRYDOCK-PLUGINS`, jumped to first from `FORWARD`, accepts what
+//! enters or leaves each served bridge (`iifname BRIDGE accept`, `oifname BRIDGE accept`); it is
+//! rewritten whole whenever the served bridges change.
+
+use std::borrow::Cow;
+
+use nftables::batch::Batch;
+use nftables::expr::{Expression, MetaKey};
+use nftables::schema::{Chain, NfCmd, NfListObject, Nftables, Rule};
+use nftables::stmt::{JumpTarget, Operator, Statement};
+use nftables::types::NfFamily;
+
+use super::ruleset::{matches, meta};
+
+/// dockerd's table and chain.
+pub(crate) const TABLE: &str = "filter";
+/// The chain dockerd forwards through.
+pub(crate) const FORWARD: &str = "FORWARD";
+/// Ours, in dockerd's table.
+pub(crate) const CHAIN: &str = "DRYDOCK-PLUGINS";
+
+fn rule(chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(Rule {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        chain: Cow::Owned(chain.to_string()),
+        expr: Cow::Owned(expr),
+        ..Rule::default()
+    })
+}
+
+/// Our chain accepting `bridges`' traffic (created, or emptied and filled again), and the jump
+/// to it at the top of `FORWARD` when `jump` (it is not there yet): one transaction.
+pub(crate) fn openings(bridges: &[String], jump: bool) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    batch.add(NfListObject::Chain(Chain {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(CHAIN),
+        ..Chain::default()
+    }));
+    batch.add_cmd(NfCmd::Flush(nftables::schema::FlushObject::Chain(Chain {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(CHAIN),
+        ..Chain::default()
+    })));
+    for bridge in bridges {
+        for key in [MetaKey::Iifname, MetaKey::Oifname] {
+            let name = Expression::String(Cow::Owned(bridge.clone()));
+            let accept = vec![
+                matches(meta(key), Operator::EQ, name),
+                Statement::Accept(None),
+            ];
+            batch.add(rule(CHAIN, accept));
+        }
+    }
+    if jump {
+        let to_ours = Statement::Jump(JumpTarget {
+            target: Cow::Borrowed(CHAIN),
+        });
+        batch.add_cmd(NfCmd::Insert(rule(FORWARD, vec![to_ours])));
+    }
+    batch.to_nftables()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openings_accept_each_bridge_both_ways_and_jump_once() {
+        let json = serde_json::to_string(&openings(&["br-0123456789ab".into()], true)).unwrap();
+        assert_eq!(json.matches("br-0123456789ab").count(), 2, "{json}");
+        assert!(
+            json.contains(r#""insert""#) && json.contains(r#""jump":{"target":"DRYDOCK-PLUGINS"}"#),
+            "{json}"
+        );
+        let again = serde_json::to_string(&openings(&[], false)).unwrap();
+        assert!(
+            !again.contains("insert") && again.contains("flush"),
+            "{again}"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Docker's remote network driver plugins (libnetwork's `remote` driver protocol): drydock's
+//! built-in drivers served as plugins, so that a real dockerd runs its networks through them
+//! (`drydock plugin serve`). The protocol's bodies are in [`protocol`].
+//!
+//! A served driver works in the docker host's network namespace (the server's own): dockerd
+//! moves each endpoint's link into the container itself. So where the engine asks a driver to
+//! put the endpoint in the container's namespace, the server asks it to put it in the docker
+//! host's, under a name of its own (`dd` and the endpoint id's first 10 digits), without
+//! addresses (dockerd gives them once it moved the link), and answers `Join` with that name.
+//! dockerd's firewall drops forwarded traffic it does not know: the server opens it to its
+//! bridges (`firewall::open_forward`).
+
+pub mod protocol;
+mod serve;
+
+pub use serve::{PluginServer, SERVED, serve};

@@ -1,0 +1,294 @@
+//! The plugin server: `POST /Plugin.Activate` and `/NetworkDriver.*` over a unix socket (axum),
+//! each call done by a built-in driver in the docker host's namespace.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use drydock_netsim::Netns;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::protocol::{
+    Capabilities, CreateEndpoint, CreateEndpointAnswer, CreateNetwork, EndpointInterface,
+    EndpointRef, Failure, InterfaceName, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, read,
+};
+use crate::driver::{Driver, Interface, bridge};
+use crate::firewall;
+
+/// The drivers `drydock plugin serve` serves.
+pub const SERVED: [&str; 1] = ["bridge"];
+
+/// A built-in driver served as a plugin, and what dockerd made with it.
+#[derive(Debug)]
+pub struct PluginServer {
+    driver: Arc<dyn Driver>,
+    host: Netns,
+    state: Mutex<Made>,
+}
+
+/// Networks and endpoints made through the server (calls may come twice: dockerd retries on a
+/// broken connection).
+#[derive(Debug, Default)]
+struct Made {
+    /// Network id → its bridge on the docker host, if it has one.
+    networks: BTreeMap<String, Option<String>>,
+    /// Endpoint id → whether it joined (its link exists).
+    endpoints: BTreeMap<String, bool>,
+}
+
+impl PluginServer {
+    /// Built-in driver `driver` serving networks in `host`, the docker host's namespace.
+    pub fn new(driver: &str, host: Netns) -> Result<Arc<Self>, String> {
+        let driver: Arc<dyn Driver> = match driver {
+            "bridge" => Arc::new(bridge::Bridge::new(host.clone())),
+            other => {
+                return Err(format!(
+                    "the {other} driver is not served as a plugin yet: served are {}",
+                    SERVED.join(", ")
+                ));
+            }
+        };
+        Ok(Arc::new(Self {
+            driver,
+            host,
+            state: Mutex::new(Made::default()),
+        }))
+    }
+
+    fn made(&self) -> std::sync::MutexGuard<'_, Made> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn create_network(&self, call: CreateNetwork) -> Result<serde_json::Value, String> {
+        if self.made().networks.contains_key(&call.network_id) {
+            return Ok(json!({}));
+        }
+        let request = call.request()?;
+        let info = (self.driver.create_network(&request).await).map_err(|e| e.to_string())?;
+        self.made()
+            .networks
+            .insert(call.network_id.clone(), info.bridge);
+        if let Err(e) = self.open_forward().await {
+            let _ = self.driver.delete_network(&call.network_id).await;
+            self.made().networks.remove(&call.network_id);
+            return Err(e);
+        }
+        Ok(json!({}))
+    }
+
+    async fn delete_network(&self, call: NetworkRef) -> Result<serde_json::Value, String> {
+        (self.driver.delete_network(&call.network_id).await).map_err(|e| e.to_string())?;
+        self.made().networks.remove(&call.network_id);
+        self.open_forward().await?;
+        Ok(json!({}))
+    }
+
+    /// dockerd's firewall opened to the bridges served now (and to no other).
+    async fn open_forward(&self) -> Result<(), String> {
+        let bridges: Vec<String> = self.made().networks.values().flatten().cloned().collect();
+        let host = self.host.clone();
+        let opened = tokio::task::spawn_blocking(move || firewall::open_forward(&host, &bridges));
+        match opened.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("opening dockerd's firewall: {e}")),
+        }
+    }
+
+    /// The endpoint, with the MAC its driver elects from the engine's address (given to the
+    /// engine when it had none); its link gets no address here.
+    async fn create_endpoint(&self, call: CreateEndpoint) -> Result<CreateEndpointAnswer, String> {
+        if self.made().endpoints.contains_key(&call.endpoint_id) {
+            return Ok(CreateEndpointAnswer::default());
+        }
+        let given = &call.interface;
+        let mut addresses = Vec::new();
+        for text in [&given.address, &given.address_ipv6] {
+            if !text.is_empty() {
+                let address: IpNetwork =
+                    (text.parse()).map_err(|e| format!("address {text:?}: {e}"))?;
+                addresses.push(address);
+            }
+        }
+        let mac = match given.mac_address.as_str() {
+            "" => None,
+            text => Some(parse_mac(text)?),
+        };
+        let elected = bridge::elect_mac(&Interface { addresses, mac });
+        let interface = Interface {
+            addresses: Vec::new(),
+            mac: Some(elected),
+        };
+        let made = self
+            .driver
+            .create_endpoint(&call.network_id, &call.endpoint_id, &interface);
+        made.await.map_err(|e| e.to_string())?;
+        self.made().endpoints.insert(call.endpoint_id, false);
+        let chosen = (mac.is_none()).then(|| EndpointInterface {
+            mac_address: show_mac(elected),
+            ..EndpointInterface::default()
+        });
+        Ok(CreateEndpointAnswer { interface: chosen })
+    }
+
+    /// The endpoint's link, in the docker host's namespace, for dockerd to move.
+    async fn join(&self, call: Join) -> Result<JoinAnswer, String> {
+        let name = link_name(&call.endpoint_id);
+        let joined = self
+            .driver
+            .join(&call.network_id, &call.endpoint_id, &self.host, &name);
+        let info = joined.await.map_err(|e| e.to_string())?;
+        self.made().endpoints.insert(call.endpoint_id, true);
+        Ok(JoinAnswer {
+            interface_name: Some(InterfaceName {
+                src_name: name,
+                dst_prefix: "eth".into(),
+            }),
+            gateway: info.gateway4.map(|g| g.to_string()).unwrap_or_default(),
+            gateway_ipv6: info.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+            ..JoinAnswer::default()
+        })
+    }
+
+    /// Removes the endpoint's link (dockerd moved it back out of the container after `Leave`).
+    async fn delete_endpoint(&self, call: EndpointRef) -> Result<serde_json::Value, String> {
+        let joined = self.made().endpoints.get(&call.endpoint_id).copied();
+        if joined == Some(true) {
+            let left = self.driver.leave(&call.network_id, &call.endpoint_id);
+            left.await.map_err(|e| e.to_string())?;
+        }
+        let deleted = self
+            .driver
+            .delete_endpoint(&call.network_id, &call.endpoint_id);
+        deleted.await.map_err(|e| e.to_string())?;
+        self.made().endpoints.remove(&call.endpoint_id);
+        Ok(json!({}))
+    }
+}
+
+/// The name of an endpoint's link in the docker host's namespace, until dockerd moves it.
+fn link_name(endpoint: &str) -> String {
+    let digits: String = endpoint
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(10)
+        .collect();
+    format!("dd{digits}")
+}
+
+fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let bytes: Vec<u8> = (text.split(':'))
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{text} is not a MAC address"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{text} is not a MAC address"))
+}
+
+fn show_mac(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// An answer: 200 and the JSON object, or 500 and `{"Err": ...}` (dockerd shows
+/// `NetworkDriver.METHOD: message`).
+fn answer<T: Serialize>(result: Result<T, String>) -> Response {
+    let (status, body) = match result {
+        Ok(value) => (StatusCode::OK, serde_json::to_vec(&value)),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::to_vec(&Failure { err }),
+        ),
+    };
+    let body = body.unwrap_or_else(|_| b"{}".to_vec());
+    (status, [(header::CONTENT_TYPE, MEDIA_TYPE)], body).into_response()
+}
+
+/// A call's body read as `T`, then `call` made with it.
+async fn handle<T, R, F>(body: &Bytes, call: impl FnOnce(T) -> F) -> Response
+where
+    T: DeserializeOwned + Default,
+    R: Serialize,
+    F: Future<Output = Result<R, String>>,
+{
+    match read::<T>(body) {
+        Ok(request) => answer(call(request).await),
+        Err(e) => answer::<()>(Err(e)),
+    }
+}
+
+/// The server's routes.
+fn router(server: Arc<PluginServer>) -> Router {
+    type S = State<Arc<PluginServer>>;
+    let ok = || async { answer(Ok(json!({}))) };
+    Router::new()
+        .route(
+            "/Plugin.Activate",
+            post(|| async {
+                answer(Ok(Manifest {
+                    implements: vec!["NetworkDriver".into()],
+                }))
+            }),
+        )
+        .route(
+            "/NetworkDriver.GetCapabilities",
+            post(|| async {
+                answer(Ok(Capabilities {
+                    scope: "local".into(),
+                    connectivity_scope: "local".into(),
+                }))
+            }),
+        )
+        .route(
+            "/NetworkDriver.CreateNetwork",
+            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.create_network(c)).await }),
+        )
+        .route(
+            "/NetworkDriver.DeleteNetwork",
+            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.delete_network(c)).await }),
+        )
+        .route(
+            "/NetworkDriver.CreateEndpoint",
+            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.create_endpoint(c)).await }),
+        )
+        .route(
+            "/NetworkDriver.DeleteEndpoint",
+            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.delete_endpoint(c)).await }),
+        )
+        .route(
+            "/NetworkDriver.Join",
+            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.join(c)).await }),
+        )
+        .route(
+            "/NetworkDriver.EndpointOperInfo",
+            post(|| async { answer(Ok(json!({"Value": {}}))) }),
+        )
+        .route(
+            "/NetworkDriver.AllocateNetwork",
+            post(|| async { answer(Ok(json!({"Options": {}}))) }),
+        )
+        // What the engine undoes itself (Leave: it moves the link back; DeleteEndpoint removes
+        // it), and what a local bridge has nothing to do for.
+        .route("/NetworkDriver.Leave", post(ok))
+        .route("/NetworkDriver.FreeNetwork", post(ok))
+        .route("/NetworkDriver.DiscoverNew", post(ok))
+        .route("/NetworkDriver.DiscoverDelete", post(ok))
+        .route("/NetworkDriver.ProgramExternalConnectivity", post(ok))
+        .route("/NetworkDriver.RevokeExternalConnectivity", post(ok))
+        .with_state(server)
+}
+
+/// Serves `server` on `listener` until the task is dropped or aborted.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    server: Arc<PluginServer>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(server)).await
+}
