@@ -205,19 +205,8 @@ impl<T: Target> Execution<'_, T> {
                     answerer,
                 }
             }
-            E::Network { network, host, .. } => {
-                let host = host.as_deref().unwrap_or(&self.scenario.hosts[0]);
-                let json = self.target.inspect_network(host, network).await;
-                Observation::Inspect(json.map_err(|e| e.message)?)
-            }
-            E::Networks { host, filters, .. } => {
-                let host = host.as_deref().unwrap_or(&self.scenario.hosts[0]);
-                Observation::Names(self.listed_networks(host, filters).await?)
-            }
-            E::Container { container, .. } => {
-                let host = self.scene.host_of(container)?;
-                let json = self.target.inspect_container(host, container).await;
-                Observation::Inspect(json.map_err(|e| e.message)?)
+            E::Networks { .. } | E::Network { .. } | E::Container { .. } => {
+                self.inspected(expectation).await?
             }
             E::File {
                 container, path, ..
@@ -239,6 +228,28 @@ impl<T: Target> Execution<'_, T> {
                 let routes = drydock_netsim::link::routes(&netns, *ipv6).await;
                 Observation::Routes(routes.map_err(|e| e.to_string())?)
             }
+        })
+    }
+
+    /// What the engine shows of a network, the networks it lists, or a container.
+    async fn inspected(&self, expectation: &Expectation) -> Result<Observation, String> {
+        use Expectation as E;
+        Ok(match expectation {
+            E::Networks { host, filters, .. } => {
+                let host = host.as_deref().unwrap_or(&self.scenario.hosts[0]);
+                Observation::Names(self.listed_networks(host, filters).await?)
+            }
+            E::Network { network, host, .. } => {
+                let host = host.as_deref().unwrap_or(&self.scenario.hosts[0]);
+                let json = self.target.inspect_network(host, network).await;
+                Observation::Inspect(json.map_err(|e| e.message)?)
+            }
+            E::Container { container, .. } => {
+                let host = self.scene.host_of(container)?;
+                let json = self.target.inspect_container(host, container).await;
+                Observation::Inspect(json.map_err(|e| e.message)?)
+            }
+            other => return Err(format!("{other:?} is not an inspection (a bug in drydock)")),
         })
     }
 

@@ -194,20 +194,7 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
                 .await;
         }
         DockerCommand::NetworkPrune { force, filters } => {
-            if !force {
-                return Reply::failed(
-                    "docker network prune asks before it removes anything: add -f (--force)",
-                );
-            }
-            let filters = match filter::parse(filters) {
-                Ok(filters) => filters,
-                Err(message) => return Reply::failed(message),
-            };
-            match api.prune_networks(&filters).await {
-                Ok(names) if names.is_empty() => {}
-                Ok(names) => reply.stdout = format!("Deleted Networks:\n{}\n", names.join("\n")),
-                Err(e) => reply.errors.push(e.message),
-            }
+            return network_prune(api, *force, filters).await;
         }
         DockerCommand::NetworkConnect(spec) => {
             let done = match request::connect(spec) {
@@ -228,17 +215,7 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             let done = api.disconnect(network, &body).await;
             reply.errors.extend(done.err().map(|e| e.message));
         }
-        DockerCommand::NetworkLs(spec) => {
-            let filters = match filter::parse(&spec.filters) {
-                Ok(filters) => filters,
-                Err(message) => return Reply::failed(message),
-            };
-            match api.list_networks(&filters).await {
-                Ok(networks) if spec.quiet => reply.stdout = network_ids(networks, spec.no_trunc),
-                Ok(networks) => reply.stdout = network_table(networks, spec.no_trunc),
-                Err(e) => reply.errors.push(e.message),
-            }
-        }
+        DockerCommand::NetworkLs(spec) => return network_ls(api, spec).await,
         DockerCommand::NetworkInspect(names) => {
             let inspect = |n: String| async move { api.inspect_network(&n).await };
             reply.inspect(names, inspect).await;
@@ -279,21 +256,7 @@ pub async fn dispatch(api: &impl EngineApi, command: &DockerCommand) -> Reply {
             let changes = [Change::Stopped, Change::Started];
             reply.each(names, restart, &changes).await;
         }
-        DockerCommand::SwarmInit(spec) => match api.swarm_init(&request::swarm_init(spec)).await {
-            Ok(id) => {
-                reply.print(&format!(
-                    "Swarm initialized: current node ({id}) is now a manager.\n"
-                ));
-                let hint = join_token(api, false, false).await;
-                reply.stdout.push_str(&hint.stdout);
-                reply.errors.extend(hint.errors);
-                reply.print(
-                    "To add a manager to this swarm, run 'docker swarm join-token manager' \
-                     and follow the instructions.\n",
-                );
-            }
-            Err(e) => reply.errors.push(e.message),
-        },
+        DockerCommand::SwarmInit(spec) => return swarm_init(api, spec).await,
         DockerCommand::SwarmJoin(spec) => match api.swarm_join(&request::swarm_join(spec)).await {
             Ok(()) => {
                 let manager = api.info().await.ok().and_then(|info| {
@@ -341,6 +304,63 @@ impl Reply {
         }
         self.stdout = pretty(&found);
     }
+}
+
+/// `docker swarm init`: the new node, and how to join it.
+async fn swarm_init(api: &impl EngineApi, spec: &super::spec::SwarmInitSpec) -> Reply {
+    let mut reply = Reply::default();
+    match api.swarm_init(&request::swarm_init(spec)).await {
+        Ok(id) => {
+            reply.print(&format!(
+                "Swarm initialized: current node ({id}) is now a manager.\n"
+            ));
+            let hint = join_token(api, false, false).await;
+            reply.stdout.push_str(&hint.stdout);
+            reply.errors.extend(hint.errors);
+            reply.print(
+                "To add a manager to this swarm, run 'docker swarm join-token manager' \
+                 and follow the instructions.\n",
+            );
+        }
+        Err(e) => reply.errors.push(e.message),
+    }
+    reply
+}
+
+/// `docker network ls [-f KEY=VALUE]... [-q] [--no-trunc]`.
+async fn network_ls(api: &impl EngineApi, spec: &super::spec::NetworkLsSpec) -> Reply {
+    let filters = match filter::parse(&spec.filters) {
+        Ok(filters) => filters,
+        Err(message) => return Reply::failed(message),
+    };
+    let mut reply = Reply::default();
+    match api.list_networks(&filters).await {
+        Ok(networks) if spec.quiet => reply.stdout = network_ids(networks, spec.no_trunc),
+        Ok(networks) => reply.stdout = network_table(networks, spec.no_trunc),
+        Err(e) => reply.errors.push(e.message),
+    }
+    reply
+}
+
+/// `docker network prune -f [--filter KEY=VALUE]...` (without `-f` the CLI asks first, which
+/// drydock's callers cannot answer).
+async fn network_prune(api: &impl EngineApi, force: bool, filters: &[String]) -> Reply {
+    if !force {
+        return Reply::failed(
+            "docker network prune asks before it removes anything: add -f (--force)",
+        );
+    }
+    let filters = match filter::parse(filters) {
+        Ok(filters) => filters,
+        Err(message) => return Reply::failed(message),
+    };
+    let mut reply = Reply::default();
+    match api.prune_networks(&filters).await {
+        Ok(names) if names.is_empty() => {}
+        Ok(names) => reply.stdout = format!("Deleted Networks:\n{}\n", names.join("\n")),
+        Err(e) => reply.errors.push(e.message),
+    }
+    reply
 }
 
 /// `docker rename OLD NEW`, with the CLI's own check before any request.
