@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Message, Metadata, OpCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -93,13 +93,6 @@ pub fn answer(
     };
     let reply = match reply {
         Some(reply) => reply,
-        None if !sandbox.forward => {
-            // Without a way out: SERVFAIL, without the RA flag (libnetwork's `SetRcode`).
-            let mut reply = empty_reply(query);
-            reply.metadata.recursion_available = false;
-            reply.metadata.response_code = ResponseCode::ServFail;
-            return Action::Reply(reply);
-        }
         None => {
             let address_query = matches!(question.query_type(), RecordType::A | RecordType::AAAA);
             let single_label = !text.trim_end_matches('.').contains('.');
@@ -178,10 +171,12 @@ mod tests {
 
     use hickory_proto::op::{Edns, MessageType, Query};
 
+    use hickory_proto::op::ResponseCode;
+
     use super::*;
     use crate::dns::records::{Entry, NetworkRecords, SandboxEndpoint};
 
-    fn setup(forward: bool) -> (Records, SandboxView) {
+    fn setup() -> (Records, SandboxView) {
         let mut records = Records::default();
         let entries = (2..=60)
             .map(|i| Entry {
@@ -208,7 +203,6 @@ mod tests {
                 network: "n1".into(),
                 links: BTreeMap::new(),
             }],
-            forward,
             upstreams: Vec::new(),
             ndots_set: false,
         };
@@ -236,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_known_name_is_answered_with_docker_flags_and_ttl() {
-        let (records, sandbox) = setup(true);
+        let (records, sandbox) = setup();
         let m = reply(ask(&records, &sandbox, "WEB.", RecordType::A));
         assert_eq!(m.metadata.id, 4242);
         assert!(
@@ -253,7 +247,7 @@ mod tests {
 
     #[test]
     fn aaaa_and_mx_of_a_known_name_are_empty_answers() {
-        let (records, sandbox) = setup(true);
+        let (records, sandbox) = setup();
         for kind in [RecordType::AAAA, RecordType::MX] {
             let m = reply(ask(&records, &sandbox, "web.", kind));
             assert_eq!(
@@ -265,8 +259,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_and_other_types_are_forwarded_or_servfail_without_a_way_out() {
-        let (records, sandbox) = setup(true);
+    fn unknown_names_and_other_types_are_forwarded() {
+        let (records, sandbox) = setup();
         assert_eq!(
             ask(&records, &sandbox, "nothere.", RecordType::A),
             Action::Forward
@@ -275,15 +269,11 @@ mod tests {
             ask(&records, &sandbox, "web.", RecordType::TXT),
             Action::Forward
         );
-        let (records, sandbox) = setup(false);
-        let m = reply(ask(&records, &sandbox, "nothere.", RecordType::A));
-        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-        assert!(!m.metadata.recursion_available);
     }
 
     #[test]
     fn ptr_answers_container_dot_network_and_ignores_bad_names() {
-        let (records, sandbox) = setup(true);
+        let (records, sandbox) = setup();
         let m = reply(ask(
             &records,
             &sandbox,
@@ -318,7 +308,7 @@ mod tests {
 
     #[test]
     fn long_udp_answers_are_truncated_unless_edns_allows_more() {
-        let (records, sandbox) = setup(true);
+        let (records, sandbox) = setup();
         let m = reply(ask(&records, &sandbox, "svc.", RecordType::A));
         assert!(m.metadata.truncation);
         assert!(m.to_vec().unwrap().len() <= 512 && !m.answers.is_empty() && m.answers.len() < 59);
@@ -340,7 +330,7 @@ mod tests {
 
     #[test]
     fn the_shuffle_orders_several_addresses() {
-        let (records, sandbox) = setup(true);
+        let (records, sandbox) = setup();
         let m = reply(answer(
             &records,
             &sandbox,

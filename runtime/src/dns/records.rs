@@ -49,8 +49,6 @@ pub struct Entry {
 pub struct SandboxView {
     /// The sandbox's endpoints, in Docker's order (the gateway endpoint's network first).
     pub endpoints: Vec<SandboxEndpoint>,
-    /// Whether names the engine does not know are forwarded (false: SERVFAIL).
-    pub forward: bool,
     /// The servers unknown names go to (at most three are tried, in order).
     pub upstreams: Vec<Upstream>,
     /// Whether the container set `ndots` itself: single-label names are then not forwarded.
@@ -226,7 +224,6 @@ mod tests {
                     links: [("store".to_string(), "db".to_string())].into(),
                 },
             ],
-            forward: true,
             upstreams: Vec::new(),
             ndots_set: false,
         };

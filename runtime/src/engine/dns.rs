@@ -112,36 +112,33 @@ impl Engine {
                 container.id.clone(),
                 SandboxView {
                     endpoints,
-                    forward: true,
                     upstreams: self.upstreams(index),
-                    ndots_set: false,
+                    ndots_set: sets_ndots(&container.config.host_config.dns_options),
                 },
             );
         }
         self.dns.update(records);
     }
 
-    /// The servers the embedded DNS forwards a container's unknown names to: its `--dns`,
-    /// else the daemon's, else the docker host's resolv.conf (libnetwork's `extDNS`).
+    /// The servers the embedded DNS forwards a container's unknown names to (libnetwork's
+    /// `extDNS`): its `--dns`, else the daemon's, else the docker host's resolv.conf. A
+    /// loopback server of the host's file is asked from the docker host's namespace, unless the
+    /// container has DNS settings of its own (`--dns-search`, `--dns-option`): libnetwork then
+    /// builds its file first and takes every server of it as the container's own, loopback
+    /// ones included (asked in the container's namespace, where nothing listens).
     fn upstreams(&self, index: usize) -> Vec<Upstream> {
-        match self.dns_servers(index) {
-            Some(given) => given
-                .into_iter()
-                .map(|ip| Upstream {
-                    ip,
-                    from_host: false,
-                })
-                .collect(),
-            None => self
-                .options
-                .host_resolvers
-                .iter()
-                .map(|&ip| Upstream {
-                    ip,
-                    from_host: ip.is_loopback(),
-                })
-                .collect(),
-        }
+        let host = &self.containers[index].config.host_config;
+        let own_settings = !host.dns_search.is_empty() || !host.dns_options.is_empty();
+        let (servers, host_loopback) = match self.dns_servers(index) {
+            Some(given) => (given, false),
+            None => (self.options.host_resolvers.clone(), !own_settings),
+        };
+        (servers.into_iter())
+            .map(|ip| Upstream {
+                ip,
+                from_host: host_loopback && ip.is_loopback(),
+            })
+            .collect()
     }
 
     /// The nameservers of a container without embedded DNS: its `--dns`, else the daemon's,
@@ -170,4 +167,14 @@ impl Engine {
             .into_iter()
             .find(|servers| !servers.is_empty())
     }
+}
+
+/// Whether `--dns-option`s set ndots (`ndots:N`, N a number from 0): libnetwork then leaves the
+/// container's ndots in resolv.conf, and its resolver no longer forwards single-label names
+/// asked for addresses (the client retries with its search domains).
+fn sets_ndots(options: &[String]) -> bool {
+    let ndots = options.iter().filter(|o| o.contains("ndots"));
+    ndots
+        .filter_map(|o| o.split_once(':'))
+        .any(|(_, n)| n.parse::<u32>().is_ok())
 }
