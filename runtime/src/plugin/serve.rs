@@ -292,3 +292,84 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, router(server)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// One call to a server of the bridge driver in this process's namespace (these calls never
+    /// reach the kernel): its status and JSON answer.
+    async fn call(path: &str, body: &str) -> (StatusCode, Value) {
+        let host = Netns::open("/proc/self/ns/net").unwrap();
+        let server = PluginServer::new("bridge", host).unwrap();
+        let request = Request::post(path)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = router(server).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn dockerd_gets_the_manifest_capabilities_and_errors_it_reads() {
+        let (status, manifest) = call("/Plugin.Activate", "").await;
+        assert_eq!(
+            (status, manifest),
+            (StatusCode::OK, json!({"Implements": ["NetworkDriver"]}))
+        );
+        let (_, caps) = call("/NetworkDriver.GetCapabilities", "").await;
+        assert_eq!(
+            caps,
+            json!({"Scope": "local", "ConnectivityScope": "local"})
+        );
+        let (status, garbage) = call("/NetworkDriver.CreateNetwork", "{garbage").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            garbage["Err"]
+                .as_str()
+                .unwrap()
+                .starts_with("malformed request body"),
+            "{garbage}"
+        );
+        let unknown =
+            r#"{"NetworkID":"nope","EndpointID":"e1","Interface":{"Address":"10.0.0.2/24"}}"#;
+        let (status, refused) = call("/NetworkDriver.CreateEndpoint", unknown).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            refused["Err"].as_str().unwrap().contains("nope"),
+            "{refused}"
+        );
+        let (status, left) = call(
+            "/NetworkDriver.Leave",
+            r#"{"NetworkID":"n","EndpointID":"e"}"#,
+        )
+        .await;
+        assert_eq!((status, left), (StatusCode::OK, json!({})));
+        let (status, _) = call("/NetworkDriver.Nonsense", "{}").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn only_served_drivers_are_served_and_links_are_named_from_the_endpoint() {
+        let host = Netns::open("/proc/self/ns/net").unwrap();
+        let refused = PluginServer::new("macvlan", host).unwrap_err();
+        assert!(refused.contains("not served as a plugin yet"), "{refused}");
+        assert_eq!(link_name("0123456789abcdef"), "dd0123456789");
+        assert_eq!(
+            show_mac(parse_mac("02:42:0a:4d:00:02").unwrap()),
+            "02:42:0a:4d:00:02"
+        );
+        assert!(parse_mac("02:42").is_err());
+    }
+}
