@@ -33,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// driver's: dockerd would never ask the plugin).
     #[arg(long)]
     name: String,
+    /// Also serve the built-in IPAM (Docker 20.10's default pools) under the same name
+    /// (`docker network create --ipam-driver NAME`); only `default` is served.
+    #[arg(long, value_parser = ["default"])]
+    ipam: Option<String>,
     /// The socket [default: /run/docker/plugins/NAME.sock, where dockerd looks].
     #[arg(long)]
     socket: Option<PathBuf>,
@@ -49,7 +53,8 @@ fn serve_plugin(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let socket = (args.socket.clone())
         .unwrap_or_else(|| Path::new(PLUGINS_DIR).join(format!("{}.sock", args.name)));
     let host = Netns::open("/proc/self/ns/net").context("this process's network namespace")?;
-    let server = PluginServer::new(&args.driver, host).map_err(anyhow::Error::msg)?;
+    let server = PluginServer::new(&args.driver, args.ipam.is_some(), host);
+    let server = server.map_err(anyhow::Error::msg)?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let listener = bind(&socket)?;

@@ -61,6 +61,8 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
             "serve",
             "--driver",
             "bridge",
+            "--ipam",
+            "default",
             "--name",
             "drydock-bridge",
         ])
@@ -119,9 +121,43 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
     let on_host = link::list(&h1).await.unwrap();
     assert!(on_host.iter().any(|l| l.name == bridge), "{on_host:?}");
 
-    // Removing the containers and the network removes the plugin's links.
-    docker(&target, "docker rm -f web client").await.unwrap();
-    docker(&target, "docker network rm pnet").await.unwrap();
+    // The plugin's IPAM too: the gateway given replaces the one its pool took, containers get
+    // the lowest free address or the one asked for.
+    let create = "docker network create -d drydock-bridge --ipam-driver drydock-bridge \
+                  --subnet 10.78.0.0/24 --gateway 10.78.0.254 pipam";
+    docker(&target, create).await.unwrap();
+    docker(&target, "docker run -d --name a1 --network pipam busybox")
+        .await
+        .unwrap();
+    let a2 = "docker run -d --name a2 --network pipam --ip 10.78.0.50 busybox";
+    docker(&target, a2).await.unwrap();
+    let pipam = target.inspect_network("h1", "pipam").await.unwrap();
+    assert_eq!(pipam["IPAM"]["Driver"], "drydock-bridge");
+    assert_eq!(
+        pipam["IPAM"]["Config"][0]["Gateway"], "10.78.0.254",
+        "{pipam}"
+    );
+    let a1 = target.inspect_container("h1", "a1").await.unwrap();
+    assert_eq!(
+        a1["NetworkSettings"]["Networks"]["pipam"]["IPAddress"],
+        "10.78.0.1"
+    );
+    let a1_ns = target.container_netns("h1", "a1").await.unwrap();
+    let to_a2 = probe::ping(
+        &a1_ns,
+        "10.78.0.50".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(to_a2, Ping::Reply);
+
+    // Removing the containers and the networks removes the plugin's links.
+    docker(&target, "docker rm -f web client a1 a2")
+        .await
+        .unwrap();
+    docker(&target, "docker network rm pnet pipam")
+        .await
+        .unwrap();
     let on_host = link::list(&h1).await.unwrap();
     let left: Vec<&str> = (on_host.iter())
         .map(|l| l.name.as_str())

@@ -230,6 +230,8 @@ enum NetworkVerb {
 struct CreateArgs {
     #[arg(short, long)]
     driver: Option<String>,
+    #[arg(long = "ipam-driver")]
+    ipam_driver: Option<String>,
     #[arg(long)]
     subnet: Vec<IpNetwork>,
     #[arg(long)]
@@ -381,6 +383,7 @@ fn network(verb: NetworkVerb) -> DockerCommand {
         NetworkVerb::Create(a) => DockerCommand::NetworkCreate(NetworkSpec {
             name: a.name,
             driver: a.driver,
+            ipam_driver: a.ipam_driver,
             subnets: a.subnet,
             gateways: a.gateway,
             ip_ranges: a.ip_range,

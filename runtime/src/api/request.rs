@@ -27,7 +27,7 @@ pub fn network_create(spec: &NetworkSpec) -> Result<NetworkCreate, String> {
         driver: spec.driver.clone().unwrap_or_else(|| "bridge".into()),
         enable_ipv6: spec.ipv6,
         ipam: Ipam {
-            driver: "default".into(),
+            driver: spec.ipam_driver.clone().unwrap_or_else(|| "default".into()),
             options: BTreeMap::new(),
             config: ipam_configs(spec)?,
         },

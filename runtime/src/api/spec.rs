@@ -13,6 +13,8 @@ pub struct NetworkSpec {
     pub name: String,
     /// `--driver`; `None` means the engine's default (bridge).
     pub driver: Option<String>,
+    /// `--ipam-driver` (`default` when not given).
+    pub ipam_driver: Option<String>,
     /// `--subnet` (one per address family at most, in scenarios).
     pub subnets: Vec<IpNetwork>,
     /// `--gateway`, in the order given (Docker pairs them with subnets by family).

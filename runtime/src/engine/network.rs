@@ -76,6 +76,11 @@ impl Engine {
             "" => bridge::NAME,
             name => name,
         };
+        // IPAM plugins are not looked up yet: only the built-in IPAM is known.
+        if !matches!(body.ipam.driver.as_str(), "" | "default") {
+            let ipam = &body.ipam.driver;
+            return Err(EngineError::new(format!("plugin \"{ipam}\" not found")));
+        }
         if driver == crate::driver::overlay::NAME {
             return self.create_swarm_network(body).await;
         }

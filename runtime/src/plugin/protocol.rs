@@ -224,6 +224,98 @@ pub struct JoinAnswer {
     pub disable_gateway_service: bool,
 }
 
+/// `IpamDriver.GetCapabilities`' answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpamCapabilities {
+    /// The engine must generate a MAC before asking for an address.
+    #[serde(rename = "RequiresMACAddress")]
+    pub requires_mac_address: bool,
+    /// The engine replays its pools and addresses when it restarts.
+    #[serde(rename = "RequiresRequestReplay")]
+    pub requires_request_replay: bool,
+}
+
+/// `IpamDriver.GetDefaultAddressSpaces`' answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AddressSpaces {
+    /// For local networks: `LocalDefault`.
+    pub local_default_address_space: String,
+    /// For swarm networks: `GlobalDefault`.
+    pub global_default_address_space: String,
+}
+
+/// `IpamDriver.RequestPool`: one `--subnet` (with its `--ip-range`), or any free subnet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RequestPool {
+    /// From `GetDefaultAddressSpaces`.
+    pub address_space: String,
+    /// The subnet, or empty for any.
+    pub pool: String,
+    /// `--ip-range`, or empty.
+    pub sub_pool: String,
+    /// `--ipam-opt`.
+    #[serde(deserialize_with = "nullable")]
+    pub options: BTreeMap<String, String>,
+    /// The IPv6 round.
+    #[serde(rename = "V6")]
+    pub v6: bool,
+}
+
+/// `IpamDriver.RequestPool`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RequestPoolAnswer {
+    /// The pool's id, for the calls that follow.
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+    /// Its subnet.
+    pub pool: String,
+    /// `com.docker.network.gateway`: the gateway with its prefix, which the engine takes
+    /// unless the user gave one.
+    pub data: BTreeMap<String, String>,
+}
+
+/// `IpamDriver.ReleasePool`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolRef {
+    /// The pool's id.
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+}
+
+/// `IpamDriver.RequestAddress` and `ReleaseAddress`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AddressCall {
+    /// The pool's id.
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+    /// The address wanted (`--ip`, `--gateway`), or empty for any; the one released.
+    pub address: String,
+    /// `RequestAddressType: com.docker.network.gateway` for the gateway.
+    #[serde(deserialize_with = "nullable")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `IpamDriver.RequestAddress`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AddressAnswer {
+    /// The address with its subnet's prefix.
+    pub address: String,
+    /// Nothing.
+    pub data: BTreeMap<String, String>,
+}
+
+/// The option of a `RequestAddress` for a network's gateway.
+pub const REQUEST_ADDRESS_TYPE: &str = "RequestAddressType";
+/// Its value (libnetwork `netlabel.Gateway`), and the key of a pool's gateway in its data.
+pub const GATEWAY: &str = "com.docker.network.gateway";
+
 /// An error answer: `{"Err": "..."}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -2,6 +2,7 @@
 //! each call done by a built-in driver in the docker host's namespace.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -17,22 +18,31 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::protocol::{
-    Capabilities, CreateEndpoint, CreateEndpointAnswer, CreateNetwork, EndpointInterface,
-    EndpointRef, Failure, InterfaceName, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, read,
+    AddressAnswer, AddressCall, AddressSpaces, Capabilities, CreateEndpoint, CreateEndpointAnswer,
+    CreateNetwork, EndpointInterface, EndpointRef, Failure, GATEWAY, InterfaceName,
+    IpamCapabilities, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, PoolRef,
+    REQUEST_ADDRESS_TYPE, RequestPool, RequestPoolAnswer, read,
 };
 use crate::driver::{Driver, Interface, bridge};
 use crate::firewall;
+use crate::ipam::{Ipam, PoolId, PoolRequest};
 
 /// The drivers `drydock plugin serve` serves.
 pub const SERVED: [&str; 1] = ["bridge"];
 
-/// A built-in driver served as a plugin, and what dockerd made with it.
+/// A built-in driver served as a plugin (and the built-in IPAM, when asked), and what dockerd
+/// made with them.
 #[derive(Debug)]
 pub struct PluginServer {
     driver: Arc<dyn Driver>,
     host: Netns,
     state: Mutex<Made>,
+    /// The built-in IPAM, when served.
+    ipam: Option<Mutex<ServedIpam>>,
 }
+
+/// The built-in IPAM, and its pools by the id given to dockerd.
+type ServedIpam = (Ipam, BTreeMap<String, PoolId>);
 
 /// Networks and endpoints made through the server (calls may come twice: dockerd retries on a
 /// broken connection).
@@ -45,8 +55,9 @@ struct Made {
 }
 
 impl PluginServer {
-    /// Built-in driver `driver` serving networks in `host`, the docker host's namespace.
-    pub fn new(driver: &str, host: Netns) -> Result<Arc<Self>, String> {
+    /// Built-in driver `driver` serving networks in `host`, the docker host's namespace; with
+    /// `ipam`, the built-in IPAM too (Docker 20.10's default pools), under the same name.
+    pub fn new(driver: &str, ipam: bool, host: Netns) -> Result<Arc<Self>, String> {
         let driver: Arc<dyn Driver> = match driver {
             "bridge" => Arc::new(bridge::Bridge::new(host.clone())),
             other => {
@@ -60,7 +71,115 @@ impl PluginServer {
             driver,
             host,
             state: Mutex::new(Made::default()),
+            ipam: ipam.then(|| Mutex::new((Ipam::new(), BTreeMap::new()))),
         }))
+    }
+
+    /// The APIs served.
+    fn manifest(&self) -> Manifest {
+        let mut implements = vec!["NetworkDriver".to_string()];
+        implements.extend(self.ipam.is_some().then(|| "IpamDriver".to_string()));
+        Manifest { implements }
+    }
+
+    fn ipam(&self) -> Result<std::sync::MutexGuard<'_, ServedIpam>, String> {
+        let ipam = self
+            .ipam
+            .as_ref()
+            .ok_or("this plugin serves no IPAM (--ipam default)")?;
+        Ok(ipam.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A pool of the built-in IPAM; its gateway (the lowest free address) in the data.
+    fn request_pool(&self, call: RequestPool) -> Result<RequestPoolAnswer, String> {
+        let parse = |text: &str| match text {
+            "" => Ok(None),
+            text => text
+                .parse::<IpNetwork>()
+                .map(Some)
+                .map_err(|e| format!("{text:?}: {e}")),
+        };
+        let request = PoolRequest {
+            subnet: parse(&call.pool)?,
+            ip_range: parse(&call.sub_pool)?,
+            v6: call.v6,
+            ..PoolRequest::default()
+        };
+        let mut guard = self.ipam()?;
+        let (ipam, pools) = &mut *guard;
+        let id = ipam.request_pool(&request).map_err(|e| e.to_string())?;
+        let pool = ipam.pool(id);
+        let key = format!("{}/{id}", call.address_space);
+        let mut data = BTreeMap::new();
+        if let Some(gateway) = pool.gateway {
+            let with_prefix =
+                IpNetwork::new(gateway, pool.subnet.prefix()).map_err(|e| e.to_string())?;
+            data.insert(GATEWAY.to_string(), with_prefix.to_string());
+        }
+        let answer = RequestPoolAnswer {
+            pool_id: key.clone(),
+            pool: pool.subnet.to_string(),
+            data,
+        };
+        pools.insert(key, id);
+        Ok(answer)
+    }
+
+    fn release_pool(&self, call: PoolRef) -> Result<serde_json::Value, String> {
+        let mut guard = self.ipam()?;
+        let (ipam, pools) = &mut *guard;
+        if let Some(id) = pools.remove(&call.pool_id) {
+            ipam.release_pool(id);
+        }
+        Ok(json!({}))
+    }
+
+    /// An address of a pool: the one wanted, or the lowest free. The gateway the user gave
+    /// (`--gateway`) replaces the one the pool took.
+    fn request_address(&self, call: AddressCall) -> Result<AddressAnswer, String> {
+        let mut guard = self.ipam()?;
+        let (ipam, pools) = &mut *guard;
+        let id = *pools
+            .get(&call.pool_id)
+            .ok_or_else(|| format!("no pool {}", call.pool_id))?;
+        let wanted = match call.address.as_str() {
+            "" => None,
+            text => Some(
+                text.parse::<IpAddr>()
+                    .map_err(|e| format!("{text:?}: {e}"))?,
+            ),
+        };
+        let gateway = call.options.get(REQUEST_ADDRESS_TYPE).map(String::as_str) == Some(GATEWAY);
+        let pool = ipam.pool(id).clone();
+        let address = match (gateway, wanted, pool.gateway) {
+            (true, None, Some(current)) => current,
+            (true, Some(wanted), Some(current)) if wanted == current => current,
+            (true, wanted, current) => {
+                if let Some(current) = current {
+                    ipam.release_address(id, current);
+                }
+                ipam.request_address(id, wanted)
+                    .map_err(|e| e.to_string())?
+            }
+            (false, wanted, _) => ipam
+                .request_address(id, wanted)
+                .map_err(|e| e.to_string())?,
+        };
+        let with_prefix =
+            IpNetwork::new(address, pool.subnet.prefix()).map_err(|e| e.to_string())?;
+        Ok(AddressAnswer {
+            address: with_prefix.to_string(),
+            data: BTreeMap::new(),
+        })
+    }
+
+    fn release_address(&self, call: AddressCall) -> Result<serde_json::Value, String> {
+        let mut guard = self.ipam()?;
+        let (ipam, pools) = &mut *guard;
+        if let (Some(id), Ok(ip)) = (pools.get(&call.pool_id), call.address.parse::<IpAddr>()) {
+            ipam.release_address(*id, ip);
+        }
+        Ok(json!({}))
     }
 
     fn made(&self) -> std::sync::MutexGuard<'_, Made> {
@@ -231,11 +350,7 @@ fn router(server: Arc<PluginServer>) -> Router {
     Router::new()
         .route(
             "/Plugin.Activate",
-            post(|| async {
-                answer(Ok(Manifest {
-                    implements: vec!["NetworkDriver".into()],
-                }))
-            }),
+            post(|State(s): S| async move { answer(Ok(s.manifest())) }),
         )
         .route(
             "/NetworkDriver.GetCapabilities",
@@ -274,6 +389,43 @@ fn router(server: Arc<PluginServer>) -> Router {
             "/NetworkDriver.AllocateNetwork",
             post(|| async { answer(Ok(json!({"Options": {}}))) }),
         )
+        .route(
+            "/IpamDriver.GetCapabilities",
+            post(|| async { answer(Ok(IpamCapabilities::default())) }),
+        )
+        .route(
+            "/IpamDriver.GetDefaultAddressSpaces",
+            post(|| async {
+                answer(Ok(AddressSpaces {
+                    local_default_address_space: "LocalDefault".into(),
+                    global_default_address_space: "GlobalDefault".into(),
+                }))
+            }),
+        )
+        .route(
+            "/IpamDriver.RequestPool",
+            post(|State(s): S, b: Bytes| async move {
+                handle(&b, |c| async move { s.request_pool(c) }).await
+            }),
+        )
+        .route(
+            "/IpamDriver.ReleasePool",
+            post(|State(s): S, b: Bytes| async move {
+                handle(&b, |c| async move { s.release_pool(c) }).await
+            }),
+        )
+        .route(
+            "/IpamDriver.RequestAddress",
+            post(|State(s): S, b: Bytes| async move {
+                handle(&b, |c| async move { s.request_address(c) }).await
+            }),
+        )
+        .route(
+            "/IpamDriver.ReleaseAddress",
+            post(|State(s): S, b: Bytes| async move {
+                handle(&b, |c| async move { s.release_address(c) }).await
+            }),
+        )
         // What the engine undoes itself (Leave: it moves the link back; DeleteEndpoint removes
         // it), and what a local bridge has nothing to do for.
         .route("/NetworkDriver.Leave", post(ok))
@@ -302,15 +454,19 @@ mod tests {
 
     use super::*;
 
-    /// One call to a server of the bridge driver in this process's namespace (these calls never
-    /// reach the kernel): its status and JSON answer.
-    async fn call(path: &str, body: &str) -> (StatusCode, Value) {
+    /// A server of the bridge driver and the IPAM in this process's namespace (the calls made
+    /// here never reach the kernel).
+    fn server() -> Arc<PluginServer> {
         let host = Netns::open("/proc/self/ns/net").unwrap();
-        let server = PluginServer::new("bridge", host).unwrap();
+        PluginServer::new("bridge", true, host).unwrap()
+    }
+
+    /// One call to `server`: its status and JSON answer.
+    async fn call_to(server: &Arc<PluginServer>, path: &str, body: &str) -> (StatusCode, Value) {
         let request = Request::post(path)
             .body(Body::from(body.to_string()))
             .unwrap();
-        let response = router(server).oneshot(request).await.unwrap();
+        let response = router(Arc::clone(server)).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -321,13 +477,16 @@ mod tests {
         )
     }
 
+    /// One call to a fresh [`server`].
+    async fn call(path: &str, body: &str) -> (StatusCode, Value) {
+        call_to(&server(), path, body).await
+    }
+
     #[tokio::test]
     async fn dockerd_gets_the_manifest_capabilities_and_errors_it_reads() {
         let (status, manifest) = call("/Plugin.Activate", "").await;
-        assert_eq!(
-            (status, manifest),
-            (StatusCode::OK, json!({"Implements": ["NetworkDriver"]}))
-        );
+        let implements = json!({"Implements": ["NetworkDriver", "IpamDriver"]});
+        assert_eq!((status, manifest), (StatusCode::OK, implements));
         let (_, caps) = call("/NetworkDriver.GetCapabilities", "").await;
         assert_eq!(
             caps,
@@ -335,13 +494,8 @@ mod tests {
         );
         let (status, garbage) = call("/NetworkDriver.CreateNetwork", "{garbage").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(
-            garbage["Err"]
-                .as_str()
-                .unwrap()
-                .starts_with("malformed request body"),
-            "{garbage}"
-        );
+        let err = garbage["Err"].as_str().unwrap();
+        assert!(err.starts_with("malformed request body"), "{garbage}");
         let unknown =
             r#"{"NetworkID":"nope","EndpointID":"e1","Interface":{"Address":"10.0.0.2/24"}}"#;
         let (status, refused) = call("/NetworkDriver.CreateEndpoint", unknown).await;
@@ -350,20 +504,49 @@ mod tests {
             refused["Err"].as_str().unwrap().contains("nope"),
             "{refused}"
         );
-        let (status, left) = call(
-            "/NetworkDriver.Leave",
-            r#"{"NetworkID":"n","EndpointID":"e"}"#,
-        )
-        .await;
+        let leave = r#"{"NetworkID":"n","EndpointID":"e"}"#;
+        let (status, left) = call("/NetworkDriver.Leave", leave).await;
         assert_eq!((status, left), (StatusCode::OK, json!({})));
         let (status, _) = call("/NetworkDriver.Nonsense", "{}").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
+    #[tokio::test]
+    async fn the_ipam_gives_pools_gateways_and_addresses_as_dockerd_asks() {
+        let server = server();
+        let pool = json!({"AddressSpace": "LocalDefault", "Pool": "10.78.0.0/24", "SubPool": "",
+            "Options": {}, "V6": false});
+        let (status, pool) = call_to(&server, "/IpamDriver.RequestPool", &pool.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{pool}");
+        assert_eq!(pool["Pool"], "10.78.0.0/24");
+        assert_eq!(pool["Data"]["com.docker.network.gateway"], "10.78.0.1/24");
+        let id = pool["PoolID"].as_str().unwrap().to_string();
+        let address = |body: Value| {
+            let server = Arc::clone(&server);
+            async move { call_to(&server, "/IpamDriver.RequestAddress", &body.to_string()).await }
+        };
+        // The user's --gateway replaces the pool's; the next address is then the lowest free.
+        let gateway = address(json!({"PoolID": id, "Address": "10.78.0.254",
+            "Options": {"RequestAddressType": "com.docker.network.gateway"}}));
+        assert_eq!(gateway.await.1["Address"], "10.78.0.254/24");
+        let any = json!({"PoolID": id, "Address": "", "Options": null});
+        assert_eq!(address(any.clone()).await.1["Address"], "10.78.0.1/24");
+        let (status, taken) = address(json!({"PoolID": id, "Address": "10.78.0.1"})).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{taken}");
+        let release = json!({"PoolID": id, "Address": "10.78.0.1"}).to_string();
+        call_to(&server, "/IpamDriver.ReleaseAddress", &release).await;
+        assert_eq!(address(any).await.1["Address"], "10.78.0.1/24");
+        let release = json!({"PoolID": id}).to_string();
+        let (status, _) = call_to(&server, "/IpamDriver.ReleasePool", &release).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, gone) = address(json!({"PoolID": id})).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{gone}");
+    }
+
     #[test]
     fn only_served_drivers_are_served_and_links_are_named_from_the_endpoint() {
         let host = Netns::open("/proc/self/ns/net").unwrap();
-        let refused = PluginServer::new("macvlan", host).unwrap_err();
+        let refused = PluginServer::new("macvlan", false, host).unwrap_err();
         assert!(refused.contains("not served as a plugin yet"), "{refused}");
         assert_eq!(link_name("0123456789abcdef"), "dd0123456789");
         assert_eq!(
