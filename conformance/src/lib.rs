@@ -4,6 +4,7 @@
 
 pub mod coverage;
 pub mod normalize;
+pub mod plugin_check;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -48,7 +48,8 @@ enum Command {
     /// `bench dns` measures the embedded DNS with dnsperf.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Docker network plugins: `plugin serve` serves a built-in driver as one.
+    /// Docker network plugins: `plugin serve` serves a built-in driver as one, `plugin check`
+    /// judges one.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// Which of moby v20.10's networking tests the scenarios cover (the table in COVERAGE.md).

@@ -1,6 +1,7 @@
 //! `drydock plugin serve`: a built-in driver served as a Docker remote network driver plugin on
 //! a unix socket, for a dockerd (the machine's, or a lab host's) to run networks through it
 //! (`runtime::plugin`). It works in the network namespace it runs in, which must be dockerd's.
+//! `drydock plugin check` judges a plugin's protocol (`conformance::plugin_check`).
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use drydock_conformance::plugin_check;
 use drydock_netsim::Netns;
 use drydock_runtime::plugin::{PluginServer, SERVED, serve};
 
@@ -22,6 +24,19 @@ pub(crate) enum PluginCommand {
     /// Serve a built-in driver as a Docker network plugin on a unix socket, in this network
     /// namespace, until interrupted.
     Serve(ServeArgs),
+    /// Judge a network plugin by the calls dockerd 20.10 makes and what it does with the
+    /// answers (its protocol; run it in the plugin's network namespace, where its links are).
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    /// The plugin's name: its socket is /run/docker/plugins/NAME.sock.
+    #[arg(long, required_unless_present = "socket")]
+    name: Option<String>,
+    /// The plugin's socket.
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -45,7 +60,31 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginCommand::Serve(args) => serve_plugin(args),
+        PluginCommand::Check(args) => check_plugin(args),
     }
+}
+
+fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let socket = match (args.socket, args.name) {
+        (Some(socket), _) => socket,
+        (None, Some(name)) => Path::new(PLUGINS_DIR).join(format!("{name}.sock")),
+        (None, None) => bail!("give --name or --socket"),
+    };
+    let netns = Netns::open("/proc/self/ns/net").context("this process's network namespace")?;
+    let verdicts = super::runtime()?.block_on(plugin_check::check(&socket, &netns));
+    for verdict in &verdicts {
+        println!("{verdict}");
+    }
+    let passed = verdicts.iter().filter(|v| v.failure.is_none()).count();
+    println!(
+        "{passed} of {} checks passed ({})",
+        verdicts.len(),
+        socket.display()
+    );
+    Ok(match passed == verdicts.len() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
 }
 
 fn serve_plugin(args: ServeArgs) -> anyhow::Result<ExitCode> {

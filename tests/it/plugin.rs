@@ -168,3 +168,67 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
     drop(server);
     target.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// `drydock plugin check` passes the served bridge driver, in the lab host it works in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_check_passes_the_served_bridge_driver() {
+    if !crate::privileged() {
+        return;
+    }
+    let topology = Topology::builder("pcheck")
+        .segment("lan", "10.10.0.0/24".parse().unwrap())
+        .host("h1")
+        .build()
+        .unwrap();
+    let lab = Lab::build(topology).await.unwrap();
+    let h1 = lab.host("h1").unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("drydock-bridge.sock");
+    let mut server = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
+    server
+        .args([
+            "plugin",
+            "serve",
+            "--driver",
+            "bridge",
+            "--name",
+            "drydock-bridge",
+        ])
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::piped());
+    let mut server = Killed(server.spawn().unwrap());
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+
+    let mut check = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
+    let output = check
+        .args(["plugin", "check", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("6 of 6 checks passed"), "{printed}");
+    // The checks leave nothing: no bridge or link of theirs in the plugin's namespace.
+    let left: Vec<String> = (link::list(&h1).await.unwrap().into_iter())
+        .map(|l| l.name)
+        .filter(|n| n.starts_with("br-") || n.starts_with("dd") || n.starts_with("veth"))
+        .collect();
+    assert!(left.is_empty(), "left in h1: {left:?}");
+    drop(server);
+
+    // Nothing served there any more: every check fails, saying why, and so does the command.
+    let mut check = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
+    let output = check
+        .args(["plugin", "check", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("0 of 6 checks passed"), "{printed}");
+    assert!(printed.contains("FAIL  activate"), "{printed}");
+}

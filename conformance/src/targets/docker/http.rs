@@ -31,22 +31,22 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A daemon's API socket.
 #[derive(Debug, Clone)]
-pub(super) struct Api {
+pub(crate) struct Api {
     socket: PathBuf,
 }
 
 /// A daemon's answer: status code and body.
 #[derive(Debug)]
-pub(super) struct Reply {
+pub(crate) struct Reply {
     /// HTTP status code.
-    pub(super) status: u16,
+    pub(crate) status: u16,
     /// The body as the daemon wrote it (transfer encoding undone).
-    pub(super) body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum CallError {
+pub(crate) enum CallError {
     /// The daemon refused: its message, as the docker CLI prints it after
     /// "Error response from daemon: ".
     #[error("{message}")]
@@ -74,7 +74,7 @@ impl From<CallError> for TargetError {
 
 impl Api {
     /// A client for the daemon listening on `socket`.
-    pub(super) fn new(socket: &Path) -> Self {
+    pub(crate) fn new(socket: &Path) -> Self {
         Self {
             socket: socket.to_path_buf(),
         }
@@ -82,7 +82,7 @@ impl Api {
 
     /// Sends one request (with its body and the body's content type) and returns the answer,
     /// whatever its status.
-    pub(super) async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
