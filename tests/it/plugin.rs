@@ -232,3 +232,81 @@ async fn plugin_check_passes_the_served_bridge_driver() {
     assert!(printed.contains("0 of 6 checks passed"), "{printed}");
     assert!(printed.contains("FAIL  activate"), "{printed}");
 }
+
+/// `drydock plugin check` fails each defect of a plugin not written in Rust (a small Python
+/// plugin, `tests/plugins/defective_driver.py`) with the message the defect deserves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
+    if !crate::privileged() {
+        return;
+    }
+    let topology = Topology::builder("pdefect")
+        .segment("lan", "10.10.0.0/24".parse().unwrap())
+        .host("h1")
+        .build()
+        .unwrap();
+    let lab = Lab::build(topology).await.unwrap();
+    let h1 = lab.host("h1").unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/plugins/defective_driver.py"
+    );
+    let defects = [
+        (
+            "garbage-manifest",
+            "FAIL  activate",
+            "answered no JSON object",
+        ),
+        ("planet-scope", "FAIL  capabilities", "Scope \"planet\""),
+        (
+            "address-rewritten",
+            "FAIL  lifecycle",
+            "driver modified interface address",
+        ),
+        (
+            "missing-link",
+            "FAIL  lifecycle",
+            "is no link of the plugin's namespace",
+        ),
+        (
+            "leaky",
+            "FAIL  lifecycle",
+            "still there after DeleteEndpoint",
+        ),
+        (
+            "accepts-anything",
+            "FAIL  unknown ids",
+            "never created succeeded",
+        ),
+    ];
+    for (defect, check, message) in defects {
+        let socket = dir.path().join(format!("{defect}.sock"));
+        let mut server = h1.command("python3", None);
+        server
+            .arg(plugin)
+            .arg(&socket)
+            .arg(defect)
+            .stdout(Stdio::piped());
+        let mut server = Killed(server.spawn().unwrap());
+        let mut first = String::new();
+        BufReader::new(server.0.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("serving"), "{defect}: {first}");
+        let mut judge = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
+        let output = judge
+            .args(["plugin", "check", "--socket"])
+            .arg(&socket)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{defect} passed:\n{printed}");
+        let failed: Vec<&str> = printed.lines().filter(|l| l.starts_with("FAIL")).collect();
+        assert!(
+            failed.len() == 1 && failed[0].starts_with(check) && failed[0].contains(message),
+            "{defect}: expected only `{check}` failing with {message:?}:\n{printed}"
+        );
+        drop(server);
+    }
+}
