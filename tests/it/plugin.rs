@@ -233,8 +233,9 @@ async fn plugin_check_passes_the_served_bridge_driver() {
     assert!(printed.contains("FAIL  activate"), "{printed}");
 }
 
-/// `drydock plugin check` fails each defect of a plugin not written in Rust (a small Python
-/// plugin, `tests/plugins/defective_driver.py`) with the message the defect deserves.
+/// `drydock plugin check` passes a plugin not written in Rust (a small Python plugin,
+/// `tests/plugins/defective_driver.py`) and fails each of its defects with the message the
+/// defect deserves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
     if !crate::privileged() {
@@ -253,6 +254,7 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
         "/tests/plugins/defective_driver.py"
     );
     let defects = [
+        ("none", "", ""),
         (
             "garbage-manifest",
             "FAIL  activate",
@@ -301,6 +303,11 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
             .output()
             .unwrap();
         let printed = String::from_utf8_lossy(&output.stdout);
+        if defect == "none" {
+            assert!(output.status.success(), "{printed}");
+            assert!(printed.contains("6 of 6 checks passed"), "{printed}");
+            continue;
+        }
         assert!(!output.status.success(), "{defect} passed:\n{printed}");
         let failed: Vec<&str> = printed.lines().filter(|l| l.starts_with("FAIL")).collect();
         assert!(

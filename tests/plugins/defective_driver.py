@@ -5,10 +5,11 @@ makes real links with `ip` (a veth pair per joined endpoint) in the namespace it
 
     defective_driver.py SOCKET DEFECT
 
-DEFECT: garbage-manifest (Plugin.Activate answers no JSON), planet-scope (GetCapabilities
-answers Scope "planet"), address-rewritten (CreateEndpoint answers an address of its own),
-missing-link (Join names a link that does not exist), leaky (DeleteEndpoint leaves the link),
-accepts-anything (CreateEndpoint of an unknown network succeeds).
+DEFECT: none (a plugin that does its job), garbage-manifest (Plugin.Activate answers no
+JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
+(CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
+exist), leaky (DeleteEndpoint leaves the link), accepts-anything (CreateEndpoint of an unknown
+network succeeds).
 """
 
 import json
