@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use crate::targets::docker::http::{Api, Reply};
 
+/// How long a call may take. dockerd waits for a v1 plugin's answer forever, holding its
+/// locks (and the docker CLI) meanwhile: an answer this late is a plugin that hangs Docker.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The media type dockerd accepts from plugins.
 const MEDIA_TYPE: &str = drydock_runtime::plugin::protocol::MEDIA_TYPE;
 
@@ -57,8 +61,11 @@ impl Session<'_> {
         let text = body.map(Value::to_string);
         let sent = text.as_deref().map(|t| (MEDIA_TYPE, t.as_bytes()));
         let path = format!("/{method}");
-        let reply: Reply =
-            (self.api.request("POST", &path, sent).await).map_err(|e| e.to_string())?;
+        let reply: Reply = (self
+            .api
+            .request_within(CALL_TIMEOUT, "POST", &path, sent)
+            .await)
+            .map_err(|e| e.to_string())?;
         let answer = String::from_utf8_lossy(&reply.body).trim().to_string();
         self.exchange.push(format!(
             "{method} {} -> {} {answer}",
@@ -191,8 +198,8 @@ async fn concurrency(s: &mut Session<'_>) -> Result<(), String> {
         let body = create_network(id, 240 + i as u8).to_string();
         async move {
             let sent = Some((MEDIA_TYPE, body.as_bytes()));
-            api.request("POST", "/NetworkDriver.CreateNetwork", sent)
-                .await
+            let path = "/NetworkDriver.CreateNetwork";
+            api.request_within(CALL_TIMEOUT, "POST", path, sent).await
         }
     });
     let replies = futures::future::join_all(calls).await;

@@ -276,6 +276,7 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
             "FAIL  lifecycle",
             "still there after DeleteEndpoint",
         ),
+        ("slow", "FAIL  capabilities", "no answer within 5 s"),
         (
             "accepts-anything",
             "FAIL  unknown ids",

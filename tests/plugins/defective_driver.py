@@ -9,7 +9,7 @@ DEFECT: none (a plugin that does its job), garbage-manifest (Plugin.Activate ans
 JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
 exist), leaky (DeleteEndpoint leaves the link), accepts-anything (CreateEndpoint of an unknown
-network succeeds).
+network succeeds), slow (GetCapabilities answers after 30 s).
 """
 
 import json
@@ -17,6 +17,7 @@ import os
 import socketserver
 import subprocess
 import sys
+import time
 from http.server import BaseHTTPRequestHandler
 
 SOCKET, DEFECT = sys.argv[1], sys.argv[2]
@@ -35,6 +36,8 @@ def answer(method, request):
             return 200, b"<html>not a manifest</html>"
         return 200, json.dumps({"Implements": ["NetworkDriver"]}).encode()
     if method == "NetworkDriver.GetCapabilities":
+        if DEFECT == "slow":
+            time.sleep(30)
         scope = "planet" if DEFECT == "planet-scope" else "local"
         return 200, json.dumps({"Scope": scope, "ConnectivityScope": scope}).encode()
     if method == "NetworkDriver.CreateNetwork":

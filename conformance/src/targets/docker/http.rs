@@ -88,10 +88,21 @@ impl Api {
         path: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<Reply, CallError> {
-        let detail = match tokio::time::timeout(TIMEOUT, self.exchange(method, path, body)).await {
+        self.request_within(TIMEOUT, method, path, body).await
+    }
+
+    /// [`Api::request`], given up after `timeout`.
+    pub(crate) async fn request_within(
+        &self,
+        timeout: Duration,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Reply, CallError> {
+        let detail = match tokio::time::timeout(timeout, self.exchange(method, path, body)).await {
             Ok(Ok(reply)) => return Ok(reply),
             Ok(Err(detail)) => detail,
-            Err(_) => format!("no answer within {} s", TIMEOUT.as_secs()),
+            Err(_) => format!("no answer within {} s", timeout.as_secs()),
         };
         Err(CallError::Transport {
             what: format!("{method} {path}"),
