@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fallback;
 pub mod firewall;
 pub mod ipam;
+mod mac;
 mod nfnl;
 pub mod plugin;
 pub mod proxy;

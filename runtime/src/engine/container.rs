@@ -1235,14 +1235,8 @@ fn link_local_addresses(settings: &EndpointSettings) -> EngineResult<Vec<IpNetwo
 }
 
 fn parse_mac(text: &str) -> EngineResult<[u8; 6]> {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))?;
-    bytes
-        .try_into()
-        .map_err(|_| EngineError::new(format!("{text} is not a valid mac address")))
+    crate::mac::parse(text)
+        .ok_or_else(|| EngineError::new(format!("{text} is not a valid mac address")))
 }
 
 /// Whether a container goes when it stops (`docker run --rm`).

@@ -7,13 +7,7 @@ use super::ports::ports_json;
 use super::{Engine, EngineResult};
 
 fn mac_text(mac: Option<[u8; 6]>) -> String {
-    mac.map(|m| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    })
-    .unwrap_or_default()
+    mac.map(crate::mac::text).unwrap_or_default()
 }
 
 impl Engine {

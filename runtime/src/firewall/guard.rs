@@ -50,7 +50,7 @@ pub(crate) fn add(parent: &str, mac: [u8; 6], subnets: &[IpNetwork]) -> Nftables
         policy: Some(NfChainPolicy::Accept),
         ..Chain::default()
     }));
-    let mac = mac.map(|b| format!("{b:02x}")).join(":");
+    let mac = crate::mac::text(mac);
     for subnet in subnets {
         let family = if subnet.is_ipv4() { "ip" } else { "ip6" };
         let prefix = Expression::Named(NamedExpression::Prefix(Prefix {

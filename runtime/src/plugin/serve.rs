@@ -24,8 +24,8 @@ use super::protocol::{
     REQUEST_ADDRESS_TYPE, RequestPool, RequestPoolAnswer, read,
 };
 use crate::driver::{Driver, Interface, bridge};
-use crate::firewall;
 use crate::ipam::{Ipam, PoolId, PoolRequest};
+use crate::{firewall, mac};
 
 /// The drivers `drydock plugin serve` serves.
 pub const SERVED: [&str; 1] = ["bridge"];
@@ -238,7 +238,7 @@ impl PluginServer {
         }
         let mac = match given.mac_address.as_str() {
             "" => None,
-            text => Some(parse_mac(text)?),
+            text => Some(mac::parse(text).ok_or_else(|| format!("{text} is not a MAC address"))?),
         };
         let elected = bridge::elect_mac(&Interface { addresses, mac });
         let interface = Interface {
@@ -251,7 +251,7 @@ impl PluginServer {
         made.await.map_err(|e| e.to_string())?;
         self.made().endpoints.insert(call.endpoint_id, false);
         let chosen = (mac.is_none()).then(|| EndpointInterface {
-            mac_address: show_mac(elected),
+            mac_address: mac::text(elected),
             ..EndpointInterface::default()
         });
         Ok(CreateEndpointAnswer { interface: chosen })
@@ -300,20 +300,6 @@ fn link_name(endpoint: &str) -> String {
         .take(10)
         .collect();
     format!("dd{digits}")
-}
-
-fn parse_mac(text: &str) -> Result<[u8; 6], String> {
-    let bytes: Vec<u8> = (text.split(':'))
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{text} is not a MAC address"))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("{text} is not a MAC address"))
-}
-
-fn show_mac(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 /// An answer: 200 and the JSON object, or 500 and `{"Err": ...}` (dockerd shows
@@ -549,10 +535,5 @@ mod tests {
         let refused = PluginServer::new("macvlan", false, host).unwrap_err();
         assert!(refused.contains("not served as a plugin yet"), "{refused}");
         assert_eq!(link_name("0123456789abcdef"), "dd0123456789");
-        assert_eq!(
-            show_mac(parse_mac("02:42:0a:4d:00:02").unwrap()),
-            "02:42:0a:4d:00:02"
-        );
-        assert!(parse_mac("02:42").is_err());
     }
 }
