@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 /// `type=builtin` together pass both).
 pub type Filters = BTreeMap<String, Vec<String>>;
 
-/// The networks every engine has.
-const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+/// The networks every engine has, whose names Docker reserves.
+pub(crate) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
 /// The filters `network ls` accepts, as dockerd names them.
 pub const NETWORK_FILTERS: [&str; 7] =

@@ -90,7 +90,7 @@ impl EngineApi for Mutex<Engine> {
             let unused = network["Containers"]
                 .as_object()
                 .is_none_or(|c| c.is_empty());
-            let custom = !["bridge", "host", "none", "docker_gwbridge"].contains(&name.as_str());
+            let custom = !filter::PREDEFINED.contains(&name.as_str()) && name != "docker_gwbridge";
             if unused
                 && custom
                 && network["Scope"] == "local"

@@ -10,13 +10,11 @@ use super::ids;
 use super::model::{Network, UserSubnets};
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::NetworkCreate;
+use crate::api::filter::PREDEFINED;
 use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
 use crate::driver::{Driver, IpamData, NetworkRequest, special};
 use crate::firewall::NetworkRules;
 use crate::ipam::{PoolId, PoolRequest};
-
-/// The names Docker reserves.
-const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
 /// Options of the bridge driver that the engine's firewall applies.
 /// The option inspect shows with what carries a network's traffic, when its driver has a

@@ -119,9 +119,10 @@ const ALLOCATE_ATTEMPTS: usize = 10;
 /// strict order, so the result is what Go's sort makes of it on a short list: an insertion
 /// sort. Chosen host ports thus come before ephemeral ones, which cannot take them first.
 fn docker_order(bindings: &mut [(String, PortBinding)]) {
-    let host_port = |b: &PortBinding| {
-        let low = b.host_port.split('-').next().unwrap_or_default();
-        low.parse::<u64>().unwrap_or(0)
+    // go-connections' `toInt`: a range counts as its first port, anything unreadable as 0.
+    let host_port = |b: &PortBinding| match host_ports(&b.host_port) {
+        Ok(Some((low, _))) => low,
+        _ => 0,
     };
     let less = |a: &(String, PortBinding), b: &(String, PortBinding)| {
         let (pa, pb) = (container_port(&a.0), container_port(&b.0));
