@@ -65,11 +65,9 @@ pub(crate) fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let socket = match (args.socket, args.name) {
-        (Some(socket), _) => socket,
-        (None, Some(name)) => Path::new(PLUGINS_DIR).join(format!("{name}.sock")),
-        (None, None) => bail!("give --name or --socket"),
-    };
+    // clap makes sure of one of them.
+    let by_name = |name: String| Path::new(PLUGINS_DIR).join(format!("{name}.sock"));
+    let socket = (args.socket.or_else(|| args.name.map(by_name))).context("--name or --socket")?;
     let netns = Netns::open("/proc/self/ns/net").context("this process's network namespace")?;
     let verdicts = super::runtime()?.block_on(plugin_check::check(&socket, &netns));
     for verdict in &verdicts {

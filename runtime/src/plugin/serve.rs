@@ -91,7 +91,7 @@ impl PluginServer {
     }
 
     /// A pool of the built-in IPAM; its gateway (the lowest free address) in the data.
-    fn request_pool(&self, call: RequestPool) -> Result<RequestPoolAnswer, String> {
+    async fn request_pool(&self, call: RequestPool) -> Result<RequestPoolAnswer, String> {
         let parse = |text: &str| match text {
             "" => Ok(None),
             text => text
@@ -125,7 +125,7 @@ impl PluginServer {
         Ok(answer)
     }
 
-    fn release_pool(&self, call: PoolRef) -> Result<serde_json::Value, String> {
+    async fn release_pool(&self, call: PoolRef) -> Result<serde_json::Value, String> {
         let mut guard = self.ipam()?;
         let (ipam, pools) = &mut *guard;
         if let Some(id) = pools.remove(&call.pool_id) {
@@ -136,7 +136,7 @@ impl PluginServer {
 
     /// An address of a pool: the one wanted, or the lowest free. The gateway the user gave
     /// (`--gateway`) replaces the one the pool took.
-    fn request_address(&self, call: AddressCall) -> Result<AddressAnswer, String> {
+    async fn request_address(&self, call: AddressCall) -> Result<AddressAnswer, String> {
         let mut guard = self.ipam()?;
         let (ipam, pools) = &mut *guard;
         let id = *pools
@@ -173,7 +173,7 @@ impl PluginServer {
         })
     }
 
-    fn release_address(&self, call: AddressCall) -> Result<serde_json::Value, String> {
+    async fn release_address(&self, call: AddressCall) -> Result<serde_json::Value, String> {
         let mut guard = self.ipam()?;
         let (ipam, pools) = &mut *guard;
         if let (Some(id), Ok(ip)) = (pools.get(&call.pool_id), call.address.parse::<IpAddr>()) {
@@ -332,6 +332,14 @@ where
 /// The server's routes.
 fn router(server: Arc<PluginServer>) -> Router {
     type S = State<Arc<PluginServer>>;
+    // A route whose body is read as the argument of the server's method of that name.
+    macro_rules! call {
+        ($method:ident) => {
+            post(|State(s): S, b: Bytes| async move {
+                handle(&b, |c| async move { s.$method(c).await }).await
+            })
+        };
+    }
     let ok = || async { answer(Ok(json!({}))) };
     Router::new()
         .route(
@@ -347,26 +355,11 @@ fn router(server: Arc<PluginServer>) -> Router {
                 }))
             }),
         )
-        .route(
-            "/NetworkDriver.CreateNetwork",
-            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.create_network(c)).await }),
-        )
-        .route(
-            "/NetworkDriver.DeleteNetwork",
-            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.delete_network(c)).await }),
-        )
-        .route(
-            "/NetworkDriver.CreateEndpoint",
-            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.create_endpoint(c)).await }),
-        )
-        .route(
-            "/NetworkDriver.DeleteEndpoint",
-            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.delete_endpoint(c)).await }),
-        )
-        .route(
-            "/NetworkDriver.Join",
-            post(|State(s): S, b: Bytes| async move { handle(&b, |c| s.join(c)).await }),
-        )
+        .route("/NetworkDriver.CreateNetwork", call!(create_network))
+        .route("/NetworkDriver.DeleteNetwork", call!(delete_network))
+        .route("/NetworkDriver.CreateEndpoint", call!(create_endpoint))
+        .route("/NetworkDriver.DeleteEndpoint", call!(delete_endpoint))
+        .route("/NetworkDriver.Join", call!(join))
         .route(
             "/NetworkDriver.EndpointOperInfo",
             post(|| async { answer(Ok(json!({"Value": {}}))) }),
@@ -388,30 +381,10 @@ fn router(server: Arc<PluginServer>) -> Router {
                 }))
             }),
         )
-        .route(
-            "/IpamDriver.RequestPool",
-            post(|State(s): S, b: Bytes| async move {
-                handle(&b, |c| async move { s.request_pool(c) }).await
-            }),
-        )
-        .route(
-            "/IpamDriver.ReleasePool",
-            post(|State(s): S, b: Bytes| async move {
-                handle(&b, |c| async move { s.release_pool(c) }).await
-            }),
-        )
-        .route(
-            "/IpamDriver.RequestAddress",
-            post(|State(s): S, b: Bytes| async move {
-                handle(&b, |c| async move { s.request_address(c) }).await
-            }),
-        )
-        .route(
-            "/IpamDriver.ReleaseAddress",
-            post(|State(s): S, b: Bytes| async move {
-                handle(&b, |c| async move { s.release_address(c) }).await
-            }),
-        )
+        .route("/IpamDriver.RequestPool", call!(request_pool))
+        .route("/IpamDriver.ReleasePool", call!(release_pool))
+        .route("/IpamDriver.RequestAddress", call!(request_address))
+        .route("/IpamDriver.ReleaseAddress", call!(release_address))
         // What the engine undoes itself (Leave: it moves the link back; DeleteEndpoint removes
         // it), and what a local bridge has nothing to do for.
         .route("/NetworkDriver.Leave", post(ok))
