@@ -3,13 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use drydock_conformance::probe::{self, Ping, Proto, RecordData, RecordKind, Resolution};
 use drydock_conformance::targets::Target;
 use drydock_conformance::targets::docker::DockerTarget;
-use drydock_netsim::{Lab, Topology, link};
+use drydock_netsim::{Lab, Netns, Topology, link};
 use drydock_runtime::api::cli;
 use drydock_runtime::api::dispatch::dispatch;
 
@@ -21,6 +22,52 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A lab of one host, h1.
+async fn one_host_lab(name: &str) -> Lab {
+    let topology = Topology::builder(name)
+        .segment("lan", "10.10.0.0/24".parse().unwrap())
+        .host("h1")
+        .build()
+        .unwrap();
+    Lab::build(topology).await.unwrap()
+}
+
+/// `command` started, once it printed its first line, which must start with `ready`; killed
+/// when dropped.
+fn serving(mut command: Command, ready: &str) -> Killed {
+    let mut server = Killed(command.stdout(Stdio::piped()).spawn().unwrap());
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with(ready), "{first}");
+    server
+}
+
+/// `drydock plugin serve --driver bridge [OPTIONS] --name drydock-bridge --socket SOCKET` in
+/// `host`, once it serves.
+fn serve_bridge(host: &Netns, socket: &Path, options: &[&str]) -> Killed {
+    let mut command = host.command(env!("CARGO_BIN_EXE_drydock"), None);
+    command
+        .args(["plugin", "serve", "--driver", "bridge"])
+        .args(options)
+        .args(["--name", "drydock-bridge", "--socket"])
+        .arg(socket);
+    serving(command, "serving the bridge driver")
+}
+
+/// `drydock plugin check --socket SOCKET` in `host`: whether it passed, and what it printed.
+fn plugin_check(host: &Netns, socket: &Path) -> (bool, String) {
+    let mut check = host.command(env!("CARGO_BIN_EXE_drydock"), None);
+    let output = check
+        .args(["plugin", "check", "--socket"])
+        .arg(socket)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success(), printed)
 }
 
 /// A docker line on h1 of `target`, as a scenario step runs it.
@@ -37,12 +84,7 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
     if !crate::privileged() {
         return;
     }
-    let topology = Topology::builder("plugin")
-        .segment("lan", "10.10.0.0/24".parse().unwrap())
-        .host("h1")
-        .build()
-        .unwrap();
-    let lab = Lab::build(topology).await.unwrap();
+    let lab = one_host_lab("plugin").await;
     let run_id = format!("it{}p", std::process::id());
     let target = DockerTarget::start(&lab, &["h1".to_string()], &run_id)
         .await
@@ -54,27 +96,7 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
         .plugins_dir("h1")
         .unwrap()
         .join("drydock-bridge.sock");
-    let mut server = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
-    server
-        .args([
-            "plugin",
-            "serve",
-            "--driver",
-            "bridge",
-            "--ipam",
-            "default",
-            "--name",
-            "drydock-bridge",
-        ])
-        .arg("--socket")
-        .arg(&socket)
-        .stdout(Stdio::piped());
-    let mut server = Killed(server.spawn().unwrap());
-    let mut first = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("serving the bridge driver"), "{first}");
+    let server = serve_bridge(&h1, &socket, &["--ipam", "default"]);
 
     docker(
         &target,
@@ -175,42 +197,14 @@ async fn plugin_check_passes_the_served_bridge_driver() {
     if !crate::privileged() {
         return;
     }
-    let topology = Topology::builder("pcheck")
-        .segment("lan", "10.10.0.0/24".parse().unwrap())
-        .host("h1")
-        .build()
-        .unwrap();
-    let lab = Lab::build(topology).await.unwrap();
+    let lab = one_host_lab("pcheck").await;
     let h1 = lab.host("h1").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("drydock-bridge.sock");
-    let mut server = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
-    server
-        .args([
-            "plugin",
-            "serve",
-            "--driver",
-            "bridge",
-            "--name",
-            "drydock-bridge",
-        ])
-        .arg("--socket")
-        .arg(&socket)
-        .stdout(Stdio::piped());
-    let mut server = Killed(server.spawn().unwrap());
-    let mut first = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let server = serve_bridge(&h1, &socket, &[]);
 
-    let mut check = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
-    let output = check
-        .args(["plugin", "check", "--socket"])
-        .arg(&socket)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{printed}");
+    let (passed, printed) = plugin_check(&h1, &socket);
+    assert!(passed, "{printed}");
     assert!(printed.contains("6 of 6 checks passed"), "{printed}");
     // The checks leave nothing: no bridge or link of theirs in the plugin's namespace.
     let left: Vec<String> = (link::list(&h1).await.unwrap().into_iter())
@@ -221,14 +215,8 @@ async fn plugin_check_passes_the_served_bridge_driver() {
     drop(server);
 
     // Nothing served there any more: every check fails, saying why, and so does the command.
-    let mut check = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
-    let output = check
-        .args(["plugin", "check", "--socket"])
-        .arg(&socket)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{printed}");
+    let (passed, printed) = plugin_check(&h1, &socket);
+    assert!(!passed, "{printed}");
     assert!(printed.contains("0 of 6 checks passed"), "{printed}");
     assert!(printed.contains("FAIL  activate"), "{printed}");
 }
@@ -241,12 +229,7 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
     if !crate::privileged() {
         return;
     }
-    let topology = Topology::builder("pdefect")
-        .segment("lan", "10.10.0.0/24".parse().unwrap())
-        .host("h1")
-        .build()
-        .unwrap();
-    let lab = Lab::build(topology).await.unwrap();
+    let lab = one_host_lab("pdefect").await;
     let h1 = lab.host("h1").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
     let plugin = concat!(
@@ -285,31 +268,16 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
     ];
     for (defect, check, message) in defects {
         let socket = dir.path().join(format!("{defect}.sock"));
-        let mut server = h1.command("python3", None);
-        server
-            .arg(plugin)
-            .arg(&socket)
-            .arg(defect)
-            .stdout(Stdio::piped());
-        let mut server = Killed(server.spawn().unwrap());
-        let mut first = String::new();
-        BufReader::new(server.0.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("serving"), "{defect}: {first}");
-        let mut judge = h1.command(env!("CARGO_BIN_EXE_drydock"), None);
-        let output = judge
-            .args(["plugin", "check", "--socket"])
-            .arg(&socket)
-            .output()
-            .unwrap();
-        let printed = String::from_utf8_lossy(&output.stdout);
+        let mut python = h1.command("python3", None);
+        python.arg(plugin).arg(&socket).arg(defect);
+        let server = serving(python, "serving");
+        let (passed, printed) = plugin_check(&h1, &socket);
         if defect == "none" {
-            assert!(output.status.success(), "{printed}");
+            assert!(passed, "{printed}");
             assert!(printed.contains("6 of 6 checks passed"), "{printed}");
             continue;
         }
-        assert!(!output.status.success(), "{defect} passed:\n{printed}");
+        assert!(!passed, "{defect} passed:\n{printed}");
         let failed: Vec<&str> = printed.lines().filter(|l| l.starts_with("FAIL")).collect();
         assert!(
             failed.len() == 1 && failed[0].starts_with(check) && failed[0].contains(message),
