@@ -55,6 +55,9 @@ impl<T: Target> Execution<'_, T> {
     /// The step's command, with each `id(NAME)` replaced by the Id of network NAME (or else
     /// container NAME) on the step's host, as the engine shows it now.
     async fn with_ids<'s>(&self, step: &'s Step) -> Result<Cow<'s, Command>, String> {
+        if !step.line.contains("id(") {
+            return Ok(Cow::Borrowed(&step.command));
+        }
         let mut words = words::split(&step.line).map_err(|(_, e)| e)?;
         let mut replaced = false;
         for word in &mut words {
