@@ -10,7 +10,7 @@ use std::path::Path;
 use drydock_netsim::{Netns, link};
 use serde_json::{Value, json};
 
-use crate::targets::docker::http::{Api, Reply};
+use crate::targets::docker::http::{Api, CallError, Reply};
 
 /// How long a call may take. dockerd waits for a v1 plugin's answer forever, holding its
 /// locks (and the docker CLI) meanwhile: an answer this late is a plugin that hangs Docker.
@@ -65,7 +65,7 @@ impl Session<'_> {
             .api
             .request_within(CALL_TIMEOUT, "POST", &path, sent)
             .await)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| call_error(&e))?;
         let answer = String::from_utf8_lossy(&reply.body).trim().to_string();
         self.exchange.push(format!(
             "{method} {} -> {} {answer}",
@@ -97,6 +97,14 @@ impl Session<'_> {
             }
             _ => Ok(answer),
         }
+    }
+}
+
+/// A call that got no answer, said of a plugin (the client's texts name the docker API).
+fn call_error(error: &CallError) -> String {
+    match error {
+        CallError::Transport { what, detail } => format!("{what}: {detail}"),
+        other => other.to_string(),
     }
 }
 
@@ -213,7 +221,7 @@ async fn concurrency(s: &mut Session<'_>) -> Result<(), String> {
                 r.status,
                 String::from_utf8_lossy(&r.body).trim()
             )),
-            Err(e) => failures.push(format!("{}..: {e}", &id[..12])),
+            Err(e) => failures.push(format!("{}..: {}", &id[..12], call_error(&e))),
         }
     }
     for id in &ids {
