@@ -7,10 +7,12 @@
 use std::fmt;
 use std::path::Path;
 
-use drydock_netsim::{Netns, link};
+use drydock_netsim::{Lab, Netns, Topology, link};
 use serde_json::{Value, json};
 
+use crate::run::PluginRun;
 use crate::targets::docker::http::{Api, CallError, Reply};
+use crate::targets::reference::PLUGINS_DIR_PREFIX;
 
 /// How long a call may take. dockerd waits for a v1 plugin's answer forever, holding its
 /// locks (and the docker CLI) meanwhile: an answer this late is a plugin that hangs Docker.
@@ -117,6 +119,31 @@ fn create_network(id: &str, octet: u8) -> Value {
 
 fn endpoint(network: &str, endpoint: &str) -> Value {
     json!({"NetworkID": network, "EndpointID": endpoint})
+}
+
+/// Plugin `plugin` started in the one host of a lab of its own, and [`check`] run on it there.
+pub async fn check_in_lab(plugin: &PluginRun) -> Result<Vec<Verdict>, String> {
+    let pid = std::process::id();
+    let topology = Topology::builder(&format!("pcheck-{pid}"))
+        .segment("lan", "10.10.0.0/24".parse().expect("a subnet"))
+        .host("h1")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let lab = Lab::build(topology)
+        .await
+        .map_err(|e| format!("cannot build the lab: {e}"))?;
+    let host = lab.host("h1").expect("the lab's host");
+    let dir = std::env::temp_dir().join(format!("{PLUGINS_DIR_PREFIX}{pid}-check"));
+    let verdicts = match plugin.start_in(host, &dir).await {
+        Ok(running) => {
+            let verdicts = check(&plugin.socket(&dir), host).await;
+            drop(running);
+            Ok(verdicts)
+        }
+        Err(why) => Err(why),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    verdicts
 }
 
 /// Runs every check against the plugin listening on `socket`, which works in `netns`.

@@ -38,23 +38,71 @@ pub(crate) struct ConformArgs {
 }
 
 pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
-    let reports = parse_reports(&args.report)?;
     let scenarios = suite::load(&args.paths, args.filter.as_deref())?;
-    if scenarios.is_empty() {
-        bail!("no scenario matches");
-    }
-    let mut targets = args.target.clone();
-    targets.dedup();
-    if !drydock_netsim::userns::is_privileged() {
-        bail!(
-            "conformance runs need root: engines make bridges, firewall rules and (for docker) run dockerd"
-        );
-    }
     let options = Options {
         jobs: args.jobs.max(1),
         timeout: Duration::from_secs(args.timeout),
         probe_timeout: Duration::from_secs(1),
+        plugin: None,
     };
+    let suite = Suite {
+        scenarios,
+        targets: args.target,
+        options,
+        reports: parse_reports(&args.report)?,
+        keep_pcaps: args.keep_pcaps,
+    };
+    suite.run()
+}
+
+/// Scenarios to run on targets, and what to keep of the run.
+pub(crate) struct Suite {
+    pub(crate) scenarios: Vec<drydock_conformance::scenario::Scenario>,
+    pub(crate) targets: Vec<suite::TargetKind>,
+    pub(crate) options: Options,
+    /// Reports to write, by format.
+    pub(crate) reports: Vec<(Format, PathBuf)>,
+    /// Where the captures of failed scenarios go.
+    pub(crate) keep_pcaps: Option<PathBuf>,
+}
+
+impl Suite {
+    /// Runs the scenarios on each target in turn, prints and writes the reports and the
+    /// comparisons: success when every scenario passed (or was skipped) and targets agree.
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let Suite {
+            scenarios,
+            mut targets,
+            options,
+            reports,
+            keep_pcaps,
+        } = self;
+        if scenarios.is_empty() {
+            bail!("no scenario matches");
+        }
+        targets.dedup();
+        if !drydock_netsim::userns::is_privileged() {
+            bail!(
+                "conformance runs need root: engines make bridges, firewall rules and (for docker) run dockerd"
+            );
+        }
+        run_suite(
+            &scenarios,
+            &targets,
+            &options,
+            &reports,
+            keep_pcaps.as_deref(),
+        )
+    }
+}
+
+fn run_suite(
+    scenarios: &[drydock_conformance::scenario::Scenario],
+    targets: &[suite::TargetKind],
+    options: &Options,
+    reports: &[(Format, PathBuf)],
+    keep_pcaps: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let run_id = format!("{:x}", std::process::id() as u64 ^ start_nanos());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -63,7 +111,7 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     catch_signals(&runtime, &cancel)?;
     let mut results = Vec::new();
-    for &kind in &targets {
+    for &kind in targets {
         if cancel.is_cancelled() {
             break;
         }
@@ -72,14 +120,14 @@ pub(crate) fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         }
         let progress = Progress::new(kind, scenarios.len());
         let ended = |outcome: &Outcome| progress.ended(outcome);
-        let run = suite::run(kind, &scenarios, &options, &run_id, &ended, &cancel);
+        let run = suite::run(kind, scenarios, options, &run_id, &ended, &cancel);
         let report = runtime.block_on(run);
         progress.finish();
         let suffix = (targets.len() > 1).then_some(kind.name());
-        for (format, path) in &reports {
+        for (format, path) in reports {
             report.write(*format, path, suffix)?;
         }
-        if let Some(dir) = &args.keep_pcaps {
+        if let Some(dir) = keep_pcaps {
             let dir = dir.join(suffix.unwrap_or_default());
             report
                 .write_pcaps(&dir)
@@ -224,7 +272,7 @@ fn start_nanos() -> u64 {
 }
 
 /// `junit=F,json=F,md=F` into (format, path) pairs.
-fn parse_reports(items: &[String]) -> anyhow::Result<Vec<(Format, PathBuf)>> {
+pub(crate) fn parse_reports(items: &[String]) -> anyhow::Result<Vec<(Format, PathBuf)>> {
     items
         .iter()
         .map(|item| {

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drydock_conformance::targets::lab_resolvers;
-use drydock_conformance::targets::reference::ETCD_DIR_PREFIX;
+use drydock_conformance::targets::reference::{ETCD_DIR_PREFIX, PLUGINS_DIR_PREFIX};
 use drydock_conformance::targets::reference_api::DIR_PREFIX as API_DIR_PREFIX;
 use drydock_netsim::Lab;
 use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
+use drydock_runtime::plugin::client::Patience;
+use drydock_runtime::plugin::discovery::PluginDirs;
 use drydock_runtime::server::{Listener, Processes, Served, Workload};
 use tokio::sync::Mutex;
 
@@ -36,11 +38,16 @@ pub(crate) fn gc_state() -> std::io::Result<Vec<String>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let Some(pid) = [STATE_PREFIX, ETCD_DIR_PREFIX, API_DIR_PREFIX, FILES_PREFIX]
-            .iter()
-            .find_map(|prefix| name.strip_prefix(prefix))
-            .and_then(|rest| rest.split('-').next())
-        else {
+        let Some(pid) = [
+            STATE_PREFIX,
+            ETCD_DIR_PREFIX,
+            API_DIR_PREFIX,
+            FILES_PREFIX,
+            PLUGINS_DIR_PREFIX,
+        ]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))
+        .and_then(|rest| rest.split('-').next()) else {
             continue;
         };
         if !pid.parse().is_ok_and(running) {
@@ -323,6 +330,11 @@ impl Engines {
             state_dir: Some(state.join(host)),
             hostname: host.to_string(),
             control_plane: ControlPlane::Hub(self.hub.clone()),
+            plugins: PluginDirs {
+                sockets: state.join(host).join("plugins"),
+                specs: Vec::new(),
+            },
+            plugin_patience: Patience::default(),
         };
         let engine = Engine::start(netns, options).await.map_err(|e| e.0)?;
         let (exited, exits) = tokio::sync::mpsc::unbounded_channel();

@@ -9,9 +9,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use std::time::Duration;
+
 use drydock_conformance::plugin_check;
+use drydock_conformance::run::{Options, PluginRun, SOCKET_WORD};
+use drydock_conformance::suite::{self, TargetKind};
 use drydock_netsim::Netns;
 use drydock_runtime::plugin::{PluginServer, SERVED, serve};
+
+use super::conform;
 
 /// Where dockerd looks for plugin sockets (hard-coded in dockerd, whatever its flags).
 const PLUGINS_DIR: &str = "/run/docker/plugins";
@@ -31,12 +37,39 @@ pub(crate) enum PluginCommand {
 
 #[derive(Args)]
 pub(crate) struct CheckArgs {
-    /// The plugin's name: its socket is /run/docker/plugins/NAME.sock.
-    #[arg(long, required_unless_present = "socket")]
-    name: Option<String>,
-    /// The plugin's socket.
-    #[arg(long)]
+    /// The plugin's name (`docker network create -d NAME`); alone, its socket is
+    /// /run/docker/plugins/NAME.sock [default with --serve DRIVER: drydock-DRIVER].
+    #[arg(long, alias = "name", required_unless_present_any = ["socket", "serve"])]
+    driver: Option<String>,
+    /// The socket of a plugin running in this network namespace: its protocol only.
+    #[arg(long, conflicts_with_all = ["run", "serve"])]
     socket: Option<PathBuf>,
+    /// The plugin's command, words split on spaces, `{socket}` standing for the socket it must
+    /// listen on: started in a lab host of its own for the protocol checks, then on each docker
+    /// host of each `driver: any` scenario, run with it on every --target.
+    #[arg(long, requires = "driver", conflicts_with = "serve")]
+    run: Option<String>,
+    /// A built-in driver served as the plugin (`drydock plugin serve`, with the built-in IPAM),
+    /// checked as --run checks a command.
+    #[arg(long, value_parser = SERVED)]
+    serve: Option<String>,
+    /// The engines the scenarios run on (with --run or --serve).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "reference,docker"
+    )]
+    target: Vec<TargetKind>,
+    /// Scenario files or folders (default: scenarios/); only `driver: any` ones run.
+    paths: Vec<PathBuf>,
+    /// Reports to write: junit=FILE,json=FILE,md=FILE (each file name gets the target's name
+    /// before its extension).
+    #[arg(long, value_delimiter = ',')]
+    report: Vec<String>,
+    /// Keep the captures of failed scenarios: DIR/TARGET/SCENARIO.pcapng.
+    #[arg(long)]
+    keep_pcaps: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -65,24 +98,96 @@ pub(crate) fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let plugin = match (&args.serve, &args.run) {
+        (Some(driver), _) => {
+            let name = args.driver.clone().unwrap_or(format!("drydock-{driver}"));
+            check_name(&name)?;
+            let exe = std::env::current_exe().context("this program's path")?;
+            let command = [
+                &exe.to_string_lossy(),
+                "plugin",
+                "serve",
+                "--driver",
+                driver,
+            ]
+            .into_iter()
+            .chain([
+                "--ipam",
+                "default",
+                "--name",
+                &name,
+                "--socket",
+                SOCKET_WORD,
+            ])
+            .map(str::to_string)
+            .collect();
+            PluginRun { name, command }
+        }
+        (None, Some(run)) => PluginRun {
+            name: args.driver.clone().context("--driver")?,
+            command: run.split_whitespace().map(str::to_string).collect(),
+        },
+        (None, None) => return check_socket(args),
+    };
+    if !plugin.command.iter().any(|word| word.contains(SOCKET_WORD)) {
+        bail!("--run: the command never says where to listen ({SOCKET_WORD})");
+    }
+    let verdicts = super::runtime()?.block_on(plugin_check::check_in_lab(&plugin));
+    let verdicts = verdicts.map_err(anyhow::Error::msg)?;
+    let protocol = print_verdicts(&verdicts, &format!("plugin {} in a lab host", plugin.name));
+    println!();
+    let paths = match args.paths.is_empty() {
+        true => vec![PathBuf::from("scenarios")],
+        false => args.paths,
+    };
+    let scenarios = suite::load(&paths, None)?;
+    let scenarios: Vec<_> = scenarios.into_iter().filter(|s| s.any_driver).collect();
+    println!(
+        "{} driver-agnostic scenarios with plugin {} as their networks' driver",
+        scenarios.len(),
+        plugin.name
+    );
+    let run = conform::Suite {
+        scenarios,
+        targets: args.target,
+        options: Options {
+            jobs: 2,
+            timeout: Duration::from_secs(180),
+            probe_timeout: Duration::from_secs(1),
+            plugin: Some(plugin),
+        },
+        reports: conform::parse_reports(&args.report)?,
+        keep_pcaps: args.keep_pcaps,
+    };
+    let scenarios = run.run()?;
+    Ok(match protocol {
+        true => scenarios,
+        false => ExitCode::FAILURE,
+    })
+}
+
+/// The protocol checks of the plugin at --socket (or found by --driver's name).
+fn check_socket(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // clap makes sure of one of them.
     let by_name = |name: String| Path::new(PLUGINS_DIR).join(format!("{name}.sock"));
-    let socket = (args.socket.or_else(|| args.name.map(by_name))).context("--name or --socket")?;
+    let socket = (args.socket.or_else(|| args.driver.map(by_name))).context("--driver")?;
     let netns = Netns::open("/proc/self/ns/net").context("this process's network namespace")?;
     let verdicts = super::runtime()?.block_on(plugin_check::check(&socket, &netns));
-    for verdict in &verdicts {
-        println!("{verdict}");
-    }
-    let passed = verdicts.iter().filter(|v| v.failure.is_none()).count();
-    println!(
-        "{passed} of {} checks passed ({})",
-        verdicts.len(),
-        socket.display()
-    );
-    Ok(match passed == verdicts.len() {
+    let passed = print_verdicts(&verdicts, &socket.display().to_string());
+    Ok(match passed {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
     })
+}
+
+/// Prints each verdict and the count; whether every check passed.
+fn print_verdicts(verdicts: &[plugin_check::Verdict], what: &str) -> bool {
+    for verdict in verdicts {
+        println!("{verdict}");
+    }
+    let passed = verdicts.iter().filter(|v| v.failure.is_none()).count();
+    println!("{passed} of {} checks passed ({what})", verdicts.len());
+    passed == verdicts.len()
 }
 
 fn serve_plugin(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -15,10 +15,12 @@ mod inspect;
 mod judge;
 mod observe;
 mod oracle;
+mod plugin;
 mod scene;
 mod steps;
 mod swarm;
 
+pub use plugin::{PluginRun, Running, SOCKET_WORD};
 pub use swarm::form_swarm;
 
 use std::net::Ipv4Addr;
@@ -46,6 +48,9 @@ pub struct Options {
     pub timeout: Duration,
     /// How long a probe waits for an answer.
     pub probe_timeout: Duration,
+    /// A network plugin to make the networks of `driver: any` scenarios with (started on
+    /// each docker host); scenarios that are not `driver: any` are then skipped.
+    pub plugin: Option<PluginRun>,
 }
 
 /// A scenario's verdict.
@@ -250,9 +255,16 @@ pub async fn run_one<T: Target>(
             };
         }
     };
-    let mut outcome = match skip_reason(scenario, &target).await {
-        Some(reason) => Outcome::new(scenario, Verdict::Skip(reason), started),
-        None => {
+    let skip = skip_reason(scenario, &target, options).await;
+    // Kept until the target stopped: removing its networks and containers calls the plugin.
+    let plugin = match (&options.plugin, &skip) {
+        (Some(plugin), None) => Some(plugin.start(&target, &lab, &scenario.hosts).await),
+        _ => None,
+    };
+    let mut outcome = match (skip, &plugin) {
+        (Some(reason), _) => Outcome::new(scenario, Verdict::Skip(reason), started),
+        (None, Some(Err(why))) => failed_to_start(scenario, started, why.clone()),
+        (None, _) => {
             let mut execution = execution::Execution::new(scenario, &target, &lab, options);
             let end = tokio::select! {
                 _ = cancel.cancelled() => execution::End::Interrupted,
@@ -266,14 +278,28 @@ pub async fn run_one<T: Target>(
     };
     outcome.target = Some(target.describe());
     target.stop().await;
+    drop(plugin);
     close_all(upstreams).await;
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }
 
 /// Why `target` does not run `scenario` at all: its Docker release is out of the scenario's
-/// range, or it needs kernel links this kernel lacks.
-async fn skip_reason<T: Target>(scenario: &Scenario, target: &T) -> Option<String> {
+/// range, it needs kernel links this kernel lacks, or the run has a network plugin and the
+/// scenario is not `driver: any`.
+async fn skip_reason<T: Target>(
+    scenario: &Scenario,
+    target: &T,
+    options: &Options,
+) -> Option<String> {
+    if let Some(plugin) = &options.plugin
+        && !scenario.any_driver
+    {
+        return Some(format!(
+            "not driver-agnostic (no `driver: any`): not run with plugin {}",
+            plugin.name
+        ));
+    }
     match &scenario.docker {
         Some(range) if !range.contains(target.version()) => Some(format!(
             "{} is outside this scenario's Docker range {range}",

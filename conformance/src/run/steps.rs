@@ -150,7 +150,15 @@ impl<T: Target> Execution<'_, T> {
                 });
         }
         let api = self.target.api(host).map_err(|e| e.message)?;
-        let reply = dispatch(api, command).await;
+        let reply = match (&self.options.plugin, command) {
+            (Some(plugin), DockerCommand::NetworkCreate(spec)) if spec.driver.is_none() => {
+                // A `driver: any` scenario (the only kind a run with a plugin runs).
+                let mut spec = spec.clone();
+                spec.driver = Some(plugin.name.clone());
+                dispatch(api, &DockerCommand::NetworkCreate(spec)).await
+            }
+            _ => dispatch(api, command).await,
+        };
         let mut errors = reply.errors;
         for change in reply.changes {
             match change {

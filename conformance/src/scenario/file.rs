@@ -18,6 +18,7 @@ pub(super) struct File {
     pub(super) docker: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) kernel: Vec<Spanned<String>>,
+    pub(super) driver: Option<Spanned<String>>,
     pub(super) hosts: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) external: Vec<Spanned<String>>,

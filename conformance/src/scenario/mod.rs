@@ -59,6 +59,9 @@ pub struct Scenario {
     /// Kernel links Docker needs for it (`kernel: [ipvlan, 8021q]`): a target that makes its
     /// links with the kernel only (Docker Engine) skips it where the kernel lacks one.
     pub kernel: Vec<Feature>,
+    /// `driver: any`: it holds whatever driver its networks have, so a run with a network
+    /// plugin makes them with the plugin (`docker network create` steps without `-d`).
+    pub any_driver: bool,
     /// Docker hosts (engines), in order; the first is the default for steps and facts.
     pub hosts: Vec<String>,
     /// Plain lab hosts without an engine, standing for external machines.

@@ -85,6 +85,17 @@ impl Parser<'_> {
         let kernel = (file.kernel.iter())
             .map(|name| self.feature(name))
             .collect::<Result<Vec<_>, _>>()?;
+        let any_driver = match &file.driver {
+            None => false,
+            Some(driver) if driver.value == "any" => true,
+            Some(driver) => {
+                let message = format!(
+                    "{:?}: expected `any` (the scenario holds whatever driver its networks are made with)",
+                    driver.value
+                );
+                return Err(self.error(&driver.referenced, message));
+            }
+        };
         let named: Vec<Spanned<String>> = (file.hosts.iter().flatten())
             .chain(&file.external)
             .cloned()
@@ -128,6 +139,7 @@ impl Parser<'_> {
             source,
             docker,
             kernel,
+            any_driver,
             hosts,
             external,
             swarm,

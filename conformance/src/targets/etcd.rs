@@ -4,20 +4,19 @@
 //! It runs in the host's network namespace ([`Netns::command`]) with timings short enough for
 //! a 1 s lease: etcd raises every TTL to 1.5 election timeouts (rounded up to a second), so the
 //! election timeout is 500 ms (heartbeat 50 ms, etcd wants at least five per timeout): 750 ms,
-//! which rounds to 1 s. It dies with drydock, even on SIGKILL: it is spawned by a thread that
-//! lives as long as the server, with `PR_SET_PDEATHSIG(SIGKILL)` towards that thread.
+//! which rounds to 1 s. It dies with drydock, even on SIGKILL ([`Tied`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use drydock_netsim::Netns;
+
+use crate::tied::Tied;
 
 /// The program: Debian's etcd-server.
 pub const ETCD: &str = "/usr/bin/etcd";
@@ -39,10 +38,7 @@ pub struct EtcdServer {
     endpoint: SocketAddr,
     /// Its data and log.
     dir: PathBuf,
-    child: Child,
-    /// Ends the thread that spawned it (its parent, for the death signal).
-    release: Option<mpsc::Sender<()>>,
-    parent: Option<JoinHandle<()>>,
+    process: Tied,
 }
 
 impl EtcdServer {
@@ -78,16 +74,14 @@ impl EtcdServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| context("etcd.log".into(), e))?)
             .stderr(log);
-        let (child, release, parent) = spawn_tied(command).map_err(|e| {
+        let process = Tied::spawn(command, "etcd-parent").map_err(|e| {
             let _ = std::fs::remove_dir_all(dir);
             context(format!("starting {ETCD} (Debian's etcd-server)"), e)
         })?;
         let mut server = EtcdServer {
             endpoint,
             dir: dir.to_path_buf(),
-            child,
-            release: Some(release),
-            parent: Some(parent),
+            process,
         };
         server.wait_healthy(netns).await?;
         Ok(server)
@@ -102,7 +96,7 @@ impl EtcdServer {
     async fn wait_healthy(&mut self, netns: &Netns) -> io::Result<()> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.process.child().try_wait()? {
                 return Err(self.failure(format!("exited ({status}) before answering")));
             }
             let (netns, endpoint) = (netns.clone(), self.endpoint);
@@ -131,61 +125,12 @@ impl EtcdServer {
 
 impl Drop for EtcdServer {
     fn drop(&mut self) {
-        // A process already gone is not an error; either way, reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        drop(self.release.take());
-        if let Some(parent) = self.parent.take() {
-            let _ = parent.join();
-        }
+        // Kill etcd before its directory goes.
+        let _ = self.process.child().kill();
+        let _ = self.process.child().wait();
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!("removing {}: {e}", self.dir.display());
         }
-    }
-}
-
-/// Spawns `command` from a thread of its own that waits until released: the child gets
-/// SIGKILL when that thread ends, and so when this process dies.
-fn spawn_tied(
-    mut command: std::process::Command,
-) -> io::Result<(Child, mpsc::Sender<()>, JoinHandle<()>)> {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe and nothing is allocated.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                // drydock already died: the signal was missed.
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    let (spawned_tx, spawned_rx) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("etcd-parent".into())
-        .spawn(move || {
-            let _ = spawned_tx.send(command.spawn());
-            // Returns once the server drops its sender.
-            let _ = released.recv();
-        })?;
-    match spawned_rx.recv() {
-        Ok(Ok(child)) => Ok((child, release, thread)),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => Err(io::Error::other("the thread spawning etcd died")),
     }
 }
 

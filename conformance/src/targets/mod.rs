@@ -91,6 +91,10 @@ pub trait Target: Sized {
         async move { self.api(host)?.inspect_container(name).await }
     }
 
+    /// The folder where the engine on `host` finds network plugins' sockets (`NAME.sock` for
+    /// `docker network create -d NAME`).
+    fn plugins_dir(&self, host: &str) -> TargetResult<std::path::PathBuf>;
+
     /// The network namespace of a running container (for probes, listeners and captures).
     fn container_netns(&self, host: &str, name: &str) -> impl Future<Output = TargetResult<Netns>>;
 

@@ -2,11 +2,14 @@
 //! answering the same Engine API calls the docker target sends to dockerd.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use drydock_netsim::{Lab, Netns};
 use drydock_runtime::cluster::{EtcdStore, MemoryHub};
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
+use drydock_runtime::plugin::client::Patience;
+use drydock_runtime::plugin::discovery::PluginDirs;
 use tokio::sync::Mutex;
 
 use super::etcd::EtcdServer;
@@ -22,6 +25,8 @@ pub const EMULATED: Version = Version(20, 10, 24);
 #[derive(Debug)]
 pub struct ReferenceTarget<const ETCD: bool = false> {
     engines: BTreeMap<String, Arc<Mutex<Engine>>>,
+    /// The engines' plugin folders, one per docker host under it.
+    plugins: PathBuf,
     /// The etcd of the `ETCD` kind.
     etcd: Option<EtcdServer>,
 }
@@ -32,6 +37,10 @@ pub type EtcdReferenceTarget = ReferenceTarget<true>;
 /// Where the etcd of a run keeps its data: `/tmp/drydock-etcd-PID-RUN` (`drydock gc` removes
 /// those of dead processes).
 pub const ETCD_DIR_PREFIX: &str = "drydock-etcd-";
+
+/// Where the engines of a run find plugin sockets: `/tmp/drydock-plugins-PID-RUN/HOST`
+/// (`drydock gc` removes those of dead processes).
+pub const PLUGINS_DIR_PREFIX: &str = "drydock-plugins-";
 
 /// The control planes of a lab's engines: one hub in process, or each engine's connection to
 /// an etcd started on the first docker host.
@@ -100,6 +109,10 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
     async fn start(lab: &Lab, docker_hosts: &[String], run_id: &str) -> TargetResult<Self> {
         let (planes, etcd) = control_planes(lab, docker_hosts, run_id, ETCD).await?;
         let mut engines = BTreeMap::new();
+        let plugins = std::env::temp_dir().join(format!(
+            "{PLUGINS_DIR_PREFIX}{}-{run_id}",
+            std::process::id()
+        ));
         for (host, control_plane) in docker_hosts.iter().zip(planes) {
             let netns = lab
                 .host(host)
@@ -110,13 +123,22 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
                 state_dir: None,
                 hostname: host.clone(),
                 control_plane,
+                plugins: PluginDirs {
+                    sockets: plugins.join(host),
+                    specs: Vec::new(),
+                },
+                plugin_patience: Patience::default(),
             };
             let engine = Engine::start(netns, options)
                 .await
                 .map_err(TargetError::from)?;
             engines.insert(host.clone(), Arc::new(Mutex::new(engine)));
         }
-        Ok(Self { engines, etcd })
+        Ok(Self {
+            engines,
+            plugins,
+            etcd,
+        })
     }
 
     /// Stops every container and removes every network; then the etcd. An engine still
@@ -129,6 +151,7 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
             }
         }
         drop(self.etcd);
+        let _ = std::fs::remove_dir_all(&self.plugins);
     }
 
     fn describe(&self) -> String {
@@ -146,6 +169,11 @@ impl<const ETCD: bool> Target for ReferenceTarget<ETCD> {
         self.engines.get(host).map(|e| &**e).ok_or_else(|| {
             TargetError::new(format!("{host} is not a docker host of this scenario"))
         })
+    }
+
+    fn plugins_dir(&self, host: &str) -> TargetResult<PathBuf> {
+        self.api(host)?;
+        Ok(self.plugins.join(host))
     }
 
     async fn container_netns(&self, host: &str, name: &str) -> TargetResult<Netns> {

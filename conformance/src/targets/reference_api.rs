@@ -95,6 +95,10 @@ impl Target for ApiReferenceTarget {
         self.inner.kill(host).await
     }
 
+    fn plugins_dir(&self, host: &str) -> TargetResult<std::path::PathBuf> {
+        self.inner.plugins_dir(host)
+    }
+
     async fn dump(&self, host: &str) -> String {
         self.inner.dump(host).await
     }

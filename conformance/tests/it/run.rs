@@ -25,6 +25,7 @@ fn options() -> Options {
         jobs: 1,
         timeout: Duration::from_secs(120),
         probe_timeout: Duration::from_secs(1),
+        plugin: None,
     }
 }
 
@@ -298,6 +299,7 @@ async fn a_timeout_names_the_running_check_and_skips_the_rest() {
     let options = Options {
         timeout: Duration::from_secs(2),
         probe_timeout: Duration::from_secs(30),
+        plugin: None,
         ..options()
     };
     let outcome = run_one::<NoEngine>(&scenario, &options, "x", &Cancel::new()).await;
@@ -348,6 +350,7 @@ async fn a_cancelled_run_stops_and_skips() {
     );
     let options = Options {
         probe_timeout: Duration::from_secs(30),
+        plugin: None,
         ..options()
     };
     let cancel = Cancel::new();
@@ -417,6 +420,7 @@ async fn an_interrupted_docker_run_leaves_nothing_behind() {
     .unwrap_or_else(|e| panic!("{e}"));
     let options = Options {
         probe_timeout: Duration::from_secs(60),
+        plugin: None,
         ..options()
     };
     let run = format!("cancel{}", std::process::id());

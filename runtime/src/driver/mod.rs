@@ -165,6 +165,8 @@ pub struct NetworkRequest {
     pub pools: Vec<IpamData>,
     /// `--internal` (libnetwork passes it to drivers as `netlabel.Internal`).
     pub internal: bool,
+    /// `--ipv6` (`netlabel.EnableIPv6`).
+    pub ipv6: bool,
 }
 
 /// One IPAM pool of a network (libnetwork `IPAMData`).

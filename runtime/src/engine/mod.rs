@@ -30,6 +30,8 @@ use crate::dns::Dns;
 use crate::driver::{self, Driver};
 use crate::firewall::Firewall;
 use crate::ipam::Ipam;
+use crate::plugin::client::Patience;
+use crate::plugin::discovery::PluginDirs;
 
 use self::ids::Ids;
 use self::model::{Container, Network};
@@ -68,6 +70,10 @@ pub struct Options {
     pub hostname: String,
     /// Where the control plane of the swarm this engine makes or joins lives.
     pub control_plane: ControlPlane,
+    /// Where network plugins are looked for (`docker network create -d NAME`).
+    pub plugins: PluginDirs,
+    /// How long plugin calls are waited for.
+    pub plugin_patience: Patience,
 }
 
 /// The engine of one docker host.

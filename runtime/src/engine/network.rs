@@ -15,6 +15,8 @@ use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
 use crate::driver::{Driver, IpamData, NetworkRequest, special};
 use crate::firewall::NetworkRules;
 use crate::ipam::{PoolId, PoolRequest};
+use crate::plugin::client::Client;
+use crate::plugin::{LoadError, RemoteDriver};
 
 /// Options of the bridge driver that the engine's firewall applies.
 /// The option inspect shows with what carries a network's traffic, when its driver has a
@@ -82,9 +84,35 @@ impl Engine {
         if driver == crate::driver::overlay::NAME {
             return self.create_swarm_network(body).await;
         }
-        let id = self.add_network(body, self.driver(driver)?, false).await?;
+        let driver = self.load_driver(driver).await?;
+        let id = self.add_network(body, driver, false).await?;
         self.network_event(self.networks.len() - 1, "create", &[]);
         Ok(id)
+    }
+
+    /// The driver named `name`: a built-in, or a network plugin found in the engine's plugin
+    /// folders, activated and kept (as dockerd keeps a plugin it registered).
+    async fn load_driver(&mut self, name: &str) -> EngineResult<Arc<dyn Driver>> {
+        if let Some(driver) = self.drivers.get(name) {
+            return Ok(driver.clone());
+        }
+        let address =
+            (self.options.plugins.find(name)).map_err(|e| EngineError::new(e.to_string()))?;
+        let client = Client::new(address, self.options.plugin_patience);
+        let driver = match RemoteDriver::activate(name, client, self.host.clone()).await {
+            Ok(driver) => Arc::new(driver),
+            Err(e) => {
+                let cause = match &e {
+                    LoadError::NotImplemented { cause } | LoadError::Unregistered { cause, .. } => {
+                        cause
+                    }
+                };
+                tracing::warn!("plugin {name}: {cause}");
+                return Err(EngineError::new(e.to_string()));
+            }
+        };
+        self.drivers.insert(name.to_string(), driver.clone());
+        Ok(driver)
     }
 
     /// The driver named `name`, with Docker's text for one there is not.
@@ -121,6 +149,7 @@ impl Engine {
             id: id.clone(),
             options: body.options.clone(),
             internal: body.internal,
+            ipv6: body.enable_ipv6,
             pools: pools
                 .iter()
                 .map(|id| {

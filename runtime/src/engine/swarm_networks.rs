@@ -139,6 +139,7 @@ impl Engine {
                 gateway: IpNetwork::new(record.gateway, record.subnet.prefix()).ok(),
             }],
             internal: record.internal,
+            ipv6: false,
         };
         if !record.ingress {
             (driver.create_network(&request).await).map_err(|e| EngineError::new(e.to_string()))?;

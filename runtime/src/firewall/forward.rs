@@ -1,26 +1,34 @@
-//! Openings for the bridges of drydock's served drivers (`drydock plugin serve`) in dockerd's
-//! firewall. dockerd's `ip filter FORWARD` chain has policy drop and accepts only its own
-//! bridges' traffic; traffic within a plugin's bridge is seen there too (`br_netfilter`). So a
-//! chain of ours in that table, `DRYDOCK-PLUGINS`, jumped to first from `FORWARD`, accepts what
-//! enters or leaves each served bridge (`iifname BRIDGE accept`, `oifname BRIDGE accept`); it is
-//! rewritten whole whenever the served bridges change.
+//! dockerd's `ip filter FORWARD` chain: policy drop, accepting only its own bridges' traffic
+//! (traffic within a plugin's bridge is seen there too, through `br_netfilter`); a network
+//! plugin that forwards opens it for its own links.
+//!
+//! - The engine makes that chain as dockerd does, where it runs in place of dockerd: a chain
+//!   `DRYDOCK-ENGINE` there accepts what the engine's own forward chain accepted (the packets
+//!   it marked [`ACCEPTED`]), so that a plugin's accepts (`iptables -I FORWARD ...`) count on
+//!   the reference engine as on Docker.
+//! - drydock's served drivers (`drydock plugin serve`) open it: a chain `DRYDOCK-PLUGINS`,
+//!   jumped to first from `FORWARD`, accepts what enters or leaves each served bridge
+//!   (`iifname BRIDGE accept`, `oifname BRIDGE accept`); it is rewritten whole whenever the
+//!   served bridges change.
 
 use std::borrow::Cow;
 
 use nftables::batch::Batch;
-use nftables::expr::{Expression, MetaKey};
+use nftables::expr::{BinaryOperation, Expression, MetaKey};
 use nftables::schema::{Chain, NfCmd, NfListObject, Nftables, Rule};
 use nftables::stmt::{JumpTarget, Operator, Statement};
-use nftables::types::NfFamily;
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::ruleset::{matches, meta};
+use super::ruleset::{ACCEPTED, matches, meta};
 
 /// dockerd's table and chain.
 pub(crate) const TABLE: &str = "filter";
 /// The chain dockerd forwards through.
 pub(crate) const FORWARD: &str = "FORWARD";
-/// Ours, in dockerd's table.
+/// The served drivers' chain, in dockerd's table.
 pub(crate) const CHAIN: &str = "DRYDOCK-PLUGINS";
+/// The engine's chain there.
+pub(crate) const ENGINE_CHAIN: &str = "DRYDOCK-ENGINE";
 
 fn rule(chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
@@ -63,6 +71,52 @@ pub(crate) fn openings(bridges: &[String], jump: bool) -> Nftables<'static> {
             target: Cow::Borrowed(CHAIN),
         });
         batch.add_cmd(NfCmd::Insert(rule(FORWARD, vec![to_ours])));
+    }
+    batch.to_nftables()
+}
+
+/// dockerd's table and `FORWARD` chain (policy drop), made where they are not, and the
+/// engine's chain accepting what the engine accepted, jumped to from `FORWARD` when `jump` (it
+/// is not there yet): one transaction.
+pub(crate) fn engine(jump: bool) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    batch.add(NfListObject::Table(nftables::schema::Table {
+        family: NfFamily::IP,
+        name: Cow::Borrowed(TABLE),
+        handle: None,
+    }));
+    batch.add(NfListObject::Chain(Chain {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(FORWARD),
+        _type: Some(NfChainType::Filter),
+        hook: Some(NfHook::Forward),
+        prio: Some(0),
+        policy: Some(NfChainPolicy::Drop),
+        ..Chain::default()
+    }));
+    let ours = || Chain {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(ENGINE_CHAIN),
+        ..Chain::default()
+    };
+    batch.add(NfListObject::Chain(ours()));
+    batch.add_cmd(NfCmd::Flush(nftables::schema::FlushObject::Chain(ours())));
+    let marked = Expression::BinaryOperation(Box::new(BinaryOperation::AND(
+        meta(MetaKey::Mark),
+        Expression::Number(ACCEPTED),
+    )));
+    let accepted = vec![
+        matches(marked, Operator::EQ, Expression::Number(ACCEPTED)),
+        Statement::Accept(None),
+    ];
+    batch.add(rule(ENGINE_CHAIN, accepted));
+    if jump {
+        let to_ours = Statement::Jump(JumpTarget {
+            target: Cow::Borrowed(ENGINE_CHAIN),
+        });
+        batch.add(rule(FORWARD, vec![to_ours]));
     }
     batch.to_nftables()
 }

@@ -182,6 +182,10 @@ impl Firewall {
             error,
         })??;
         nft_apply(host, "create table inet drydock", &ruleset::start())?;
+        let jump =
+            !dockerd_forward(host)?.is_some_and(|chain| chain.contains(forward::ENGINE_CHAIN));
+        let what = "make dockerd's FORWARD chain";
+        nft_apply(host, what, &forward::engine(jump))?;
         let socket = crate::nfnl::Socket::open(host).map_err(|error| FirewallError::Io {
             what: "open a NETLINK_NETFILTER socket in the host namespace".into(),
             error,
@@ -351,6 +355,16 @@ pub fn unguard_parent(host: &Netns, parent: &str) -> Result<(), FirewallError> {
 /// Nothing to do where dockerd made no such chain (`--iptables=false`, or no dockerd). Spawns
 /// nft (network create and rm).
 pub fn open_forward(host: &Netns, bridges: &[String]) -> Result<(), FirewallError> {
+    let Some(listed) = dockerd_forward(host)? else {
+        return Ok(());
+    };
+    let jump = !listed.contains(forward::CHAIN);
+    let what = format!("open dockerd's FORWARD chain to {}", bridges.join(", "));
+    nft_apply(host, &what, &forward::openings(bridges, jump))
+}
+
+/// `nft list chain ip filter FORWARD` in `host`; `None` where there is no such chain.
+fn dockerd_forward(host: &Netns) -> Result<Option<String>, FirewallError> {
     let listed = host
         .command("nft", None)
         .args(["list", "chain", "ip", forward::TABLE, forward::FORWARD])
@@ -360,12 +374,7 @@ pub fn open_forward(host: &Netns, bridges: &[String]) -> Result<(), FirewallErro
             what: "run nft to list dockerd's FORWARD chain".into(),
             error,
         })?;
-    if !listed.status.success() {
-        return Ok(());
-    }
-    let jump = !String::from_utf8_lossy(&listed.stdout).contains(forward::CHAIN);
-    let what = format!("open dockerd's FORWARD chain to {}", bridges.join(", "));
-    nft_apply(host, &what, &forward::openings(bridges, jump))
+    Ok((listed.status.success()).then(|| String::from_utf8_lossy(&listed.stdout).into_owned()))
 }
 
 fn nft_apply(host: &Netns, what: &str, ruleset: &Nftables<'_>) -> Result<(), FirewallError> {

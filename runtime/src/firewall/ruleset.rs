@@ -12,19 +12,23 @@ use std::collections::HashSet;
 use ipnetwork::IpNetwork;
 use nftables::batch::Batch;
 use nftables::expr::{
-    CT, Expression, Fib, FibFlag, FibResult, Map as MapExpr, Meta, MetaKey, NamedExpression,
-    Payload, PayloadField, Prefix,
+    BinaryOperation, CT, Expression, Fib, FibFlag, FibResult, Map as MapExpr, Meta, MetaKey,
+    NamedExpression, Payload, PayloadField, Prefix,
 };
 use nftables::schema::{
     Chain, Element, Map, NfListObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
 };
-use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement};
+use nftables::stmt::{JumpTarget, Mangle, Match, NAT, NATFamily, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use super::NetworkRules;
 
 /// The table's name (family `inet`).
 pub(crate) const TABLE: &str = "drydock";
+
+/// The packet mark bit by which the engine's forward chain says it accepts a packet, for the
+/// `ip filter FORWARD` chain (policy drop, as dockerd's) to accept it too (`forward.rs`).
+pub(crate) const ACCEPTED: u32 = 0x1000_0000;
 
 /// Set of every bridge network's bridge (`ifname`).
 pub(crate) const BRIDGES: &str = "bridges";
@@ -305,18 +309,20 @@ fn add_sets_and_maps(batch: &mut Batch<'static>) {
     }
 }
 
-/// forward: Docker's FORWARD chain (policy DROP) with its isolation stages first.
+/// forward: Docker's FORWARD chain with its isolation stages first. Its accepts mark the
+/// packet [`ACCEPTED`] for the `ip filter FORWARD` chain after it, whose policy drops what no
+/// one accepted there (as dockerd's does: a plugin's own accepts there count, as on Docker).
+/// IPv6, which dockerd 20.10 leaves to `ip6tables` (off), is dropped here unless accepted.
 fn add_forward(batch: &mut Batch<'static>) {
     use MetaKey::{Iifname, Oifname};
     use Operator::{EQ, IN, NEQ};
-    let accept = || Statement::Accept(None);
     let drop = || Statement::Drop(None);
     batch.add(NfListObject::Chain(base_chain(
         "forward",
         NfChainType::Filter,
         NfHook::Forward,
-        0,
-        NfChainPolicy::Drop,
+        FORWARD_PRIORITY,
+        NfChainPolicy::Accept,
     )));
     let not_same_bridge = || matches(in_out(), NEQ, set_ref(SAME_BRIDGE));
     let forward = [
@@ -364,10 +370,45 @@ fn add_forward(batch: &mut Batch<'static>) {
         ],
         // Outbound from containers.
         vec![matches(meta(Iifname), EQ, set_ref(BRIDGES)), accept()],
+        // What no rule accepted: IPv4 goes on to `ip filter FORWARD`.
+        vec![
+            matches(
+                meta(MetaKey::Nfproto),
+                EQ,
+                Expression::String("ipv6".into()),
+            ),
+            drop(),
+        ],
     ];
     for expr in forward {
+        let expr = expr
+            .into_iter()
+            .flat_map(|statement| match statement {
+                Statement::Accept(None) => vec![mark_accepted(), statement],
+                statement => vec![statement],
+            })
+            .collect();
         batch.add(rule("forward", expr));
     }
+}
+
+/// Before `ip filter FORWARD` (priority 0), so that it sees the mark.
+const FORWARD_PRIORITY: i32 = -1;
+
+/// `accept` in the forward chain.
+fn accept() -> Statement<'static> {
+    Statement::Accept(None)
+}
+
+/// `meta mark set meta mark | ACCEPTED`.
+fn mark_accepted() -> Statement<'static> {
+    Statement::Mangle(Mangle {
+        key: meta(MetaKey::Mark),
+        value: Expression::BinaryOperation(Box::new(BinaryOperation::OR(vec![
+            meta(MetaKey::Mark),
+            Expression::Number(ACCEPTED),
+        ]))),
+    })
 }
 
 /// publish: DNAT of published ports (made before the chains that jump to it).
@@ -600,7 +641,13 @@ mod tests {
             .iter()
             .find(|c| c["add"]["chain"]["name"] == "forward")
             .unwrap();
-        assert_eq!(forward["add"]["chain"]["policy"], "drop");
+        assert_eq!(forward["add"]["chain"]["policy"], "accept");
+        let marked = commands
+            .iter()
+            .filter(|c| c["add"]["rule"]["chain"] == "forward")
+            .filter(|c| c["add"]["rule"]["expr"].to_string().contains(r#""accept""#))
+            .all(|c| c["add"]["rule"]["expr"].to_string().contains(r#""mangle""#));
+        assert!(marked, "every accept marks the packet");
         let publish_rules = commands
             .iter()
             .filter(|c| c["add"]["rule"]["chain"] == "publish")

@@ -10,7 +10,11 @@
 //! dockerd's firewall drops forwarded traffic it does not know: the server opens it to its
 //! bridges (`firewall::open_forward`).
 
+pub mod client;
+pub mod discovery;
 pub mod protocol;
+mod remote;
 mod serve;
 
+pub use remote::{LoadError, NETWORK_DRIVER, RemoteDriver};
 pub use serve::{PluginServer, SERVED, serve};

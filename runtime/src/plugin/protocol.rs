@@ -70,6 +70,8 @@ pub struct CreateNetwork {
 pub const GENERIC: &str = "com.docker.network.generic";
 /// Option of a network: `--internal`.
 pub const INTERNAL: &str = "com.docker.network.internal";
+/// The option of `CreateNetwork` saying whether the network has IPv6 (always sent).
+pub const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 
 impl CreateNetwork {
     /// The request a built-in driver takes: `-o` options as strings, pools parsed, IPv4 first.
@@ -98,6 +100,7 @@ impl CreateNetwork {
             options,
             pools,
             internal: self.options.get(INTERNAL).and_then(Value::as_bool) == Some(true),
+            ipv6: self.options.get(ENABLE_IPV6).and_then(Value::as_bool) == Some(true),
         })
     }
 }
@@ -341,6 +344,80 @@ pub fn read<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, 
     serde_json::from_slice(body).map_err(|e| format!("malformed request body: {e}"))
 }
 
+/// The field names of the answers the engine reads, as Go's structs name them.
+const ANSWER_FIELDS: [&str; 27] = [
+    "Implements",
+    "Scope",
+    "ConnectivityScope",
+    "Interface",
+    "Address",
+    "AddressIPv6",
+    "MacAddress",
+    "InterfaceName",
+    "SrcName",
+    "DstPrefix",
+    "Gateway",
+    "GatewayIPv6",
+    "StaticRoutes",
+    "Destination",
+    "RouteType",
+    "NextHop",
+    "DisableGatewayService",
+    "RequiresMACAddress",
+    "RequiresRequestReplay",
+    "LocalDefaultAddressSpace",
+    "GlobalDefaultAddressSpace",
+    "PoolID",
+    "Pool",
+    "Data",
+    "Err",
+    "Value",
+    "Options",
+];
+
+/// `value` with its object keys spelled as Go's fields are when they match one without regard
+/// to case, as Go's decoder matches them (`{"scope":"local"}` is a `Scope`).
+pub fn go_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, v)| {
+                    let canonical = ANSWER_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(&key));
+                    (canonical.map_or(key, |f| f.to_string()), go_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(go_keys).collect()),
+        other => other,
+    }
+}
+
+/// An answer read as dockerd's Go client reads it: the first JSON value of the body (what
+/// follows is not read), keys matched without regard to case, unknown ones ignored; errors in
+/// Go's words where the body is not JSON at all.
+pub fn decode_as_go<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Err("EOF".into());
+    };
+    if !matches!(
+        first,
+        b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+    ) {
+        return Err(format!(
+            "invalid character '{}' looking for beginning of value",
+            char::from(*first)
+        ));
+    }
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let value = match values.next() {
+        Some(Ok(value)) => value,
+        Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("EOF".into()),
+    };
+    serde_json::from_value(go_keys(value)).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +487,24 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&CreateEndpointAnswer::default()).unwrap(),
             "{}"
+        );
+    }
+
+    #[test]
+    fn answers_are_read_as_gos_decoder_reads_them() {
+        let caps: Capabilities =
+            decode_as_go(br#"{"scope":"local","CONNECTIVITYSCOPE":"global","x":1} trailing"#)
+                .unwrap();
+        assert_eq!(
+            (caps.scope.as_str(), caps.connectivity_scope.as_str()),
+            ("local", "global")
+        );
+        let html = decode_as_go::<Manifest>(b"<html>").unwrap_err();
+        assert_eq!(html, "invalid character '<' looking for beginning of value");
+        assert_eq!(decode_as_go::<Manifest>(b"  ").unwrap_err(), "EOF");
+        assert_eq!(
+            decode_as_go::<Manifest>(b"{\"Impl").unwrap_err(),
+            "unexpected EOF"
         );
     }
 }

@@ -203,12 +203,6 @@ impl DockerTarget {
         Ok(self.daemon(host)?.dir.join("docker.sock"))
     }
 
-    /// The plugins folder of the daemon on `host`: what it sees as `/run/docker/plugins`, where
-    /// it finds the socket of `docker network create -d NAME`'s plugin as `NAME.sock`.
-    pub fn plugins_dir(&self, host: &str) -> TargetResult<PathBuf> {
-        Ok(self.daemon(host)?.dir.join("plugins"))
-    }
-
     /// The labels this run puts on what it creates.
     fn run_labels(&self) -> BTreeMap<String, String> {
         [(RUN_LABEL.to_string(), self.run_id.clone())].into()
@@ -315,6 +309,11 @@ impl Target for DockerTarget {
         self.clients
             .get(host)
             .ok_or_else(|| TargetError::new(format!("{host} is not a docker host of this run")))
+    }
+
+    /// What the daemon sees as `/run/docker/plugins` (a folder of its own, bind-mounted).
+    fn plugins_dir(&self, host: &str) -> TargetResult<PathBuf> {
+        Ok(self.daemon(host)?.dir.join("plugins"))
     }
 
     async fn container_netns(&self, host: &str, name: &str) -> TargetResult<Netns> {

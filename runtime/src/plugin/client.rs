@@ -1,0 +1,272 @@
+//! The engine's side of a v1 plugin's transport, as dockerd's `pkg/plugins` client does it:
+//! `POST /METHOD` over HTTP/1.1 on a unix socket (or TCP, from a spec file), the body JSON,
+//! the answer JSON read as Go reads it (field names matched without regard to case, unknown
+//! ones ignored). A connection that cannot be made is tried again with dockerd's back-off (1,
+//! 2, 4... seconds) until its 30 s are spent; an answer other than 200 becomes `METHOD: ERR`,
+//! ERR being the answer's `Err` or else its body. Unlike dockerd, which waits for an answer
+//! forever holding its locks, a call gives up after [`Patience::answer`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::protocol::{self, MEDIA_TYPE};
+
+/// Where a plugin listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A unix socket (`NAME.sock`, or `unix://PATH` in a spec file).
+    Unix(PathBuf),
+    /// `tcp://HOST:PORT` in a spec file.
+    Tcp(String),
+}
+
+impl Address {
+    /// The URL dockerd's Go client names in its errors (`http://%2Frun%2F...sock/METHOD`).
+    fn url(&self, method: &str) -> String {
+        match self {
+            Address::Unix(path) => {
+                let host = path.display().to_string().replace('/', "%2F");
+                format!("http://{host}/{method}")
+            }
+            Address::Tcp(host) => format!("http://{host}/{method}"),
+        }
+    }
+
+    /// What Go's dialer names: `dial unix PATH` or `dial tcp HOST:PORT`.
+    fn dial(&self) -> String {
+        match self {
+            Address::Unix(path) => format!("dial unix {}", path.display()),
+            Address::Tcp(host) => format!("dial tcp {host}"),
+        }
+    }
+}
+
+/// How long a client waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// How long connections are tried again (dockerd: 30 s).
+    pub connect: Duration,
+    /// How long one answer may take (dockerd: forever).
+    pub answer: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Patience {
+            connect: Duration::from_secs(30),
+            answer: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A client of one plugin.
+#[derive(Debug, Clone)]
+pub struct Client {
+    address: Address,
+    patience: Patience,
+}
+
+/// A call that failed, in dockerd's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin answered with another status than 200: `METHOD: ERR`.
+    #[error("{method}: {message}")]
+    Status {
+        /// `NetworkDriver.Join`...
+        method: String,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's `Err`, or its body.
+        message: String,
+    },
+    /// The plugin could not be reached, or did not answer in time.
+    #[error("Post \"{url}\": {detail}")]
+    Transport {
+        /// The call's URL as Go writes it.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The answer was not the JSON expected (Go's decoder's words where they are known).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl CallError {
+    /// 404: the plugin does not serve the method (optional ones are then skipped).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CallError::Status { status: 404, .. })
+    }
+}
+
+impl Client {
+    /// A client of the plugin at `address`.
+    pub fn new(address: Address, patience: Patience) -> Self {
+        Client { address, patience }
+    }
+
+    /// Calls `method` (`Plugin.Activate`, `NetworkDriver.Join`...) with `body` (none: an empty
+    /// body) and reads the answer as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, CallError> {
+        let mut text = body
+            .map(|b| serde_json::to_string(b).expect("protocol types serialize"))
+            .unwrap_or_default();
+        // Go's json.Encoder ends what it writes with a newline.
+        if body.is_some() {
+            text.push('\n');
+        }
+        let (status, answer) = self.post_with_retry(method, text).await?;
+        if status != 200 {
+            let failure = serde_json::from_slice::<Value>(&answer)
+                .ok()
+                .map(protocol::go_keys)
+                .and_then(|v| v.get("Err").and_then(Value::as_str).map(str::to_string))
+                .filter(|e| !e.is_empty());
+            let message = failure.unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+            return Err(CallError::Status {
+                method: method.to_string(),
+                status,
+                message,
+            });
+        }
+        protocol::decode_as_go(&answer).map_err(CallError::Malformed)
+    }
+
+    /// One POST, connections tried again with dockerd's back-off.
+    async fn post_with_retry(&self, method: &str, body: String) -> Result<(u16, Bytes), CallError> {
+        let start = Instant::now();
+        let mut retries = 0u32;
+        loop {
+            match self.connect().await {
+                Ok(stream) => return self.post(stream, method, body).await,
+                Err(error) => {
+                    let pause = Duration::from_secs(1 << retries.min(4));
+                    if start.elapsed() + pause >= self.patience.connect {
+                        return Err(CallError::Transport {
+                            url: self.address.url(method),
+                            detail: format!("{}: {}", self.address.dial(), go_errno(&error)),
+                        });
+                    }
+                    tracing::warn!(
+                        "Unable to connect to plugin: {}: {error}, retrying in {pause:?}",
+                        self.address.url(method)
+                    );
+                    retries += 1;
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(match &self.address {
+            Address::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+            Address::Tcp(host) => Box::new(tokio::net::TcpStream::connect(host).await?),
+        })
+    }
+
+    async fn post(
+        &self,
+        stream: Box<dyn Stream>,
+        method: &str,
+        body: String,
+    ) -> Result<(u16, Bytes), CallError> {
+        let transport = |detail: String| CallError::Transport {
+            url: self.address.url(method),
+            detail,
+        };
+        let exchange = async {
+            let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            let driver = tokio::spawn(connection);
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(format!("/{method}"))
+                .header(HOST, "plugin")
+                .header(ACCEPT, MEDIA_TYPE)
+                .header(CONTENT_TYPE, MEDIA_TYPE)
+                .header(CONTENT_LENGTH, body.len())
+                .body(Full::new(Bytes::from(body)))
+                .expect("a well-formed request");
+            let answer = sender.send_request(request).await;
+            let answer = answer.map_err(|e| e.to_string())?;
+            let status = answer.status().as_u16();
+            let collected = answer.into_body().collect().await;
+            driver.abort();
+            Ok((status, collected.map_err(|e| e.to_string())?.to_bytes()))
+        };
+        match tokio::time::timeout(self.patience.answer, exchange).await {
+            Ok(answer) => answer.map_err(transport),
+            Err(_) => Err(transport(
+                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into(),
+            )),
+        }
+    }
+}
+
+/// A connection to a plugin, on a unix socket or TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// An I/O error as Go's `net` package words a failed connect.
+fn go_errno(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "connect: no such file or directory".into(),
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".into(),
+        std::io::ErrorKind::PermissionDenied => "connect: permission denied".into(),
+        _ => format!("connect: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_dials_are_written_as_go_writes_them() {
+        let unix = Address::Unix("/run/docker/plugins/p.sock".into());
+        assert_eq!(
+            unix.url("Plugin.Activate"),
+            "http://%2Frun%2Fdocker%2Fplugins%2Fp.sock/Plugin.Activate"
+        );
+        assert_eq!(unix.dial(), "dial unix /run/docker/plugins/p.sock");
+        let tcp = Address::Tcp("127.0.0.1:9000".into());
+        assert_eq!(tcp.url("X.Y"), "http://127.0.0.1:9000/X.Y");
+    }
+
+    #[tokio::test]
+    async fn a_socket_nobody_serves_fails_with_dockerds_words_once_patience_is_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.sock");
+        let patience = Patience {
+            connect: Duration::from_millis(1),
+            answer: Duration::from_secs(1),
+        };
+        let client = Client::new(Address::Unix(path.clone()), patience);
+        let error = (client.call::<Value>("Plugin.Activate", None::<&()>).await).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "Post \"{}\": dial unix {}: connect: no such file or directory",
+                Address::Unix(path.clone()).url("Plugin.Activate"),
+                path.display()
+            )
+        );
+    }
+}
