@@ -1,4 +1,5 @@
-//! Docker's remote network driver plugins (libnetwork's `remote` driver protocol): drydock's
+//! Docker's remote network driver and IPAM plugins (libnetwork's `remote` driver and IPAM
+//! protocols): the engine's clients of them ([`RemoteDriver`], [`RemoteIpam`]), and drydock's
 //! built-in drivers served as plugins, so that a real dockerd runs its networks through them
 //! (`drydock plugin serve`). The protocol's bodies are in [`protocol`].
 //!
@@ -14,7 +15,9 @@ pub mod client;
 pub mod discovery;
 pub mod protocol;
 mod remote;
+mod remote_ipam;
 mod serve;
 
 pub use remote::{LoadError, NETWORK_DRIVER, RemoteDriver};
+pub use remote_ipam::{GivenPool, IPAM_DRIVER, IpamLoadError, RemoteIpam};
 pub use serve::{PluginServer, SERVED, serve};
