@@ -10,7 +10,7 @@ use std::path::Path;
 use drydock_netsim::{Lab, Netns, Topology, link};
 use serde_json::{Value, json};
 
-use crate::run::PluginRun;
+use crate::scenario::PluginRun;
 use crate::targets::docker::http::{Api, CallError, Reply};
 use crate::targets::reference::PLUGINS_DIR_PREFIX;
 

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 use std::time::Duration;
 
 use drydock_conformance::plugin_check;
-use drydock_conformance::run::{Options, PluginRun, SOCKET_WORD};
+use drydock_conformance::run::Options;
+use drydock_conformance::scenario::{PluginRun, SOCKET_WORD};
 use drydock_conformance::suite::{self, TargetKind};
 use drydock_netsim::Netns;
 use drydock_runtime::plugin::{PluginServer, SERVED, serve};
@@ -21,9 +22,6 @@ use super::conform;
 
 /// Where dockerd looks for plugin sockets (hard-coded in dockerd, whatever its flags).
 const PLUGINS_DIR: &str = "/run/docker/plugins";
-
-/// Driver names dockerd never asks a plugin for (its built-ins come first).
-const BUILTIN_NAMES: [&str; 6] = ["bridge", "host", "null", "overlay", "macvlan", "ipvlan"];
 
 #[derive(Subcommand)]
 pub(crate) enum PluginCommand {
@@ -219,18 +217,9 @@ fn serve_plugin(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A plugin name dockerd would look up: not a built-in driver's, and fit for a file name.
+/// A plugin name dockerd would look up ([`drydock_runtime::plugin::check_name`]).
 fn check_name(name: &str) -> anyhow::Result<()> {
-    if BUILTIN_NAMES.contains(&name) {
-        bail!(
-            "{name:?} is a built-in driver's name: dockerd never asks a plugin for it; pick another, such as drydock-{name}"
-        );
-    }
-    let fit = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-    if name.is_empty() || !name.chars().all(fit) {
-        bail!("{name:?} is not a plugin name: letters, digits, '.', '_' and '-' only");
-    }
-    Ok(())
+    drydock_runtime::plugin::check_name(name).map_err(anyhow::Error::msg)
 }
 
 /// Listens on `socket`, replacing a stale socket (nothing answers there) but never a served

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """A Docker network plugin with one defect, chosen on the command line, for `drydock plugin
 check` to catch (tests/it/plugin.rs). It speaks the remote driver protocol on a unix socket and
-makes real links with `ip` (a veth pair per joined endpoint) in the namespace it runs in.
+makes real links with `ip` in the namespace it runs in: a bridge per network (with the
+network's gateway address), a veth pair per joined endpoint, its host end on the bridge. Like
+any plugin that forwards, it opens dockerd's FORWARD chain (policy drop) to its bridges with
+`iptables`.
 
     defective_driver.py SOCKET DEFECT
 
-DEFECT: none (a plugin that does its job), garbage-manifest (Plugin.Activate answers no
+DEFECT: none (a plugin that does its job; `docker network create -o refuse=STATUS` is
+refused with that HTTP status and an `Err`), garbage-manifest (Plugin.Activate answers no
 JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
-exist), leaky (DeleteEndpoint leaves the link), accepts-anything (CreateEndpoint of an unknown
+exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
+link), accepts-anything (CreateEndpoint of an unknown
 network succeeds), slow (GetCapabilities answers after 30 s).
 """
 
@@ -17,16 +22,39 @@ import os
 import socketserver
 import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
 SOCKET, DEFECT = sys.argv[1], sys.argv[2]
-networks = set()
+LOCK = threading.Lock()
+networks = {}  # network id: (bridge, gateway address or "")
 links = {}
 
 
 def ip(*args):
     subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def iptables(*args):
+    return subprocess.run(["iptables", *args], capture_output=True).returncode == 0
+
+
+def open_forward():
+    """Rewrites chain PYPLUG, jumped to first from dockerd's FORWARD chain: traffic between two
+    of the plugin's bridges dropped (networks are isolated), the rest of theirs accepted."""
+    bridges = [bridge for bridge, _ in networks.values()]
+    iptables("-N", "PYPLUG")
+    iptables("-F", "PYPLUG")
+    for a in bridges:
+        for b in bridges:
+            if a != b:
+                iptables("-A", "PYPLUG", "-i", a, "-o", b, "-j", "DROP")
+    for bridge in bridges:
+        for way in ("-i", "-o"):
+            iptables("-A", "PYPLUG", way, bridge, "-j", "ACCEPT")
+    if not iptables("-C", "FORWARD", "-j", "PYPLUG"):
+        iptables("-I", "FORWARD", "-j", "PYPLUG")
 
 
 def answer(method, request):
@@ -36,30 +64,49 @@ def answer(method, request):
             return 200, b"<html>not a manifest</html>"
         return 200, json.dumps({"Implements": ["NetworkDriver"]}).encode()
     if method == "NetworkDriver.GetCapabilities":
-        if DEFECT == "slow":
-            time.sleep(30)
         scope = "planet" if DEFECT == "planet-scope" else "local"
         return 200, json.dumps({"Scope": scope, "ConnectivityScope": scope}).encode()
     if method == "NetworkDriver.CreateNetwork":
-        networks.add(request["NetworkID"])
+        generic = (request.get("Options") or {}).get("com.docker.network.generic") or {}
+        if "refuse" in generic:  # -o refuse=STATUS: a refusal, as asked
+            return int(generic["refuse"]), json.dumps({"Err": "refused as asked"}).encode()
+        network = request["NetworkID"]
+        if network not in networks:
+            bridge = "pyb" + network[:10]
+            ip("link", "add", bridge, "type", "bridge")
+            pools = request.get("IPv4Data") or [{}]
+            gateway = pools[0].get("Gateway", "")
+            if gateway:
+                ip("address", "add", gateway, "dev", bridge)
+            ip("link", "set", bridge, "up")
+            networks[network] = (bridge, gateway.split("/")[0])
+            open_forward()
         return 200, b"{}"
     if method == "NetworkDriver.DeleteNetwork":
-        networks.discard(request["NetworkID"])
+        bridge, _ = networks.pop(request["NetworkID"], (None, None))
+        if bridge:
+            open_forward()
+            ip("link", "del", bridge)
         return 200, b"{}"
     if method == "NetworkDriver.CreateEndpoint":
         if request["NetworkID"] not in networks and DEFECT != "accepts-anything":
             return 500, json.dumps({"Err": "no such network"}).encode()
+        if DEFECT == "garbage-endpoint":
+            return 200, b"<html>not an endpoint</html>"
         if DEFECT == "address-rewritten":
             return 200, json.dumps({"Interface": {"Address": "10.250.250.99/24"}}).encode()
         return 200, b"{}"
     if method == "NetworkDriver.Join":
         # Unique to this process: a leaky variant's links outlive it in the namespace.
         name = f"py{os.getpid() % 10000:04d}{request['EndpointID'][:6]}"
+        bridge, gateway = networks.get(request["NetworkID"], (None, ""))
         if DEFECT != "missing-link":
             ip("link", "add", name, "type", "veth", "peer", "name", name + "p")
+            if bridge:
+                ip("link", "set", name + "p", "master", bridge, "up")
         links[request["EndpointID"]] = name
         return 200, json.dumps({"InterfaceName": {"SrcName": name, "DstPrefix": "eth"},
-                                "Gateway": "10.250.250.1"}).encode()
+                                "Gateway": gateway}).encode()
     if method == "NetworkDriver.DeleteEndpoint":
         name = links.pop(request["EndpointID"], None)
         if name and DEFECT not in ("leaky", "missing-link"):
@@ -75,7 +122,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         request = json.loads(body) if body.strip() else {}
-        status, reply = answer(self.path.lstrip("/"), request)
+        method = self.path.lstrip("/")
+        if DEFECT == "slow" and method == "NetworkDriver.GetCapabilities":
+            time.sleep(30)
+        with LOCK:  # calls come at once (threads); links and rules change one at a time
+            status, reply = answer(method, request)
         self.send_response(status)
         self.send_header("Content-Type", "application/vnd.docker.plugins.v1.2+json")
         self.send_header("Content-Length", str(len(reply)))

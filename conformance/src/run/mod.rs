@@ -20,7 +20,7 @@ mod scene;
 mod steps;
 mod swarm;
 
-pub use plugin::{PluginRun, Running, SOCKET_WORD};
+pub use plugin::Running;
 pub use swarm::form_swarm;
 
 use std::net::Ipv4Addr;
@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::probe::UpstreamDns;
-use crate::scenario::{ROUTED_SUBNET, ROUTER, SUBNET, Scenario};
+use crate::scenario::{PluginRun, ROUTED_SUBNET, ROUTER, SUBNET, Scenario};
 use crate::targets::Target;
 
 /// How scenarios run.
@@ -257,8 +257,9 @@ pub async fn run_one<T: Target>(
     };
     let skip = skip_reason(scenario, &target, options).await;
     // Kept until the target stopped: removing its networks and containers calls the plugin.
-    let plugin = match (&options.plugin, &skip) {
-        (Some(plugin), None) => Some(plugin.start(&target, &lab, &scenario.hosts).await),
+    let plugins: Vec<&PluginRun> = options.plugin.iter().chain(&scenario.plugins).collect();
+    let plugin = match (plugins.is_empty(), &skip) {
+        (false, None) => Some(Running::start_all(&plugins, &target, &lab, &scenario.hosts).await),
         _ => None,
     };
     let mut outcome = match (skip, &plugin) {

@@ -1,9 +1,9 @@
-//! A network plugin a run starts on each docker host before a `driver: any` scenario's steps
-//! (`drydock conform --plugin`, `drydock plugin check`): its command, in the host's network
+//! Network plugins a run starts on each docker host before a scenario's steps: the run's own
+//! (`drydock plugin check --run`), with which a `driver: any` scenario's networks made without
+//! `-d` are made, and the scenario's (`plugins:`). Each is its command, in the host's network
 //! namespace, listening on `NAME.sock` in the folder where that host's engine looks for
-//! plugins ([`Target::plugins_dir`]); its output in `NAME.log` there. The scenario's networks
-//! made without `-d` are then made with it. It is killed when the scenario ends, and dies with
-//! drydock.
+//! plugins ([`Target::plugins_dir`]), its output in `NAME.log` there. They are killed when the
+//! scenario ends (after its target stopped), and die with drydock.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,51 +11,45 @@ use std::time::{Duration, Instant};
 
 use drydock_netsim::{Lab, Netns};
 
+use crate::scenario::{PluginRun, SOCKET_WORD};
 use crate::targets::Target;
 use crate::tied::Tied;
 
 /// How long a plugin may take to listen on its socket.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The word of a plugin's command that stands for its socket's path.
-pub const SOCKET_WORD: &str = "{socket}";
-
-/// A network plugin to run scenarios with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginRun {
-    /// Its name: `docker network create -d NAME`.
-    pub name: String,
-    /// Its command; [`SOCKET_WORD`] in an argument stands for the socket it listens on.
-    pub command: Vec<String>,
-}
-
-/// A plugin's processes; killed on drop.
+/// Plugins' processes; killed on drop.
 pub struct Running {
     _processes: Vec<Tied>,
 }
 
-impl PluginRun {
-    /// Starts the plugin on each of `hosts` and waits until each listens.
-    pub(super) async fn start<T: Target>(
-        &self,
+impl Running {
+    /// Starts `plugins` on each of `hosts` and waits until each listens.
+    pub(super) async fn start_all<T: Target>(
+        plugins: &[&PluginRun],
         target: &T,
         lab: &Lab,
         hosts: &[String],
     ) -> Result<Running, String> {
-        let mut running = Vec::new();
+        let mut processes = Vec::new();
         for host in hosts {
             let dir = target.plugins_dir(host).map_err(|e| e.message)?;
             let netns = lab
                 .host(host)
                 .ok_or_else(|| format!("no lab host {host}"))?;
-            let started = self.start_in(netns, &dir).await;
-            running.push(started.map_err(|why| format!("{why} (on {host})"))?);
+            for plugin in plugins {
+                let started = plugin.start_in(netns, &dir).await;
+                let started = started.map_err(|why| format!("{why} (on {host})"))?;
+                processes.extend(started._processes);
+            }
         }
         Ok(Running {
-            _processes: running.into_iter().flat_map(|r| r._processes).collect(),
+            _processes: processes,
         })
     }
+}
 
+impl PluginRun {
     /// Starts the plugin in `netns`, listening on `NAME.sock` in `dir` (its output in
     /// `NAME.log` there), and waits until it listens.
     pub async fn start_in(&self, netns: &Netns, dir: &Path) -> Result<Running, String> {

@@ -19,6 +19,8 @@ pub(super) struct File {
     #[serde(default)]
     pub(super) kernel: Vec<Spanned<String>>,
     pub(super) driver: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) plugins: Vec<Spanned<PluginFile>>,
     pub(super) hosts: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) external: Vec<Spanned<String>>,
@@ -40,6 +42,13 @@ pub(super) struct SwarmFile {
     pub(super) managers: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) workers: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PluginFile {
+    pub(super) name: Spanned<String>,
+    pub(super) run: Spanned<String>,
 }
 
 #[derive(Deserialize)]

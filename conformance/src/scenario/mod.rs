@@ -62,6 +62,8 @@ pub struct Scenario {
     /// `driver: any`: it holds whatever driver its networks have, so a run with a network
     /// plugin makes them with the plugin (`docker network create` steps without `-d`).
     pub any_driver: bool,
+    /// Network plugins of its own (`plugins:`), started on each docker host.
+    pub plugins: Vec<PluginRun>,
     /// Docker hosts (engines), in order; the first is the default for steps and facts.
     pub hosts: Vec<String>,
     /// Plain lab hosts without an engine, standing for external machines.
@@ -77,6 +79,19 @@ pub struct Scenario {
     pub expectations: Vec<Expect>,
     /// Captures taken while the expectations run.
     pub captures: Vec<Capture>,
+}
+
+/// The word of a plugin's command that stands for its socket's path.
+pub const SOCKET_WORD: &str = "{socket}";
+
+/// A network plugin to start on each docker host before the steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRun {
+    /// Its name: `docker network create -d NAME`.
+    pub name: String,
+    /// Its command (paths relative to where drydock runs); [`SOCKET_WORD`] in an argument
+    /// stands for the socket it listens on.
+    pub command: Vec<String>,
 }
 
 /// The lab host that routes between the two segments when a scenario has `routed:` hosts.

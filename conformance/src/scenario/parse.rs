@@ -7,11 +7,11 @@ use drydock_netsim::features::Feature;
 use drydock_runtime::api::cli::DockerCommand;
 use serde_saphyr::{Location, Spanned};
 
-use super::file::{CaptureFile, ExpectFile, File, LineOr, StepFile, SwarmFile};
+use super::file::{CaptureFile, ExpectFile, File, LineOr, PluginFile, StepFile, SwarmFile};
 use super::known::{Known, PREDEFINED};
 use super::{
-    Capture, CapturePoint, Command, Expect, Filter, Quantifier, ROUTER, Scenario, Step, Swarm,
-    command, expect, words,
+    Capture, CapturePoint, Command, Expect, Filter, PluginRun, Quantifier, ROUTER, SOCKET_WORD,
+    Scenario, Step, Swarm, command, expect, words,
 };
 use crate::version::Range;
 
@@ -96,6 +96,9 @@ impl Parser<'_> {
                 return Err(self.error(&driver.referenced, message));
             }
         };
+        let plugins = (file.plugins.iter())
+            .map(|plugin| self.plugin(&plugin.value))
+            .collect::<Result<Vec<_>, _>>()?;
         let named: Vec<Spanned<String>> = (file.hosts.iter().flatten())
             .chain(&file.external)
             .cloned()
@@ -140,6 +143,7 @@ impl Parser<'_> {
             docker,
             kernel,
             any_driver,
+            plugins,
             hosts,
             external,
             swarm,
@@ -219,6 +223,29 @@ impl Parser<'_> {
     /// An error about the whole file (pointing at its start).
     fn whole(&self, message: String) -> LocatedError {
         LocatedError::new(1, 1, message, self.text, self.path)
+    }
+
+    /// A `plugins:` entry: a name dockerd would ask a plugin for, a command saying where to
+    /// listen.
+    fn plugin(&self, plugin: &PluginFile) -> Result<PluginRun, LocatedError> {
+        let name = &plugin.name.value;
+        if let Err(message) = drydock_runtime::plugin::check_name(name) {
+            return Err(self.error(&plugin.name.referenced, message));
+        }
+        let command: Vec<String> = plugin
+            .run
+            .value
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !command.iter().any(|word| word.contains(SOCKET_WORD)) {
+            let message = format!("the command never says where to listen ({SOCKET_WORD})");
+            return Err(self.error(&plugin.run.referenced, message));
+        }
+        Ok(PluginRun {
+            name: name.clone(),
+            command,
+        })
     }
 
     /// A `kernel:` entry.

@@ -102,12 +102,11 @@ impl Engine {
         let driver = match RemoteDriver::activate(name, client, self.host.clone()).await {
             Ok(driver) => Arc::new(driver),
             Err(e) => {
-                let cause = match &e {
-                    LoadError::NotImplemented { cause } | LoadError::Unregistered { cause, .. } => {
-                        cause
-                    }
-                };
-                tracing::warn!("plugin {name}: {cause}");
+                if let LoadError::NotImplemented { cause } | LoadError::Unregistered { cause, .. } =
+                    &e
+                {
+                    tracing::warn!("plugin {name}: {cause}");
+                }
                 return Err(EngineError::new(e.to_string()));
             }
         };

@@ -41,7 +41,10 @@ fn rule(chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
 }
 
 /// Our chain accepting `bridges`' traffic (created, or emptied and filled again), and the jump
-/// to it at the top of `FORWARD` when `jump` (it is not there yet): one transaction.
+/// to it at the top of `FORWARD` when `jump` (it is not there yet): one transaction. As the
+/// built-in bridge's networks, the served ones are isolated from each other: traffic from one
+/// served bridge to another is dropped first. (Rules iptables can read, since dockerd lists
+/// its table with it: no sets, no `ct` expressions.)
 pub(crate) fn openings(bridges: &[String], jump: bool) -> Nftables<'static> {
     let mut batch = Batch::new();
     batch.add(NfListObject::Chain(Chain {
@@ -56,11 +59,21 @@ pub(crate) fn openings(bridges: &[String], jump: bool) -> Nftables<'static> {
         name: Cow::Borrowed(CHAIN),
         ..Chain::default()
     })));
+    let name = |bridge: &String| Expression::String(Cow::Owned(bridge.clone()));
+    for from in bridges {
+        for to in bridges.iter().filter(|to| *to != from) {
+            let isolate = vec![
+                matches(meta(MetaKey::Iifname), Operator::EQ, name(from)),
+                matches(meta(MetaKey::Oifname), Operator::EQ, name(to)),
+                Statement::Drop(None),
+            ];
+            batch.add(rule(CHAIN, isolate));
+        }
+    }
     for bridge in bridges {
         for key in [MetaKey::Iifname, MetaKey::Oifname] {
-            let name = Expression::String(Cow::Owned(bridge.clone()));
             let accept = vec![
-                matches(meta(key), Operator::EQ, name),
+                matches(meta(key), Operator::EQ, name(bridge)),
                 Statement::Accept(None),
             ];
             batch.add(rule(CHAIN, accept));
@@ -129,6 +142,17 @@ mod tests {
     fn openings_accept_each_bridge_both_ways_and_jump_once() {
         let json = serde_json::to_string(&openings(&["br-0123456789ab".into()], true)).unwrap();
         assert_eq!(json.matches("br-0123456789ab").count(), 2, "{json}");
+        let two = ["br-a".to_string(), "br-b".to_string()];
+        let json = serde_json::to_string(&openings(&two, false)).unwrap();
+        assert_eq!(
+            json.matches(r#""drop""#).count(),
+            2,
+            "each way between them: {json}"
+        );
+        assert!(
+            json.find(r#""drop""#) < json.find(r#""accept""#),
+            "drops first: {json}"
+        );
         assert!(
             json.contains(r#""insert""#) && json.contains(r#""jump":{"target":"DRYDOCK-PLUGINS"}"#),
             "{json}"

@@ -20,4 +20,24 @@ mod serve;
 
 pub use remote::{LoadError, NETWORK_DRIVER, RemoteDriver};
 pub use remote_ipam::{GivenPool, IPAM_DRIVER, IpamLoadError, RemoteIpam};
+
+/// Driver names dockerd never asks a plugin for (its built-ins come first).
+const BUILTIN_DRIVERS: [&str; 6] = ["bridge", "host", "null", "overlay", "macvlan", "ipvlan"];
+
+/// Whether `name` is a plugin name dockerd would look up: not a built-in driver's, and fit for
+/// a file name; else why not.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if BUILTIN_DRIVERS.contains(&name) {
+        return Err(format!(
+            "{name:?} is a built-in driver's name: dockerd never asks a plugin for it; pick another, such as drydock-{name}"
+        ));
+    }
+    let fit = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if name.is_empty() || !name.chars().all(fit) {
+        return Err(format!(
+            "{name:?} is not a plugin name: letters, digits, '.', '_' and '-' only"
+        ));
+    }
+    Ok(())
+}
 pub use serve::{PluginServer, SERVED, serve};

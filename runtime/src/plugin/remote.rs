@@ -54,10 +54,13 @@ struct RemoteEndpoint {
 /// Why a plugin could not become a driver, in dockerd's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
-    /// Activation failed or the manifest lacks `NetworkDriver` (dockerd logs why).
+    /// `Plugin.Activate` failed: why.
+    #[error("legacy plugin: {0}")]
+    Activation(String),
+    /// The manifest lacks `NetworkDriver`.
     #[error("legacy plugin: Plugin does not implement the requested driver")]
     NotImplemented {
-        /// What dockerd logs.
+        /// What it implements.
         cause: String,
     },
     /// `GetCapabilities` failed or declared a scope dockerd does not know (dockerd logs why
@@ -75,12 +78,8 @@ impl RemoteDriver {
     /// Activates plugin `name` at `client`'s address and registers it as dockerd does:
     /// `Plugin.Activate` must list `NetworkDriver`, then `GetCapabilities` gives the scopes.
     pub async fn activate(name: &str, client: Client, host: Netns) -> Result<Self, LoadError> {
-        let manifest: Manifest =
-            (client.call("Plugin.Activate", None::<&()>).await).map_err(|e| {
-                LoadError::NotImplemented {
-                    cause: e.to_string(),
-                }
-            })?;
+        let manifest: Manifest = (client.call("Plugin.Activate", None::<&()>).await)
+            .map_err(|e| LoadError::Activation(e.to_string()))?;
         if !manifest.implements.iter().any(|i| i == NETWORK_DRIVER) {
             return Err(LoadError::NotImplemented {
                 cause: format!("{name} implements {:?}", manifest.implements),
