@@ -10,9 +10,11 @@ use std::time::Duration;
 use drydock_conformance::probe::{self, Ping, Proto, RecordData, RecordKind, Resolution};
 use drydock_conformance::targets::Target;
 use drydock_conformance::targets::docker::DockerTarget;
+use drydock_conformance::targets::reference::ReferenceTarget;
 use drydock_netsim::{Lab, Netns, Topology, link};
 use drydock_runtime::api::cli;
 use drydock_runtime::api::dispatch::dispatch;
+use serde_json::{Value, json};
 
 /// A child process killed when dropped (also when the test panics).
 struct Killed(std::process::Child);
@@ -70,8 +72,19 @@ fn plugin_check(host: &Netns, socket: &Path) -> (bool, String) {
     (output.status.success(), printed)
 }
 
+/// `drydock plugin serve --driver bridge --ipam default --name drydock-ipam --socket SOCKET`
+/// in `host`, once it serves: the built-in IPAM as an IPAM plugin.
+fn serve_ipam(host: &Netns, socket: &Path) -> Killed {
+    let mut command = host.command(env!("CARGO_BIN_EXE_drydock"), None);
+    command
+        .args(["plugin", "serve", "--driver", "bridge", "--ipam", "default"])
+        .args(["--name", "drydock-ipam", "--socket"])
+        .arg(socket);
+    serving(command, "serving the bridge driver")
+}
+
 /// A docker line on h1 of `target`, as a scenario step runs it.
-async fn docker(target: &DockerTarget, line: &str) -> Result<String, String> {
+async fn docker<T: Target>(target: &T, line: &str) -> Result<String, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let command = cli::parse(&words).map_err(|e| e.message)?;
     let api = target.api("h1").map_err(|e| e.message)?;
@@ -189,6 +202,148 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
 
     drop(server);
     target.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The steps of the remote IPAM comparison on h1 of `target`, the IPAM plugin `drydock-ipam`
+/// serving in `plugins`: networks of the built-in bridge and macvlan drivers whose addresses
+/// come from the plugin, containers with and without `--ip`, an address refused, a network
+/// connected and disconnected; then everything removed, and the pools found released (the
+/// same subnet made again). What matters of it, to compare.
+async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
+    let ok = |line: &'static str| async move {
+        (docker(target, line).await)
+            .unwrap_or_else(|e| panic!("{}: {line}: {e}", target.describe()))
+    };
+    ok(
+        "docker network create -d bridge --ipam-driver drydock-ipam --ipv6 \
+        --subnet 10.78.0.0/24 --gateway 10.78.0.254 --subnet fd00:78::/64 pnet",
+    )
+    .await;
+    ok("docker network create --ipam-driver drydock-ipam pauto").await;
+    ok(
+        "docker network create -d macvlan --ipam-driver drydock-ipam --subnet 10.10.0.0/24 \
+        --ip-range 10.10.0.192/27 --gateway 10.10.0.1 -o parent=eth0 pmac",
+    )
+    .await;
+    ok("docker run -d --name c1 --network pnet busybox").await;
+    ok("docker run -d --name c2 --network pnet --ip 10.78.0.50 busybox").await;
+    ok("docker run -d --name c5 --network pmac busybox").await;
+    let taken = docker(
+        target,
+        "docker run -d --name c3 --network pnet --ip 10.78.0.50 busybox",
+    );
+    let taken = taken.await.expect_err("a taken address");
+    ok("docker network connect pauto c1").await;
+    let c1_ns = target.container_netns("h1", "c1").await.unwrap();
+    let pinged = probe::ping(
+        &c1_ns,
+        "10.78.0.50".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(pinged, Ping::Reply, "{}", target.describe());
+
+    let mut seen = json!({"refused": taken, "networks": {}, "containers": {}});
+    for name in ["pnet", "pauto", "pmac"] {
+        let network = target.inspect_network("h1", name).await.unwrap();
+        seen["networks"][name] = json!({"IPAM": network["IPAM"], "Driver": network["Driver"]});
+    }
+    let fields = [
+        "IPAddress",
+        "IPPrefixLen",
+        "Gateway",
+        "GlobalIPv6Address",
+        "GlobalIPv6PrefixLen",
+        "IPv6Gateway",
+    ];
+    for (container, network) in [
+        ("c1", "pnet"),
+        ("c1", "pauto"),
+        ("c2", "pnet"),
+        ("c5", "pmac"),
+    ] {
+        let inspected = target.inspect_container("h1", container).await.unwrap();
+        let settings = &inspected["NetworkSettings"]["Networks"][network];
+        let kept: serde_json::Map<String, Value> = (fields.iter())
+            .map(|f| (f.to_string(), settings[f].clone()))
+            .collect();
+        seen["containers"][format!("{container} on {network}")] = Value::Object(kept);
+    }
+
+    ok("docker network disconnect pauto c1").await;
+    ok("docker rm -f c1 c2 c3 c5").await;
+    ok("docker network rm pnet pauto pmac").await;
+    // Every pool went back: the same subnet again, its gateway the plugin's (.1), the first
+    // container the next address.
+    ok("docker network create -d bridge --ipam-driver drydock-ipam --subnet 10.78.0.0/24 pnet")
+        .await;
+    ok("docker run -d --name c4 --network pnet busybox").await;
+    let c4 = target.inspect_container("h1", "c4").await.unwrap();
+    seen["again"] = c4["NetworkSettings"]["Networks"]["pnet"]["IPAddress"].clone();
+    ok("docker rm -f c4").await;
+    ok("docker network rm pnet").await;
+    seen
+}
+
+/// A network whose addresses come from an IPAM plugin (drydock's built-in IPAM served as one)
+/// has the same pools, gateways and container addresses on the reference engine as on Docker
+/// Engine 20.10 (a private dockerd in a lab), and gives its pools back when removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_engine_uses_an_ipam_plugin_as_dockerd_does() {
+    if !crate::privileged() {
+        return;
+    }
+    let run_id = format!("it{}i", std::process::id());
+    let hosts = ["h1".to_string()];
+
+    let lab = one_host_lab("pipamref").await;
+    let h1 = lab.host("h1").unwrap().clone();
+    let reference = ReferenceTarget::<false>::start(&lab, &hosts, &run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plugins = reference.plugins_dir("h1").unwrap();
+    std::fs::create_dir_all(&plugins).unwrap();
+    let server = serve_ipam(&h1, &plugins.join("drydock-ipam.sock"));
+    let on_reference = remote_ipam_steps(&reference).await;
+    drop(server);
+    reference.stop().await;
+    drop(lab);
+
+    let lab = one_host_lab("pipamdkr").await;
+    let h1 = lab.host("h1").unwrap().clone();
+    let docker = DockerTarget::start(&lab, &hosts, &run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = serve_ipam(
+        &h1,
+        &docker.plugins_dir("h1").unwrap().join("drydock-ipam.sock"),
+    );
+    let on_docker = remote_ipam_steps(&docker).await;
+    drop(server);
+    docker.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(
+        pretty(&on_reference),
+        pretty(&on_docker),
+        "reference (left) and Docker (right) differ"
+    );
+    // What both did, as expected of dockerd.
+    let pnet = &on_docker["networks"]["pnet"]["IPAM"];
+    assert_eq!(pnet["Driver"], "drydock-ipam", "{on_docker}");
+    assert_eq!(
+        on_docker["containers"]["c1 on pnet"]["IPAddress"],
+        "10.78.0.1"
+    );
+    assert_eq!(
+        on_docker["containers"]["c1 on pnet"]["Gateway"],
+        "10.78.0.254"
+    );
+    assert_eq!(
+        on_docker["containers"]["c2 on pnet"]["IPAddress"],
+        "10.78.0.50"
+    );
+    assert_eq!(on_docker["again"], "10.78.0.2");
 }
 
 /// `drydock plugin check` passes the served bridge driver, in the lab host it works in.

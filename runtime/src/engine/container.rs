@@ -14,7 +14,6 @@ use super::model::{Container, Endpoint, Sandbox, State, parse_link};
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::{ContainerCreate, EndpointSettings, NetworkConnect};
 use crate::driver::{Interface, special};
-use crate::ipam::PoolId;
 
 /// Docker's time for what has not happened (Go's zero `time.Time`).
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -342,7 +341,8 @@ impl Engine {
         let driver = self.networks[n].driver.clone();
         let sandbox = self.sandbox_netns(index)?;
         let mut interface = Interface::default();
-        let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
+        let pools = self.networks[n].pools.clone();
+        let mut allocated: Vec<IpNetwork> = Vec::new();
         let swarm = self.networks[n].swarm.is_some();
         if let Some(swarm) = &self.networks[n].swarm
             && !swarm.record.attachable
@@ -364,7 +364,9 @@ impl Engine {
             self.pin_address(index, network, address);
         } else if !self.networks[n].has_special_driver() {
             interface.mac = self.mac_option(index, n)?;
-            allocated = self.allocate_local(n, settings, &mut interface.addresses)?;
+            let wanted = [wanted_ip(settings, false)?, wanted_ip(settings, true)?];
+            allocated = (self.assign_addresses(n, wanted, &mut interface.mac)).await?;
+            interface.addresses.extend(allocated.iter().copied());
         }
         let id = self.ids.id();
         let ifname = format!("eth{}", self.containers[index].next_eth);
@@ -399,7 +401,7 @@ impl Engine {
         let (mac, info) = match plugged {
             Ok(plugged) => plugged,
             Err(e) => {
-                self.release_addresses(allocated);
+                self.release_addresses(&pools, &allocated).await;
                 if let (true, Some(address)) = (swarm, interface.addresses.first()) {
                     self.withdraw_endpoint(&network_id, "", Some(address.ip()))
                         .await;
@@ -434,73 +436,6 @@ impl Engine {
                 .await?;
         }
         Ok(())
-    }
-
-    /// The addresses of an endpoint on local network `n` from the engine's IPAM: one per
-    /// family, from the first pool of that family that has one (the one containing `--ip` when
-    /// given), as libnetwork's `ipamAllocateVersion` (a network has several IPv4 pools only
-    /// with a driver that allows them: macvlan). Pushed to `addresses`; what was taken, to give
-    /// back if a later step fails.
-    fn allocate_local(
-        &mut self,
-        n: usize,
-        settings: &EndpointSettings,
-        addresses: &mut Vec<IpNetwork>,
-    ) -> EngineResult<Vec<(PoolId, IpAddr)>> {
-        let mut allocated: Vec<(PoolId, IpAddr)> = Vec::new();
-        let (want4, want6) = (wanted_ip(settings, false)?, wanted_ip(settings, true)?);
-        let pools = self.networks[n].pools.clone();
-        for (v6, want) in [(false, want4), (true, want6)] {
-            let family: Vec<PoolId> = pools
-                .iter()
-                .copied()
-                .filter(|p| self.ipam.pool(*p).subnet.is_ipv6() == v6)
-                .collect();
-            let Some(&first) = family.first() else {
-                continue;
-            };
-            let mut candidates: Vec<PoolId> = family
-                .into_iter()
-                .filter(|p| want.is_none_or(|ip| self.ipam.pool(*p).subnet.contains(ip)))
-                .collect();
-            if candidates.is_empty() {
-                // The first pool gives Docker's text for an address in none of them.
-                candidates.push(first);
-            }
-            let mut error = None;
-            for pool in candidates {
-                let subnet = self.ipam.pool(pool).subnet;
-                match self.ipam.request_address(pool, want) {
-                    Ok(ip) => {
-                        allocated.push((pool, ip));
-                        addresses.push(
-                            IpNetwork::new(ip, subnet.prefix()).expect("an address in its subnet"),
-                        );
-                        error = None;
-                        break;
-                    }
-                    Err(e) => {
-                        error.get_or_insert(e);
-                    }
-                }
-            }
-            if let Some(e) = error {
-                self.release_addresses(allocated);
-                // A dynamic request that found every pool full: libnetwork's own text.
-                let e = match (e, want) {
-                    (crate::ipam::IpamError::NoAvailableAddresses, None) => {
-                        crate::ipam::IpamError::NoAvailableNetworkAddresses {
-                            v6,
-                            network: self.networks[n].name.clone(),
-                            id: self.networks[n].id.clone(),
-                        }
-                    }
-                    (e, _) => e,
-                };
-                return Err(EngineError::new(e.to_string()));
-            }
-        }
-        Ok(allocated)
     }
 
     /// The local network a container joins: `network` here, or the swarm's, which comes to a
@@ -558,13 +493,6 @@ impl Engine {
             endpoint.shown_as = Some(shown_as);
         }
         Ok(())
-    }
-
-    /// Gives addresses back to their pools.
-    fn release_addresses(&mut self, allocated: Vec<(PoolId, IpAddr)>) {
-        for (pool, ip) in allocated {
-            self.ipam.release_address(pool, ip);
-        }
     }
 
     /// The network whose endpoint gives the container its default route: the first endpoint
@@ -733,13 +661,8 @@ impl Engine {
                 .await;
             return;
         }
-        for address in endpoint.ip4.iter().chain(endpoint.ip6.iter()) {
-            for pool in &pools {
-                if self.ipam.pool(*pool).subnet.contains(address.ip()) {
-                    self.ipam.release_address(*pool, address.ip());
-                }
-            }
-        }
+        let addresses: Vec<IpNetwork> = endpoint.ip4.into_iter().chain(endpoint.ip6).collect();
+        self.release_addresses(&pools, &addresses).await;
     }
 
     /// `docker stop`: the namespace goes, with its endpoints and published ports.

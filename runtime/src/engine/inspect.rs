@@ -1,10 +1,71 @@
 //! `docker inspect` and `docker network inspect` in Docker 20.10's JSON shape.
 
+use ipnetwork::IpNetwork;
 use serde_json::{Map, Value, json};
 
-use super::model::{Container, Endpoint, State};
+use super::model::{Container, Endpoint, Network, State};
+use super::pools::{PluginPools, Pools};
 use super::ports::ports_json;
 use super::{Engine, EngineResult};
+use crate::ipam::PoolId;
+
+/// `IPAM.Config` of a network whose pools an IPAM plugin gave, as dockerd's
+/// `buildIpamResources` writes it: each family's configuration as the user gave it, else its
+/// pools with their gateways (an IPv6 gateway with its prefix, as dockerd writes it).
+fn plugin_ipam_config(plugin: &PluginPools) -> Vec<Value> {
+    let given = |v6: bool| -> Vec<Value> {
+        (plugin.config.iter())
+            .filter(|c| {
+                let subnet = c.subnet.as_deref().unwrap_or_default();
+                !subnet.is_empty() && subnet.parse::<IpNetwork>().is_ok_and(|s| s.is_ipv6()) == v6
+            })
+            .map(|c| {
+                let mut entry = Map::new();
+                let texts = [
+                    ("Subnet", &c.subnet),
+                    ("IPRange", &c.ip_range),
+                    ("Gateway", &c.gateway),
+                ];
+                for (key, text) in texts {
+                    if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
+                        entry.insert(key.into(), text.into());
+                    }
+                }
+                if let Some(aux) = c.auxiliary_addresses.as_ref().filter(|a| !a.is_empty()) {
+                    entry.insert("AuxiliaryAddresses".into(), json!(aux));
+                }
+                Value::Object(entry)
+            })
+            .collect()
+    };
+    let pools = |v6: bool| -> Vec<Value> {
+        (plugin.pools.iter().filter(|p| p.v6 == v6))
+            .map(|p| {
+                let mut entry = Map::new();
+                entry.insert("Subnet".into(), p.subnet.to_string().into());
+                let gateway = match (p.gateway, v6) {
+                    (Some(gateway), false) => Some(gateway.ip().to_string()),
+                    (Some(gateway), true) => Some(gateway.to_string()),
+                    (None, false) => None,
+                    (None, true) => Some("<nil>".into()),
+                };
+                if let Some(gateway) = gateway {
+                    entry.insert("Gateway".into(), gateway.into());
+                }
+                Value::Object(entry)
+            })
+            .collect()
+    };
+    let mut config = given(false);
+    if config.is_empty() {
+        config = pools(false);
+    }
+    match given(true) {
+        v6 if v6.is_empty() => config.extend(pools(true)),
+        v6 => config.extend(v6),
+    }
+    config
+}
 
 fn mac_text(mac: Option<[u8; 6]>) -> String {
     mac.map(crate::mac::text).unwrap_or_default()
@@ -17,10 +78,58 @@ impl Engine {
         if let Some(swarm) = &network.swarm {
             return Ok(self.inspect_swarm_network(network, swarm));
         }
-        // libnetwork keeps IPv4 and IPv6 pools apart: inspect lists the IPv4 ones first.
-        let mut pools = network.pools.clone();
+        let mut containers = node_endpoints(network);
+        for container in &self.containers {
+            if let Some(endpoint) = container.endpoints.get(&network.id)
+                && !network.has_special_driver()
+            {
+                containers.insert(
+                    container.id.clone(),
+                    json!({
+                        "Name": endpoint.shown_as.as_ref().unwrap_or(&container.name),
+                        "EndpointID": endpoint.id,
+                        "MacAddress": mac_text(endpoint.mac),
+                        "IPv4Address": endpoint.ip4.map(|a| a.to_string()).unwrap_or_default(),
+                        "IPv6Address": endpoint.ip6.map(|a| a.to_string()).unwrap_or_default(),
+                    }),
+                );
+            }
+        }
+        let (ipam_options, config) = match &network.pools {
+            Pools::BuiltIn(ids) => {
+                let options = match network.is_user_defined() {
+                    true => json!({}),
+                    false => Value::Null,
+                };
+                (options, self.builtin_ipam_config(network, ids))
+            }
+            Pools::Plugin(plugin) => (json!(plugin.options), plugin_ipam_config(plugin)),
+        };
+        Ok(json!({
+            "Name": network.name,
+            "Id": network.id,
+            "Created": network.created,
+            "Scope": network.driver.capabilities().data_scope.name(),
+            "Driver": network.driver.name(),
+            "EnableIPv6": network.ipv6,
+            "IPAM": {"Driver": network.pools.driver_name(), "Options": ipam_options, "Config": config},
+            "Internal": network.internal,
+            "Attachable": network.attachable,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": network.options,
+            "Labels": network.labels,
+        }))
+    }
+
+    /// `IPAM.Config` of a network of the built-in IPAM: its pools, IPv4 first (libnetwork
+    /// keeps the families apart), the range only of a user subnet, the gateway unless hidden.
+    fn builtin_ipam_config(&self, network: &Network, ids: &[PoolId]) -> Vec<Value> {
+        let mut pools = ids.to_vec();
         pools.sort_by_key(|id| self.ipam.pool(*id).subnet.is_ipv6());
-        let config: Vec<Value> = pools
+        pools
             .iter()
             .map(|id| {
                 let pool = self.ipam.pool(*id);
@@ -42,46 +151,7 @@ impl Engine {
                 }
                 Value::Object(entry)
             })
-            .collect();
-        let mut containers = node_endpoints(network);
-        for container in &self.containers {
-            if let Some(endpoint) = container.endpoints.get(&network.id)
-                && !network.has_special_driver()
-            {
-                containers.insert(
-                    container.id.clone(),
-                    json!({
-                        "Name": endpoint.shown_as.as_ref().unwrap_or(&container.name),
-                        "EndpointID": endpoint.id,
-                        "MacAddress": mac_text(endpoint.mac),
-                        "IPv4Address": endpoint.ip4.map(|a| a.to_string()).unwrap_or_default(),
-                        "IPv6Address": endpoint.ip6.map(|a| a.to_string()).unwrap_or_default(),
-                    }),
-                );
-            }
-        }
-        let ipam_options = if !network.is_user_defined() {
-            Value::Null
-        } else {
-            json!({})
-        };
-        Ok(json!({
-            "Name": network.name,
-            "Id": network.id,
-            "Created": network.created,
-            "Scope": network.driver.capabilities().data_scope.name(),
-            "Driver": network.driver.name(),
-            "EnableIPv6": network.ipv6,
-            "IPAM": {"Driver": "default", "Options": ipam_options, "Config": config},
-            "Internal": network.internal,
-            "Attachable": network.attachable,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": containers,
-            "Options": network.options,
-            "Labels": network.labels,
-        }))
+            .collect()
     }
 
     /// A swarm network as a node sees it: scope `swarm`, its subnet and gateway from the control

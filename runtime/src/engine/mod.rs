@@ -14,6 +14,7 @@ mod ids;
 mod inspect;
 mod model;
 mod network;
+mod pools;
 mod ports;
 mod swarm;
 mod swarm_networks;
@@ -30,6 +31,7 @@ use crate::dns::Dns;
 use crate::driver::{self, Driver};
 use crate::firewall::Firewall;
 use crate::ipam::Ipam;
+use crate::plugin::RemoteIpam;
 use crate::plugin::client::Patience;
 use crate::plugin::discovery::PluginDirs;
 
@@ -70,7 +72,8 @@ pub struct Options {
     pub hostname: String,
     /// Where the control plane of the swarm this engine makes or joins lives.
     pub control_plane: ControlPlane,
-    /// Where network plugins are looked for (`docker network create -d NAME`).
+    /// Where network and IPAM plugins are looked for (`docker network create -d NAME`,
+    /// `--ipam-driver NAME`).
     pub plugins: PluginDirs,
     /// How long plugin calls are waited for.
     pub plugin_patience: Patience,
@@ -83,6 +86,8 @@ pub struct Engine {
     options: Options,
     /// Network drivers by name.
     drivers: BTreeMap<String, Arc<dyn Driver>>,
+    /// IPAM plugins activated, by name.
+    ipams: BTreeMap<String, Arc<RemoteIpam>>,
     firewall: Firewall,
     dns: Arc<Dns>,
     ipam: Ipam,
@@ -117,6 +122,7 @@ impl Engine {
                 .into_iter()
                 .map(|d| (d.name().to_string(), d))
                 .collect(),
+            ipams: BTreeMap::new(),
             firewall,
             dns: Dns::new(host.clone()),
             ipam: Ipam::new(),

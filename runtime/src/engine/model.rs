@@ -7,9 +7,9 @@ use std::sync::Arc;
 use drydock_netsim::Netns;
 use ipnetwork::IpNetwork;
 
+use super::pools::Pools;
 use crate::api::body::{ContainerCreate, EndpointSettings};
 use crate::driver::{Driver, bridge, special};
-use crate::ipam::PoolId;
 use crate::proxy::Proxy;
 
 /// A network.
@@ -25,8 +25,8 @@ pub(crate) struct Network {
     /// Options as given (`-o`), plus the defaults Docker reports for the default bridge.
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) labels: BTreeMap<String, String>,
-    /// IPAM pools, IPv4 first.
-    pub(crate) pools: Vec<PoolId>,
+    /// Its address pools, and the IPAM they come from.
+    pub(crate) pools: Pools,
     /// Which families' subnets the user gave (a static `--ip` or `--ip6` needs its own).
     pub(crate) user_subnets: UserSubnets,
     /// Inspect shows no gateway for the default bridge (as 20.10 does on a fresh daemon).

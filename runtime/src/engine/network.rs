@@ -1,22 +1,21 @@
 //! Networks: the predefined ones, `network create`, `network rm`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
 use super::ids;
 use super::model::{Network, UserSubnets};
+use super::pools::Pools;
 use super::{Engine, EngineError, EngineResult};
 use crate::api::body::NetworkCreate;
 use crate::api::filter::PREDEFINED;
 use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
-use crate::driver::{Driver, IpamData, NetworkRequest, special};
+use crate::driver::{Driver, NetworkRequest, Scope, special};
 use crate::firewall::NetworkRules;
-use crate::ipam::{PoolId, PoolRequest};
 use crate::plugin::client::Client;
-use crate::plugin::{LoadError, RemoteDriver};
+use crate::plugin::{LoadError, RemoteDriver, RemoteIpam};
 
 /// Options of the bridge driver that the engine's firewall applies.
 /// The option inspect shows with what carries a network's traffic, when its driver has a
@@ -76,12 +75,12 @@ impl Engine {
             "" => bridge::NAME,
             name => name,
         };
-        // IPAM plugins are not looked up yet: only the built-in IPAM is known.
-        if !matches!(body.ipam.driver.as_str(), "" | "default") {
-            let ipam = &body.ipam.driver;
-            return Err(EngineError::new(format!("plugin \"{ipam}\" not found")));
-        }
         if driver == crate::driver::overlay::NAME {
+            if !is_builtin_ipam(&body.ipam.driver) {
+                return Err(EngineError::new(
+                    "IPAM plugins are not supported on swarm networks by drydock",
+                ));
+            }
             return self.create_swarm_network(body).await;
         }
         let driver = self.load_driver(driver).await?;
@@ -114,6 +113,29 @@ impl Engine {
         Ok(driver)
     }
 
+    /// The IPAM plugin named `name` (none for the built-in, `default`), found in the engine's
+    /// plugin folders, activated and registered, and kept (as dockerd keeps it).
+    async fn load_ipam(&mut self, name: &str) -> EngineResult<Option<Arc<RemoteIpam>>> {
+        if is_builtin_ipam(name) {
+            return Ok(None);
+        }
+        if let Some(ipam) = self.ipams.get(name) {
+            return Ok(Some(ipam.clone()));
+        }
+        let address =
+            (self.options.plugins.find(name)).map_err(|e| EngineError::new(e.to_string()))?;
+        let client = Client::new(address, self.options.plugin_patience);
+        let ipam = match RemoteIpam::activate(name, client).await {
+            Ok(ipam) => Arc::new(ipam),
+            Err(e) => {
+                tracing::warn!("IPAM plugin {name}: {}", e.cause());
+                return Err(EngineError::new(e.to_string()));
+            }
+        };
+        self.ipams.insert(name.to_string(), ipam.clone());
+        Ok(Some(ipam))
+    }
+
     /// The driver named `name`, with Docker's text for one there is not.
     pub(super) fn driver(&self, name: &str) -> EngineResult<Arc<dyn Driver>> {
         (self.drivers.get(name).cloned())
@@ -139,48 +161,40 @@ impl Engine {
         } else {
             (true, false)
         };
+        // Host and null networks have no addresses: no IPAM is asked (libnetwork).
         let pools = if special::is_special(driver.name()) {
-            Vec::new()
+            Pools::BuiltIn(Vec::new())
         } else {
-            self.request_pools(body, driver.name() == bridge::NAME)?
+            let plugin = self.load_ipam(&body.ipam.driver).await?;
+            let local = driver.capabilities().data_scope == Scope::Local;
+            let bridge = driver.name() == bridge::NAME;
+            self.allocate_pools(body, bridge, local, plugin).await?
         };
         let request = NetworkRequest {
             id: id.clone(),
             options: body.options.clone(),
             internal: body.internal,
             ipv6: body.enable_ipv6,
-            pools: pools
-                .iter()
-                .map(|id| {
-                    let pool = self.ipam.pool(*id);
-                    IpamData {
-                        subnet: pool.subnet,
-                        gateway: pool.gateway.map(|gateway| {
-                            IpNetwork::new(gateway, pool.subnet.prefix())
-                                .expect("a gateway in its subnet")
-                        }),
-                    }
-                })
-                .collect(),
+            pools: pools.ipam_data(&self.ipam),
         };
         let info = match driver.create_network(&request).await {
             Ok(info) => info,
             Err(e) => {
-                self.release_pools(&pools);
+                self.release_pools(&pools).await;
                 return Err(EngineError::new(e.to_string()));
             }
         };
         if let Some(bridge) = &info.bridge {
             let rules = NetworkRules {
                 bridge: bridge.clone(),
-                subnets: pools.iter().map(|p| self.ipam.pool(*p).subnet).collect(),
+                subnets: request.pools.iter().map(|p| p.subnet).collect(),
                 internal: body.internal,
                 icc,
                 masquerade,
             };
             if let Err(e) = self.firewall.add_network(&rules) {
                 let _ = driver.delete_network(&id).await;
-                self.release_pools(&pools);
+                self.release_pools(&pools).await;
                 return Err(EngineError::new(format!("firewall: {e}")));
             }
         }
@@ -207,72 +221,6 @@ impl Engine {
             node_endpoints: Vec::new(),
         });
         Ok(id)
-    }
-
-    /// One IPAM pool per configured subnet (IPv6 ones only with `--ipv6`), or one automatic
-    /// IPv4 pool. The bridge driver takes one IPv4 subnet only.
-    fn request_pools(&mut self, body: &NetworkCreate, bridge: bool) -> EngineResult<Vec<PoolId>> {
-        let mut requests = Vec::new();
-        for config in &body.ipam.config {
-            let subnet = parse_net(config.subnet.as_deref())?;
-            let v6 = subnet.is_some_and(|s| s.is_ipv6());
-            if v6 && !body.enable_ipv6 {
-                continue;
-            }
-            let aux = config
-                .auxiliary_addresses
-                .iter()
-                .flatten()
-                .map(|(k, v)| Ok((k.clone(), parse_ip(v)?)))
-                .collect::<EngineResult<Vec<_>>>()?;
-            requests.push(PoolRequest {
-                subnet,
-                ip_range: parse_net(config.ip_range.as_deref())?,
-                gateway: config.gateway.as_deref().map(parse_ip).transpose()?,
-                aux_addresses: aux,
-                v6,
-            });
-        }
-        if bridge && requests.iter().filter(|r| !r.v6).count() > 1 {
-            return Err(EngineError::new(
-                "bridge driver doesn't support multiple subnets",
-            ));
-        }
-        // 20.10 has no default IPv6 pools: --ipv6 needs an IPv6 subnet.
-        if body.enable_ipv6 && !requests.iter().any(|r| r.v6) {
-            return Err(EngineError::new(
-                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
-            ));
-        }
-        if !requests.iter().any(|r| !r.v6) {
-            requests.insert(
-                0,
-                PoolRequest {
-                    subnet: None,
-                    ip_range: None,
-                    gateway: None,
-                    aux_addresses: Vec::new(),
-                    v6: false,
-                },
-            );
-        }
-        let mut pools = Vec::new();
-        for request in &requests {
-            match self.ipam.request_pool(request) {
-                Ok(pool) => pools.push(pool),
-                Err(e) => {
-                    self.release_pools(&pools);
-                    return Err(EngineError::new(e.to_string()));
-                }
-            }
-        }
-        Ok(pools)
-    }
-
-    fn release_pools(&mut self, pools: &[PoolId]) {
-        for pool in pools {
-            self.ipam.release_pool(*pool);
-        }
     }
 
     /// `docker network rm NAME`.
@@ -318,7 +266,7 @@ impl Engine {
         if let Err(e) = network.driver.delete_network(&network.id).await {
             problems.push(e.to_string());
         }
-        self.release_pools(&network.pools);
+        self.release_pools(&network.pools).await;
         // Containers created (not running) on it keep a dangling attachment, as in Docker.
         if problems.is_empty() {
             Ok(())
@@ -339,18 +287,9 @@ fn bool_option(options: &BTreeMap<String, String>, key: &str, default: bool) -> 
     }
 }
 
-fn parse_net(text: Option<&str>) -> EngineResult<Option<IpNetwork>> {
-    text.filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse()
-                .map_err(|_| EngineError::new(format!("invalid CIDR address: {t}")))
-        })
-        .transpose()
-}
-
-fn parse_ip(text: &str) -> EngineResult<IpAddr> {
-    text.parse()
-        .map_err(|_| EngineError::new(format!("ParseAddr(\"{text}\"): unable to parse IP")))
+/// Whether `name` is the built-in IPAM's (`default`, or none given).
+fn is_builtin_ipam(name: &str) -> bool {
+    matches!(name, "" | "default")
 }
 
 /// Which families of a create request have a subnet the user gave.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 
 use super::model::{Network, NodeEndpoint, Remote, SwarmNetwork, UserSubnets};
+use super::pools::Pools;
 use super::{Engine, EngineError, EngineResult, ids};
 use crate::api::body::NetworkCreate;
 use crate::cluster::{Cluster, EndpointRecord, Event, NetworkRecord};
@@ -167,7 +168,7 @@ impl Engine {
             ipv6: false,
             options,
             labels: record.labels.clone(),
-            pools: Vec::new(),
+            pools: Pools::BuiltIn(Vec::new()),
             user_subnets: UserSubnets {
                 v4: record.user_subnet,
                 v6: false,
@@ -251,7 +252,12 @@ impl Engine {
             return Ok(());
         };
         let gwbridge = self.network_index(GWBRIDGE)?;
-        let pool = self.networks[gwbridge].pools[0];
+        let Pools::BuiltIn(pools) = &self.networks[gwbridge].pools else {
+            return Err(EngineError::new(
+                "docker_gwbridge has the built-in IPAM's pools",
+            ));
+        };
+        let pool = pools[0];
         let ip =
             (self.ipam.request_address(pool, None)).map_err(|e| EngineError::new(e.to_string()))?;
         let address =
