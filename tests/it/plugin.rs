@@ -206,9 +206,10 @@ async fn a_private_dockerd_runs_a_network_through_the_served_bridge_driver() {
 
 /// The steps of the remote IPAM comparison on h1 of `target`, the IPAM plugin `drydock-ipam`
 /// serving in `plugins`: networks of the built-in bridge and macvlan drivers whose addresses
-/// come from the plugin, containers with and without `--ip`, an address refused, a network
-/// connected and disconnected; then everything removed, and the pools found released (the
-/// same subnet made again). What matters of it, to compare.
+/// come from the plugin (and one of the built-in IPAM, for its inspect), containers with and
+/// without `--ip`, an address refused, a network connected and disconnected; then everything
+/// removed, and the pools found released (the same subnet made again). What matters of it, to
+/// compare.
 async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
     let ok = |line: &'static str| async move {
         (docker(target, line).await)
@@ -220,6 +221,7 @@ async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
     )
     .await;
     ok("docker network create --ipam-driver drydock-ipam pauto").await;
+    ok("docker network create --subnet 10.91.0.0/24 --ip-range 10.91.0.128/25 plain").await;
     ok(
         "docker network create -d macvlan --ipam-driver drydock-ipam --subnet 10.10.0.0/24 \
         --ip-range 10.10.0.192/27 --gateway 10.10.0.1 -o parent=eth0 pmac",
@@ -244,7 +246,7 @@ async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
     assert_eq!(pinged, Ping::Reply, "{}", target.describe());
 
     let mut seen = json!({"refused": taken, "networks": {}, "containers": {}});
-    for name in ["pnet", "pauto", "pmac"] {
+    for name in ["pnet", "pauto", "pmac", "plain"] {
         let network = target.inspect_network("h1", name).await.unwrap();
         seen["networks"][name] = json!({"IPAM": network["IPAM"], "Driver": network["Driver"]});
     }
@@ -272,7 +274,7 @@ async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
 
     ok("docker network disconnect pauto c1").await;
     ok("docker rm -f c1 c2 c3 c5").await;
-    ok("docker network rm pnet pauto pmac").await;
+    ok("docker network rm pnet pauto pmac plain").await;
     // Every pool went back: the same subnet again, its gateway the plugin's (.1), the first
     // container the next address.
     ok("docker network create -d bridge --ipam-driver drydock-ipam --subnet 10.78.0.0/24 pnet")
@@ -344,6 +346,9 @@ async fn the_reference_engine_uses_an_ipam_plugin_as_dockerd_does() {
         "10.78.0.50"
     );
     assert_eq!(on_docker["again"], "10.78.0.2");
+    // A subnet given without a gateway: inspect shows none, whatever the IPAM.
+    let plain = &on_docker["networks"]["plain"]["IPAM"]["Config"][0];
+    assert_eq!(plain.get("Gateway"), None, "{plain}");
 }
 
 /// `drydock plugin check` passes the served bridge driver, in the lab host it works in.

@@ -4,68 +4,8 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value, json};
 
 use super::model::{Container, Endpoint, Network, State};
-use super::pools::{PluginPools, Pools};
 use super::ports::ports_json;
 use super::{Engine, EngineResult};
-use crate::ipam::PoolId;
-
-/// `IPAM.Config` of a network whose pools an IPAM plugin gave, as dockerd's
-/// `buildIpamResources` writes it: each family's configuration as the user gave it, else its
-/// pools with their gateways (an IPv6 gateway with its prefix, as dockerd writes it).
-fn plugin_ipam_config(plugin: &PluginPools) -> Vec<Value> {
-    let given = |v6: bool| -> Vec<Value> {
-        (plugin.config.iter())
-            .filter(|c| {
-                let subnet = c.subnet.as_deref().unwrap_or_default();
-                !subnet.is_empty() && subnet.parse::<IpNetwork>().is_ok_and(|s| s.is_ipv6()) == v6
-            })
-            .map(|c| {
-                let mut entry = Map::new();
-                let texts = [
-                    ("Subnet", &c.subnet),
-                    ("IPRange", &c.ip_range),
-                    ("Gateway", &c.gateway),
-                ];
-                for (key, text) in texts {
-                    if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
-                        entry.insert(key.into(), text.into());
-                    }
-                }
-                if let Some(aux) = c.auxiliary_addresses.as_ref().filter(|a| !a.is_empty()) {
-                    entry.insert("AuxiliaryAddresses".into(), json!(aux));
-                }
-                Value::Object(entry)
-            })
-            .collect()
-    };
-    let pools = |v6: bool| -> Vec<Value> {
-        (plugin.pools.iter().filter(|p| p.v6 == v6))
-            .map(|p| {
-                let mut entry = Map::new();
-                entry.insert("Subnet".into(), p.subnet.to_string().into());
-                let gateway = match (p.gateway, v6) {
-                    (Some(gateway), false) => Some(gateway.ip().to_string()),
-                    (Some(gateway), true) => Some(gateway.to_string()),
-                    (None, false) => None,
-                    (None, true) => Some("<nil>".into()),
-                };
-                if let Some(gateway) = gateway {
-                    entry.insert("Gateway".into(), gateway.into());
-                }
-                Value::Object(entry)
-            })
-            .collect()
-    };
-    let mut config = given(false);
-    if config.is_empty() {
-        config = pools(false);
-    }
-    match given(true) {
-        v6 if v6.is_empty() => config.extend(pools(true)),
-        v6 => config.extend(v6),
-    }
-    config
-}
 
 fn mac_text(mac: Option<[u8; 6]>) -> String {
     mac.map(crate::mac::text).unwrap_or_default()
@@ -95,16 +35,11 @@ impl Engine {
                 );
             }
         }
-        let (ipam_options, config) = match &network.pools {
-            Pools::BuiltIn(ids) => {
-                let options = match network.is_user_defined() {
-                    true => json!({}),
-                    false => Value::Null,
-                };
-                (options, self.builtin_ipam_config(network, ids))
-            }
-            Pools::Plugin(plugin) => (json!(plugin.options), plugin_ipam_config(plugin)),
+        let ipam_options = match network.is_user_defined() {
+            true => json!(network.ipam.options),
+            false => Value::Null,
         };
+        let config = self.ipam_config(network);
         Ok(json!({
             "Name": network.name,
             "Id": network.id,
@@ -124,34 +59,66 @@ impl Engine {
         }))
     }
 
-    /// `IPAM.Config` of a network of the built-in IPAM: its pools, IPv4 first (libnetwork
-    /// keeps the families apart), the range only of a user subnet, the gateway unless hidden.
-    fn builtin_ipam_config(&self, network: &Network, ids: &[PoolId]) -> Vec<Value> {
-        let mut pools = ids.to_vec();
-        pools.sort_by_key(|id| self.ipam.pool(*id).subnet.is_ipv6());
-        pools
-            .iter()
-            .map(|id| {
-                let pool = self.ipam.pool(*id);
-                let mut entry = Map::new();
-                entry.insert("Subnet".into(), pool.subnet.to_string().into());
-                if let (Some(range), true) = (pool.ip_range, network.user_subnets.any()) {
-                    entry.insert("IPRange".into(), range.to_string().into());
-                }
-                if let (Some(gateway), true) = (pool.gateway, network.show_gateway) {
-                    entry.insert("Gateway".into(), gateway.to_string().into());
-                }
-                if !pool.aux_addresses.is_empty() {
-                    let aux: Map<String, Value> = pool
-                        .aux_addresses
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.to_string().into()))
-                        .collect();
-                    entry.insert("AuxiliaryAddresses".into(), Value::Object(aux));
-                }
-                Value::Object(entry)
-            })
-            .collect()
+    /// `IPAM.Config` as dockerd's `buildIpamResources` writes it, whatever the IPAM: each
+    /// family's configured subnets as the user gave them (with the range, gateway and
+    /// auxiliary addresses given, and only those), else that family's pools with their
+    /// gateways (none for the default bridge, an IPv6 one with its prefix, as dockerd writes
+    /// them).
+    fn ipam_config(&self, network: &Network) -> Vec<Value> {
+        let given = |v6: bool| -> Vec<Value> {
+            (network.ipam.config.iter())
+                .filter(|c| {
+                    let subnet = c.subnet.as_deref().unwrap_or_default().parse::<IpNetwork>();
+                    subnet.is_ok_and(|s| s.is_ipv6() == v6)
+                })
+                .map(|c| {
+                    let mut entry = Map::new();
+                    let texts = [
+                        ("Subnet", &c.subnet),
+                        ("IPRange", &c.ip_range),
+                        ("Gateway", &c.gateway),
+                    ];
+                    for (key, text) in texts {
+                        if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
+                            entry.insert(key.into(), text.into());
+                        }
+                    }
+                    if let Some(aux) = (c.auxiliary_addresses.as_ref()).filter(|a| !a.is_empty()) {
+                        entry.insert("AuxiliaryAddresses".into(), json!(aux));
+                    }
+                    Value::Object(entry)
+                })
+                .collect()
+        };
+        let pools = network.pools.ipam_data(&self.ipam);
+        let allocated = |v6: bool| -> Vec<Value> {
+            (pools.iter().filter(|p| p.subnet.is_ipv6() == v6))
+                .map(|p| {
+                    let mut entry = Map::new();
+                    entry.insert("Subnet".into(), p.subnet.to_string().into());
+                    let gateway = match (p.gateway, v6) {
+                        (_, false) if !network.show_gateway => None,
+                        (Some(gateway), false) => Some(gateway.ip().to_string()),
+                        (Some(gateway), true) => Some(gateway.to_string()),
+                        (None, false) => None,
+                        (None, true) => Some("<nil>".into()),
+                    };
+                    if let Some(gateway) = gateway {
+                        entry.insert("Gateway".into(), gateway.into());
+                    }
+                    Value::Object(entry)
+                })
+                .collect()
+        };
+        let mut config = given(false);
+        if config.is_empty() {
+            config = allocated(false);
+        }
+        match given(true) {
+            v6 if v6.is_empty() => config.extend(allocated(true)),
+            v6 => config.extend(v6),
+        }
+        config
     }
 
     /// A swarm network as a node sees it: scope `swarm`, its subnet and gateway from the control

@@ -8,7 +8,7 @@ use drydock_netsim::Netns;
 use ipnetwork::IpNetwork;
 
 use super::pools::Pools;
-use crate::api::body::{ContainerCreate, EndpointSettings};
+use crate::api::body::{ContainerCreate, EndpointSettings, Ipam};
 use crate::driver::{Driver, bridge, special};
 use crate::proxy::Proxy;
 
@@ -27,6 +27,9 @@ pub(crate) struct Network {
     pub(crate) labels: BTreeMap<String, String>,
     /// Its address pools, and the IPAM they come from.
     pub(crate) pools: Pools,
+    /// The IPAM section of its create request as given (`--ipam-opt`, the configured
+    /// subnets): inspect shows it.
+    pub(crate) ipam: Ipam,
     /// Which families' subnets the user gave (a static `--ip` or `--ip6` needs its own).
     pub(crate) user_subnets: UserSubnets,
     /// Inspect shows no gateway for the default bridge (as 20.10 does on a fresh daemon).
@@ -50,13 +53,6 @@ pub(crate) struct UserSubnets {
     pub(crate) v4: bool,
     /// An IPv6 subnet was given.
     pub(crate) v6: bool,
-}
-
-impl UserSubnets {
-    /// Whether any subnet was given.
-    pub(crate) fn any(self) -> bool {
-        self.v4 || self.v6
-    }
 }
 
 /// This node's part of a swarm-scope network.

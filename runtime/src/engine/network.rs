@@ -213,6 +213,7 @@ impl Engine {
             options,
             labels: body.labels.clone(),
             pools,
+            ipam: body.ipam.clone(),
             user_subnets: user_subnets(body),
             show_gateway: !default_bridge,
             bridge: info.bridge,

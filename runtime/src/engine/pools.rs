@@ -21,7 +21,7 @@ use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
 use rtnetlink::RouteMessageBuilder;
 
 use super::{Engine, EngineError, EngineResult};
-use crate::api::body::{IpamConfig, NetworkCreate};
+use crate::api::body::NetworkCreate;
 use crate::driver::IpamData;
 use crate::ipam::{Ipam, IpamError, PoolId, PoolRequest};
 use crate::plugin::RemoteIpam;
@@ -44,16 +44,12 @@ pub(crate) enum Pools {
     Plugin(PluginPools),
 }
 
-/// A network's pools from an IPAM plugin, and what its create request said of them.
+/// A network's pools from an IPAM plugin.
 #[derive(Debug, Clone)]
 pub(crate) struct PluginPools {
     pub(crate) ipam: Arc<RemoteIpam>,
     /// The pools it gave, IPv4 first.
     pub(crate) pools: Vec<PluginPool>,
-    /// `IPAM.Config` as given (inspect shows it so).
-    pub(crate) config: Vec<IpamConfig>,
-    /// `--ipam-opt`, passed to every `RequestPool`.
-    pub(crate) options: BTreeMap<String, String>,
 }
 
 /// One pool a plugin gave a network.
@@ -126,12 +122,7 @@ impl Engine {
         };
         let pools = (allocate_from_plugin(&ipam, requests, body, local, &avoid).await)
             .map_err(EngineError::new)?;
-        Ok(Pools::Plugin(PluginPools {
-            ipam,
-            pools,
-            config: body.ipam.config.clone(),
-            options: body.ipam.options.clone(),
-        }))
+        Ok(Pools::Plugin(PluginPools { ipam, pools }))
     }
 
     /// The built-in IPAM's pools for `requests`, with an automatic IPv4 one when none is
@@ -594,7 +585,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::api::body::Ipam as IpamBody;
+    use crate::api::body::{Ipam as IpamBody, IpamConfig};
     use crate::plugin::client::{Address, Client, Patience};
 
     /// What the fake plugin answers an `IpamDriver` call: a status and a body.
@@ -901,8 +892,6 @@ mod tests {
         let plugin = PluginPools {
             ipam: fake.ipam.clone(),
             pools,
-            config: Vec::new(),
-            options: BTreeMap::new(),
         };
         let mut mac = None;
         let any = assign_from_plugin(&plugin, false, None, &mut mac)

@@ -169,6 +169,7 @@ impl Engine {
             options,
             labels: record.labels.clone(),
             pools: Pools::BuiltIn(Vec::new()),
+            ipam: Default::default(),
             user_subnets: UserSubnets {
                 v4: record.user_subnet,
                 v6: false,
