@@ -14,7 +14,9 @@ JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
 exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
 link), accepts-anything (CreateEndpoint of an unknown
-network succeeds), slow (GetCapabilities answers after 30 s).
+network succeeds), slow (GetCapabilities answers after 30 s); and one that is no defect:
+fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
+plugin does).
 """
 
 import json
@@ -91,6 +93,8 @@ def answer(method, request):
     if method == "NetworkDriver.CreateEndpoint":
         if request["NetworkID"] not in networks and DEFECT != "accepts-anything":
             return 500, json.dumps({"Err": "no such network"}).encode()
+        if DEFECT == "fixed-mac":
+            return 200, json.dumps({"Interface": {"MacAddress": "a0:b1:c2:d3:e4:f5"}}).encode()
         if DEFECT == "garbage-endpoint":
             return 200, b"<html>not an endpoint</html>"
         if DEFECT == "address-rewritten":

@@ -143,3 +143,40 @@ fn swarm_scenario_errors_are_located(
     assert!(error.starts_with(at), "expected {at}, got:\n{error}");
     assert!(error.contains(message), "expected {message:?} in:\n{error}");
 }
+
+const PLUGGED: &str = "\
+name: a plugin's network
+checks: containers on a plugin's network
+source: observed on Docker Engine 20.10
+driver: any
+plugins:
+  - name: pyplug
+    run: python3 tests/plugins/defective_driver.py {socket} none
+steps:
+  - docker network create -d pyplug n1
+";
+
+#[test]
+fn plugins_and_any_driver_parse() {
+    let s = Scenario::parse(PLUGGED, "s.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.any_driver);
+    assert_eq!(s.plugins[0].name, "pyplug");
+    assert_eq!(s.plugins[0].command[0], "python3");
+    assert_eq!(s.plugins[0].command[2], SOCKET_WORD);
+    let plain = Scenario::parse(GOOD, "s.yaml").unwrap();
+    assert!(!plain.any_driver && plain.plugins.is_empty());
+}
+
+#[rstest]
+#[case::driver_not_any(PLUGGED.replace("driver: any", "driver: bridge"), "s.yaml:4:9:", "expected `any`")]
+#[case::builtin_name(PLUGGED.replace("name: pyplug", "name: macvlan"), "s.yaml:6:11:", "built-in driver's name")]
+#[case::odd_name(PLUGGED.replace("name: pyplug", "name: a/b"), "s.yaml:6:11:", "not a plugin name")]
+#[case::no_socket(PLUGGED.replace(" {socket}", ""), "s.yaml:7:10:", "never says where to listen")]
+#[case::unknown_key(PLUGGED.replace("    run:", "    cmd:"), "s.yaml:7:5:", "unknown field `cmd`")]
+fn plugin_errors_are_located(#[case] text: String, #[case] at: &str, #[case] message: &str) {
+    let error = Scenario::parse(&text, "s.yaml")
+        .expect_err("malformed")
+        .to_string();
+    assert!(error.starts_with(at), "expected {at}, got:\n{error}");
+    assert!(error.contains(message), "expected {message:?} in:\n{error}");
+}

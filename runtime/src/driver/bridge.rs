@@ -33,6 +33,8 @@ const DEFAULT_MTU: u32 = 1500;
 pub(crate) struct Bridge {
     host: Netns,
     state: Mutex<State>,
+    /// Served as a plugin: endpoints' links are left without addresses (dockerd gives them).
+    staging: bool,
 }
 
 /// Networks and endpoints by id.
@@ -82,6 +84,16 @@ impl Bridge {
         Self {
             host,
             state: Mutex::default(),
+            staging: false,
+        }
+    }
+
+    /// The driver served as a plugin in `host`: an endpoint's link joins the docker host
+    /// itself, up, without addresses, for dockerd to move into the container and address.
+    pub(crate) fn staging(host: Netns) -> Self {
+        Self {
+            staging: true,
+            ..Self::new(host)
         }
     }
 
@@ -179,7 +191,10 @@ impl Driver for Bridge {
     ) -> BoxFuture<'a, Result<JoinInfo, DriverError>> {
         Box::pin(async move {
             let network = self.network(network)?;
-            let endpoint = self.endpoint(endpoint)?;
+            let mut endpoint = self.endpoint(endpoint)?;
+            if self.staging {
+                endpoint.addresses.clear();
+            }
             plug(&self.host, sandbox, &network, &endpoint, ifname).await?;
             let mut info = JoinInfo {
                 interface: Some(ifname.to_string()),

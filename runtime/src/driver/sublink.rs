@@ -129,6 +129,8 @@ pub(crate) struct Sublink {
     kind: Kind,
     host: Netns,
     state: Mutex<State>,
+    /// Served as a plugin: endpoints' links are left without addresses (dockerd gives them).
+    staging: bool,
 }
 
 impl Sublink {
@@ -138,6 +140,16 @@ impl Sublink {
             kind,
             host,
             state: Mutex::default(),
+            staging: false,
+        }
+    }
+
+    /// The driver served as a plugin in `host`: an endpoint's link is made in the docker host
+    /// itself, up, without addresses or routes, for dockerd to move into the container.
+    pub(crate) fn staging(kind: Kind, host: Netns) -> Self {
+        Self {
+            staging: true,
+            ..Self::new(kind, host)
         }
     }
 
@@ -405,8 +417,11 @@ impl Driver for Sublink {
                 e.joined = Some((sandbox.clone(), ifname.to_string()));
             }
             let what = format!("{kind} {ifname}");
+            if self.staging {
+                addresses.clear();
+            }
             let mut configured = configure_interface(sandbox, ifname, &addresses, &what).await;
-            if configured.is_ok() && links.routed() && !internal {
+            if configured.is_ok() && links.routed() && !internal && !self.staging {
                 configured = connected_default_routes(sandbox, ifname, &ep.addresses).await;
             }
             if let Err(e) = configured {

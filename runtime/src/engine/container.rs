@@ -275,7 +275,7 @@ impl Engine {
             }
             self.connected_event(index, network);
         }
-        if let Err(e) = self.join_gwbridge(index).await {
+        if let Err(e) = self.refresh_gwbridge(index).await {
             self.teardown(index).await;
             return Err(e);
         }
@@ -474,17 +474,27 @@ impl Engine {
         }
     }
 
-    /// Joins a container that has only swarm networks (none internal) to `docker_gwbridge`,
-    /// its way out, as libnetwork's `setupDefaultGW` does: an endpoint named
-    /// `gateway_ID12` that the container's own inspect does not show.
-    async fn join_gwbridge(&mut self, index: usize) -> EngineResult<()> {
-        let container = &self.containers[index];
-        let on_overlay = container.endpoints.keys().any(|id| {
-            (self.networks.iter()).any(|n| n.id == *id && n.swarm.is_some() && !n.internal)
-        });
-        if !on_overlay || self.gateway_endpoint(index).is_some() {
-            return Ok(());
+    /// Keeps a running container's way out as libnetwork's sandbox does after each join and
+    /// leave: when its networks give it none ([`Self::needs_default_gateway`]), an endpoint on
+    /// `docker_gwbridge` (made then if it is not there), named `gateway_ID12`, that the
+    /// container's own inspect does not show; when one of them gives one again, that endpoint
+    /// goes.
+    async fn refresh_gwbridge(&mut self, index: usize) -> EngineResult<()> {
+        let gwbridge = (self.networks.iter())
+            .find(|n| n.name == super::swarm_networks::GWBRIDGE)
+            .map(|n| n.id.clone());
+        let joined =
+            (gwbridge.as_ref()).filter(|id| self.containers[index].endpoints.contains_key(*id));
+        match (self.needs_default_gateway(index), joined) {
+            (true, None) => {}
+            (false, Some(id)) => {
+                let id = id.clone();
+                self.remove_endpoint(index, &id).await;
+                return Ok(());
+            }
+            _ => return Ok(()),
         }
+        self.ensure_gwbridge().await?;
         let gwbridge = self.network_index(super::swarm_networks::GWBRIDGE)?;
         let id = self.networks[gwbridge].id.clone();
         self.join(index, &id, &EndpointSettings::default()).await?;
@@ -493,6 +503,27 @@ impl Engine {
             endpoint.shown_as = Some(shown_as);
         }
         Ok(())
+    }
+
+    /// Whether the container needs `docker_gwbridge` (libnetwork's `needDefaultGW`): one of its
+    /// endpoints is on a network that is neither internal nor host or null, and does not
+    /// decline the gateway service, and none of those gives an IPv4 gateway.
+    fn needs_default_gateway(&self, index: usize) -> bool {
+        let mut needed = false;
+        for (id, endpoint) in &self.containers[index].endpoints {
+            let Some(network) = self.networks.iter().find(|n| n.id == *id) else {
+                continue;
+            };
+            let counts = network.name != super::swarm_networks::GWBRIDGE
+                && !network.has_special_driver()
+                && !network.internal
+                && !endpoint.disable_gateway_service;
+            if counts && endpoint.gateway4.is_some() {
+                return false;
+            }
+            needed |= counts;
+        }
+        needed
     }
 
     /// The network whose endpoint gives the container its default route: the first endpoint
@@ -846,7 +877,11 @@ impl Engine {
         }
         if self.containers[index].state == State::Running {
             self.join(index, &net_id, &body.endpoint_config).await?;
-            let plugged = match self.route_and_publish(index).await {
+            let plugged = match self.refresh_gwbridge(index).await {
+                Ok(()) => self.route_and_publish(index).await,
+                Err(e) => Err(e),
+            };
+            let plugged = match plugged {
                 Ok(()) => self.ensure_resolver(index).await,
                 Err(e) => Err(e),
             };
@@ -904,6 +939,7 @@ impl Engine {
         self.containers[index].attachments.remove(position);
         if running {
             self.remove_endpoint(index, &net_id).await;
+            self.refresh_gwbridge(index).await?;
             self.refresh_dns();
             self.route_and_publish(index).await?;
             self.write_files(index)?;

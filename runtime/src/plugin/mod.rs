@@ -7,7 +7,8 @@
 //! moves each endpoint's link into the container itself. So where the engine asks a driver to
 //! put the endpoint in the container's namespace, the server asks it to put it in the docker
 //! host's, under a name of its own (`dd` and the endpoint id's first 10 digits), without
-//! addresses (dockerd gives them once it moved the link), and answers `Join` with that name.
+//! addresses (the drivers are made staging: dockerd gives them once it moved the link), and
+//! answers `Join` with that name.
 //! dockerd's firewall drops forwarded traffic it does not know: the server opens it to its
 //! bridges (`firewall::open_forward`).
 

@@ -23,12 +23,13 @@ use super::protocol::{
     IpamCapabilities, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, PoolRef,
     REQUEST_ADDRESS_TYPE, RequestPool, RequestPoolAnswer, read,
 };
+use crate::driver::sublink::{Kind, Sublink};
 use crate::driver::{Driver, Interface, bridge};
 use crate::ipam::{Ipam, PoolId, PoolRequest};
 use crate::{firewall, mac};
 
 /// The drivers `drydock plugin serve` serves.
-pub const SERVED: [&str; 1] = ["bridge"];
+pub const SERVED: [&str; 2] = ["bridge", "macvlan"];
 
 /// A built-in driver served as a plugin (and the built-in IPAM, when asked), and what dockerd
 /// made with them.
@@ -59,7 +60,8 @@ impl PluginServer {
     /// `ipam`, the built-in IPAM too (Docker 20.10's default pools), under the same name.
     pub fn new(driver: &str, ipam: bool, host: Netns) -> Result<Arc<Self>, String> {
         let driver: Arc<dyn Driver> = match driver {
-            "bridge" => Arc::new(bridge::Bridge::new(host.clone())),
+            "bridge" => Arc::new(bridge::Bridge::staging(host.clone())),
+            "macvlan" => Arc::new(Sublink::staging(Kind::Macvlan, host.clone())),
             other => {
                 return Err(format!(
                     "the {other} driver is not served as a plugin yet: served are {}",
@@ -222,7 +224,7 @@ impl PluginServer {
     }
 
     /// The endpoint, with the MAC its driver elects from the engine's address (given to the
-    /// engine when it had none); its link gets no address here.
+    /// engine when it had none).
     async fn create_endpoint(&self, call: CreateEndpoint) -> Result<CreateEndpointAnswer, String> {
         if self.made().endpoints.contains_key(&call.endpoint_id) {
             return Ok(CreateEndpointAnswer::default());
@@ -240,9 +242,13 @@ impl PluginServer {
             "" => None,
             text => Some(mac::parse(text).ok_or_else(|| format!("{text} is not a MAC address"))?),
         };
-        let elected = bridge::elect_mac(&Interface { addresses, mac });
+        let elected = bridge::elect_mac(&Interface {
+            addresses: addresses.clone(),
+            mac,
+        });
+        // The driver stages the link: no address here, dockerd gives them once it moved it.
         let interface = Interface {
-            addresses: Vec::new(),
+            addresses,
             mac: Some(elected),
         };
         let made = self
@@ -505,7 +511,7 @@ mod tests {
     #[test]
     fn only_served_drivers_are_served_and_links_are_named_from_the_endpoint() {
         let host = Netns::open("/proc/self/ns/net").unwrap();
-        let refused = PluginServer::new("macvlan", false, host).unwrap_err();
+        let refused = PluginServer::new("ipvlan", false, host).unwrap_err();
         assert!(refused.contains("not served as a plugin yet"), "{refused}");
         assert_eq!(link_name("0123456789abcdef"), "dd0123456789");
     }
