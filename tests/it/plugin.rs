@@ -235,6 +235,10 @@ async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
         "docker run -d --name c3 --network pnet --ip 10.78.0.50 busybox",
     );
     let taken = taken.await.expect_err("a taken address");
+    let refused = |line: &'static str| async move { (docker(target, line).await).expect_err(line) };
+    let no_ipam = refused("docker network create --ipam-driver drydock-bridge nipam").await;
+    let missing = refused("docker network create --ipam-driver nosuch nipam").await;
+    let no_v6 = refused("docker network create --ipam-driver drydock-ipam --ipv6 nipam").await;
     ok("docker network connect pauto c1").await;
     let c1_ns = target.container_netns("h1", "c1").await.unwrap();
     let pinged = probe::ping(
@@ -245,7 +249,8 @@ async fn remote_ipam_steps<T: Target>(target: &T) -> Value {
     .await;
     assert_eq!(pinged, Ping::Reply, "{}", target.describe());
 
-    let mut seen = json!({"refused": taken, "networks": {}, "containers": {}});
+    let refusals = [taken, no_ipam, missing, no_v6];
+    let mut seen = json!({"refused": refusals, "networks": {}, "containers": {}});
     for name in ["pnet", "pauto", "pmac", "plain"] {
         let network = target.inspect_network("h1", name).await.unwrap();
         seen["networks"][name] = json!({"IPAM": network["IPAM"], "Driver": network["Driver"]});
@@ -306,8 +311,9 @@ async fn the_reference_engine_uses_an_ipam_plugin_as_dockerd_does() {
     let plugins = reference.plugins_dir("h1").unwrap();
     std::fs::create_dir_all(&plugins).unwrap();
     let server = serve_ipam(&h1, &plugins.join("drydock-ipam.sock"));
+    let no_ipam = serve_bridge(&h1, &plugins.join("drydock-bridge.sock"), &[]);
     let on_reference = remote_ipam_steps(&reference).await;
-    drop(server);
+    drop((server, no_ipam));
     reference.stop().await;
     drop(lab);
 
@@ -316,12 +322,11 @@ async fn the_reference_engine_uses_an_ipam_plugin_as_dockerd_does() {
     let docker = DockerTarget::start(&lab, &hosts, &run_id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let server = serve_ipam(
-        &h1,
-        &docker.plugins_dir("h1").unwrap().join("drydock-ipam.sock"),
-    );
+    let plugins = docker.plugins_dir("h1").unwrap();
+    let server = serve_ipam(&h1, &plugins.join("drydock-ipam.sock"));
+    let no_ipam = serve_bridge(&h1, &plugins.join("drydock-bridge.sock"), &[]);
     let on_docker = remote_ipam_steps(&docker).await;
-    drop(server);
+    drop((server, no_ipam));
     docker.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
 
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
