@@ -99,8 +99,9 @@ impl Pools {
 
 impl Engine {
     /// A new network's pools: from the built-in IPAM, or from `plugin` (the bridge driver
-    /// takes one IPv4 subnet only; a pool without a subnet avoids the docker host's link routes
-    /// when the network is `local` in scope).
+    /// takes one IPv4 subnet only). A network `local` in scope takes the plugin's local
+    /// address space, and its pools without a subnet avoid the docker host's link routes; one
+    /// of global scope takes the global space, as it comes.
     pub(super) async fn allocate_pools(
         &mut self,
         body: &NetworkCreate,
@@ -342,9 +343,9 @@ async fn allocate_from_plugin(
         for request in &family {
             let asked = PoolAsk {
                 request,
-                space: ipam.local_address_space(),
+                space: ipam.address_space(local),
                 options: &body.ipam.options,
-                avoid: if local { avoid } else { &[] },
+                avoid,
             };
             match allocate_plugin_pool(ipam, &asked).await {
                 Ok(pool) => this.push(pool),
@@ -365,7 +366,7 @@ async fn allocate_from_plugin(
 /// One `RequestPool` as libnetwork makes it.
 struct PoolAsk<'a> {
     request: &'a PoolRequest,
-    /// The plugin's local default address space.
+    /// The plugin's default address space for the network's scope.
     space: &'a str,
     /// `--ipam-opt`.
     options: &'a BTreeMap<String, String>,
@@ -612,7 +613,7 @@ mod tests {
                         "/Plugin.Activate" => (200, json!({"Implements": ["IpamDriver"]})),
                         "GetCapabilities" => (200, json!({})),
                         "GetDefaultAddressSpaces" => {
-                            (200, json!({"LocalDefaultAddressSpace": "Local"}))
+                            (200, json!({"LocalDefaultAddressSpace": "Local", "GlobalDefaultAddressSpace": "Global"}))
                         }
                         _ => {
                             log.lock().unwrap().push(line(&method, &body));
@@ -881,6 +882,13 @@ mod tests {
         let body = create(false, &[("172.17.0.0/24", "", "")]);
         let pools = allocate(&fake, &body, &avoid).await.unwrap();
         assert_eq!(pools[0].subnet.to_string(), "172.17.0.0/24");
+        // A network of global scope: the plugin's global address space.
+        let body = create(false, &[("10.84.0.0/24", "", "")]);
+        let requests = pool_requests(&body, false).unwrap();
+        allocate_from_plugin(&fake.ipam, requests, &body, false, &[])
+            .await
+            .unwrap();
+        assert_eq!(fake.calls()[1..], ["RequestPool Global 10.84.0.0/24"]);
     }
 
     #[tokio::test]

@@ -137,9 +137,13 @@ impl RemoteIpam {
         self.capabilities.requires_mac_address
     }
 
-    /// The address space of local networks' pools.
-    pub fn local_address_space(&self) -> &str {
-        &self.spaces.local_default_address_space
+    /// The address space of a network's pools: the local default, or for a network of
+    /// global scope the global one (libnetwork `deriveAddressSpace`).
+    pub fn address_space(&self, local: bool) -> &str {
+        match local {
+            true => &self.spaces.local_default_address_space,
+            false => &self.spaces.global_default_address_space,
+        }
     }
 
     /// `RequestPool`: the pool given, its subnet parsed.
@@ -289,7 +293,8 @@ mod tests {
     async fn the_served_ipam_activates_and_gives_pools_and_addresses() {
         let (_dir, client) = served(true);
         let ipam = RemoteIpam::activate("p", client).await.unwrap();
-        assert_eq!(ipam.local_address_space(), "LocalDefault");
+        assert_eq!(ipam.address_space(true), "LocalDefault");
+        assert_eq!(ipam.address_space(false), "GlobalDefault");
         assert!(!ipam.requires_mac_address());
         let request = RequestPool {
             address_space: "LocalDefault".into(),
