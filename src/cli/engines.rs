@@ -330,8 +330,10 @@ impl Engines {
             state_dir: Some(state.join(host)),
             hostname: host.to_string(),
             control_plane: ControlPlane::Hub(self.hub.clone()),
+            // Next to the engine's socket: `LAB/HOST.plugins/NAME.sock`.
             plugins: PluginDirs {
-                sockets: state.join(host).join("plugins"),
+                sockets: socket_path(&sockets_root(), self.lab.name(), host)
+                    .with_extension("plugins"),
                 specs: Vec::new(),
             },
             plugin_patience: Patience::default(),
