@@ -14,8 +14,8 @@ JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
 exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
 link), accepts-anything (CreateEndpoint of an unknown
-network succeeds), slow (GetCapabilities answers after 30 s); and one that is no defect:
-fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
+network succeeds), slow (GetCapabilities answers after 30 s); and two that are no defects:
+global-scope (GetCapabilities answers Scope "global"), fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
 plugin does).
 """
 
@@ -66,7 +66,7 @@ def answer(method, request):
             return 200, b"<html>not a manifest</html>"
         return 200, json.dumps({"Implements": ["NetworkDriver"]}).encode()
     if method == "NetworkDriver.GetCapabilities":
-        scope = "planet" if DEFECT == "planet-scope" else "local"
+        scope = {"planet-scope": "planet", "global-scope": "global"}.get(DEFECT, "local")
         return 200, json.dumps({"Scope": scope, "ConnectivityScope": scope}).encode()
     if method == "NetworkDriver.CreateNetwork":
         generic = (request.get("Options") or {}).get("com.docker.network.generic") or {}

@@ -84,6 +84,14 @@ impl Engine {
             return self.create_swarm_network(body).await;
         }
         let driver = self.load_driver(driver).await?;
+        if driver.capabilities().data_scope == crate::driver::Scope::Global {
+            // dockerd makes a global-scope driver's networks in the swarm only.
+            self.membership()?;
+            return Err(EngineError::new(format!(
+                "network driver {} has global scope: swarm networks of plugins are not supported yet (only overlay)",
+                driver.name()
+            )));
+        }
         let id = self.add_network(body, driver, false).await?;
         self.network_event(self.networks.len() - 1, "create", &[]);
         Ok(id)

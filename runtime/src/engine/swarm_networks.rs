@@ -34,7 +34,7 @@ const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swar
 
 impl Engine {
     /// The swarm this node is in, or Docker's refusal of what needs one.
-    fn membership(&self) -> EngineResult<&super::swarm::Membership> {
+    pub(super) fn membership(&self) -> EngineResult<&super::swarm::Membership> {
         self.swarm
             .as_ref()
             .ok_or_else(|| EngineError::new(NOT_A_MANAGER))
