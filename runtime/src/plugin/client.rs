@@ -236,6 +236,8 @@ fn go_errno(error: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -268,5 +270,65 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    #[tokio::test]
+    async fn a_plugin_that_never_answers_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mute.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        // Accepts, reads, never answers.
+        let mute = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(stream);
+        });
+        let patience = Patience {
+            connect: Duration::from_secs(1),
+            answer: Duration::from_millis(200),
+        };
+        let client = Client::new(Address::Unix(path), patience);
+        let error = (client
+            .call::<Value>("NetworkDriver.Join", Some(&json!({})))
+            .await)
+            .unwrap_err()
+            .to_string();
+        assert!(error.ends_with("/NetworkDriver.Join\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"), "{error}");
+        mute.abort();
+    }
+
+    #[tokio::test]
+    async fn refusals_read_as_dockerd_words_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            for answer in [
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 14\r\n\r\n{\"Err\":\"full\"}",
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here\n",
+            ] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+                tokio::io::AsyncWriteExt::write_all(&mut stream, answer.as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+        let client = Client::new(Address::Unix(path), Patience::default());
+        let full = client
+            .call::<Value>("NetworkDriver.CreateNetwork", None::<&()>)
+            .await;
+        assert_eq!(
+            full.unwrap_err().to_string(),
+            "NetworkDriver.CreateNetwork: full"
+        );
+        let missing = client
+            .call::<Value>("NetworkDriver.Leave", None::<&()>)
+            .await;
+        let missing = missing.unwrap_err();
+        assert!(missing.is_not_found());
+        assert_eq!(missing.to_string(), "NetworkDriver.Leave: not here\n");
+        server.await.unwrap();
     }
 }
