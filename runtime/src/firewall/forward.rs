@@ -143,15 +143,15 @@ mod tests {
         let json = serde_json::to_string(&openings(&["br-0123456789ab".into()], true)).unwrap();
         assert_eq!(json.matches("br-0123456789ab").count(), 2, "{json}");
         let two = ["br-a".to_string(), "br-b".to_string()];
-        let json = serde_json::to_string(&openings(&two, false)).unwrap();
+        let between = serde_json::to_string(&openings(&two, false)).unwrap();
         assert_eq!(
-            json.matches(r#""drop""#).count(),
+            between.matches(r#""drop""#).count(),
             2,
-            "each way between them: {json}"
+            "each way between them: {between}"
         );
         assert!(
-            json.find(r#""drop""#) < json.find(r#""accept""#),
-            "drops first: {json}"
+            between.find(r#""drop""#) < between.find(r#""accept""#),
+            "drops first: {between}"
         );
         assert!(
             json.contains(r#""insert""#) && json.contains(r#""jump":{"target":"DRYDOCK-PLUGINS"}"#),
