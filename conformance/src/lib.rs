@@ -11,5 +11,5 @@ pub mod run;
 pub mod scenario;
 pub mod suite;
 pub mod targets;
-mod tied;
+pub mod tied;
 pub mod version;

@@ -20,27 +20,7 @@ pub(crate) struct Tied {
 impl Tied {
     /// Spawns `command` from a thread named `thread` that waits until the process is dropped.
     pub(crate) fn spawn(mut command: Command, thread: &str) -> io::Result<Tied> {
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl and getppid are async-signal-safe and nothing is allocated.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    // drydock already died: the signal was missed.
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        killed_with_its_thread(&mut command);
         let (spawned_tx, spawned_rx) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -67,6 +47,32 @@ impl Tied {
     /// The process.
     pub(crate) fn child(&mut self) -> &mut Child {
         &mut self.child
+    }
+}
+
+/// `command`'s process gets SIGKILL when the thread that spawns it ends (`PR_SET_PDEATHSIG`),
+/// and does not start if this process already died.
+pub fn killed_with_its_thread(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and nothing is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                // drydock already died: the signal was missed.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 

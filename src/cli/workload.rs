@@ -151,26 +151,7 @@ impl Process {
         command.give_stdio(&mut child, log)?;
         let mut command = child;
         container_view(&mut command, files, own_uts)?;
-        // SAFETY: prctl and getppid only.
-        let parent = unsafe { libc::getpid() };
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        drydock_conformance::tied::killed_with_its_thread(&mut command);
         let (started, pid) = mpsc::channel();
         let waiter = std::thread::spawn(move || match command.spawn() {
             Ok(mut child) => {

@@ -123,6 +123,9 @@ impl<const DELAY: u64, const REDIRECT: bool> Target for NoEngine<DELAY, REDIRECT
     async fn kill(&self, _: &str) -> TargetResult<()> {
         no_engine()
     }
+    fn plugins_dir(&self, _: &str) -> TargetResult<std::path::PathBuf> {
+        no_engine()
+    }
     async fn dump(&self, _: &str) -> String {
         String::new()
     }

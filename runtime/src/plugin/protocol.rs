@@ -127,6 +127,16 @@ pub struct EndpointRef {
     pub endpoint_id: String,
 }
 
+impl EndpointRef {
+    /// Endpoint `endpoint` of network `network`.
+    pub fn new(network: &str, endpoint: &str) -> Self {
+        EndpointRef {
+            network_id: network.to_string(),
+            endpoint_id: endpoint.to_string(),
+        }
+    }
+}
+
 /// An endpoint's interface: CIDR addresses and a MAC, empty when unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

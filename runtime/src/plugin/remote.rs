@@ -243,10 +243,7 @@ impl Driver for RemoteDriver {
             if let Some(given) = answer.interface
                 && let Err(e) = take_answer(&given, &mut made)
             {
-                let refs = EndpointRef {
-                    network_id: network.to_string(),
-                    endpoint_id: endpoint.to_string(),
-                };
+                let refs = EndpointRef::new(network, endpoint);
                 let rolled = match self.call::<Value>("DeleteEndpoint", &refs).await {
                     Ok(_) => "rolled back".to_string(),
                     Err(e) => format!("failed to roll back: {e}"),
@@ -265,10 +262,7 @@ impl Driver for RemoteDriver {
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            let body = EndpointRef {
-                network_id: network.to_string(),
-                endpoint_id: endpoint.to_string(),
-            };
+            let body = EndpointRef::new(network, endpoint);
             self.call_logged("DeleteEndpoint", &body).await;
             self.endpoints().remove(endpoint);
             Ok(())
@@ -292,10 +286,7 @@ impl Driver for RemoteDriver {
             };
             let answer: JoinAnswer = self.call("Join", &body).await?;
             let joined = Joined::read(&answer).map_err(DriverError::Refused)?;
-            let refs = EndpointRef {
-                network_id: network.to_string(),
-                endpoint_id: endpoint.to_string(),
-            };
+            let refs = EndpointRef::new(network, endpoint);
             let mut info = JoinInfo {
                 interface: None,
                 gateway4: joined.gateway4,
@@ -332,10 +323,7 @@ impl Driver for RemoteDriver {
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            let body = EndpointRef {
-                network_id: network.to_string(),
-                endpoint_id: endpoint.to_string(),
-            };
+            let body = EndpointRef::new(network, endpoint);
             self.call_logged("Leave", &body).await;
             let joined = (self.endpoints().get_mut(endpoint)).and_then(|e| e.joined.take());
             if let Some((sandbox, name, source)) = joined
@@ -364,10 +352,7 @@ impl Driver for RemoteDriver {
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            let body = EndpointRef {
-                network_id: network.to_string(),
-                endpoint_id: endpoint.to_string(),
-            };
+            let body = EndpointRef::new(network, endpoint);
             self.optional("RevokeExternalConnectivity", &body).await
         })
     }
