@@ -362,13 +362,33 @@ async fn start_installs_the_table_and_replaces_a_stale_one() {
         .publish(&tcp(None, 8080, "172.18.0.2", 80))
         .expect("publish");
     let listing = world.nft(&["list", "table", "inet", "drydock"]);
-    assert!(listing.contains("policy drop"), "{listing}");
+    // What the engine's chain does not accept, dockerd's FORWARD chain (made by the engine)
+    // drops; there, the engine's chain accepts what the engine's forward chain marked.
+    assert!(
+        listing.contains("meta mark set meta mark | 0x10000000 accept"),
+        "{listing}"
+    );
+    let dockerd = world.nft(&["list", "table", "ip", "filter"]);
+    assert!(
+        dockerd.contains("policy drop") && dockerd.contains("jump DRYDOCK-ENGINE"),
+        "{dockerd}"
+    );
+    assert!(
+        dockerd.contains("meta mark & 0x10000000 == 0x10000000 accept"),
+        "{dockerd}"
+    );
     assert_eq!(world.elements("set", "bridges"), json!(["br-a"]));
     assert_eq!(world.firewall.dump(), listing);
 
     // A new engine in the same namespace starts from an empty table.
     let again = Firewall::start(world.h1()).expect("second start");
     assert_eq!(world.elements("set", "bridges"), json!([]));
+    let jumps = world.nft(&["list", "chain", "ip", "filter", "FORWARD"]);
+    assert_eq!(
+        jumps.matches("jump DRYDOCK-ENGINE").count(),
+        1,
+        "once: {jumps}"
+    );
     assert_eq!(world.elements("map", "publish_any4_addr"), json!([]));
     assert_eq!(
         again.dump(),
