@@ -51,6 +51,10 @@ pub(crate) struct AttachArgs {
     /// Each container publishes one TCP port (`-p 10000+i:80`).
     #[arg(long)]
     publish: bool,
+    /// The network is drydock's bridge driver served as a network plugin (`drydock plugin
+    /// serve`) in the lab host, for both engines: an attach through the remote driver protocol.
+    #[arg(long, conflicts_with = "publish")]
+    served: bool,
     /// Also time the parts of a reference attach (namespace, netlink, resolver, network modes).
     #[arg(long)]
     phases: bool,
@@ -191,6 +195,17 @@ pub(super) fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let runtime = crate::cli::runtime()?;
     let mut notes = notes();
+    let mode = match args.served {
+        true => Mode::Served,
+        false => Mode::User,
+    };
+    if args.served && against.contains(&Against::Netavark) {
+        bail!("--served: netavark runs no Docker network plugin");
+    }
+    if args.served {
+        let what = "drydock's bridge driver served as a plugin (drydock plugin serve)";
+        notes.insert("network", what.to_string());
+    }
     let mut results = Vec::new();
     let mut docker_parts = Vec::new();
     for &engine in &against {
@@ -208,16 +223,13 @@ pub(super) fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
                 );
                 let mark = CpuMark::now();
                 let samples = match engine {
-                    Against::Reference => runtime.block_on(reference_attaches(
-                        count,
-                        Mode::User,
-                        args.publish,
-                        &bar,
-                    ))?,
+                    Against::Reference => {
+                        runtime.block_on(reference_attaches(count, mode, args.publish, &bar))?
+                    }
                     Against::Docker => {
                         let run_id = format!("bench{:x}-{count}-{round}", std::process::id());
-                        let (samples, split, version) =
-                            runtime.block_on(docker_round(count, args.publish, &run_id, &bar))?;
+                        let round = docker_round(count, mode, args.publish, &run_id, &bar);
+                        let (samples, split, version) = runtime.block_on(round)?;
                         notes.insert("docker", version);
                         for (i, part) in split.parts().into_iter().enumerate() {
                             parts[i].push(part);
@@ -419,6 +431,8 @@ struct ReferenceRun {
     attaches: Vec<Duration>,
     lab: Lab,
     engine: Engine,
+    /// The plugin serving the network ([`Mode::Served`]), alive as long as the engine.
+    _plugin: Option<drydock_conformance::run::Running>,
 }
 
 /// One reference run: a lab, an engine, the network, `count` timed attaches.
@@ -429,7 +443,7 @@ async fn reference_round(
     bar: &ProgressBar,
 ) -> anyhow::Result<ReferenceRun> {
     let lab = lab().await?;
-    let (mut engine, network) = reference_engine(&lab, mode).await?;
+    let (mut engine, network, plugin) = reference_engine(&lab, mode).await?;
     let mut attaches = Vec::with_capacity(count);
     for i in 0..count {
         let spec = container_spec(i, network, publish);
@@ -443,6 +457,7 @@ async fn reference_round(
         attaches,
         lab,
         engine,
+        _plugin: plugin,
     })
 }
 
@@ -483,12 +498,13 @@ impl DockerParts {
 /// Returns the timings, their parts, and the daemon's version.
 async fn docker_round(
     count: usize,
+    mode: Mode,
     publish: bool,
     run_id: &str,
     bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<Duration>, DockerParts, String)> {
     let lab = lab().await?;
-    let ((samples, parts), version) = with_docker(&lab, run_id, async |target| {
+    let ((samples, parts), version) = with_docker(&lab, run_id, mode, async |target| {
         docker_attaches(target, count, publish, bar).await
     })
     .await?;

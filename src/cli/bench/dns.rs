@@ -310,7 +310,7 @@ fn containers(network: &str) -> [ContainerSpec; 2] {
 async fn reference(dnsperf: &Dnsperf, queries: &[Query]) -> anyhow::Result<Vec<Perf>> {
     let lab = lab().await?;
     let _upstream = Upstream::start(&lab)?;
-    let (mut engine, network) = reference_engine(&lab, Mode::User).await?;
+    let (mut engine, network, _) = reference_engine(&lab, Mode::User).await?;
     for spec in containers(network) {
         reference_run(&mut engine, &spec.name, &container_body(&spec)?).await?;
     }
@@ -328,7 +328,7 @@ async fn docker(
 ) -> anyhow::Result<(Vec<Perf>, String)> {
     let lab = lab().await?;
     let _upstream = Upstream::start(&lab)?;
-    with_docker(&lab, run_id, async |target| {
+    with_docker(&lab, run_id, Mode::User, async |target| {
         for spec in containers(NETWORK) {
             super::docker_run(target, &spec).await?;
         }

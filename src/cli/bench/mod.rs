@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
+use drydock_conformance::run::Running;
+use drydock_conformance::scenario::{PluginRun, SOCKET_WORD};
 use drydock_conformance::targets::docker::DockerTarget;
 use drydock_conformance::targets::{Target, lab_resolvers};
 use drydock_netsim::{Lab, Netns, Topology};
@@ -42,6 +44,7 @@ use drydock_runtime::api::dispatch::dispatch;
 use drydock_runtime::api::request;
 use drydock_runtime::api::spec::{ContainerSpec, NetworkSpec};
 use drydock_runtime::engine::{Engine, Options};
+use drydock_runtime::plugin::discovery::PluginDirs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -195,6 +198,9 @@ fn host(lab: &Lab) -> anyhow::Result<&Netns> {
 enum Mode {
     /// A user-defined bridge network: embedded DNS.
     User,
+    /// A user-defined network of drydock's bridge driver served as a network plugin in the
+    /// lab's host ([`serve_bridge`]): embedded DNS, the driver's calls over its socket.
+    Served,
     /// The default bridge (docker0): no embedded DNS.
     DefaultBridge,
     /// `--network none`: a namespace with `lo` only.
@@ -233,14 +239,28 @@ async fn docker_run(target: &DockerTarget, spec: &ContainerSpec) -> anyhow::Resu
         .map_err(|e| anyhow!("docker run {}: {e}", spec.name))
 }
 
+/// The name of the served bridge plugin ([`Mode::Served`]).
+const SERVED: &str = "drydock-bridge";
+
 /// The reference engine on the lab's host, its upstreams the lab's (as the conformance
-/// targets have them), with the network `mode` asks for; returns it and that network's name.
-async fn reference_engine(lab: &Lab, mode: Mode) -> anyhow::Result<(Engine, &'static str)> {
-    let mut engine = engine_on(lab, HOST).await?;
+/// targets have them), with the network `mode` asks for; returns it, that network's name and
+/// the plugin serving it, if any (kept as long as the engine).
+async fn reference_engine(
+    lab: &Lab,
+    mode: Mode,
+) -> anyhow::Result<(Engine, &'static str, Option<Running>)> {
+    let plugins =
+        std::env::temp_dir().join(format!("drydock-plugins-{}-bench", std::process::id()));
+    let plugin = match mode {
+        Mode::Served => Some(serve_bridge(lab, &plugins).await?),
+        _ => None,
+    };
+    let mut engine = engine_on(lab, HOST, Some(plugins)).await?;
     let network = match mode {
-        Mode::User => {
+        Mode::User | Mode::Served => {
             let spec = NetworkSpec {
                 name: NETWORK.into(),
+                driver: (mode == Mode::Served).then(|| SERVED.to_string()),
                 ..NetworkSpec::default()
             };
             let body = request::network_create(&spec).map_err(|e| anyhow!(e))?;
@@ -253,18 +273,49 @@ async fn reference_engine(lab: &Lab, mode: Mode) -> anyhow::Result<(Engine, &'st
         Mode::DefaultBridge => "bridge",
         Mode::None => "none",
     };
-    Ok((engine, network))
+    Ok((engine, network, plugin))
+}
+
+/// drydock's bridge driver served as network plugin [`SERVED`] in the lab's host (`drydock
+/// plugin serve`, this program), its socket in `dir`.
+async fn serve_bridge(lab: &Lab, dir: &Path) -> anyhow::Result<Running> {
+    let exe = std::env::current_exe().context("this program's path")?;
+    let command = [
+        &*exe.to_string_lossy(),
+        "plugin",
+        "serve",
+        "--driver",
+        "bridge",
+    ]
+    .into_iter()
+    .chain(["--name", SERVED, "--socket", SOCKET_WORD])
+    .map(str::to_string)
+    .collect();
+    let plugin = PluginRun {
+        name: SERVED.into(),
+        command,
+    };
+    plugin
+        .start_in(host(lab)?, dir)
+        .await
+        .map_err(|e| anyhow!(e))
 }
 
 /// A reference engine on lab host `host`, its upstreams the lab's (as the conformance targets
-/// have them).
-async fn engine_on(lab: &Lab, host: &str) -> anyhow::Result<Engine> {
-    let options = Options {
+/// have them), finding plugins in `plugins` if given.
+async fn engine_on(lab: &Lab, host: &str, plugins: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let mut options = Options {
         dns: Vec::new(),
         host_resolvers: lab_resolvers(lab, host)?,
         state_dir: None,
         ..Options::default()
     };
+    if let Some(sockets) = plugins {
+        options.plugins = PluginDirs {
+            sockets,
+            specs: Vec::new(),
+        };
+    }
     let netns = lab
         .host(host)
         .with_context(|| format!("the lab has no host {host}"))?;
@@ -295,14 +346,20 @@ async fn reference_run(
 async fn with_docker<T>(
     lab: &Lab,
     run_id: &str,
+    mode: Mode,
     work: impl AsyncFnOnce(&DockerTarget) -> anyhow::Result<T>,
 ) -> anyhow::Result<(T, String)> {
     let target = DockerTarget::start(lab, &[HOST.to_string()], run_id)
         .await
         .context("starting dockerd")?;
     let result = async {
+        let _plugin = match mode {
+            Mode::Served => Some(serve_bridge(lab, &target.plugins_dir(HOST)?).await?),
+            _ => None,
+        };
         let spec = NetworkSpec {
             name: NETWORK.into(),
+            driver: (mode == Mode::Served).then(|| SERVED.to_string()),
             ..NetworkSpec::default()
         };
         let command = DockerCommand::NetworkCreate(spec);

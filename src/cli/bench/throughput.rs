@@ -300,7 +300,7 @@ async fn measure_local(
     };
     let mut engines = Vec::new();
     for (index, host) in ["h1", "h2"].into_iter().enumerate() {
-        let mut engine = super::engine_on(&lab, host).await?;
+        let mut engine = super::engine_on(&lab, host, None).await?;
         let spec = NetworkSpec {
             name: "net".into(),
             driver: Some(driver.into()),
