@@ -14,8 +14,9 @@ JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
 exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
 link), accepts-anything (CreateEndpoint of an unknown
-network succeeds), slow (GetCapabilities answers after 30 s); and two that are no defects:
-global-scope (GetCapabilities answers Scope "global"), fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
+network succeeds), slow (GetCapabilities answers after 30 s); and some that are no defects:
+global-scope (GetCapabilities answers Scope "global"), no-gateway (Join gives no gateway),
+no-gateway-service (nor the gateway service: DisableGatewayService), fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
 plugin does).
 """
 
@@ -109,8 +110,11 @@ def answer(method, request):
             if bridge:
                 ip("link", "set", name + "p", "master", bridge, "up")
         links[request["EndpointID"]] = name
-        return 200, json.dumps({"InterfaceName": {"SrcName": name, "DstPrefix": "eth"},
-                                "Gateway": gateway}).encode()
+        answer = {"InterfaceName": {"SrcName": name, "DstPrefix": "eth"}, "Gateway": gateway}
+        if DEFECT in ("no-gateway", "no-gateway-service"):
+            answer["Gateway"] = ""
+            answer["DisableGatewayService"] = DEFECT == "no-gateway-service"
+        return 200, json.dumps(answer).encode()
     if method == "NetworkDriver.DeleteEndpoint":
         name = links.pop(request["EndpointID"], None)
         if name and DEFECT not in ("leaky", "missing-link"):
