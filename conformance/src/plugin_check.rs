@@ -1,7 +1,8 @@
 //! `drydock plugin check`, its protocol part: a network plugin judged by the calls dockerd 20.10
-//! makes and what it does with the answers (`drydock_runtime::plugin::protocol`;
-//! `../shared/research/remote-plugin-protocol.md`). Each check is a short exchange on the
-//! plugin's socket, from the network namespace the plugin works in (its links are looked for
+//! makes and what it does with the answers (`drydock_runtime::plugin::protocol`; libnetwork's
+//! `drivers/remote`, vendored in moby v20.10). Each check is a short exchange on the
+//! plugin's socket (`drydock_runtime::plugin::client`, the engine's own plugin transport), from
+//! the network namespace the plugin works in (its links are looked for
 //! there); a failed check says what was sent, what came back, and why that breaks dockerd.
 
 use std::fmt;
@@ -10,16 +11,14 @@ use std::path::Path;
 use drydock_netsim::{Lab, Netns, Topology, link};
 use serde_json::{Value, json};
 
+use drydock_runtime::plugin::client::{Address, CallError, Client, Patience};
+
 use crate::scenario::PluginRun;
-use crate::targets::docker::http::{Api, CallError, Reply};
 use crate::targets::reference::PLUGINS_DIR_PREFIX;
 
 /// How long a call may take. dockerd waits for a v1 plugin's answer forever, holding its
 /// locks (and the docker CLI) meanwhile: an answer this late is a plugin that hangs Docker.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The media type dockerd accepts from plugins.
-const MEDIA_TYPE: &str = drydock_runtime::plugin::protocol::MEDIA_TYPE;
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,30 +52,22 @@ const ENDPOINT: &str = "e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7
 
 /// The calls of one check, recorded.
 struct Session<'a> {
-    api: &'a Api,
+    client: &'a Client,
     exchange: Vec<String>,
 }
 
 impl Session<'_> {
     /// `POST /METHOD` with `body`: the answer's status and JSON (`Null` when not JSON).
     async fn call(&mut self, method: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-        let text = body.map(Value::to_string);
-        let sent = text.as_deref().map(|t| (MEDIA_TYPE, t.as_bytes()));
-        let path = format!("/{method}");
-        let reply: Reply = (self
-            .api
-            .request_within(CALL_TIMEOUT, "POST", &path, sent)
-            .await)
-            .map_err(|e| call_error(&e))?;
-        let answer = String::from_utf8_lossy(&reply.body).trim().to_string();
-        self.exchange.push(format!(
-            "{method} {} -> {} {answer}",
-            text.as_deref().unwrap_or(""),
-            reply.status
-        ));
+        let text = body.map(Value::to_string).unwrap_or_default();
+        let (status, reply) =
+            (self.client.post(method, text.clone()).await).map_err(|e| call_error(method, &e))?;
+        let answer = String::from_utf8_lossy(&reply).trim().to_string();
+        self.exchange
+            .push(format!("{method} {text} -> {status} {answer}"));
         Ok((
-            reply.status,
-            serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+            status,
+            serde_json::from_slice(&reply).unwrap_or(Value::Null),
         ))
     }
 
@@ -102,10 +93,12 @@ impl Session<'_> {
     }
 }
 
-/// A call that got no answer, said of a plugin (the client's texts name the docker API).
-fn call_error(error: &CallError) -> String {
+/// A call that got no answer, said of a plugin.
+fn call_error(method: &str, error: &CallError) -> String {
     match error {
-        CallError::Transport { what, detail } => format!("{what}: {detail}"),
+        CallError::Timeout { after, .. } => {
+            format!("POST /{method}: no answer within {} s", after.as_secs())
+        }
         other => other.to_string(),
     }
 }
@@ -148,12 +141,17 @@ pub async fn check_in_lab(plugin: &PluginRun) -> Result<Vec<Verdict>, String> {
 
 /// Runs every check against the plugin listening on `socket`, which works in `netns`.
 pub async fn check(socket: &Path, netns: &Netns) -> Vec<Verdict> {
-    let api = Api::new(socket);
+    // One connection attempt (a plugin that is not there fails at once), 5 s per answer.
+    let patience = Patience {
+        connect: std::time::Duration::ZERO,
+        answer: CALL_TIMEOUT,
+    };
+    let client = Client::new(Address::Unix(socket.to_path_buf()), patience);
     let mut verdicts = Vec::new();
     macro_rules! run {
         ($name:literal, $check:expr) => {{
             let mut session = Session {
-                api: &api,
+                client: &client,
                 exchange: Vec::new(),
             };
             let failure = $check(&mut session).await.err();
@@ -228,27 +226,25 @@ async fn unknown_ids(s: &mut Session<'_>) -> Result<(), String> {
 async fn concurrency(s: &mut Session<'_>) -> Result<(), String> {
     // Ids that differ from their first digits, as random ones do (bridges are named after them).
     let ids: Vec<String> = (0..4).map(|i| format!("c{i}{}", &NETWORK[2..])).collect();
-    let api = s.api;
+    let client = s.client;
     let calls = ids.iter().enumerate().map(|(i, id)| {
         let body = create_network(id, 240 + i as u8).to_string();
-        async move {
-            let sent = Some((MEDIA_TYPE, body.as_bytes()));
-            let path = "/NetworkDriver.CreateNetwork";
-            api.request_within(CALL_TIMEOUT, "POST", path, sent).await
-        }
+        client.post("NetworkDriver.CreateNetwork", body)
     });
     let replies = futures::future::join_all(calls).await;
     let mut failures = Vec::new();
     for (id, reply) in ids.iter().zip(replies) {
         match reply {
-            Ok(r) if r.status == 200 => {}
-            Ok(r) => failures.push(format!(
-                "{}..: {} {}",
+            Ok((200, _)) => {}
+            Ok((status, body)) => failures.push(format!(
+                "{}..: {status} {}",
                 &id[..12],
-                r.status,
-                String::from_utf8_lossy(&r.body).trim()
+                String::from_utf8_lossy(&body).trim()
             )),
-            Err(e) => failures.push(format!("{}..: {}", &id[..12], call_error(&e))),
+            Err(e) => {
+                let why = call_error("NetworkDriver.CreateNetwork", &e);
+                failures.push(format!("{}..: {why}", &id[..12]));
+            }
         }
     }
     for id in &ids {

@@ -90,13 +90,23 @@ pub enum CallError {
         /// The answer's `Err`, or its body.
         message: String,
     },
-    /// The plugin could not be reached, or did not answer in time.
+    /// The plugin could not be reached, or the exchange broke.
     #[error("Post \"{url}\": {detail}")]
     Transport {
         /// The call's URL as Go writes it.
         url: String,
         /// What went wrong.
         detail: String,
+    },
+    /// No answer within [`Patience::answer`] (Go's words for a client's timeout).
+    #[error(
+        "Post \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    )]
+    Timeout {
+        /// The call's URL as Go writes it.
+        url: String,
+        /// How long it was waited for.
+        after: Duration,
     },
     /// The answer was not the JSON expected (Go's decoder's words where they are known).
     #[error("{0}")]
@@ -130,7 +140,7 @@ impl Client {
         if body.is_some() {
             text.push('\n');
         }
-        let (status, answer) = self.post_with_retry(method, text).await?;
+        let (status, answer) = self.post(method, text).await?;
         if status != 200 {
             let failure = serde_json::from_slice::<Value>(&answer)
                 .ok()
@@ -147,13 +157,20 @@ impl Client {
         protocol::decode_as_go(&answer).map_err(CallError::Malformed)
     }
 
-    /// One POST, connections tried again with dockerd's back-off.
-    async fn post_with_retry(&self, method: &str, body: String) -> Result<(u16, Bytes), CallError> {
+    /// `POST /METHOD` with `body` as sent (the media type dockerd sends): the answer's status
+    /// and body, whatever they are. A connection that cannot be made is tried again with
+    /// dockerd's back-off until [`Patience::connect`] is spent.
+    pub async fn post(
+        &self,
+        method: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<(u16, Bytes), CallError> {
+        let body = body.into();
         let start = Instant::now();
         let mut retries = 0u32;
         loop {
             match self.connect().await {
-                Ok(stream) => return self.post(stream, method, body).await,
+                Ok(stream) => return self.exchange(stream, method, body).await,
                 Err(error) => {
                     let pause = Duration::from_secs(1 << retries.min(4));
                     if start.elapsed() + pause >= self.patience.connect {
@@ -180,11 +197,11 @@ impl Client {
         })
     }
 
-    async fn post(
+    async fn exchange(
         &self,
         stream: Box<dyn Stream>,
         method: &str,
-        body: String,
+        body: Bytes,
     ) -> Result<(u16, Bytes), CallError> {
         let transport = |detail: String| CallError::Transport {
             url: self.address.url(method),
@@ -202,7 +219,7 @@ impl Client {
                 .header(ACCEPT, MEDIA_TYPE)
                 .header(CONTENT_TYPE, MEDIA_TYPE)
                 .header(CONTENT_LENGTH, body.len())
-                .body(Full::new(Bytes::from(body)))
+                .body(Full::new(body))
                 .expect("a well-formed request");
             let answer = sender.send_request(request).await;
             let answer = answer.map_err(|e| e.to_string())?;
@@ -213,9 +230,10 @@ impl Client {
         };
         match tokio::time::timeout(self.patience.answer, exchange).await {
             Ok(answer) => answer.map_err(transport),
-            Err(_) => Err(transport(
-                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into(),
-            )),
+            Err(_) => Err(CallError::Timeout {
+                url: self.address.url(method),
+                after: self.patience.answer,
+            }),
         }
     }
 }

@@ -31,22 +31,22 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A daemon's API socket.
 #[derive(Debug, Clone)]
-pub(crate) struct Api {
+pub(super) struct Api {
     socket: PathBuf,
 }
 
 /// A daemon's answer: status code and body.
 #[derive(Debug)]
-pub(crate) struct Reply {
+pub(super) struct Reply {
     /// HTTP status code.
-    pub(crate) status: u16,
+    pub(super) status: u16,
     /// The body as the daemon wrote it (transfer encoding undone).
-    pub(crate) body: Bytes,
+    pub(super) body: Bytes,
 }
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CallError {
+pub(super) enum CallError {
     /// The daemon refused: its message, as the docker CLI prints it after
     /// "Error response from daemon: ".
     #[error("{message}")]
@@ -74,7 +74,7 @@ impl From<CallError> for TargetError {
 
 impl Api {
     /// A client for the daemon listening on `socket`.
-    pub(crate) fn new(socket: &Path) -> Self {
+    pub(super) fn new(socket: &Path) -> Self {
         Self {
             socket: socket.to_path_buf(),
         }
@@ -82,27 +82,16 @@ impl Api {
 
     /// Sends one request (with its body and the body's content type) and returns the answer,
     /// whatever its status.
-    pub(crate) async fn request(
+    pub(super) async fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<Reply, CallError> {
-        self.request_within(TIMEOUT, method, path, body).await
-    }
-
-    /// [`Api::request`], given up after `timeout`.
-    pub(crate) async fn request_within(
-        &self,
-        timeout: Duration,
-        method: &str,
-        path: &str,
-        body: Option<(&str, &[u8])>,
-    ) -> Result<Reply, CallError> {
-        let detail = match tokio::time::timeout(timeout, self.exchange(method, path, body)).await {
+        let detail = match tokio::time::timeout(TIMEOUT, self.exchange(method, path, body)).await {
             Ok(Ok(reply)) => return Ok(reply),
             Ok(Err(detail)) => detail,
-            Err(_) => format!("no answer within {} s", timeout.as_secs()),
+            Err(_) => format!("no answer within {} s", TIMEOUT.as_secs()),
         };
         Err(CallError::Transport {
             what: format!("{method} {path}"),

@@ -17,7 +17,7 @@
 mod cgroup;
 mod client;
 mod daemon;
-pub(crate) mod http;
+mod http;
 mod image;
 
 use std::collections::{BTreeMap, BTreeSet};
