@@ -15,7 +15,7 @@ use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
 use crate::driver::{Driver, NetworkRequest, Scope, special};
 use crate::firewall::NetworkRules;
 use crate::plugin::client::Client;
-use crate::plugin::{LoadError, RemoteDriver, RemoteIpam};
+use crate::plugin::{RemoteDriver, RemoteIpam};
 
 /// Options of the bridge driver that the engine's firewall applies.
 /// The option inspect shows with what carries a network's traffic, when its driver has a
@@ -109,11 +109,7 @@ impl Engine {
         let driver = match RemoteDriver::activate(name, client, self.host.clone()).await {
             Ok(driver) => Arc::new(driver),
             Err(e) => {
-                if let LoadError::NotImplemented { cause } | LoadError::Unregistered { cause, .. } =
-                    &e
-                {
-                    tracing::warn!("plugin {name}: {cause}");
-                }
+                tracing::warn!("plugin {name}: {}", e.cause());
                 return Err(EngineError::new(e.to_string()));
             }
         };

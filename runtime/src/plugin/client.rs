@@ -108,6 +108,9 @@ pub enum CallError {
         /// How long it was waited for.
         after: Duration,
     },
+    /// A 200 answer whose error field is set: `remote: ERR`.
+    #[error("remote: {0}")]
+    Remote(String),
     /// The answer was not the JSON expected (Go's decoder's words where they are known).
     #[error("{0}")]
     Malformed(String),
@@ -120,7 +123,44 @@ impl CallError {
     }
 }
 
+/// Why `Plugin.Activate` gave no plugin of the kind asked for, in the words of dockerd's plugin
+/// store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivationError {
+    /// The call failed: why.
+    #[error("legacy plugin: {0}")]
+    Failed(String),
+    /// The manifest lacks the kind (`NetworkDriver`, `IpamDriver`).
+    #[error("legacy plugin: Plugin does not implement the requested driver")]
+    NotImplemented {
+        /// What the manifest lists (dockerd logs nothing; the engine does).
+        implements: Vec<String>,
+    },
+}
+
+impl ActivationError {
+    /// What the engine logs about it.
+    pub fn cause(&self) -> String {
+        match self {
+            ActivationError::Failed(cause) => cause.clone(),
+            ActivationError::NotImplemented { implements } => format!("implements {implements:?}"),
+        }
+    }
+}
+
 impl Client {
+    /// `Plugin.Activate`: the plugin's manifest, which must list `kind`.
+    pub async fn activate(&self, kind: &str) -> Result<protocol::Manifest, ActivationError> {
+        let manifest: protocol::Manifest = (self.call("Plugin.Activate", None::<&()>).await)
+            .map_err(|e| ActivationError::Failed(e.to_string()))?;
+        if !manifest.implements.iter().any(|i| i == kind) {
+            return Err(ActivationError::NotImplemented {
+                implements: manifest.implements,
+            });
+        }
+        Ok(manifest)
+    }
+
     /// A client of the plugin at `address`.
     pub fn new(address: Address, patience: Patience) -> Self {
         Client { address, patience }

@@ -18,10 +18,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::client::Client;
+use super::client::{ActivationError, CallError, Client};
 use super::protocol::{
     self, CreateEndpoint, CreateEndpointAnswer, EndpointInterface, EndpointRef, JoinAnswer,
-    Manifest, NetworkRef, PoolData,
+    NetworkRef, PoolData,
 };
 use crate::driver::{
     Capabilities, Driver, DriverError, Interface, JoinInfo, NetworkInfo, NetworkRequest, Scope,
@@ -54,15 +54,9 @@ struct RemoteEndpoint {
 /// Why a plugin could not become a driver, in dockerd's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
-    /// `Plugin.Activate` failed: why.
-    #[error("legacy plugin: {0}")]
-    Activation(String),
-    /// The manifest lacks `NetworkDriver`.
-    #[error("legacy plugin: Plugin does not implement the requested driver")]
-    NotImplemented {
-        /// What it implements.
-        cause: String,
-    },
+    /// `Plugin.Activate` failed or does not list `NetworkDriver`.
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
     /// `GetCapabilities` failed or declared a scope dockerd does not know (dockerd logs why
     /// and never registers the driver).
     #[error("could not resolve driver {name} in registry")]
@@ -74,17 +68,21 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// What the engine logs about it.
+    pub fn cause(&self) -> String {
+        match self {
+            LoadError::Activation(e) => e.cause(),
+            LoadError::Unregistered { cause, .. } => cause.clone(),
+        }
+    }
+}
+
 impl RemoteDriver {
     /// Activates plugin `name` at `client`'s address and registers it as dockerd does:
     /// `Plugin.Activate` must list `NetworkDriver`, then `GetCapabilities` gives the scopes.
     pub async fn activate(name: &str, client: Client, host: Netns) -> Result<Self, LoadError> {
-        let manifest: Manifest = (client.call("Plugin.Activate", None::<&()>).await)
-            .map_err(|e| LoadError::Activation(e.to_string()))?;
-        if !manifest.implements.iter().any(|i| i == NETWORK_DRIVER) {
-            return Err(LoadError::NotImplemented {
-                cause: format!("{name} implements {:?}", manifest.implements),
-            });
-        }
+        client.activate(NETWORK_DRIVER).await?;
         let unregistered = |cause: String| LoadError::Unregistered {
             name: name.to_string(),
             cause,
@@ -128,12 +126,13 @@ impl RemoteDriver {
     }
 
     /// `NetworkDriver.METHOD` with `body`, its answer read as `T`; an answer's `Err` fails it.
-    async fn call<T: DeserializeOwned + Default>(
+    async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         body: &impl Serialize,
     ) -> Result<T, DriverError> {
-        (call(&self.client, method, Some(body)).await).map_err(DriverError::Refused)
+        (call(&self.client, method, Some(body)).await)
+            .map_err(|e| DriverError::Refused(e.to_string()))
     }
 
     /// A call whose failure dockerd only logs.
@@ -146,20 +145,19 @@ impl RemoteDriver {
 
 /// `NetworkDriver.METHOD`: transport failures and statuses as the client words them, a 200
 /// whose `Err` is set as `remote: ERR`.
-async fn call<T: DeserializeOwned + Default>(
+async fn call<T: DeserializeOwned>(
     client: &Client,
     method: &str,
     body: Option<&impl Serialize>,
-) -> Result<T, String> {
-    let method = format!("NetworkDriver.{method}");
-    let answer: Value = (client.call(&method, body).await).map_err(|e| e.to_string())?;
-    let answer = protocol::go_keys(answer);
+) -> Result<T, CallError> {
+    let method = format!("{NETWORK_DRIVER}.{method}");
+    let answer = protocol::go_keys(client.call(&method, body).await?);
     if let Some(err) = answer.get("Err").and_then(Value::as_str)
         && !err.is_empty()
     {
-        return Err(format!("remote: {err}"));
+        return Err(CallError::Remote(err.to_string()));
     }
-    serde_json::from_value(answer).map_err(|e| e.to_string())
+    serde_json::from_value(answer).map_err(|e| CallError::Malformed(e.to_string()))
 }
 
 impl Driver for RemoteDriver {
@@ -361,14 +359,11 @@ impl Driver for RemoteDriver {
 impl RemoteDriver {
     /// A method plugins need not serve: a 404 is success.
     async fn optional(&self, method: &str, body: &impl Serialize) -> Result<(), DriverError> {
-        let full = format!("NetworkDriver.{method}");
-        match self.client.call::<Value>(&full, Some(body)).await {
+        match call::<Value>(&self.client, method, Some(body)).await {
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(DriverError::Refused(e.to_string())),
-            Ok(answer) => match protocol::go_keys(answer).get("Err").and_then(Value::as_str) {
-                Some(err) if !err.is_empty() => Err(DriverError::Refused(format!("remote: {err}"))),
-                _ => Ok(()),
-            },
+            answer => answer
+                .map(drop)
+                .map_err(|e| DriverError::Refused(e.to_string())),
         }
     }
 

@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::client::Client;
+use super::client::{ActivationError, Client};
 use super::protocol::{
-    self, AddressAnswer, AddressCall, AddressSpaces, GATEWAY, IpamCapabilities, Manifest, PoolRef,
+    self, AddressAnswer, AddressCall, AddressSpaces, GATEWAY, IpamCapabilities, PoolRef,
     RequestPool, RequestPoolAnswer,
 };
 
@@ -36,15 +36,9 @@ pub struct RemoteIpam {
 /// Why a plugin could not become an IPAM driver, in dockerd's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IpamLoadError {
-    /// `Plugin.Activate` failed (the plugin store's wrapping of the call's error).
-    #[error("legacy plugin: {0}")]
-    Activation(String),
-    /// The manifest lacks `IpamDriver`.
-    #[error("legacy plugin: Plugin does not implement the requested driver")]
-    NotImplemented {
-        /// What the manifest lists (dockerd logs nothing; the engine does).
-        implements: Vec<String>,
-    },
+    /// `Plugin.Activate` failed or does not list `IpamDriver`.
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
     /// `GetDefaultAddressSpaces` failed: dockerd logs why and never registers the driver.
     #[error("invalid ipam driver: \"{name}\"")]
     Unregistered {
@@ -59,8 +53,7 @@ impl IpamLoadError {
     /// What dockerd logs about it.
     pub fn cause(&self) -> String {
         match self {
-            IpamLoadError::Activation(cause) => cause.clone(),
-            IpamLoadError::NotImplemented { implements } => format!("implements {implements:?}"),
+            IpamLoadError::Activation(e) => e.cause(),
             IpamLoadError::Unregistered { name, cause } => {
                 format!("ipam driver \"{name}\" failed to return default address spaces: {cause}")
             }
@@ -97,13 +90,7 @@ impl GivenPool {
 impl RemoteIpam {
     /// Activates plugin `name` at `client`'s address and registers it as dockerd does.
     pub async fn activate(name: &str, client: Client) -> Result<Self, IpamLoadError> {
-        let manifest: Manifest = (client.call("Plugin.Activate", None::<&()>).await)
-            .map_err(|e| IpamLoadError::Activation(e.to_string()))?;
-        if !manifest.implements.iter().any(|i| i == IPAM_DRIVER) {
-            return Err(IpamLoadError::NotImplemented {
-                implements: manifest.implements,
-            });
-        }
+        client.activate(IPAM_DRIVER).await?;
         let capabilities = match call(&client, "GetCapabilities", None::<&()>).await {
             Ok(capabilities) => capabilities,
             Err(e) => {
@@ -426,9 +413,9 @@ mod tests {
             unregistered.cause(),
             "ipam driver \"p\" failed to return default address spaces: remote: no spaces"
         );
-        let missing = IpamLoadError::NotImplemented {
+        let missing = IpamLoadError::Activation(ActivationError::NotImplemented {
             implements: vec!["NetworkDriver".into()],
-        };
+        });
         assert_eq!(
             missing.to_string(),
             "legacy plugin: Plugin does not implement the requested driver"
