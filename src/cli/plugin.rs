@@ -100,26 +100,7 @@ fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
         (Some(driver), _) => {
             let name = args.driver.clone().unwrap_or(format!("drydock-{driver}"));
             check_name(&name)?;
-            let exe = std::env::current_exe().context("this program's path")?;
-            let command = [
-                &exe.to_string_lossy(),
-                "plugin",
-                "serve",
-                "--driver",
-                driver,
-            ]
-            .into_iter()
-            .chain([
-                "--ipam",
-                "default",
-                "--name",
-                &name,
-                "--socket",
-                SOCKET_WORD,
-            ])
-            .map(str::to_string)
-            .collect();
-            PluginRun { name, command }
+            served(driver, &name)?
         }
         (None, Some(run)) => PluginRun {
             name: args.driver.clone().context("--driver")?,
@@ -161,6 +142,27 @@ fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(match protocol {
         true => scenarios,
         false => ExitCode::FAILURE,
+    })
+}
+
+/// Built-in driver `driver` and the built-in IPAM served as plugin `name` by this program
+/// (`drydock plugin serve`), as a plugin to start.
+pub(crate) fn served(driver: &str, name: &str) -> anyhow::Result<PluginRun> {
+    let exe = std::env::current_exe().context("this program's path")?;
+    let command = [
+        &*exe.to_string_lossy(),
+        "plugin",
+        "serve",
+        "--driver",
+        driver,
+    ]
+    .into_iter()
+    .chain(["--ipam", "default", "--name", name, "--socket", SOCKET_WORD])
+    .map(str::to_string)
+    .collect();
+    Ok(PluginRun {
+        name: name.to_string(),
+        command,
     })
 }
 

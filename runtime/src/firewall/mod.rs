@@ -181,11 +181,16 @@ impl Firewall {
             what: "enter the host namespace".into(),
             error,
         })??;
-        nft_apply(host, "create table inet drydock", &ruleset::start())?;
         let jump =
             !dockerd_forward(host)?.is_some_and(|chain| chain.contains(forward::ENGINE_CHAIN));
-        let what = "make dockerd's FORWARD chain";
-        nft_apply(host, what, &forward::engine(jump))?;
+        // One transaction: the table, then dockerd's FORWARD chain that relies on its marks.
+        let mut objects = ruleset::start().objects.into_owned();
+        objects.extend(forward::engine(jump).objects.into_owned());
+        let both = Nftables {
+            objects: objects.into(),
+        };
+        let what = "create table inet drydock and dockerd's FORWARD chain";
+        nft_apply(host, what, &both)?;
         let socket = crate::nfnl::Socket::open(host).map_err(|error| FirewallError::Io {
             what: "open a NETLINK_NETFILTER socket in the host namespace".into(),
             error,

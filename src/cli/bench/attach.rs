@@ -263,6 +263,7 @@ pub(super) fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
             phases.extend(phase_rows(&runtime, count, args.rounds)?);
         }
     }
+    let _ = std::fs::remove_dir_all(super::plugins_dir());
     if args.json {
         let rows = |rows: &[Row], key: &str| rows.iter().map(|r| r.json(key)).collect::<Vec<_>>();
         let out = json!({

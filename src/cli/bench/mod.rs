@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use drydock_conformance::run::Running;
-use drydock_conformance::scenario::{PluginRun, SOCKET_WORD};
 use drydock_conformance::targets::docker::DockerTarget;
+use drydock_conformance::targets::reference::PLUGINS_DIR_PREFIX;
 use drydock_conformance::targets::{Target, lab_resolvers};
 use drydock_netsim::{Lab, Netns, Topology};
 use drydock_runtime::api::body::ContainerCreate;
@@ -242,6 +242,12 @@ async fn docker_run(target: &DockerTarget, spec: &ContainerSpec) -> anyhow::Resu
 /// The name of the served bridge plugin ([`Mode::Served`]).
 const SERVED: &str = "drydock-bridge";
 
+/// Where the reference engines of a benchmark find plugins (removed at its end; `drydock gc`
+/// removes those of dead processes).
+fn plugins_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("{PLUGINS_DIR_PREFIX}{}-bench", std::process::id()))
+}
+
 /// The reference engine on the lab's host, its upstreams the lab's (as the conformance
 /// targets have them), with the network `mode` asks for; returns it, that network's name and
 /// the plugin serving it, if any (kept as long as the engine).
@@ -249,13 +255,11 @@ async fn reference_engine(
     lab: &Lab,
     mode: Mode,
 ) -> anyhow::Result<(Engine, &'static str, Option<Running>)> {
-    let plugins =
-        std::env::temp_dir().join(format!("drydock-plugins-{}-bench", std::process::id()));
     let plugin = match mode {
-        Mode::Served => Some(serve_bridge(lab, &plugins).await?),
+        Mode::Served => Some(serve_bridge(lab, &plugins_dir()).await?),
         _ => None,
     };
-    let mut engine = engine_on(lab, HOST, Some(plugins)).await?;
+    let mut engine = engine_on(lab, HOST, Some(plugins_dir())).await?;
     let network = match mode {
         Mode::User | Mode::Served => {
             let spec = NetworkSpec {
@@ -279,22 +283,7 @@ async fn reference_engine(
 /// drydock's bridge driver served as network plugin [`SERVED`] in the lab's host (`drydock
 /// plugin serve`, this program), its socket in `dir`.
 async fn serve_bridge(lab: &Lab, dir: &Path) -> anyhow::Result<Running> {
-    let exe = std::env::current_exe().context("this program's path")?;
-    let command = [
-        &*exe.to_string_lossy(),
-        "plugin",
-        "serve",
-        "--driver",
-        "bridge",
-    ]
-    .into_iter()
-    .chain(["--name", SERVED, "--socket", SOCKET_WORD])
-    .map(str::to_string)
-    .collect();
-    let plugin = PluginRun {
-        name: SERVED.into(),
-        command,
-    };
+    let plugin = crate::cli::plugin::served("bridge", SERVED)?;
     plugin
         .start_in(host(lab)?, dir)
         .await
