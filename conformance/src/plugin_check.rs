@@ -164,9 +164,10 @@ pub async fn check(socket: &Path, netns: &Netns) -> Vec<Verdict> {
     }
     run!("activate: implements NetworkDriver", activate);
     run!("capabilities: a local or global scope", capabilities);
-    run!("lifecycle: network, endpoint, join, leave, delete", |s| {
-        lifecycle(s, netns)
-    });
+    run!(
+        "lifecycle: network, endpoint, join, info, leave, delete",
+        |s| { lifecycle(s, netns) }
+    );
     run!(
         "idempotence: the same create twice (dockerd retries)",
         idempotence
@@ -264,7 +265,8 @@ async fn concurrency(s: &mut Session<'_>) -> Result<(), String> {
     }
 }
 
-/// A network and an endpoint as `docker run` makes them, then taken down as `docker rm` does.
+/// A network and an endpoint as `docker run` makes them (with the info dockerd asks for after
+/// the join), then taken down as `docker rm` does.
 async fn lifecycle(s: &mut Session<'_>, netns: &Netns) -> Result<(), String> {
     s.ok(
         "NetworkDriver.CreateNetwork",
@@ -317,6 +319,12 @@ async fn lifecycle(s: &mut Session<'_>, netns: &Netns) -> Result<(), String> {
     if !present.contains(&src) {
         return Err(format!(
             "Join's SrcName {src} is no link of the plugin's namespace: dockerd fails with \"failed to get link by name\""
+        ));
+    }
+    let asked = endpoint(NETWORK, ENDPOINT);
+    if let Err(why) = s.ok("NetworkDriver.EndpointOperInfo", Some(&asked)).await {
+        return Err(format!(
+            "{why} (dockerd asks after every join and fails the container's start with \"Updating join info failed\")"
         ));
     }
     s.ok("NetworkDriver.Leave", Some(&endpoint(NETWORK, ENDPOINT)))

@@ -424,6 +424,16 @@ async fn plugin_check_fails_each_defect_of_a_python_plugin_precisely() {
             "FAIL  lifecycle",
             "still there after DeleteEndpoint",
         ),
+        (
+            "oper-info-refused",
+            "FAIL  lifecycle",
+            "remote: no info today (dockerd asks after every join",
+        ),
+        (
+            "no-oper-info",
+            "FAIL  lifecycle",
+            "EndpointOperInfo answered 404",
+        ),
         ("slow", "FAIL  capabilities", "no answer within 5 s"),
         (
             "accepts-anything",

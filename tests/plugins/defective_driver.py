@@ -6,18 +6,20 @@ network's gateway address), a veth pair per joined endpoint, its host end on the
 any plugin that forwards, it opens dockerd's FORWARD chain (policy drop) to its bridges with
 `iptables`.
 
-    defective_driver.py SOCKET DEFECT
+    defective_driver.py SOCKET DEFECT[,DEFECT...]
 
 DEFECT: none (a plugin that does its job; `docker network create -o refuse=STATUS` is
 refused with that HTTP status and an `Err`), garbage-manifest (Plugin.Activate answers no
 JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 (CreateEndpoint answers an address of its own), missing-link (Join names a link that does not
 exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
-link), accepts-anything (CreateEndpoint of an unknown
-network succeeds), slow (GetCapabilities answers after 30 s); and some that are no defects:
+link), accepts-anything (CreateEndpoint of an unknown network succeeds), slow
+(GetCapabilities answers after 30 s), oper-info-refused (EndpointOperInfo answers an Err),
+no-oper-info (EndpointOperInfo is not served: 404); and some that are no defects:
 global-scope (GetCapabilities answers Scope "global"), no-gateway (Join gives no gateway),
-no-gateway-service (nor the gateway service: DisableGatewayService), fixed-mac (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests'
-plugin does).
+no-gateway-service (nor the gateway service: DisableGatewayService), fixed-mac
+(CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests' plugin
+does). Several, comma-separated, combine.
 """
 
 import json
@@ -29,7 +31,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-SOCKET, DEFECT = sys.argv[1], sys.argv[2]
+SOCKET, DEFECTS = sys.argv[1], set(sys.argv[2].split(","))
 LOCK = threading.Lock()
 networks = {}  # network id: (bridge, gateway address or "")
 links = {}
@@ -63,11 +65,11 @@ def open_forward():
 def answer(method, request):
     """The answer to one call: (status, body as bytes)."""
     if method == "Plugin.Activate":
-        if DEFECT == "garbage-manifest":
+        if "garbage-manifest" in DEFECTS:
             return 200, b"<html>not a manifest</html>"
         return 200, json.dumps({"Implements": ["NetworkDriver"]}).encode()
     if method == "NetworkDriver.GetCapabilities":
-        scope = {"planet-scope": "planet", "global-scope": "global"}.get(DEFECT, "local")
+        scope = "planet" if "planet-scope" in DEFECTS else "global" if "global-scope" in DEFECTS else "local"
         return 200, json.dumps({"Scope": scope, "ConnectivityScope": scope}).encode()
     if method == "NetworkDriver.CreateNetwork":
         generic = (request.get("Options") or {}).get("com.docker.network.generic") or {}
@@ -92,32 +94,38 @@ def answer(method, request):
             ip("link", "del", bridge)
         return 200, b"{}"
     if method == "NetworkDriver.CreateEndpoint":
-        if request["NetworkID"] not in networks and DEFECT != "accepts-anything":
+        if request["NetworkID"] not in networks and "accepts-anything" not in DEFECTS:
             return 500, json.dumps({"Err": "no such network"}).encode()
-        if DEFECT == "fixed-mac":
+        if "fixed-mac" in DEFECTS:
             return 200, json.dumps({"Interface": {"MacAddress": "a0:b1:c2:d3:e4:f5"}}).encode()
-        if DEFECT == "garbage-endpoint":
+        if "garbage-endpoint" in DEFECTS:
             return 200, b"<html>not an endpoint</html>"
-        if DEFECT == "address-rewritten":
+        if "address-rewritten" in DEFECTS:
             return 200, json.dumps({"Interface": {"Address": "10.250.250.99/24"}}).encode()
         return 200, b"{}"
     if method == "NetworkDriver.Join":
         # Unique to this process: a leaky variant's links outlive it in the namespace.
         name = f"py{os.getpid() % 10000:04d}{request['EndpointID'][:6]}"
         bridge, gateway = networks.get(request["NetworkID"], (None, ""))
-        if DEFECT != "missing-link":
+        if "missing-link" not in DEFECTS:
             ip("link", "add", name, "type", "veth", "peer", "name", name + "p")
             if bridge:
                 ip("link", "set", name + "p", "master", bridge, "up")
         links[request["EndpointID"]] = name
         answer = {"InterfaceName": {"SrcName": name, "DstPrefix": "eth"}, "Gateway": gateway}
-        if DEFECT in ("no-gateway", "no-gateway-service"):
+        if DEFECTS & {"no-gateway", "no-gateway-service"}:
             answer["Gateway"] = ""
-            answer["DisableGatewayService"] = DEFECT == "no-gateway-service"
+            answer["DisableGatewayService"] = "no-gateway-service" in DEFECTS
         return 200, json.dumps(answer).encode()
+    if method == "NetworkDriver.EndpointOperInfo":
+        if "oper-info-refused" in DEFECTS:
+            return 200, json.dumps({"Err": "no info today"}).encode()
+        if "no-oper-info" in DEFECTS:
+            return 404, b"404 page not found"
+        return 200, json.dumps({"Value": {}}).encode()
     if method == "NetworkDriver.DeleteEndpoint":
         name = links.pop(request["EndpointID"], None)
-        if name and DEFECT not in ("leaky", "missing-link"):
+        if name and not DEFECTS & {"leaky", "missing-link"}:
             ip("link", "del", name)
         return 200, b"{}"
     if method.startswith("NetworkDriver."):
@@ -131,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         request = json.loads(body) if body.strip() else {}
         method = self.path.lstrip("/")
-        if DEFECT == "slow" and method == "NetworkDriver.GetCapabilities":
+        if "slow" in DEFECTS and method == "NetworkDriver.GetCapabilities":
             time.sleep(30)
         with LOCK:  # calls come at once (threads); links and rules change one at a time
             status, reply = answer(method, request)
@@ -155,5 +163,5 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 if os.path.exists(SOCKET):
     os.unlink(SOCKET)
 with Server(SOCKET, Handler) as server:
-    print("serving", DEFECT, flush=True)
+    print("serving", ",".join(sorted(DEFECTS)), flush=True)
     server.serve_forever()

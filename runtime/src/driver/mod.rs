@@ -84,6 +84,17 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
 
+    /// Asked after a container joined the endpoint, as dockerd asks for the port map a
+    /// container shows (libnetwork `EndpointOperInfo`); a refusal fails the join. Nothing to
+    /// ask of the built-ins (their port maps are the engine's).
+    fn endpoint_oper_info<'a>(
+        &'a self,
+        _network: &'a str,
+        _endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Called when the endpoint becomes its sandbox's gateway endpoint on a non-internal
     /// network, before the engine publishes the container's ports through it. Nothing to do
     /// for the built-ins (published ports are the engine's: its userland proxy and firewall;

@@ -283,6 +283,13 @@ impl Engine {
             self.teardown(index).await;
             return Err(e);
         }
+        let joined: Vec<String> = self.containers[index].endpoints.keys().cloned().collect();
+        for network in joined {
+            if let Err(e) = self.ask_join_info(index, &network).await {
+                self.teardown(index).await;
+                return Err(e);
+            }
+        }
         if let Err(e) = self.ensure_resolver(index).await {
             self.teardown(index).await;
             return Err(e);
@@ -503,6 +510,25 @@ impl Engine {
             endpoint.shown_as = Some(shown_as);
         }
         Ok(())
+    }
+
+    /// dockerd's `updateJoinInfo` after container `index` joined `network`: the endpoint's
+    /// driver is asked for its operational info, or docker_gwbridge's when the container has
+    /// an endpoint there (libnetwork's `DriverInfo`). A refusal fails the join with dockerd's
+    /// words.
+    async fn ask_join_info(&self, index: usize, network: &str) -> EngineResult<()> {
+        let endpoints = &self.containers[index].endpoints;
+        let gwbridge_joined = (self.networks.iter())
+            .any(|n| n.name == super::swarm_networks::GWBRIDGE && endpoints.contains_key(&n.id));
+        let (Some(endpoint), Some(n), false) = (
+            endpoints.get(network),
+            self.networks.iter().find(|n| n.id == network),
+            gwbridge_joined,
+        ) else {
+            return Ok(());
+        };
+        (n.driver.endpoint_oper_info(network, &endpoint.id).await)
+            .map_err(|e| EngineError::new(format!("Updating join info failed: {e}")))
     }
 
     /// Whether the container needs `docker_gwbridge` (libnetwork's `needDefaultGW`): one of its
@@ -879,6 +905,10 @@ impl Engine {
             self.join(index, &net_id, &body.endpoint_config).await?;
             let plugged = match self.refresh_gwbridge(index).await {
                 Ok(()) => self.route_and_publish(index).await,
+                Err(e) => Err(e),
+            };
+            let plugged = match plugged {
+                Ok(()) => self.ask_join_info(index, &net_id).await,
                 Err(e) => Err(e),
             };
             let plugged = match plugged {
