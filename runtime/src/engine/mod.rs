@@ -32,7 +32,7 @@ use crate::driver::{self, Driver};
 use crate::firewall::Firewall;
 use crate::ipam::Ipam;
 use crate::plugin::RemoteIpam;
-use crate::plugin::client::Patience;
+use crate::plugin::client::{Client, Patience};
 use crate::plugin::discovery::PluginDirs;
 
 use self::ids::Ids;
@@ -88,6 +88,8 @@ pub struct Engine {
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     /// IPAM plugins activated, by name.
     ipams: BTreeMap<String, Arc<RemoteIpam>>,
+    /// Clients of the plugins asked for, by name; their activation is shared.
+    plugin_clients: BTreeMap<String, Client>,
     firewall: Firewall,
     dns: Arc<Dns>,
     ipam: Ipam,
@@ -123,6 +125,7 @@ impl Engine {
                 .map(|d| (d.name().to_string(), d))
                 .collect(),
             ipams: BTreeMap::new(),
+            plugin_clients: BTreeMap::new(),
             firewall,
             dns: Dns::new(host.clone()),
             ipam: Ipam::new(),

@@ -103,9 +103,7 @@ impl Engine {
         if let Some(driver) = self.drivers.get(name) {
             return Ok(driver.clone());
         }
-        let address =
-            (self.options.plugins.find(name)).map_err(|e| EngineError::new(e.to_string()))?;
-        let client = Client::new(address, self.options.plugin_patience);
+        let client = self.plugin_client(name)?;
         let driver = match RemoteDriver::activate(name, client, self.host.clone()).await {
             Ok(driver) => Arc::new(driver),
             Err(e) => {
@@ -126,9 +124,7 @@ impl Engine {
         if let Some(ipam) = self.ipams.get(name) {
             return Ok(Some(ipam.clone()));
         }
-        let address =
-            (self.options.plugins.find(name)).map_err(|e| EngineError::new(e.to_string()))?;
-        let client = Client::new(address, self.options.plugin_patience);
+        let client = self.plugin_client(name)?;
         let ipam = match RemoteIpam::activate(name, client).await {
             Ok(ipam) => Arc::new(ipam),
             Err(e) => {
@@ -138,6 +134,19 @@ impl Engine {
         };
         self.ipams.insert(name.to_string(), ipam.clone());
         Ok(Some(ipam))
+    }
+
+    /// Plugin `name`'s client: the one kept since it was activated (dockerd's plugin registry
+    /// activates a plugin once), else a new one of what the plugin folders give for the name.
+    fn plugin_client(&mut self, name: &str) -> EngineResult<Client> {
+        if let Some(client) = self.plugin_clients.get(name).filter(|c| c.activated()) {
+            return Ok(client.clone());
+        }
+        let address =
+            (self.options.plugins.find(name)).map_err(|e| EngineError::new(e.to_string()))?;
+        let client = Client::new(address, self.options.plugin_patience);
+        self.plugin_clients.insert(name.to_string(), client.clone());
+        Ok(client)
     }
 
     /// The driver named `name`, with Docker's text for one there is not.

@@ -7,6 +7,7 @@
 //! forever holding its locks, a call gives up after [`Patience::answer`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OnceCell;
 
 use super::protocol::{self, MEDIA_TYPE};
 
@@ -70,11 +72,14 @@ impl Default for Patience {
     }
 }
 
-/// A client of one plugin.
+/// A client of one plugin. Its clones share its activation.
 #[derive(Debug, Clone)]
 pub struct Client {
     address: Address,
     patience: Patience,
+    /// The manifest, once `Plugin.Activate` succeeded: dockerd's plugin registry activates a
+    /// plugin once, whatever kinds it is then asked for (a driver that is its own IPAM).
+    manifest: Arc<OnceCell<protocol::Manifest>>,
 }
 
 /// A call that failed, in dockerd's words.
@@ -149,21 +154,34 @@ impl ActivationError {
 }
 
 impl Client {
-    /// `Plugin.Activate`: the plugin's manifest, which must list `kind`.
+    /// `Plugin.Activate`, the first time it succeeds: the plugin's manifest, which must list
+    /// `kind`.
     pub async fn activate(&self, kind: &str) -> Result<protocol::Manifest, ActivationError> {
-        let manifest: protocol::Manifest = (self.call("Plugin.Activate", None::<&()>).await)
-            .map_err(|e| ActivationError::Failed(e.to_string()))?;
+        let activate = || async {
+            (self.call("Plugin.Activate", None::<&()>).await)
+                .map_err(|e| ActivationError::Failed(e.to_string()))
+        };
+        let manifest = self.manifest.get_or_try_init(activate).await?;
         if !manifest.implements.iter().any(|i| i == kind) {
             return Err(ActivationError::NotImplemented {
-                implements: manifest.implements,
+                implements: manifest.implements.clone(),
             });
         }
-        Ok(manifest)
+        Ok(manifest.clone())
     }
 
-    /// A client of the plugin at `address`.
+    /// Whether `Plugin.Activate` succeeded.
+    pub fn activated(&self) -> bool {
+        self.manifest.initialized()
+    }
+
+    /// A client of the plugin at `address`, not yet activated.
     pub fn new(address: Address, patience: Patience) -> Self {
-        Client { address, patience }
+        Client {
+            address,
+            patience,
+            manifest: Arc::default(),
+        }
     }
 
     /// Calls `method` (`Plugin.Activate`, `NetworkDriver.Join`...) with `body` (none: an empty
@@ -353,6 +371,39 @@ mod tests {
             .to_string();
         assert!(error.ends_with("/NetworkDriver.Join\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"), "{error}");
         mute.abort();
+    }
+
+    #[tokio::test]
+    async fn a_plugin_is_activated_once_for_every_kind_it_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("both.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let server = tokio::spawn(async move {
+            let manifest = r#"{"Implements":["NetworkDriver","IpamDriver"]}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{manifest}",
+                manifest.len()
+            );
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+                let reply = tokio::io::AsyncWriteExt::write_all(&mut stream, answer.as_bytes());
+                reply.await.unwrap();
+            }
+        });
+        let client = Client::new(Address::Unix(path), Patience::default());
+        assert!(!client.activated());
+        client.activate("NetworkDriver").await.unwrap();
+        client.clone().activate("IpamDriver").await.unwrap();
+        let volume = client.activate("VolumeDriver").await.unwrap_err();
+        assert!(matches!(volume, ActivationError::NotImplemented { .. }));
+        assert!(client.activated());
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        server.abort();
     }
 
     #[tokio::test]

@@ -300,18 +300,30 @@ pub struct PoolRef {
     pub pool_id: String,
 }
 
-/// `IpamDriver.RequestAddress` and `ReleaseAddress`.
+/// `IpamDriver.RequestAddress`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AddressCall {
     /// The pool's id.
     #[serde(rename = "PoolID")]
     pub pool_id: String,
-    /// The address wanted (`--ip`, `--gateway`), or empty for any; the one released.
+    /// The address wanted (`--ip`, `--gateway`), or empty for any.
     pub address: String,
-    /// `RequestAddressType: com.docker.network.gateway` for the gateway.
-    #[serde(deserialize_with = "nullable")]
+    /// `RequestAddressType: com.docker.network.gateway` for the gateway, the MAC for an IPAM
+    /// that asks for it; none (`null`, as libnetwork's nil map) otherwise.
+    #[serde(deserialize_with = "nullable", serialize_with = "null_if_empty")]
     pub options: BTreeMap<String, String>,
+}
+
+/// `IpamDriver.ReleaseAddress` (no options, unlike a request).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReleaseAddress {
+    /// The pool's id.
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+    /// The address released.
+    pub address: String,
 }
 
 /// `IpamDriver.RequestAddress`'s answer.
@@ -344,6 +356,17 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// An empty map written as Go writes a nil one: `null`.
+fn null_if_empty<S: serde::Serializer>(
+    map: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match map.is_empty() {
+        true => serializer.serialize_none(),
+        false => map.serialize(serializer),
+    }
 }
 
 /// A request body as dockerd sends it; an empty one is the default (calls without arguments).
@@ -431,6 +454,32 @@ pub fn decode_as_go<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Address calls as libnetwork's structs marshal: a request's nil options as `null`, a
+    /// release without options.
+    #[test]
+    fn address_calls_are_written_as_go_writes_them() {
+        let request = AddressCall {
+            pool_id: "p".into(),
+            ..AddressCall::default()
+        };
+        let written = serde_json::to_string(&request).unwrap();
+        assert_eq!(written, r#"{"PoolID":"p","Address":"","Options":null}"#);
+        let gateway = AddressCall {
+            options: BTreeMap::from([(REQUEST_ADDRESS_TYPE.into(), GATEWAY.into())]),
+            ..request
+        };
+        let written = serde_json::to_string(&gateway).unwrap();
+        assert!(
+            written.ends_with(r#""Options":{"RequestAddressType":"com.docker.network.gateway"}}"#)
+        );
+        let release = ReleaseAddress {
+            pool_id: "p".into(),
+            address: "10.0.0.2".into(),
+        };
+        let written = serde_json::to_string(&release).unwrap();
+        assert_eq!(written, r#"{"PoolID":"p","Address":"10.0.0.2"}"#);
+    }
 
     /// The body dockerd 20.10 sends for `docker network create -d NAME -o foo=bar --internal
     /// --ipv6 --subnet fd00:1::/64 net1` (libnetwork `remote.md`, `driverapi/ipamdata.go`).

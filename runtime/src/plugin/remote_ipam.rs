@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::client::{ActivationError, Client};
 use super::protocol::{
     self, AddressAnswer, AddressCall, AddressSpaces, GATEWAY, IpamCapabilities, PoolRef,
-    RequestPool, RequestPoolAnswer,
+    ReleaseAddress, RequestPool, RequestPoolAnswer,
 };
 
 /// The interface kind an IPAM plugin declares in its manifest.
@@ -167,10 +167,9 @@ impl RemoteIpam {
 
     /// `ReleaseAddress`.
     pub async fn release_address(&self, pool: &str, address: IpAddr) -> Result<(), String> {
-        let body = AddressCall {
+        let body = ReleaseAddress {
             pool_id: pool.to_string(),
             address: address.to_string(),
-            options: BTreeMap::new(),
         };
         call::<Value>(&self.client, "ReleaseAddress", Some(&body)).await?;
         Ok(())

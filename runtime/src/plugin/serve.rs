@@ -21,7 +21,7 @@ use super::protocol::{
     AddressAnswer, AddressCall, AddressSpaces, Capabilities, CreateEndpoint, CreateEndpointAnswer,
     CreateNetwork, EndpointInterface, EndpointRef, Failure, GATEWAY, InterfaceName,
     IpamCapabilities, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, PoolRef,
-    REQUEST_ADDRESS_TYPE, RequestPool, RequestPoolAnswer, read,
+    REQUEST_ADDRESS_TYPE, ReleaseAddress, RequestPool, RequestPoolAnswer, read,
 };
 use crate::driver::sublink::{Kind, Sublink};
 use crate::driver::{Driver, Interface, bridge};
@@ -175,7 +175,7 @@ impl PluginServer {
         })
     }
 
-    async fn release_address(&self, call: AddressCall) -> Result<serde_json::Value, String> {
+    async fn release_address(&self, call: ReleaseAddress) -> Result<serde_json::Value, String> {
         let mut guard = self.ipam()?;
         let (ipam, pools) = &mut *guard;
         if let (Some(id), Ok(ip)) = (pools.get(&call.pool_id), call.address.parse::<IpAddr>()) {
