@@ -102,15 +102,12 @@ fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
             check_name(&name)?;
             served(driver, &name)?
         }
-        (None, Some(run)) => PluginRun {
-            name: args.driver.clone().context("--driver")?,
-            command: run.split_whitespace().map(str::to_string).collect(),
-        },
+        (None, Some(run)) => {
+            let name = args.driver.clone().context("--driver")?;
+            PluginRun::parse(&name, run).map_err(|e| anyhow::anyhow!("--run: {e}"))?
+        }
         (None, None) => return check_socket(args),
     };
-    if !plugin.command.iter().any(|word| word.contains(SOCKET_WORD)) {
-        bail!("--run: the command never says where to listen ({SOCKET_WORD})");
-    }
     let verdicts = super::runtime()?.block_on(plugin_check::check_in_lab(&plugin));
     let verdicts = verdicts.map_err(anyhow::Error::msg)?;
     let protocol = print_verdicts(&verdicts, &format!("plugin {} in a lab host", plugin.name));

@@ -94,6 +94,25 @@ pub struct PluginRun {
     pub command: Vec<String>,
 }
 
+impl PluginRun {
+    /// Plugin `name` run by the command `run`, whose words are split as a POSIX shell splits
+    /// them (quotes and backslashes), nothing else of a shell's; one of them must say where
+    /// to listen.
+    pub fn parse(name: &str, run: &str) -> Result<PluginRun, String> {
+        let command = shlex::split(run)
+            .ok_or("the command has a quote it never closes, or ends in a backslash")?;
+        if !command.iter().any(|word| word.contains(SOCKET_WORD)) {
+            return Err(format!(
+                "the command never says where to listen ({SOCKET_WORD})"
+            ));
+        }
+        Ok(PluginRun {
+            name: name.to_string(),
+            command,
+        })
+    }
+}
+
 /// The lab host that routes between the two segments when a scenario has `routed:` hosts.
 pub const ROUTER: &str = "r1";
 

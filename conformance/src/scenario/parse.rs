@@ -10,8 +10,8 @@ use serde_saphyr::{Location, Spanned};
 use super::file::{CaptureFile, ExpectFile, File, LineOr, PluginFile, StepFile, SwarmFile};
 use super::known::{Known, PREDEFINED};
 use super::{
-    Capture, CapturePoint, Command, Expect, Filter, PluginRun, Quantifier, ROUTER, SOCKET_WORD,
-    Scenario, Step, Swarm, command, expect, words,
+    Capture, CapturePoint, Command, Expect, Filter, PluginRun, Quantifier, ROUTER, Scenario, Step,
+    Swarm, command, expect, words,
 };
 use crate::version::Range;
 
@@ -232,20 +232,8 @@ impl Parser<'_> {
         if let Err(message) = drydock_runtime::plugin::check_name(name) {
             return Err(self.error(&plugin.name.referenced, message));
         }
-        let command: Vec<String> = plugin
-            .run
-            .value
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        if !command.iter().any(|word| word.contains(SOCKET_WORD)) {
-            let message = format!("the command never says where to listen ({SOCKET_WORD})");
-            return Err(self.error(&plugin.run.referenced, message));
-        }
-        Ok(PluginRun {
-            name: name.clone(),
-            command,
-        })
+        PluginRun::parse(name, &plugin.run.value)
+            .map_err(|message| self.error(&plugin.run.referenced, message))
     }
 
     /// A `kernel:` entry.

@@ -167,11 +167,19 @@ fn plugins_and_any_driver_parse() {
     assert!(!plain.any_driver && plain.plugins.is_empty());
 }
 
+#[test]
+fn a_plugin_command_splits_as_a_shell_splits_words() {
+    let run = r#"my\ plugin --name "a b" '{socket}' -v"#;
+    let plugin = PluginRun::parse("p", run).unwrap();
+    assert_eq!(plugin.command, ["my plugin", "--name", "a b", SOCKET_WORD, "-v"]);
+}
+
 #[rstest]
 #[case::driver_not_any(PLUGGED.replace("driver: any", "driver: bridge"), "s.yaml:4:9:", "expected `any`")]
 #[case::builtin_name(PLUGGED.replace("name: pyplug", "name: macvlan"), "s.yaml:6:11:", "built-in driver's name")]
 #[case::odd_name(PLUGGED.replace("name: pyplug", "name: a/b"), "s.yaml:6:11:", "not a plugin name")]
 #[case::no_socket(PLUGGED.replace(" {socket}", ""), "s.yaml:7:10:", "never says where to listen")]
+#[case::open_quote(PLUGGED.replace(" none", " 'none"), "s.yaml:7:10:", "a quote it never closes")]
 #[case::unknown_key(PLUGGED.replace("    run:", "    cmd:"), "s.yaml:7:5:", "unknown field `cmd`")]
 fn plugin_errors_are_located(#[case] text: String, #[case] at: &str, #[case] message: &str) {
     let error = Scenario::parse(&text, "s.yaml")
