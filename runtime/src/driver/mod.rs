@@ -18,7 +18,7 @@ pub(crate) mod special;
 pub(crate) mod sublink;
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use drydock_netsim::Netns;
@@ -83,6 +83,15 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
         network: &'a str,
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Told of this node in a swarm, at `address` (libnetwork's `DiscoverNew` of
+    /// `NodeDiscovery` about itself): when the driver registers on a node of a swarm, and when
+    /// the node joins one while a driver of global connectivity is registered. A failure is
+    /// only logged, as dockerd does. Nothing for the built-ins (overlay learns its peers from
+    /// the control plane).
+    fn node_discovered<'a>(&'a self, _address: IpAddr) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 
     /// Asked after a container joined the endpoint, as dockerd asks for the port map a
     /// container shows (libnetwork `EndpointOperInfo`); a refusal fails the join. Nothing to

@@ -15,7 +15,7 @@ use crate::driver::bridge::{self, BRIDGE_NAME, MTU};
 use crate::driver::{Driver, NetworkRequest, Scope, special};
 use crate::firewall::NetworkRules;
 use crate::plugin::client::Client;
-use crate::plugin::{RemoteDriver, RemoteIpam};
+use crate::plugin::{IPAM_DRIVER, NETWORK_DRIVER, RemoteDriver, RemoteIpam};
 
 /// Options of the bridge driver that the engine's firewall applies.
 /// The option inspect shows with what carries a network's traffic, when its driver has a
@@ -76,21 +76,14 @@ impl Engine {
             name => name,
         };
         if driver == crate::driver::overlay::NAME {
-            if !is_builtin_ipam(&body.ipam.driver) {
-                return Err(EngineError::new(
-                    "IPAM plugins are not supported on swarm networks by drydock",
-                ));
-            }
             return self.create_swarm_network(body).await;
         }
         let driver = self.load_driver(driver).await?;
         if driver.capabilities().data_scope == crate::driver::Scope::Global {
-            // dockerd makes a global-scope driver's networks in the swarm only.
-            self.membership()?;
-            return Err(EngineError::new(format!(
-                "network driver {} has global scope: swarm networks of plugins are not supported yet (only overlay)",
-                driver.name()
-            )));
+            // dockerd hands a global-scope driver's networks to the swarm's managers, whose
+            // swarmkit takes managed (v2) plugins only; every plugin this engine finds is v1.
+            self.swarm_manager()?;
+            return Err(legacy_in_swarm(driver.name(), NETWORK_DRIVER));
         }
         let id = self.add_network(body, driver, false).await?;
         self.network_event(self.networks.len() - 1, "create", &[]);
@@ -112,6 +105,12 @@ impl Engine {
             }
         };
         self.drivers.insert(name.to_string(), driver.clone());
+        if let Some(membership) = &self.swarm {
+            driver.node_discovered(membership.node.addr).await;
+            if membership.node.manager {
+                driver.register_with_allocator().await;
+            }
+        }
         Ok(driver)
     }
 
@@ -147,6 +146,25 @@ impl Engine {
         let client = Client::new(address, self.options.plugin_patience);
         self.plugin_clients.insert(name.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// What swarmkit says of a swarm network's IPAM driver `name` (`validateDriver`): the
+    /// built-in is fine; a plugin it cannot find as an IPAM driver is an error of lookup, and
+    /// one it finds is a v1 plugin, which swarm mode refuses.
+    pub(super) async fn check_swarm_ipam(&mut self, name: &str) -> EngineResult<()> {
+        if is_builtin_ipam(name) {
+            return Ok(());
+        }
+        let found = match self.plugin_client(name) {
+            Ok(client) => client.activate(IPAM_DRIVER).await.is_ok(),
+            Err(_) => false,
+        };
+        match found {
+            true => Err(legacy_in_swarm(name, IPAM_DRIVER)),
+            false => Err(EngineError::new(format!(
+                "rpc error: code = InvalidArgument desc = error during lookup of plugin {name}"
+            ))),
+        }
     }
 
     /// The driver named `name`, with Docker's text for one there is not.
@@ -316,4 +334,10 @@ fn user_subnets(body: &NetworkCreate) -> UserSubnets {
         v4: subnets.iter().any(|s| !v6(s)),
         v6: subnets.iter().any(v6),
     }
+}
+/// swarmkit's refusal of a v1 plugin of type `kind` (`NetworkDriver`, `IpamDriver`).
+fn legacy_in_swarm(name: &str, kind: &str) -> EngineError {
+    EngineError::new(format!(
+        "rpc error: code = InvalidArgument desc = legacy plugin {name} of type {kind} is not supported in swarm mode"
+    ))
 }

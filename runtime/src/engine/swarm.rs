@@ -163,6 +163,7 @@ impl Engine {
         let overlay = Arc::new(Overlay::new(self.host.clone()));
         self.drivers
             .insert(overlay::NAME.to_string(), overlay.clone());
+        let addr = node.addr;
         self.swarm = Some(Membership {
             cluster,
             swarm,
@@ -171,6 +172,12 @@ impl Engine {
             overlay,
             watchers: BTreeMap::new(),
         });
+        // libnetwork's agent, once up, tells the drivers of global connectivity of the node.
+        let global = (self.drivers.values())
+            .filter(|d| d.capabilities().connectivity_scope == crate::driver::Scope::Global);
+        for driver in global {
+            driver.node_discovered(addr).await;
+        }
         self.ensure_gwbridge().await
     }
 

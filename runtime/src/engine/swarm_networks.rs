@@ -40,6 +40,17 @@ impl Engine {
             .ok_or_else(|| EngineError::new(NOT_A_MANAGER))
     }
 
+    /// This node, when it is a swarm manager; else Docker's refusal of a swarm network made
+    /// here.
+    pub(super) fn swarm_manager(&self) -> EngineResult<()> {
+        match self.membership()?.node.manager {
+            true => Ok(()),
+            false => Err(EngineError::new(
+                "Cannot create a multi-host network from a worker node. Please create the network from a manager node.",
+            )),
+        }
+    }
+
     /// `docker network create -d overlay` (managers only): made in the control plane, then
     /// here.
     pub(super) async fn create_swarm_network(
@@ -47,12 +58,8 @@ impl Engine {
         body: &NetworkCreate,
     ) -> EngineResult<String> {
         let id = super::swarm::swarm_id();
-        let membership = self.membership()?;
-        if !membership.node.manager {
-            return Err(EngineError::new(
-                "Cannot create a multi-host network from a worker node. Please create the network from a manager node.",
-            ));
-        }
+        self.swarm_manager()?;
+        self.check_swarm_ipam(&body.ipam.driver).await?;
         let config = body.ipam.config.first().cloned().unwrap_or_default();
         let parse = |text: Option<&str>| -> EngineResult<Option<IpNetwork>> {
             text.filter(|t| !t.is_empty())
@@ -87,7 +94,7 @@ impl Engine {
             labels: body.labels.clone(),
             user_subnet: subnet.is_some(),
         };
-        let cluster = membership.cluster.clone();
+        let cluster = self.membership()?.cluster.clone();
         let record = (cluster.create_network(record).await).map_err(EngineError::new)?;
         if !record.ingress
             && let Err(e) = self.instantiate(record.clone()).await

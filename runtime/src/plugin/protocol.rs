@@ -32,19 +32,24 @@ pub struct Capabilities {
     pub connectivity_scope: String,
 }
 
-/// One pool of a network (libnetwork `IPAMData`, as `driverapi` marshals it): CIDR strings.
+/// One pool of a network (libnetwork `IPAMData`, as `driverapi` marshals it, through a map:
+/// keys in order, none for what is not set): CIDR strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct PoolData {
     /// `LocalDefault`, `GlobalDefault`...
     pub address_space: String,
+    /// `--aux-address` names and addresses, with the prefix.
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub aux_addresses: BTreeMap<String, String>,
+    /// The gateway with the subnet's prefix, `172.18.0.1/16` (empty: none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
     /// The subnet, `172.18.0.0/16`.
     pub pool: String,
-    /// The gateway with the subnet's prefix, `172.18.0.1/16` (empty: none).
-    pub gateway: String,
-    /// `--aux-address` names and addresses, with the prefix.
-    #[serde(deserialize_with = "nullable")]
-    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// `NetworkDriver.CreateNetwork`.
@@ -336,6 +341,45 @@ pub struct AddressAnswer {
     pub data: BTreeMap<String, String>,
 }
 
+/// `NetworkDriver.DiscoverNew` of this node, as dockerd sends it in a swarm (libnetwork
+/// `DiscoveryNotification` of `discoverapi.NodeDiscovery`, 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeDiscovery {
+    /// 1.
+    pub discovery_type: u8,
+    /// The node.
+    pub discovery_data: NodeDiscoveryData,
+}
+
+/// libnetwork `discoverapi.NodeDiscoveryData`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeDiscoveryData {
+    /// Its data path address.
+    pub address: String,
+    /// The address its agent binds.
+    pub bind_address: String,
+    /// The node is the one the engine runs on.
+    #[serde(rename = "Self")]
+    pub is_self: bool,
+}
+
+impl NodeDiscovery {
+    /// This node at `address`: dockerd gives its advertised address as both (observed on
+    /// Docker 20.10).
+    pub fn of_self(address: std::net::IpAddr) -> Self {
+        NodeDiscovery {
+            discovery_type: 1,
+            discovery_data: NodeDiscoveryData {
+                address: address.to_string(),
+                bind_address: address.to_string(),
+                is_self: true,
+            },
+        }
+    }
+}
+
 /// The option of a `RequestAddress` for a network's gateway.
 pub const REQUEST_ADDRESS_TYPE: &str = "RequestAddressType";
 /// Its value (libnetwork `netlabel.Gateway`), and the key of a pool's gateway in its data.
@@ -454,6 +498,26 @@ pub fn decode_as_go<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pools and node discoveries in the bytes dockerd 20.10 sends (observed).
+    #[test]
+    fn pools_and_discoveries_are_written_as_dockerd_writes_them() {
+        let pool = PoolData {
+            address_space: "LocalDefault".into(),
+            pool: "172.19.0.0/16".into(),
+            gateway: "172.19.0.1/16".into(),
+            ..PoolData::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&pool).unwrap(),
+            r#"{"AddressSpace":"LocalDefault","Gateway":"172.19.0.1/16","Pool":"172.19.0.0/16"}"#
+        );
+        let discovery = NodeDiscovery::of_self("10.10.0.1".parse().unwrap());
+        assert_eq!(
+            serde_json::to_string(&discovery).unwrap(),
+            r#"{"DiscoveryType":1,"DiscoveryData":{"Address":"10.10.0.1","BindAddress":"10.10.0.1","Self":true}}"#
+        );
+    }
 
     /// Address calls as libnetwork's structs marshal: a request's nil options as `null`, a
     /// release without options.

@@ -121,6 +121,18 @@ impl RemoteDriver {
         })
     }
 
+    /// What a swarm manager's network allocator does when a plugin is activated there (it
+    /// keeps a registry of drivers of its own, as swarmkit does): asks for the capabilities
+    /// once more; a failure is only logged.
+    pub async fn register_with_allocator(&self) {
+        if let Err(e) = call::<Value>(&self.client, "GetCapabilities", None::<&()>).await {
+            tracing::warn!(
+                "driver {}: the swarm's allocator could not register it: {e}",
+                self.name
+            );
+        }
+    }
+
     fn endpoints(&self) -> MutexGuard<'_, BTreeMap<String, RemoteEndpoint>> {
         self.endpoints.lock().expect("remote driver state lock")
     }
@@ -330,6 +342,18 @@ impl Driver for RemoteDriver {
                 tracing::warn!("driver {}: giving {name} back as {source}: {e}", self.name);
             }
             Ok(())
+        })
+    }
+
+    fn node_discovered<'a>(&'a self, address: IpAddr) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let body = protocol::NodeDiscovery::of_self(address);
+            if let Err(e) = self.call::<Value>("DiscoverNew", &body).await {
+                tracing::warn!(
+                    "driver {}: Failed the node discovery in driver: {e}",
+                    self.name
+                );
+            }
         })
     }
 

@@ -1,13 +1,14 @@
 //! Swarm mode and the overlay driver: three engines in one process, sharing an in-process
 //! control plane, on one segment.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drydock_netsim::{Lab, Netns};
 use drydock_runtime::api::body::{NetworkCreate, SwarmInit, SwarmJoin};
 use drydock_runtime::cluster::MemoryHub;
 use drydock_runtime::engine::{ControlPlane, Engine, Options};
+use drydock_runtime::plugin::discovery::PluginDirs;
 
 /// h1 (manager), h2 and h3 (workers) at 10.10.0.1, .2, .3, in one swarm.
 async fn swarm() -> (Lab, Vec<Engine>) {
@@ -202,4 +203,122 @@ async fn without_a_swarm_an_overlay_is_refused() {
         "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
     );
     engines.remove(0).shutdown().await;
+}
+
+/// A network plugin on `socket` answering as a driver of `scope` that accepts every call, and
+/// recording each (`METHOD BODY`).
+fn recording_plugin(socket: &std::path::Path, scope: &'static str) -> Arc<Mutex<Vec<String>>> {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let kept = calls.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+        let kept = kept.clone();
+        async move {
+            let method = uri.path().trim_start_matches('/').to_string();
+            kept.lock()
+                .unwrap()
+                .push(format!("{method} {}", body.trim()));
+            match method.as_str() {
+                "Plugin.Activate" => r#"{"Implements":["NetworkDriver"]}"#.to_string(),
+                "NetworkDriver.GetCapabilities" => {
+                    format!(r#"{{"Scope":"{scope}","ConnectivityScope":"{scope}"}}"#)
+                }
+                _ => "{}".to_string(),
+            }
+        }
+    });
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    calls
+}
+
+/// What dockerd 20.10 tells network plugins of the node in a swarm (observed on Docker in the
+/// Python plugin's log of its calls, `tests/plugins/defective_driver.py`): a driver registered on a node of a swarm hears of the node (`DiscoverNew`), and a
+/// manager's network allocator asks for its capabilities again; a driver of global
+/// connectivity registered before the node joined hears of it when it joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_hear_of_their_node_in_a_swarm_as_dockerd_tells_them() {
+    if !crate::privileged() {
+        return;
+    }
+    let hosts = ["h1", "h2"];
+    let lab = Lab::build(crate::lan(&hosts)).await.unwrap();
+    let hub = Arc::new(MemoryHub::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut engines = Vec::new();
+    for host in hosts {
+        let sockets = dir.path().join(host);
+        std::fs::create_dir(&sockets).unwrap();
+        let options = Options {
+            host_resolvers: vec!["127.0.0.1".parse().unwrap()],
+            hostname: host.into(),
+            control_plane: ControlPlane::Hub(hub.clone()),
+            plugins: PluginDirs {
+                sockets,
+                specs: Vec::new(),
+            },
+            ..Options::default()
+        };
+        let engine = Engine::start(lab.host(host).unwrap(), options);
+        engines.push(engine.await.unwrap());
+    }
+    let local = recording_plugin(&dir.path().join("h1/loc.sock"), "local");
+    let global = recording_plugin(&dir.path().join("h2/glob.sock"), "global");
+    let network = |name: &str, driver: &str| NetworkCreate {
+        name: name.into(),
+        driver: driver.into(),
+        ..NetworkCreate::default()
+    };
+    // Off a swarm, the global driver is registered, and its network refused.
+    let refused = engines[1].create_network(&network("g1", "glob")).await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("not a swarm manager")
+    );
+    let init = SwarmInit {
+        advertise_addr: "10.10.0.1".into(),
+        ..SwarmInit::default()
+    };
+    engines[0].swarm_init(&init).await.unwrap();
+    let token = engines[0].swarm_inspect().unwrap()["JoinTokens"]["Worker"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let join = SwarmJoin {
+        remote_addrs: vec!["10.10.0.1:2377".into()],
+        join_token: token,
+        ..SwarmJoin::default()
+    };
+    engines[1].swarm_join(&join).await.unwrap();
+    engines[0]
+        .create_network(&network("l1", "loc"))
+        .await
+        .unwrap();
+
+    let heard = |at: &str| {
+        format!(
+            r#"NetworkDriver.DiscoverNew {{"DiscoveryType":1,"DiscoveryData":{{"Address":"{at}","BindAddress":"{at}","Self":true}}}}"#
+        )
+    };
+    let local = local.lock().unwrap().clone();
+    let methods: Vec<&str> = local.iter().map(|c| c.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        methods,
+        [
+            "Plugin.Activate",
+            "NetworkDriver.GetCapabilities",
+            "NetworkDriver.DiscoverNew",
+            "NetworkDriver.GetCapabilities",
+            "NetworkDriver.CreateNetwork"
+        ],
+        "{local:#?}"
+    );
+    assert_eq!(local[2], heard("10.10.0.1"));
+    let global = global.lock().unwrap().clone();
+    assert_eq!(global.len(), 3, "{global:#?}");
+    assert_eq!(global[2], heard("10.10.0.2"));
+    for engine in engines {
+        engine.shutdown().await;
+    }
 }
