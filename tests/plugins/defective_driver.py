@@ -15,7 +15,8 @@ JSON), planet-scope (GetCapabilities answers Scope "planet"), address-rewritten
 exist), garbage-endpoint (CreateEndpoint answers no JSON), leaky (DeleteEndpoint leaves the
 link), accepts-anything (CreateEndpoint of an unknown network succeeds), slow
 (GetCapabilities answers after 30 s), oper-info-refused (EndpointOperInfo answers an Err),
-no-oper-info (EndpointOperInfo is not served: 404); and some that are no defects:
+no-oper-info (EndpointOperInfo is not served: 404), ipam-manifest (Plugin.Activate lists
+IpamDriver too, whose calls it does not serve); and some that are no defects:
 global-scope (GetCapabilities answers Scope "global"), no-gateway (Join gives no gateway),
 no-gateway-service (nor the gateway service: DisableGatewayService), fixed-mac
 (CreateEndpoint gives each endpoint the MAC a0:b1:c2:d3:e4:f5, as moby's tests' plugin
@@ -67,7 +68,8 @@ def answer(method, request):
     if method == "Plugin.Activate":
         if "garbage-manifest" in DEFECTS:
             return 200, b"<html>not a manifest</html>"
-        return 200, json.dumps({"Implements": ["NetworkDriver"]}).encode()
+        kinds = ["NetworkDriver", "IpamDriver"] if "ipam-manifest" in DEFECTS else ["NetworkDriver"]
+        return 200, json.dumps({"Implements": kinds}).encode()
     if method == "NetworkDriver.GetCapabilities":
         scope = "planet" if "planet-scope" in DEFECTS else "global" if "global-scope" in DEFECTS else "local"
         return 200, json.dumps({"Scope": scope, "ConnectivityScope": scope}).encode()
@@ -143,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(30)
         with LOCK:  # calls come at once (threads); links and rules change one at a time
             status, reply = answer(method, request)
+            # What came and went, for the run's failure dump (its output is NAME.log).
+            print(method, json.dumps(request), "->", status, reply.decode(errors="replace"), flush=True)
         self.send_response(status)
         self.send_header("Content-Type", "application/vnd.docker.plugins.v1.2+json")
         self.send_header("Content-Length", str(len(reply)))

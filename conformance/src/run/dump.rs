@@ -1,6 +1,6 @@
 //! The failure dump: the state of each docker host and container when a check failed
-//! (addresses and routes over netlink, the engine's own view from the target), and the tail of
-//! each capture.
+//! (addresses and routes over netlink, the engine's own view from the target), the tail of each
+//! plugin's output, and the tail of each capture.
 
 use std::fmt::Write as _;
 
@@ -37,6 +37,7 @@ impl<T: Target> Execution<'_, T> {
                 dump.push_str(&network_state(netns).await);
             }
             let _ = writeln!(dump, "{}", self.target.dump(host).await);
+            dump.push_str(&self.plugin_logs(host));
         }
         for (host, name) in self.scene.containers.keys() {
             let _ = match self.scenario.hosts.len() > 1 {
@@ -65,5 +66,32 @@ impl<T: Target> Execution<'_, T> {
             }
         }
         dump
+    }
+
+    /// The tail of the output of each plugin the run started on `host` (what a plugin says of
+    /// the calls it got is often the first clue to its author).
+    fn plugin_logs(&self, host: &str) -> String {
+        let mut out = String::new();
+        let plugins = self.options.plugin.iter().chain(&self.scenario.plugins);
+        let Ok(dir) = self.target.plugins_dir(host) else {
+            return out;
+        };
+        for plugin in plugins {
+            let path = dir.join(format!("{}.log", plugin.name));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            let _ = writeln!(
+                out,
+                "== {host}: plugin {} output (last 30 lines)",
+                plugin.name
+            );
+            for line in tail {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out
     }
 }
