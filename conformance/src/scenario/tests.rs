@@ -171,7 +171,10 @@ fn plugins_and_any_driver_parse() {
 fn a_plugin_command_splits_as_a_shell_splits_words() {
     let run = r#"my\ plugin --name "a b" '{socket}' -v"#;
     let plugin = PluginRun::parse("p", run).unwrap();
-    assert_eq!(plugin.command, ["my plugin", "--name", "a b", SOCKET_WORD, "-v"]);
+    assert_eq!(
+        plugin.command,
+        ["my plugin", "--name", "a b", SOCKET_WORD, "-v"]
+    );
 }
 
 #[rstest]
