@@ -63,6 +63,14 @@ def open_forward():
         iptables("-I", "FORWARD", "-j", "PYPLUG")
 
 
+def log(*words):
+    """A line of output: each call and its answer, for a run's failure dump (NAME.log)."""
+    try:
+        print(*words, flush=True)
+    except OSError:  # nobody reads the output any more
+        pass
+
+
 def answer(method, request):
     """The answer to one call: (status, body as bytes)."""
     if method == "Plugin.Activate":
@@ -145,8 +153,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(30)
         with LOCK:  # calls come at once (threads); links and rules change one at a time
             status, reply = answer(method, request)
-            # What came and went, for the run's failure dump (its output is NAME.log).
-            print(method, json.dumps(request), "->", status, reply.decode(errors="replace"), flush=True)
+            log(method, json.dumps(request), "->", status, reply.decode(errors="replace"))
         self.send_response(status)
         self.send_header("Content-Type", "application/vnd.docker.plugins.v1.2+json")
         self.send_header("Content-Length", str(len(reply)))
