@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use drydock_conformance::plugin_check;
 use drydock_conformance::run::Options;
-use drydock_conformance::scenario::{PluginRun, SOCKET_WORD};
+use drydock_conformance::scenario::{DRYDOCK_WORD, PluginRun, SOCKET_WORD};
 use drydock_conformance::suite::{self, TargetKind};
 use drydock_netsim::Netns;
 use drydock_runtime::plugin::{PluginServer, SERVED, serve};
@@ -100,7 +100,7 @@ fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
         (Some(driver), _) => {
             let name = args.driver.clone().unwrap_or(format!("drydock-{driver}"));
             check_name(&name)?;
-            served(driver, &name)?
+            served(driver, &name)
         }
         (None, Some(run)) => {
             let name = args.driver.clone().context("--driver")?;
@@ -144,23 +144,16 @@ fn check_plugin(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// Built-in driver `driver` and the built-in IPAM served as plugin `name` by this program
 /// (`drydock plugin serve`), as a plugin to start.
-pub(crate) fn served(driver: &str, name: &str) -> anyhow::Result<PluginRun> {
-    let exe = std::env::current_exe().context("this program's path")?;
-    let command = [
-        &*exe.to_string_lossy(),
-        "plugin",
-        "serve",
-        "--driver",
-        driver,
-    ]
-    .into_iter()
-    .chain(["--ipam", "default", "--name", name, "--socket", SOCKET_WORD])
-    .map(str::to_string)
-    .collect();
-    Ok(PluginRun {
+pub(crate) fn served(driver: &str, name: &str) -> PluginRun {
+    let command = [DRYDOCK_WORD, "plugin", "serve", "--driver", driver]
+        .into_iter()
+        .chain(["--ipam", "default", "--name", name, "--socket", SOCKET_WORD])
+        .map(str::to_string)
+        .collect();
+    PluginRun {
         name: name.to_string(),
         command,
-    })
+    }
 }
 
 /// The protocol checks of the plugin at --socket (or found by --driver's name).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use drydock_netsim::{Lab, Netns};
 
-use crate::scenario::{PluginRun, SOCKET_WORD};
+use crate::scenario::{DRYDOCK_WORD, PluginRun, SOCKET_WORD};
 use crate::targets::Target;
 use crate::tied::Tied;
 
@@ -64,14 +64,23 @@ impl PluginRun {
             .iter()
             .map(|a| a.replace(SOCKET_WORD, &socket.to_string_lossy()));
         let output = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut command = netns.command(program, None);
+        let program = match program.as_str() {
+            DRYDOCK_WORD => std::env::current_exe().map_err(|e| format!("drydock's path: {e}"))?,
+            other => other.into(),
+        };
+        let mut command = netns.command(&program, None);
         command
             .args(args)
             .stdin(Stdio::null())
             .stdout(output.try_clone().map_err(|e| e.to_string())?)
             .stderr(output);
-        let mut process = Tied::spawn(command, "plugin-parent")
-            .map_err(|e| format!("cannot start plugin {} ({program}): {e}", self.name))?;
+        let mut process = Tied::spawn(command, "plugin-parent").map_err(|e| {
+            format!(
+                "cannot start plugin {} ({}): {e}",
+                self.name,
+                program.display()
+            )
+        })?;
         listening(&mut process, &socket, &log)
             .await
             .map_err(|why| format!("plugin {}: {why}", self.name))?;

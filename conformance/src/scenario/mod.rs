@@ -84,13 +84,18 @@ pub struct Scenario {
 /// The word of a plugin's command that stands for its socket's path.
 pub const SOCKET_WORD: &str = "{socket}";
 
+/// A plugin's program that stands for the drydock running the scenario (its drivers served as
+/// plugins: `{drydock} plugin serve --driver ipvlan ...`).
+pub const DRYDOCK_WORD: &str = "{drydock}";
+
 /// A network plugin to start on each docker host before the steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRun {
     /// Its name: `docker network create -d NAME`.
     pub name: String,
     /// Its command (paths relative to where drydock runs); [`SOCKET_WORD`] in an argument
-    /// stands for the socket it listens on.
+    /// stands for the socket it listens on, [`DRYDOCK_WORD`] as the program for drydock
+    /// itself.
     pub command: Vec<String>,
 }
 

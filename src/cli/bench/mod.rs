@@ -283,7 +283,7 @@ async fn reference_engine(
 /// drydock's bridge driver served as network plugin [`SERVED`] in the lab's host (`drydock
 /// plugin serve`, this program), its socket in `dir`.
 async fn serve_bridge(lab: &Lab, dir: &Path) -> anyhow::Result<Running> {
-    let plugin = crate::cli::plugin::served("bridge", SERVED)?;
+    let plugin = crate::cli::plugin::served("bridge", SERVED);
     plugin
         .start_in(host(lab)?, dir)
         .await
