@@ -21,7 +21,7 @@ use super::protocol::{
     AddressAnswer, AddressCall, AddressSpaces, Capabilities, CreateEndpoint, CreateEndpointAnswer,
     CreateNetwork, EndpointInterface, EndpointRef, Failure, GATEWAY, InterfaceName,
     IpamCapabilities, Join, JoinAnswer, MEDIA_TYPE, Manifest, NetworkRef, PoolRef,
-    REQUEST_ADDRESS_TYPE, ReleaseAddress, RequestPool, RequestPoolAnswer, read,
+    REQUEST_ADDRESS_TYPE, ReleaseAddress, RequestPool, RequestPoolAnswer, StaticRoute, read,
 };
 use crate::driver::sublink::{Kind, Sublink};
 use crate::driver::{Driver, Interface, bridge};
@@ -29,13 +29,15 @@ use crate::ipam::{Ipam, PoolId, PoolRequest};
 use crate::{firewall, mac};
 
 /// The drivers `drydock plugin serve` serves.
-pub const SERVED: [&str; 2] = ["bridge", "macvlan"];
+pub const SERVED: [&str; 3] = ["bridge", "macvlan", "ipvlan"];
 
 /// A built-in driver served as a plugin (and the built-in IPAM, when asked), and what dockerd
 /// made with them.
 #[derive(Debug)]
 pub struct PluginServer {
     driver: Arc<dyn Driver>,
+    /// Whether its endpoints get a MAC of their own (not ipvlan's: they share the parent's).
+    elects_mac: bool,
     host: Netns,
     state: Mutex<Made>,
     /// The built-in IPAM, when served.
@@ -51,8 +53,17 @@ type ServedIpam = (Ipam, BTreeMap<String, PoolId>);
 struct Made {
     /// Network id → its bridge on the docker host, if it has one.
     networks: BTreeMap<String, Option<String>>,
-    /// Endpoint id → whether it joined (its link exists).
-    endpoints: BTreeMap<String, bool>,
+    /// Endpoint id → what the server keeps of it.
+    endpoints: BTreeMap<String, ServedEndpoint>,
+}
+
+/// An endpoint made through the server.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServedEndpoint {
+    /// It joined: its link exists.
+    joined: bool,
+    /// It has an IPv6 address.
+    ipv6: bool,
 }
 
 impl PluginServer {
@@ -62,14 +73,19 @@ impl PluginServer {
         let driver: Arc<dyn Driver> = match driver {
             "bridge" => Arc::new(bridge::Bridge::staging(host.clone())),
             "macvlan" => Arc::new(Sublink::staging(Kind::Macvlan, host.clone())),
+            "ipvlan" => Arc::new(Sublink::staging(Kind::Ipvlan, host.clone())),
+            "overlay" => {
+                return Err("the overlay driver is not served: its networks are swarm networks, and dockerd 20.10 takes no v1 (socket) plugin in a swarm".into());
+            }
             other => {
                 return Err(format!(
-                    "the {other} driver is not served as a plugin yet: served are {}",
+                    "the {other} driver is not served: served are {}",
                     SERVED.join(", ")
                 ));
             }
         };
         Ok(Arc::new(Self {
+            elects_mac: driver.name() != "ipvlan",
             driver,
             host,
             state: Mutex::new(Made::default()),
@@ -224,7 +240,8 @@ impl PluginServer {
     }
 
     /// The endpoint, with the MAC its driver elects from the engine's address (given to the
-    /// engine when it had none).
+    /// engine when it had none); an ipvlan endpoint has the parent's, which dockerd never
+    /// sets.
     async fn create_endpoint(&self, call: CreateEndpoint) -> Result<CreateEndpointAnswer, String> {
         if self.made().endpoints.contains_key(&call.endpoint_id) {
             return Ok(CreateEndpointAnswer::default());
@@ -242,50 +259,77 @@ impl PluginServer {
             "" => None,
             text => Some(mac::parse(text).ok_or_else(|| format!("{text} is not a MAC address"))?),
         };
-        let elected = bridge::elect_mac(&Interface {
-            addresses: addresses.clone(),
-            mac,
+        let elected = (self.elects_mac).then(|| {
+            bridge::elect_mac(&Interface {
+                addresses: addresses.clone(),
+                mac,
+            })
         });
+        let ipv6 = addresses.iter().any(IpNetwork::is_ipv6);
         // The driver stages the link: no address here, dockerd gives them once it moved it.
         let interface = Interface {
             addresses,
-            mac: Some(elected),
+            mac: elected.or(mac),
         };
         let made = self
             .driver
             .create_endpoint(&call.network_id, &call.endpoint_id, &interface);
         made.await.map_err(|e| e.to_string())?;
-        self.made().endpoints.insert(call.endpoint_id, false);
-        let chosen = (mac.is_none()).then(|| EndpointInterface {
-            mac_address: mac::text(elected),
-            ..EndpointInterface::default()
-        });
+        let served = ServedEndpoint {
+            joined: false,
+            ipv6,
+        };
+        self.made().endpoints.insert(call.endpoint_id, served);
+        let chosen = elected
+            .filter(|_| mac.is_none())
+            .map(|elected| EndpointInterface {
+                mac_address: mac::text(elected),
+                ..EndpointInterface::default()
+            });
         Ok(CreateEndpointAnswer { interface: chosen })
     }
 
-    /// The endpoint's link, in the docker host's namespace, for dockerd to move.
+    /// The endpoint's link, in the docker host's namespace, for dockerd to move. An endpoint
+    /// that declines the gateway service (routed ipvlan) gets connected default routes
+    /// instead, as libnetwork's ipvlan asks for them: IPv4 always, IPv6 with an address.
     async fn join(&self, call: Join) -> Result<JoinAnswer, String> {
         let name = link_name(&call.endpoint_id);
         let joined = self
             .driver
             .join(&call.network_id, &call.endpoint_id, &self.host, &name);
         let info = joined.await.map_err(|e| e.to_string())?;
-        self.made().endpoints.insert(call.endpoint_id, true);
+        let ipv6 = {
+            let mut made = self.made();
+            let served = made.endpoints.entry(call.endpoint_id).or_default();
+            served.joined = true;
+            served.ipv6
+        };
+        let connected = |destination: &str| StaticRoute {
+            destination: destination.into(),
+            route_type: 1,
+            next_hop: String::new(),
+        };
+        let static_routes = match (info.disable_gateway_service, ipv6) {
+            (false, _) => Vec::new(),
+            (true, false) => vec![connected("0.0.0.0/0")],
+            (true, true) => vec![connected("0.0.0.0/0"), connected("::/0")],
+        };
         Ok(JoinAnswer {
+            static_routes,
+            disable_gateway_service: info.disable_gateway_service,
             interface_name: Some(InterfaceName {
                 src_name: name,
                 dst_prefix: "eth".into(),
             }),
             gateway: info.gateway4.map(|g| g.to_string()).unwrap_or_default(),
             gateway_ipv6: info.gateway6.map(|g| g.to_string()).unwrap_or_default(),
-            ..JoinAnswer::default()
         })
     }
 
     /// Removes the endpoint's link (dockerd moved it back out of the container after `Leave`).
     async fn delete_endpoint(&self, call: EndpointRef) -> Result<serde_json::Value, String> {
-        let joined = self.made().endpoints.get(&call.endpoint_id).copied();
-        if joined == Some(true) {
+        let served = self.made().endpoints.get(&call.endpoint_id).copied();
+        if served.is_some_and(|s| s.joined) {
             let left = self.driver.leave(&call.network_id, &call.endpoint_id);
             left.await.map_err(|e| e.to_string())?;
         }
@@ -511,8 +555,16 @@ mod tests {
     #[test]
     fn only_served_drivers_are_served_and_links_are_named_from_the_endpoint() {
         let host = Netns::open("/proc/self/ns/net").unwrap();
-        let refused = PluginServer::new("ipvlan", false, host).unwrap_err();
-        assert!(refused.contains("not served as a plugin yet"), "{refused}");
+        let refused = PluginServer::new("overlay", false, host.clone()).unwrap_err();
+        assert!(
+            refused.contains("no v1 (socket) plugin in a swarm"),
+            "{refused}"
+        );
+        let refused = PluginServer::new("host", false, host).unwrap_err();
+        assert!(
+            refused.contains("served are bridge, macvlan, ipvlan"),
+            "{refused}"
+        );
         assert_eq!(link_name("0123456789abcdef"), "dd0123456789");
     }
 }
