@@ -225,6 +225,7 @@ impl Driver for Bridge {
 impl Bridge {
     /// The network `request` asks for, with Docker's checks of its options and bridge name.
     fn configure(&self, request: &NetworkRequest) -> Result<BridgeNetwork, DriverError> {
+        super::check_ipv4_pool(request)?;
         let mtu = match request.options.get(MTU) {
             None => DEFAULT_MTU,
             Some(v) => v.parse().map_err(|_| {

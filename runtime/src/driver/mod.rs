@@ -127,6 +127,15 @@ pub trait Driver: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// libnetwork's built-in drivers' first check of a new network: an IPv4 pool, and not the null
+/// IPAM's `0.0.0.0/0`.
+pub(crate) fn check_ipv4_pool(request: &NetworkRequest) -> Result<(), DriverError> {
+    match request.pools.iter().find(|p| p.subnet.is_ipv4()) {
+        Some(pool) if pool.subnet.prefix() > 0 => Ok(()),
+        _ => Err(DriverError::Refused("ipv4 pool is empty".into())),
+    }
+}
+
 /// The built-in drivers of an engine on the docker host `host`.
 pub(crate) fn builtins(host: &Netns) -> Vec<Arc<dyn Driver>> {
     vec![
@@ -183,6 +192,9 @@ pub struct NetworkRequest {
     pub options: std::collections::BTreeMap<String, String>,
     /// Its IPAM pools, IPv4 first; none for host and null.
     pub pools: Vec<IpamData>,
+    /// The address space of those pools as their IPAM names it (`LocalDefault`, `null`...),
+    /// which a remote driver is told.
+    pub address_space: String,
     /// `--internal` (libnetwork passes it to drivers as `netlabel.Internal`).
     pub internal: bool,
     /// `--ipv6` (`netlabel.EnableIPv6`).

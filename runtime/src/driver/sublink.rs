@@ -208,6 +208,7 @@ impl Driver for Sublink {
         request: &'a NetworkRequest,
     ) -> BoxFuture<'a, Result<NetworkInfo, DriverError>> {
         Box::pin(async move {
+            super::check_ipv4_pool(request)?;
             let mut links = self.parse(request)?;
             let mut parent = request.options.get(PARENT).cloned().unwrap_or_default();
             if parent == "lo" {

@@ -149,10 +149,11 @@ impl Engine {
     }
 
     /// What swarmkit says of a swarm network's IPAM driver `name` (`validateDriver`): the
-    /// built-in is fine; a plugin it cannot find as an IPAM driver is an error of lookup, and
+    /// default is fine; a plugin it cannot find as an IPAM driver is an error of lookup, and
     /// one it finds is a v1 plugin, which swarm mode refuses.
     pub(super) async fn check_swarm_ipam(&mut self, name: &str) -> EngineResult<()> {
-        if is_builtin_ipam(name) {
+        // swarmkit knows the default IPAM only: even null is looked up as a plugin.
+        if matches!(name, "" | "default") {
             return Ok(());
         }
         let found = match self.plugin_client(name) {
@@ -207,6 +208,7 @@ impl Engine {
             internal: body.internal,
             ipv6: body.enable_ipv6,
             pools: pools.ipam_data(&self.ipam),
+            address_space: pools.address_space(driver.capabilities().data_scope == Scope::Local),
         };
         let info = match driver.create_network(&request).await {
             Ok(info) => info,
@@ -321,7 +323,7 @@ fn bool_option(options: &BTreeMap<String, String>, key: &str, default: bool) -> 
 
 /// Whether `name` is the built-in IPAM's (`default`, or none given).
 fn is_builtin_ipam(name: &str) -> bool {
-    matches!(name, "" | "default")
+    matches!(name, "" | "default" | super::pools::NULL_IPAM)
 }
 
 /// Which families of a create request have a subnet the user gave.

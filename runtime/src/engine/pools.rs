@@ -42,7 +42,21 @@ pub(crate) enum Pools {
     BuiltIn(Vec<PoolId>),
     /// An IPAM plugin.
     Plugin(PluginPools),
+    /// The null IPAM (`--ipam-driver null`, libnetwork `ipams/null`): one IPv4 pool,
+    /// `0.0.0.0/0`, that gives no address, not even a gateway; for drivers that address their
+    /// endpoints themselves (the built-in ones refuse it: "ipv4 pool is empty").
+    Null,
 }
+
+/// The built-in IPAM's address spaces (libnetwork `ipamapi`).
+pub(crate) const LOCAL_DEFAULT: &str = "LocalDefault";
+/// Of global-scope networks.
+pub(crate) const GLOBAL_DEFAULT: &str = "GlobalDefault";
+
+/// The null IPAM's name (and address space) and its one pool.
+pub(crate) const NULL_IPAM: &str = "null";
+const NULL_POOL: IpNetwork =
+    IpNetwork::V4(ipnetwork::Ipv4Network::new_checked(Ipv4Addr::UNSPECIFIED, 0).unwrap());
 
 /// A network's pools from an IPAM plugin.
 #[derive(Debug, Clone)]
@@ -79,6 +93,10 @@ impl Pools {
                     }),
                 })
                 .collect(),
+            Pools::Null => vec![IpamData {
+                subnet: NULL_POOL,
+                gateway: None,
+            }],
             Pools::Plugin(plugin) => (plugin.pools.iter())
                 .map(|pool| IpamData {
                     subnet: pool.subnet,
@@ -88,11 +106,23 @@ impl Pools {
         }
     }
 
+    /// The address space of the pools, as their IPAM names it: the built-in IPAM's local or
+    /// global default, a plugin's own, the null IPAM's `null`.
+    pub(crate) fn address_space(&self, local: bool) -> String {
+        match (self, local) {
+            (Pools::BuiltIn(_), true) => LOCAL_DEFAULT.into(),
+            (Pools::BuiltIn(_), false) => GLOBAL_DEFAULT.into(),
+            (Pools::Plugin(plugin), local) => plugin.ipam.address_space(local).into(),
+            (Pools::Null, _) => NULL_IPAM.into(),
+        }
+    }
+
     /// `IPAM.Driver` in inspect.
     pub(crate) fn driver_name(&self) -> &str {
         match self {
             Pools::BuiltIn(_) => "default",
             Pools::Plugin(plugin) => plugin.ipam.name(),
+            Pools::Null => NULL_IPAM,
         }
     }
 }
@@ -110,6 +140,9 @@ impl Engine {
         plugin: Option<Arc<RemoteIpam>>,
     ) -> EngineResult<Pools> {
         let requests = pool_requests(body, bridge)?;
+        if body.ipam.driver == NULL_IPAM {
+            return null_pools(&requests, body.enable_ipv6);
+        }
         let Some(ipam) = plugin else {
             return self.request_builtin_pools(requests, body.enable_ipv6);
         };
@@ -162,6 +195,7 @@ impl Engine {
         match pools {
             Pools::BuiltIn(ids) => ids.iter().for_each(|id| self.ipam.release_pool(*id)),
             Pools::Plugin(plugin) => release_plugin_pools(&plugin.ipam, &plugin.pools).await,
+            Pools::Null => {}
         }
     }
 
@@ -197,6 +231,7 @@ impl Engine {
                 Pools::Plugin(plugin) => {
                     (assign_from_plugin(plugin, v6, want, mac).await).map_err(EngineError::new)
                 }
+                Pools::Null => Ok(None),
             };
             match address {
                 Ok(address) => assigned.extend(address),
@@ -271,8 +306,25 @@ impl Engine {
                 }
             }
             Pools::Plugin(plugin) => release_from_plugin(plugin, addresses).await,
+            Pools::Null => {}
         }
     }
+}
+
+/// The null IPAM's answer to a new network's pool requests, in libnetwork's order (IPv4
+/// first): a subnet asked for is refused, and so is IPv6.
+fn null_pools(requests: &[PoolRequest], ipv6: bool) -> EngineResult<Pools> {
+    if requests.iter().any(|r| r.subnet.is_some()) {
+        return Err(EngineError::new(
+            "null ipam driver does not handle specific address pool requests",
+        ));
+    }
+    if ipv6 {
+        return Err(EngineError::new(
+            "null ipam driver does not handle IPv6 address pool pool requests",
+        ));
+    }
+    Ok(Pools::Null)
 }
 
 /// The pools a create request asks for: one per configured subnet (IPv6 ones only with
@@ -587,6 +639,7 @@ mod tests {
 
     use super::*;
     use crate::api::body::{Ipam as IpamBody, IpamConfig};
+    use crate::driver::NetworkRequest;
     use crate::plugin::client::{Address, Client, Patience};
 
     /// What the fake plugin answers an `IpamDriver` call: a status and a body.
@@ -933,6 +986,43 @@ mod tests {
                 "ReleaseAddress 10.82.0.0/24 10.82.0.5",
             ]
         );
+    }
+
+    #[test]
+    fn the_null_ipam_takes_no_subnet_nor_ipv6_and_gives_its_one_pool() {
+        let subnet = PoolRequest {
+            subnet: Some("10.5.0.0/24".parse().unwrap()),
+            ..PoolRequest::default()
+        };
+        let refused = null_pools(&[subnet], false).unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "null ipam driver does not handle specific address pool requests"
+        );
+        let refused = null_pools(&[], true).unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "null ipam driver does not handle IPv6 address pool pool requests"
+        );
+        let pools = null_pools(&[], false).unwrap();
+        let data = pools.ipam_data(&Ipam::new());
+        assert_eq!(data.len(), 1);
+        assert_eq!(data[0].subnet.to_string(), "0.0.0.0/0");
+        assert_eq!(data[0].gateway, None);
+        assert_eq!(
+            (pools.driver_name(), pools.address_space(true).as_str()),
+            ("null", "null")
+        );
+        let request = NetworkRequest {
+            id: "n".into(),
+            options: BTreeMap::new(),
+            pools: data,
+            address_space: pools.address_space(true),
+            internal: false,
+            ipv6: false,
+        };
+        let refused = crate::driver::check_ipv4_pool(&request).unwrap_err();
+        assert_eq!(refused.to_string(), "ipv4 pool is empty");
     }
 
     #[test]

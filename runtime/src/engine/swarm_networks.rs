@@ -146,6 +146,7 @@ impl Engine {
                 subnet: record.subnet,
                 gateway: IpNetwork::new(record.gateway, record.subnet.prefix()).ok(),
             }],
+            address_space: super::pools::GLOBAL_DEFAULT.into(),
             internal: record.internal,
             ipv6: false,
         };

@@ -100,10 +100,12 @@ impl CreateNetwork {
             };
             pools.push(IpamData { subnet, gateway });
         }
+        let space = self.ipv4_data.first().map(|p| p.address_space.clone());
         Ok(NetworkRequest {
             id: self.network_id.clone(),
             options,
             pools,
+            address_space: space.unwrap_or_default(),
             internal: self.options.get(INTERNAL).and_then(Value::as_bool) == Some(true),
             ipv6: self.options.get(ENABLE_IPV6).and_then(Value::as_bool) == Some(true),
         })

@@ -190,7 +190,7 @@ impl Driver for RemoteDriver {
                 (request.pools.iter())
                     .filter(|p| p.subnet.is_ipv6() == v6)
                     .map(|p| PoolData {
-                        address_space: "LocalDefault".into(),
+                        address_space: request.address_space.clone(),
                         pool: p.subnet.to_string(),
                         gateway: p.gateway.map(|g| g.to_string()).unwrap_or_default(),
                         aux_addresses: BTreeMap::new(),
