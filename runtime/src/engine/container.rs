@@ -916,7 +916,15 @@ impl Engine {
                 Err(e) => Err(e),
             };
             if let Err(e) = plugged {
+                // Taken back as a disconnect would: the endpoint, then the container's way out
+                // and published ports as its other networks give them.
                 self.remove_endpoint(index, &net_id).await;
+                if let Err(again) = self.refresh_gwbridge(index).await {
+                    tracing::warn!("rolling back a connect: {again}");
+                }
+                if let Err(again) = self.route_and_publish(index).await {
+                    tracing::warn!("rolling back a connect: {again}");
+                }
                 return Err(e);
             }
         }

@@ -5,6 +5,7 @@ mod firewall;
 mod ipvlan;
 mod macvlan;
 mod overlay;
+mod plugin;
 mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
