@@ -431,10 +431,10 @@ impl Driver for Sublink {
             }
             if links.routed() {
                 // Routed ipvlan: `default dev ethN`, and no gateway (libnetwork
-                // `DisableGatewayService`).
+                // `DisableGatewayService`); on an internal network neither.
                 return Ok(JoinInfo {
                     interface: Some(ifname.to_string()),
-                    disable_gateway_service: true,
+                    disable_gateway_service: !internal,
                     ..JoinInfo::default()
                 });
             }

@@ -70,10 +70,17 @@ impl PluginServer {
     /// Built-in driver `driver` serving networks in `host`, the docker host's namespace; with
     /// `ipam`, the built-in IPAM too (Docker 20.10's default pools), under the same name.
     pub fn new(driver: &str, ipam: bool, host: Netns) -> Result<Arc<Self>, String> {
-        let driver: Arc<dyn Driver> = match driver {
-            "bridge" => Arc::new(bridge::Bridge::staging(host.clone())),
-            "macvlan" => Arc::new(Sublink::staging(Kind::Macvlan, host.clone())),
-            "ipvlan" => Arc::new(Sublink::staging(Kind::Ipvlan, host.clone())),
+        let (driver, elects_mac): (Arc<dyn Driver>, bool) = match driver {
+            "bridge" => (Arc::new(bridge::Bridge::staging(host.clone())), true),
+            "macvlan" => (
+                Arc::new(Sublink::staging(Kind::Macvlan, host.clone())),
+                true,
+            ),
+            // Its endpoints share their parent's MAC.
+            "ipvlan" => (
+                Arc::new(Sublink::staging(Kind::Ipvlan, host.clone())),
+                false,
+            ),
             "overlay" => {
                 return Err("the overlay driver is not served: its networks are swarm networks, and dockerd 20.10 takes no v1 (socket) plugin in a swarm".into());
             }
@@ -85,7 +92,7 @@ impl PluginServer {
             }
         };
         Ok(Arc::new(Self {
-            elects_mac: driver.name() != "ipvlan",
+            elects_mac,
             driver,
             host,
             state: Mutex::new(Made::default()),
