@@ -323,6 +323,14 @@ async fn lifecycle(s: &mut Session<'_>, netns: &Netns) -> Result<(), String> {
     }
     let asked = endpoint(NETWORK, ENDPOINT);
     if let Err(why) = s.ok("NetworkDriver.EndpointOperInfo", Some(&asked)).await {
+        // Taken down still, so that the checks after this one find the plugin clean.
+        for (method, body) in [
+            ("NetworkDriver.Leave", asked.clone()),
+            ("NetworkDriver.DeleteEndpoint", asked.clone()),
+            ("NetworkDriver.DeleteNetwork", json!({"NetworkID": NETWORK})),
+        ] {
+            let _ = s.call(method, Some(&body)).await;
+        }
         return Err(format!(
             "{why} (dockerd asks after every join and fails the container's start with \"Updating join info failed\")"
         ));

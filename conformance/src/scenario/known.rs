@@ -11,7 +11,10 @@ pub(super) const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 /// The networks a docker host gets in a swarm: the routing mesh's overlay and the bridge its
 /// overlay sandboxes reach the outside through (which any host gets once a container's
 /// networks give it no gateway).
-pub(super) const SWARM_NETWORKS: [&str; 2] = ["ingress", "docker_gwbridge"];
+pub(super) const SWARM_NETWORKS: [&str; 2] = ["ingress", GWBRIDGE];
+
+/// The bridge network a container's way out goes through when its networks give no gateway.
+const GWBRIDGE: &str = "docker_gwbridge";
 
 /// What a scenario's hosts and steps make, as far as the file tells: the names expectations and
 /// captures may use.
@@ -84,7 +87,7 @@ impl Known {
             ));
         };
         // docker_gwbridge comes wherever a container's networks give it no gateway.
-        if networks.contains(name) || name == SWARM_NETWORKS[1] {
+        if networks.contains(name) || name == GWBRIDGE {
             Ok(())
         } else {
             Err(format!(

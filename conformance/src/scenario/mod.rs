@@ -85,7 +85,8 @@ pub struct Scenario {
 pub const SOCKET_WORD: &str = "{socket}";
 
 /// A plugin's program that stands for the drydock running the scenario (its drivers served as
-/// plugins: `{drydock} plugin serve --driver ipvlan ...`).
+/// plugins: `{drydock} plugin serve --driver ipvlan ...`): this process's own executable, so a
+/// program that runs scenarios through the library must be drydock itself for it.
 pub const DRYDOCK_WORD: &str = "{drydock}";
 
 /// A network plugin to start on each docker host before the steps.

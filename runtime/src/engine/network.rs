@@ -114,10 +114,10 @@ impl Engine {
         Ok(driver)
     }
 
-    /// The IPAM plugin named `name` (none for the built-in, `default`), found in the engine's
-    /// plugin folders, activated and registered, and kept (as dockerd keeps it).
+    /// The IPAM plugin named `name` (none for the engine's own: `default` and `null`), found in
+    /// the engine's plugin folders, activated and registered, and kept (as dockerd keeps it).
     async fn load_ipam(&mut self, name: &str) -> EngineResult<Option<Arc<RemoteIpam>>> {
-        if is_builtin_ipam(name) {
+        if is_engine_ipam(name) {
             return Ok(None);
         }
         if let Some(ipam) = self.ipams.get(name) {
@@ -321,8 +321,9 @@ fn bool_option(options: &BTreeMap<String, String>, key: &str, default: bool) -> 
     }
 }
 
-/// Whether `name` is the built-in IPAM's (`default`, or none given).
-fn is_builtin_ipam(name: &str) -> bool {
+/// Whether IPAM `name` is one of the engine's own, no plugin: the default (`default`, or none
+/// given) or the null IPAM.
+fn is_engine_ipam(name: &str) -> bool {
     matches!(name, "" | "default" | super::pools::NULL_IPAM)
 }
 
@@ -337,6 +338,7 @@ fn user_subnets(body: &NetworkCreate) -> UserSubnets {
         v6: subnets.iter().any(v6),
     }
 }
+
 /// swarmkit's refusal of a v1 plugin of type `kind` (`NetworkDriver`, `IpamDriver`).
 fn legacy_in_swarm(name: &str, kind: &str) -> EngineError {
     EngineError::new(format!(

@@ -232,9 +232,10 @@ fn recording_plugin(socket: &std::path::Path, scope: &'static str) -> Arc<Mutex<
 }
 
 /// What dockerd 20.10 tells network plugins of the node in a swarm (observed on Docker in the
-/// Python plugin's log of its calls, `tests/plugins/defective_driver.py`): a driver registered on a node of a swarm hears of the node (`DiscoverNew`), and a
-/// manager's network allocator asks for its capabilities again; a driver of global
-/// connectivity registered before the node joined hears of it when it joins.
+/// Python plugin's log of its calls, `tests/plugins/defective_driver.py`): a driver registered
+/// on a node of a swarm hears of the node (`DiscoverNew`), and a manager's network allocator
+/// asks for its capabilities again; a driver of global connectivity registered before the
+/// node joined hears of it when it joins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_hear_of_their_node_in_a_swarm_as_dockerd_tells_them() {
     if !crate::privileged() {
