@@ -29,6 +29,12 @@ async fn swarm() -> (Lab, Vec<Engine>) {
                 .unwrap(),
         );
     }
+    form_swarm(&mut engines).await;
+    (lab, engines)
+}
+
+/// The first engine (at 10.10.0.1) inits a swarm; the others join it as workers.
+async fn form_swarm(engines: &mut [Engine]) {
     let init = SwarmInit {
         advertise_addr: "10.10.0.1".into(),
         ..SwarmInit::default()
@@ -46,7 +52,6 @@ async fn swarm() -> (Lab, Vec<Engine>) {
         };
         engine.swarm_join(&join).await.unwrap();
     }
-    (lab, engines)
 }
 
 fn overlay(name: &str, attachable: bool) -> NetworkCreate {
@@ -277,21 +282,7 @@ async fn plugins_hear_of_their_node_in_a_swarm_as_dockerd_tells_them() {
             .to_string()
             .contains("not a swarm manager")
     );
-    let init = SwarmInit {
-        advertise_addr: "10.10.0.1".into(),
-        ..SwarmInit::default()
-    };
-    engines[0].swarm_init(&init).await.unwrap();
-    let token = engines[0].swarm_inspect().unwrap()["JoinTokens"]["Worker"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let join = SwarmJoin {
-        remote_addrs: vec!["10.10.0.1:2377".into()],
-        join_token: token,
-        ..SwarmJoin::default()
-    };
-    engines[1].swarm_join(&join).await.unwrap();
+    form_swarm(&mut engines).await;
     engines[0]
         .create_network(&network("l1", "loc"))
         .await
