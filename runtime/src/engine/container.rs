@@ -916,13 +916,8 @@ impl Engine {
                 Err(e) => Err(e),
             };
             if let Err(e) = plugged {
-                // Taken back as a disconnect would: the endpoint, then the container's way out
-                // and published ports as its other networks give them.
-                self.remove_endpoint(index, &net_id).await;
-                if let Err(again) = self.refresh_gwbridge(index).await {
-                    tracing::warn!("rolling back a connect: {again}");
-                }
-                if let Err(again) = self.route_and_publish(index).await {
+                // Taken back as a disconnect would.
+                if let Err(again) = self.leave_network(index, &net_id).await {
                     tracing::warn!("rolling back a connect: {again}");
                 }
                 return Err(e);
@@ -937,6 +932,14 @@ impl Engine {
             self.connected_event(index, &net_id);
         }
         Ok(())
+    }
+
+    /// Takes running container `index` off network `network`: its endpoint, then its way out
+    /// (docker_gwbridge, default route, published ports) as its other networks give it.
+    async fn leave_network(&mut self, index: usize, network: &str) -> EngineResult<()> {
+        self.remove_endpoint(index, network).await;
+        self.refresh_gwbridge(index).await?;
+        self.route_and_publish(index).await
     }
 
     /// `docker network disconnect [-f]`.
@@ -976,10 +979,8 @@ impl Engine {
         };
         self.containers[index].attachments.remove(position);
         if running {
-            self.remove_endpoint(index, &net_id).await;
-            self.refresh_gwbridge(index).await?;
+            self.leave_network(index, &net_id).await?;
             self.refresh_dns();
-            self.route_and_publish(index).await?;
             self.write_files(index)?;
         }
         if let Ok(n) = self.network_index(&net_id) {
