@@ -348,12 +348,7 @@ impl Driver for RemoteDriver {
     fn node_discovered<'a>(&'a self, address: IpAddr) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let body = protocol::NodeDiscovery::of_self(address);
-            if let Err(e) = self.call::<Value>("DiscoverNew", &body).await {
-                tracing::warn!(
-                    "driver {}: Failed the node discovery in driver: {e}",
-                    self.name
-                );
-            }
+            self.call_logged("DiscoverNew", &body).await;
         })
     }
 
