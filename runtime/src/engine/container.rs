@@ -487,15 +487,12 @@ impl Engine {
     /// container's own inspect does not show; when one of them gives one again, that endpoint
     /// goes.
     async fn refresh_gwbridge(&mut self, index: usize) -> EngineResult<()> {
-        let gwbridge = (self.networks.iter())
-            .find(|n| n.name == super::swarm_networks::GWBRIDGE)
-            .map(|n| n.id.clone());
-        let joined =
-            (gwbridge.as_ref()).filter(|id| self.containers[index].endpoints.contains_key(*id));
-        match (self.needs_default_gateway(index), joined) {
+        match (
+            self.needs_default_gateway(index),
+            self.gwbridge_joined(index),
+        ) {
             (true, None) => {}
             (false, Some(id)) => {
-                let id = id.clone();
                 self.remove_endpoint(index, &id).await;
                 return Ok(());
             }
@@ -512,18 +509,27 @@ impl Engine {
         Ok(())
     }
 
+    /// The id of `docker_gwbridge` when container `index` has an endpoint there.
+    fn gwbridge_joined(&self, index: usize) -> Option<String> {
+        let endpoints = &self.containers[index].endpoints;
+        (self.networks.iter())
+            .find(|n| n.name == super::swarm_networks::GWBRIDGE)
+            .map(|n| n.id.clone())
+            .filter(|id| endpoints.contains_key(id))
+    }
+
     /// dockerd's `updateJoinInfo` after container `index` joined `network`: the endpoint's
     /// driver is asked for its operational info, or docker_gwbridge's when the container has
     /// an endpoint there (libnetwork's `DriverInfo`). A refusal fails the join with dockerd's
     /// words.
     async fn ask_join_info(&self, index: usize, network: &str) -> EngineResult<()> {
+        if self.gwbridge_joined(index).is_some() {
+            return Ok(());
+        }
         let endpoints = &self.containers[index].endpoints;
-        let gwbridge_joined = (self.networks.iter())
-            .any(|n| n.name == super::swarm_networks::GWBRIDGE && endpoints.contains_key(&n.id));
-        let (Some(endpoint), Some(n), false) = (
+        let (Some(endpoint), Some(n)) = (
             endpoints.get(network),
             self.networks.iter().find(|n| n.id == network),
-            gwbridge_joined,
         ) else {
             return Ok(());
         };
